@@ -1,0 +1,171 @@
+// Package store is replayvault's access to AlloyDB (PostgreSQL): the pool, the
+// transaction helper, the embedded migrations and the hand-written SQL of each
+// function's queries.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"cloud.google.com/go/alloydbconn"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/replayvault/replayvault/shared/config"
+)
+
+// ErrUnavailable marks a database failure worth retrying later: the caller
+// should answer 503 (or nack) rather than 500.
+var ErrUnavailable = errors.New("database unavailable")
+
+// DB is a pool of connections plus the per-call timeout.
+type DB struct {
+	Pool    *pgxpool.Pool
+	timeout time.Duration
+	closers []func() error
+}
+
+// Open connects with cfg: DATABASE_URL if set, otherwise AlloyDB through the
+// connector with IAM authentication.
+func Open(ctx context.Context, cfg config.DB) (*DB, error) {
+	db := &DB{timeout: cfg.DBTimeout}
+	var pcfg *pgxpool.Config
+	var err error
+	if cfg.DatabaseURL != "" {
+		pcfg, err = pgxpool.ParseConfig(cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+		}
+	} else {
+		dialer, err := alloydbconn.NewDialer(ctx, alloydbconn.WithIAMAuthN())
+		if err != nil {
+			return nil, fmt.Errorf("alloydb dialer: %w", err)
+		}
+		db.closers = append(db.closers, dialer.Close)
+		// The connector handles TLS and the IAM token; the password is unused.
+		pcfg, err = pgxpool.ParseConfig(fmt.Sprintf("user=%s dbname=%s sslmode=disable", cfg.DBUser, cfg.DBName))
+		if err != nil {
+			dialer.Close()
+			return nil, fmt.Errorf("alloydb pool config: %w", err)
+		}
+		instance := cfg.AlloyDBInstance
+		pcfg.ConnConfig.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.Dial(ctx, instance)
+		}
+	}
+	pcfg.MaxConns = cfg.DBMaxConns
+	pcfg.ConnConfig.ConnectTimeout = cfg.DBTimeout
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	db.Pool = pool
+	pctx, cancel := context.WithTimeout(ctx, cfg.DBTimeout)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ping database: %w: %w", ErrUnavailable, err)
+	}
+	return db, nil
+}
+
+// OpenURL is Open for a plain PostgreSQL URL with default pool settings (tests,
+// the dev stack and the CLI).
+func OpenURL(ctx context.Context, url string) (*DB, error) {
+	return Open(ctx, config.DB{DatabaseURL: url, DBMaxConns: 16, DBTimeout: 30 * time.Second})
+}
+
+// Close releases the pool and the connector.
+func (db *DB) Close() {
+	if db.Pool != nil {
+		db.Pool.Close()
+	}
+	for _, c := range db.closers {
+		_ = c()
+	}
+}
+
+// InTx runs fn in a transaction at the given isolation level, bounded by the
+// configured timeout, and retries it when PostgreSQL reports a serialization
+// failure or a deadlock: fn must be safe to run again.
+func (db *DB) InTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(pgx.Tx) error) error {
+	const attempts = 5
+	var err error
+	for i := range attempts {
+		err = db.inTxOnce(ctx, iso, fn)
+		if !retryable(err) {
+			break
+		}
+		// Back off a little, more each time, so two conflicting transactions
+		// do not collide again at once.
+		select {
+		case <-time.After(time.Duration(i+1) * 10 * time.Millisecond):
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		}
+	}
+	return classify(err)
+}
+
+func (db *DB) inTxOnce(ctx context.Context, iso pgx.TxIsoLevel, fn func(pgx.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, db.timeout)
+	defer cancel()
+	tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// WithTimeout bounds a single query by the configured timeout.
+func (db *DB) WithTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, db.timeout)
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	return false
+}
+
+// classify marks errors that are about reaching the database (not about the
+// statement) as ErrUnavailable, so callers can answer 503.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "53", "57", "40": // connection, resources, operator intervention, rollback
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	}
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// Classify is classify for callers that run single queries outside InTx.
+func Classify(err error) error { return classify(err) }
