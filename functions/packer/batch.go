@@ -1,0 +1,143 @@
+package packer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// entry is one sealed segment waiting in a batch.
+type entry struct {
+	id         segment.ID
+	retention  int
+	info       segment.Info
+	encoding   segment.Encoding
+	ciphertext []byte
+	wrappedDEK []byte
+	kekID      uuid.UUID
+	reserved   int64 // buffer bytes held until the flush ends
+
+	// Set by the flush, read after done is closed.
+	outcome store.Outcome
+}
+
+// batch collects the segments of one retention class until it flushes.
+type batch struct {
+	retention int
+	created   time.Time
+	entries   []*entry
+	ids       map[segment.ID]*entry
+	size      int64
+	timer     *time.Timer
+
+	done chan struct{} // closed when the flush has ended
+	err  error
+}
+
+func newBatch(retention int, now time.Time) *batch {
+	return &batch{retention: retention, created: now, ids: map[segment.ID]*entry{}, done: make(chan struct{})}
+}
+
+func (b *batch) addEntry(e *entry) {
+	b.entries = append(b.entries, e)
+	b.ids[e.id] = e
+	b.size += int64(len(e.ciphertext))
+}
+
+// objectPath is where a batch's object lives: one prefix per retention class
+// so a GCS lifecycle rule per class can back up the sweep.
+func objectPath(retention int, t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("r%d/%04d/%02d/%02d/%s", retention, t.Year(), t.Month(), t.Day(), uuid.New())
+}
+
+// flush writes b as one object, commits its rows, and wakes its requests.
+func (p *Packer) flush(b *batch) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.FlushTimeout)
+	defer cancel()
+	start := p.now()
+	defer func() {
+		var reserved int64
+		for _, e := range b.entries {
+			reserved += e.reserved
+		}
+		p.space.Release(reserved)
+		close(b.done)
+	}()
+	data := make([]byte, 0, b.size)
+	segs := make([]store.Segment, len(b.entries))
+	path := objectPath(b.retention, start)
+	expires := start.Add(time.Duration(b.retention) * 24 * time.Hour)
+	for i, e := range b.entries {
+		off := int64(len(data))
+		data = append(data, e.ciphertext...)
+		segs[i] = store.Segment{
+			ID:              e.id,
+			BlobPath:        path,
+			ByteStart:       off,
+			ByteStop:        int64(len(data)),
+			Encoding:        e.encoding,
+			RawSize:         e.info.RawSize,
+			EventCount:      e.info.EventCount,
+			FirstTS:         e.info.FirstTS,
+			LastTS:          e.info.LastTS,
+			HasFullSnapshot: e.info.HasFullSnapshot,
+			KEKID:           e.kekID,
+			WrappedDEK:      e.wrappedDEK,
+			RetentionDays:   b.retention,
+			CreatedAt:       start,
+			ExpiresAt:       expires,
+		}
+	}
+	if err := p.blobs.Create(ctx, path, data); err != nil {
+		b.err = p.failed(ctx, b, fmt.Errorf("upload batch: %w", err))
+		return
+	}
+	outcomes, err := p.db.CommitBatch(ctx, store.Blob{Path: path, RetentionDays: b.retention, Size: int64(len(data)), SegmentCount: len(segs)}, segs)
+	if err != nil {
+		// The object is now an orphan: no blob row names it. The sweep
+		// deletes it after the grace period.
+		slog.WarnContext(ctx, "batch object orphaned", "object", path, "error", err)
+		b.err = p.failed(ctx, b, err)
+		return
+	}
+	var stored, dup, dropped int
+	for i, e := range b.entries {
+		e.outcome = outcomes[i]
+		switch outcomes[i] {
+		case store.Stored:
+			stored++
+		case store.Duplicate:
+			dup++
+		default:
+			dropped++
+		}
+	}
+	p.stats.Flushes.Add(1)
+	p.stats.Stored.Add(int64(stored))
+	p.stats.Duplicate.Add(int64(dup))
+	p.stats.Dropped.Add(int64(dropped))
+	p.stats.FlushedBytes.Add(int64(len(data)))
+	slog.InfoContext(ctx, "batch flushed", "object", path, "segments", len(segs), "stored", stored,
+		"duplicates", dup, "shredded", dropped, "bytes", len(data), "age", start.Sub(b.created), "duration", p.now().Sub(start))
+}
+
+func (p *Packer) failed(ctx context.Context, b *batch, err error) error {
+	p.stats.FlushFailures.Add(1)
+	slog.ErrorContext(ctx, "batch flush failed; every request of the batch is nacked", "segments", len(b.entries), "error", err)
+	if errors.Is(err, blob.ErrUnavailable) || errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// ErrUnavailable marks a flush that failed on a dependency: retry later.
+var ErrUnavailable = errors.New("dependency unavailable")

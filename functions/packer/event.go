@@ -1,0 +1,59 @@
+package packer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+// pushData is the data of a google.cloud.pubsub.topic.v1.messagePublished
+// CloudEvent (Eventarc), which is also what functions-framework makes of a
+// plain Pub/Sub push request.
+type pushData struct {
+	Message struct {
+		ID         string            `json:"messageId"`
+		Data       []byte            `json:"data"`
+		Attributes map[string]string `json:"attributes"`
+	} `json:"message"`
+	Subscription string `json:"subscription"`
+}
+
+// HandleEvent is the Pack CloudEvent function. It returns nil (2xx: ack)
+// once the segment is durable, duplicate, shredded or rejected, and an
+// error carrying an HTTP status (nack: Pub/Sub redelivers) otherwise.
+func (p *Packer) HandleEvent(ctx context.Context, e event.Event) error {
+	var d pushData
+	if err := e.DataAs(&d); err != nil {
+		// Not a Pub/Sub message at all: it can never succeed, so reject
+		// the raw event rather than let Pub/Sub retry it forever.
+		if rerr := p.reject.Reject(ctx, map[string]string{"ce_id": e.ID(), "ce_type": e.Type()}, e.Data(), "bad_envelope"); rerr != nil {
+			return cehttp.NewResult(http.StatusServiceUnavailable, "reject bad envelope: %v", rerr)
+		}
+		p.stats.Rejected.Add(1)
+		slog.WarnContext(ctx, "event rejected", "ce_id", e.ID(), "reject_reason", "bad_envelope", "error", err)
+		return nil
+	}
+	res, err := p.Ingest(ctx, Message{ID: d.Message.ID, Data: d.Message.Data, Attributes: d.Message.Attributes})
+	if err != nil {
+		status := httpStatus(err)
+		slog.WarnContext(ctx, "segment nacked", "message_id", d.Message.ID, "status", status, "error", err)
+		return cehttp.NewResult(status, "%v", err)
+	}
+	slog.DebugContext(ctx, "segment acked", "message_id", d.Message.ID, "result", res.String())
+	return nil
+}
+
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusTooManyRequests
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}

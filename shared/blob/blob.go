@@ -1,0 +1,40 @@
+// Package blob stores packed segment objects. The GCS implementation is the
+// production one (tests run it against fake-gcs-server); Instrumented wraps
+// any Store to count requests and inject latency for benchmarks.
+package blob
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound means the object does not exist.
+	ErrNotFound = errors.New("object not found")
+	// ErrExists means a create-if-absent write found the object there.
+	ErrExists = errors.New("object already exists")
+	// ErrUnavailable marks a storage failure worth retrying later.
+	ErrUnavailable = errors.New("storage unavailable")
+)
+
+// Object describes a stored object.
+type Object struct {
+	Name    string
+	Size    int64
+	Created time.Time
+}
+
+// Store is a bucket of immutable objects.
+type Store interface {
+	// Create writes data as a new object; ErrExists if name is taken.
+	Create(ctx context.Context, name string, data []byte) error
+	// ReadRange reads length bytes at offset.
+	ReadRange(ctx context.Context, name string, offset, length int64) ([]byte, error)
+	// Read reads a whole object.
+	Read(ctx context.Context, name string) ([]byte, error)
+	// Delete removes an object; deleting a missing object is not an error.
+	Delete(ctx context.Context, name string) error
+	// List calls fn for each object under prefix.
+	List(ctx context.Context, prefix string, fn func(Object) error) error
+}

@@ -1,0 +1,104 @@
+// Package crypt is replayvault's envelope encryption. Every segment is sealed
+// with its own random 256-bit data key (DEK) under AES-256-GCM, with the
+// segment's identity as additional authenticated data. The DEK is stored only
+// wrapped by a key-encryption key (KEK); a KEK is a random key wrapped once by
+// the Cloud KMS root key. Deleting a segment's wrapped DEK is the crypto-shred.
+package crypt
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+)
+
+// ErrIntegrity means a ciphertext or wrapped key failed authentication: the
+// bytes were changed, or belong to another identity or key. Never serve them.
+var ErrIntegrity = errors.New("integrity check failed")
+
+const (
+	keySize   = 32
+	nonceSize = 12
+	// Overhead is how many bytes sealing adds to a plaintext.
+	Overhead = nonceSize + 16
+)
+
+// Sealed is one sealed segment.
+type Sealed struct {
+	Ciphertext []byte // nonce || AES-256-GCM(DEK, plaintext, aad)
+	WrappedDEK []byte // nonce || AES-256-GCM(KEK, DEK, aad)
+}
+
+// Seal encrypts plaintext under a fresh DEK and wraps the DEK with kek; aad
+// binds both to the segment's identity.
+func Seal(kek *KEK, aad, plaintext []byte) (Sealed, error) {
+	var dek [keySize]byte
+	if _, err := rand.Read(dek[:]); err != nil {
+		return Sealed{}, fmt.Errorf("generate dek: %w", err)
+	}
+	dekAEAD, err := newGCM(dek[:])
+	if err != nil {
+		return Sealed{}, err
+	}
+	ct, err := seal(dekAEAD, aad, plaintext)
+	if err != nil {
+		return Sealed{}, err
+	}
+	wrapped, err := seal(kek.aead, aad, dek[:])
+	if err != nil {
+		return Sealed{}, err
+	}
+	clear(dek[:])
+	return Sealed{Ciphertext: ct, WrappedDEK: wrapped}, nil
+}
+
+// Open unwraps the DEK with kek and decrypts ciphertext. Any tampering, or a
+// mismatched identity or key, returns an error wrapping ErrIntegrity.
+func Open(kek *KEK, aad, ciphertext, wrappedDEK []byte) ([]byte, error) {
+	dek, err := open(kek.aead, aad, wrappedDEK)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap dek: %w", err)
+	}
+	defer clear(dek)
+	dekAEAD, err := newGCM(dek)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := open(dekAEAD, aad, ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt segment: %w", err)
+	}
+	return pt, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("aes: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("gcm: %w", err)
+	}
+	return aead, nil
+}
+
+func seal(aead cipher.AEAD, aad, plaintext []byte) ([]byte, error) {
+	out := make([]byte, nonceSize, nonceSize+len(plaintext)+aead.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		return nil, fmt.Errorf("generate nonce: %w", err)
+	}
+	return aead.Seal(out, out[:nonceSize], plaintext, aad), nil
+}
+
+func open(aead cipher.AEAD, aad, sealed []byte) ([]byte, error) {
+	if len(sealed) < nonceSize+aead.Overhead() {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrIntegrity, len(sealed))
+	}
+	pt, err := aead.Open(nil, sealed[:nonceSize], sealed[nonceSize:], aad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrIntegrity, err)
+	}
+	return pt, nil
+}
