@@ -1,0 +1,251 @@
+# One service account per function, each granted only what its code does, on
+# the resource it does it to. The only project-level grants are the AlloyDB
+# client roles (AlloyDB has no per-instance IAM) and log writing for builds.
+
+resource "google_service_account" "pack" {
+  account_id   = "${var.name}-pack"
+  display_name = "replayvault Pack function"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "serve" {
+  account_id   = "${var.name}-serve"
+  display_name = "replayvault Serve function"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account" "shred" {
+  account_id   = "${var.name}-shred"
+  display_name = "replayvault Shred function"
+  depends_on   = [google_project_service.apis]
+}
+
+# Identity of the push subscription's OIDC token: may invoke Pack, nothing else.
+resource "google_service_account" "pack_push" {
+  account_id   = "${var.name}-pack-push"
+  display_name = "replayvault segment push to Pack"
+  depends_on   = [google_project_service.apis]
+}
+
+# Identity of the sweep job's OIDC token: may invoke Shred, nothing else.
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.name}-scheduler"
+  display_name = "replayvault sweep scheduler"
+  depends_on   = [google_project_service.apis]
+}
+
+# Builds the function images from the uploaded source.
+resource "google_service_account" "build" {
+  account_id   = "${var.name}-fn-build"
+  display_name = "replayvault function image builds"
+  depends_on   = [google_project_service.apis]
+}
+
+# Runs cloudbuild.yaml: tests, migrations (as an AlloyDB IAM user) and
+# terraform apply. Its administrative roles are granted by hand (README.md,
+# "Roles the deployer needs"), not here.
+resource "google_service_account" "deploy" {
+  account_id   = "${var.name}-deploy"
+  display_name = "replayvault Cloud Build deploys"
+  depends_on   = [google_project_service.apis]
+}
+
+locals {
+  # AlloyDB IAM database users are the service account email without
+  # ".gserviceaccount.com".
+  db_users = {
+    pack   = trimsuffix(google_service_account.pack.email, ".gserviceaccount.com")
+    serve  = trimsuffix(google_service_account.serve.email, ".gserviceaccount.com")
+    shred  = trimsuffix(google_service_account.shred.email, ".gserviceaccount.com")
+    deploy = trimsuffix(google_service_account.deploy.email, ".gserviceaccount.com")
+  }
+
+  db_clients = {
+    pack   = google_service_account.pack.member
+    serve  = google_service_account.serve.member
+    shred  = google_service_account.shred.member
+    deploy = google_service_account.deploy.member
+  }
+
+  # Connecting through the AlloyDB connector with IAM authentication.
+  db_client_roles = [
+    "roles/alloydb.client",
+    "roles/alloydb.databaseUser",
+    "roles/serviceusage.serviceUsageConsumer",
+  ]
+
+  db_client_grants = {
+    for pair in setproduct(keys(local.db_clients), local.db_client_roles) :
+    "${pair[0]} ${pair[1]}" => { client = pair[0], role = pair[1] }
+  }
+
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+resource "google_project_iam_member" "db_client" {
+  for_each = local.db_client_grants
+  project  = var.project_id
+  role     = each.value.role
+  member   = local.db_clients[each.value.client]
+}
+
+# Pack: create objects (create-if-absent needs no read), encrypt new KEKs,
+# publish rejects.
+resource "google_storage_bucket_iam_member" "pack_create" {
+  bucket = google_storage_bucket.blobs.name
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.pack.member
+}
+
+resource "google_kms_crypto_key_iam_member" "pack_encrypt" {
+  crypto_key_id = google_kms_crypto_key.root.id
+  role          = "roles/cloudkms.cryptoKeyEncrypter"
+  member        = google_service_account.pack.member
+}
+
+resource "google_pubsub_topic_iam_member" "pack_reject" {
+  topic  = google_pubsub_topic.rejects.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.pack.member
+}
+
+# Serve: ranged reads and KEK unwrapping.
+resource "google_storage_bucket_iam_member" "serve_read" {
+  bucket = google_storage_bucket.blobs.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.serve.member
+}
+
+resource "google_kms_crypto_key_iam_member" "serve_decrypt" {
+  crypto_key_id = google_kms_crypto_key.root.id
+  role          = "roles/cloudkms.cryptoKeyDecrypter"
+  member        = google_service_account.serve.member
+}
+
+# Shred: the orphan sweep lists objects and deletes those without a blob row.
+# No predefined role has just these two permissions (objectUser also creates
+# and reads), hence a custom role, bound on the bucket only.
+resource "google_project_iam_custom_role" "shred_objects" {
+  role_id     = "${replace(var.name, "-", "_")}_shred_objects"
+  title       = "replayvault Shred object cleanup"
+  description = "List and delete objects; bound on the blob bucket only."
+  permissions = ["storage.objects.delete", "storage.objects.list"]
+  depends_on  = [google_project_service.apis]
+}
+
+resource "google_storage_bucket_iam_member" "shred_delete" {
+  bucket = google_storage_bucket.blobs.name
+  role   = google_project_iam_custom_role.shred_objects.id
+  member = google_service_account.shred.member
+}
+
+# Segment producers publish to the segment topic.
+resource "google_pubsub_topic_iam_member" "segment_publishers" {
+  for_each = toset(var.segment_publishers)
+  topic    = google_pubsub_topic.segments.id
+  role     = "roles/pubsub.publisher"
+  member   = each.value
+}
+
+# Pub/Sub's service agent mints the push OIDC tokens and moves undeliverable
+# messages to the dead-letter topic.
+resource "google_service_account_iam_member" "pubsub_token_creator" {
+  service_account_id = google_service_account.pack_push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
+  depends_on         = [google_project_service.apis]
+}
+
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  topic      = google_pubsub_topic.dead_letter.id
+  role       = "roles/pubsub.publisher"
+  member     = local.pubsub_agent
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  count        = var.deploy_functions ? 1 : 0
+  subscription = google_pubsub_subscription.pack[0].id
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+# Invokers, bound on each function's Cloud Run service (a 2nd gen function
+# is invoked through it).
+resource "google_cloud_run_v2_service_iam_member" "pack_push_invoker" {
+  count    = var.deploy_functions ? 1 : 0
+  location = var.region
+  name     = google_cloudfunctions2_function.pack[0].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.pack_push.member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "serve_public" {
+  count    = var.deploy_functions && var.serve_public ? 1 : 0
+  location = var.region
+  name     = google_cloudfunctions2_function.serve[0].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "shred_scheduler" {
+  count    = var.deploy_functions ? 1 : 0
+  location = var.region
+  name     = google_cloudfunctions2_function.shred[0].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.scheduler.member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "shred_invokers" {
+  for_each = var.deploy_functions ? toset(var.shred_invokers) : toset([])
+  location = var.region
+  name     = google_cloudfunctions2_function.shred[0].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+# Function image builds: read the source, push the image, write build logs.
+resource "google_storage_bucket_iam_member" "build_source" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.build.member
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_push" {
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.build.member
+}
+
+resource "google_project_iam_member" "build_logs" {
+  for_each = {
+    build  = google_service_account.build.member
+    deploy = google_service_account.deploy.member
+  }
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = each.value
+}
+
+# Cloud Build uploads the source archive...
+resource "google_storage_bucket_iam_member" "deploy_source" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectAdmin"
+  member = google_service_account.deploy.member
+}
+
+# ...and deploys functions that run as these accounts.
+resource "google_service_account_iam_member" "deploy_act_as" {
+  for_each = {
+    pack      = google_service_account.pack.name
+    serve     = google_service_account.serve.name
+    shred     = google_service_account.shred.name
+    pack_push = google_service_account.pack_push.name
+    scheduler = google_service_account.scheduler.name
+    build     = google_service_account.build.name
+  }
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.deploy.member
+}
