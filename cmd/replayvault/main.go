@@ -32,8 +32,9 @@ type command struct {
 
 // commands lists every subcommand; each lives in its own file.
 var commands = map[string]command{
-	"migrate": {"apply pending database migrations", runMigrate},
-	"token":   {"mint an API token (JWT) for local use", runToken},
+	"migrate":  {"apply pending database migrations", runMigrate},
+	"token":    {"mint an API token (JWT) for local use", runToken},
+	"function": {"serve one function (FUNCTION_TARGET, PORT) as Cloud Run does", runFunction},
 }
 
 func main() {
