@@ -997,19 +997,23 @@ func checkCloudBuild(src []byte) []error {
 			maps.Copy(before[i], before[j])
 		}
 	}
+	var ids []string
+	for _, pair := range stepOrder {
+		ids = append(ids, pair[0], pair[1])
+	}
+	slices.Sort(ids)
+	for _, id := range slices.Compact(ids) {
+		if _, ok := index[id]; !ok {
+			errs = append(errs, fmt.Errorf("no step with id %q", id))
+		}
+	}
 	for _, pair := range stepOrder {
 		a, okA := index[pair[0]]
 		b, okB := index[pair[1]]
-		for id, ok := range map[string]bool{pair[0]: okA, pair[1]: okB} {
-			if !ok {
-				errs = append(errs, fmt.Errorf("no step with id %q", id))
-			}
-		}
 		if okA && okB && !before[b][a] {
 			errs = append(errs, fmt.Errorf("step %s must finish before %s starts", pair[0], pair[1]))
 		}
 	}
-	errs = slices.CompactFunc(errs, func(a, b error) bool { return a.Error() == b.Error() })
 
 	if i, ok := index["test"]; ok && !strings.Contains(stepCommand(cfg.Steps[i]), "scripts/test") {
 		errs = append(errs, errors.New("step test does not run scripts/test, the script CI runs"))
