@@ -91,7 +91,7 @@ func (c *KMS) validate() error {
 // Auth holds the JWT verification secret of the HTTP functions.
 type Auth struct {
 	// JWTSecret is the HS256 key (at least 32 bytes), from Secret Manager.
-	JWTSecret string `env:"JWT_SECRET, required, noinit"`
+	JWTSecret string `env:"JWT_SECRET, required"`
 	// CORSOrigins are the origins allowed to call the API from a browser,
 	// comma separated; "*" is refused because responses carry credentials.
 	CORSOrigins []string `env:"CORS_ORIGINS"`
@@ -176,7 +176,7 @@ type Shred struct {
 	SweepBatch int `env:"SWEEP_BATCH, default=5000"`
 	// SweepToken, when set, is a bearer token that POST /v1/sweep accepts in
 	// addition to Cloud Run IAM (for local runs; production relies on IAM).
-	SweepToken string `env:"SWEEP_TOKEN, noinit"`
+	SweepToken string `env:"SWEEP_TOKEN"`
 }
 
 // LoadPack reads and validates the Pack configuration from the environment.
@@ -274,9 +274,33 @@ func (c *Shred) validate() error {
 
 func load(ctx context.Context, v any) error {
 	if err := envconfig.Process(ctx, v); err != nil {
-		return fmt.Errorf("read environment: %w", err)
+		// envconfig names struct fields; name the variable the user sets.
+		msg := err.Error()
+		for field, env := range fieldEnv(reflect.TypeOf(v).Elem()) {
+			msg = strings.ReplaceAll(msg, field+":", env+":")
+		}
+		return fmt.Errorf("read environment: %s", msg)
 	}
 	return nil
+}
+
+// fieldEnv maps struct field names to the variables they read.
+func fieldEnv(t reflect.Type) map[string]string {
+	m := map[string]string{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			for k, v := range fieldEnv(f.Type) {
+				m[k] = v
+			}
+			continue
+		}
+		if tag := f.Tag.Get("env"); tag != "" {
+			name, _, _ := strings.Cut(tag, ",")
+			m[f.Name] = strings.TrimSpace(name)
+		}
+	}
+	return m
 }
 
 // LocalOnly lists the variables that only local runs set; a deployment must
@@ -287,23 +311,9 @@ var LocalOnly = []string{"DATABASE_URL", "KMS_ENDPOINT", "SWEEP_TOKEN"}
 // struct v (for example Pack{}) reads, sorted.
 func EnvVars(v any) []string {
 	var names []string
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Anonymous && f.Type.Kind() == reflect.Struct {
-				walk(f.Type)
-				continue
-			}
-			tag := f.Tag.Get("env")
-			if tag == "" {
-				continue
-			}
-			name, _, _ := strings.Cut(tag, ",")
-			names = append(names, strings.TrimSpace(name))
-		}
+	for _, env := range fieldEnv(reflect.TypeOf(v)) {
+		names = append(names, env)
 	}
-	walk(reflect.TypeOf(v))
 	slices.Sort(names)
 	return names
 }
