@@ -1,0 +1,197 @@
+package crypt_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func newWrapper(t *testing.T) (*crypt.KMS, *testenv.KMS) {
+	t.Helper()
+	k := testenv.NewKMS(t)
+	c, err := crypt.NewKMSClient(context.Background(), k.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return crypt.NewKMS(c, k.KeyName(), 5*time.Second), k
+}
+
+func TestSealOpen(t *testing.T) {
+	w, _ := newWrapper(t)
+	ctx := context.Background()
+	kek, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aad := []byte("1|replay|0|recording")
+	plain := []byte(`[{"type":2}]`)
+	s, err := crypt.Seal(kek, aad, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(s.Ciphertext, plain) {
+		t.Fatal("ciphertext contains the plaintext")
+	}
+	if len(s.Ciphertext) != len(plain)+crypt.Overhead {
+		t.Errorf("ciphertext is %d bytes, want %d", len(s.Ciphertext), len(plain)+crypt.Overhead)
+	}
+	got, err := crypt.Open(kek, aad, s.Ciphertext, s.WrappedDEK)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	flip := func(b []byte, i int) []byte { c := bytes.Clone(b); c[i] ^= 1; return c }
+	tests := []struct {
+		name    string
+		kek     *crypt.KEK
+		aad, ct []byte
+		wrapped []byte
+	}{
+		{"other identity", kek, []byte("1|replay|1|recording"), s.Ciphertext, s.WrappedDEK},
+		{"flipped ciphertext byte", kek, aad, flip(s.Ciphertext, 20), s.WrappedDEK},
+		{"flipped nonce", kek, aad, flip(s.Ciphertext, 0), s.WrappedDEK},
+		{"flipped wrapped key", kek, aad, s.Ciphertext, flip(s.WrappedDEK, 15)},
+		{"other kek", other, aad, s.Ciphertext, s.WrappedDEK},
+		{"truncated", kek, aad, s.Ciphertext[:10], s.WrappedDEK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := crypt.Open(tc.kek, tc.aad, tc.ct, tc.wrapped); !errors.Is(err, crypt.ErrIntegrity) {
+				t.Errorf("err = %v, want ErrIntegrity", err)
+			}
+		})
+	}
+}
+
+func TestKEKRoundTripThroughKMS(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	kek, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := crypt.Seal(kek, nil, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := crypt.UnwrapKEK(ctx, w, kek.ID, kek.Wrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crypt.Open(back, nil, s.Ciphertext, s.WrappedDEK); err != nil {
+		t.Errorf("unwrapped KEK cannot open: %v", err)
+	}
+	// The KEK id is bound as AAD: a wrapped KEK cannot pose as another.
+	if _, err := crypt.UnwrapKEK(ctx, w, uuid.New(), kek.Wrapped); !errors.Is(err, crypt.ErrIntegrity) {
+		t.Errorf("unwrap under another id: err = %v, want ErrIntegrity", err)
+	}
+	if k.EncryptCalls() != 1 || k.DecryptCalls() != 2 {
+		t.Errorf("KMS calls: %d encrypt, %d decrypt; want 1, 2", k.EncryptCalls(), k.DecryptCalls())
+	}
+}
+
+func TestKeyringRotation(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var persisted []uuid.UUID
+	kr := crypt.NewKeyring(w, func(_ context.Context, kek *crypt.KEK) error {
+		mu.Lock()
+		defer mu.Unlock()
+		persisted = append(persisted, kek.ID)
+		return nil
+	}, time.Hour)
+	first, err := kr.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		again, err := kr.Current(ctx)
+		if err != nil || again.ID != first.ID {
+			t.Fatalf("Current changed KEK before rotation: %v %v", again.ID, err)
+		}
+	}
+	if k.EncryptCalls() != 1 || len(persisted) != 1 {
+		t.Fatalf("KMS encrypts = %d, persisted = %d; want 1, 1", k.EncryptCalls(), len(persisted))
+	}
+}
+
+func TestKeyringKeepsOldKEKWhenRotationFails(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	kr := crypt.NewKeyring(w, func(context.Context, *crypt.KEK) error { return nil }, time.Minute)
+	crypt.SetKeyringClock(kr, func() time.Time { return time.Unix(0, 0) })
+	first, err := kr.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crypt.SetKeyringClock(kr, func() time.Time { return time.Unix(3600, 0) })
+	k.FailEncrypt(true)
+	got, err := kr.Current(ctx)
+	if err != nil || got.ID != first.ID {
+		t.Fatalf("rotation failure: got %v, %v; want the old KEK", got, err)
+	}
+	k.FailEncrypt(false)
+	got, err = kr.Current(ctx)
+	if err != nil || got.ID == first.ID {
+		t.Fatalf("after recovery: got %v, %v; want a new KEK", got, err)
+	}
+}
+
+func TestKeyringFailsWithoutAnyKEK(t *testing.T) {
+	w, k := newWrapper(t)
+	k.FailEncrypt(true)
+	kr := crypt.NewKeyring(w, func(context.Context, *crypt.KEK) error { return nil }, time.Hour)
+	if _, err := kr.Current(context.Background()); err == nil {
+		t.Fatal("Current succeeded with KMS down and no KEK")
+	}
+}
+
+func TestKEKCacheCallsKMSOncePerKEK(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	kek, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loads := 0
+	c := crypt.NewKEKCache(w, func(_ context.Context, id uuid.UUID) ([]byte, error) {
+		loads++
+		if id != kek.ID {
+			return nil, errors.New("unknown kek")
+		}
+		return kek.Wrapped, nil
+	}, 8, time.Minute)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Get(ctx, kek.ID); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if k.DecryptCalls() != 1 || loads != 1 {
+		t.Errorf("KMS decrypts = %d, loads = %d; want 1, 1", k.DecryptCalls(), loads)
+	}
+	if _, err := c.Get(ctx, uuid.New()); err == nil {
+		t.Error("Get of an unknown KEK succeeded")
+	}
+}
