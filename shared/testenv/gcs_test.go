@@ -162,6 +162,69 @@ func TestGCSFaults(t *testing.T) {
 	})
 }
 
+// TestGCSClients covers the two ways production code reaches the server
+// (STORAGE_EMULATOR_HOST in the dev stack, an endpoint option in tests) and
+// both upload protocols: multipart for small objects, resumable for objects
+// larger than the writer's chunk size.
+func TestGCSClients(t *testing.T) {
+	g := NewGCS(t, testBucket)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 40<<10) // 640 KiB
+	clients := []struct {
+		name string
+		new  func(t *testing.T) *storage.Client
+	}{
+		{"endpoint option", func(t *testing.T) *storage.Client { return gcsClient(t, g) }},
+		{"STORAGE_EMULATOR_HOST", func(t *testing.T) *storage.Client {
+			t.Setenv("STORAGE_EMULATOR_HOST", g.Host())
+			c, err := storage.NewClient(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		}},
+	}
+	for _, cl := range clients {
+		t.Run(cl.name, func(t *testing.T) {
+			ctx := t.Context()
+			client := cl.new(t)
+			for _, tt := range []struct {
+				name      string
+				chunkSize int
+				data      []byte
+				uploads   int64
+			}{
+				{"multipart", 0, []byte("small"), 1},
+				{"resumable", 256 << 10, big, 4}, // start + 3 chunks
+			} {
+				g.ResetCounts()
+				obj := client.Bucket(testBucket).Object(cl.name + "/" + tt.name).If(storage.Conditions{DoesNotExist: true})
+				w := obj.NewWriter(ctx)
+				w.ChunkSize = tt.chunkSize
+				if _, err := w.Write(tt.data); err != nil {
+					t.Fatalf("%s: write: %v", tt.name, err)
+				}
+				if err := w.Close(); err != nil {
+					t.Fatalf("%s: close: %v", tt.name, err)
+				}
+				if got := g.Counts().Uploads; got != tt.uploads {
+					t.Errorf("%s: Uploads = %d, want %d", tt.name, got, tt.uploads)
+				}
+				off := int64(len(tt.data) / 2)
+				r, err := obj.NewRangeReader(ctx, off, 3)
+				if err != nil {
+					t.Fatalf("%s: NewRangeReader: %v", tt.name, err)
+				}
+				got, err := io.ReadAll(r)
+				r.Close()
+				if err != nil || !bytes.Equal(got, tt.data[off:off+3]) {
+					t.Errorf("%s: read %q, %v; want %q", tt.name, got, err, tt.data[off:off+3])
+				}
+			}
+		})
+	}
+}
+
 // TestStartGCSDir is the dev stack's --data-dir: objects survive a restart.
 func TestStartGCSDir(t *testing.T) {
 	ctx := t.Context()
