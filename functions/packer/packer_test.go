@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/testenv"
@@ -134,13 +135,12 @@ func count(t *testing.T, d *testenv.Deps, query string, args ...any) int {
 
 func objects(t *testing.T, d *testenv.Deps) []string {
 	t.Helper()
-	objs, _, err := d.GCS.Server().ListObjectsWithOptions(testenv.TestBucket, fakeListAll)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, o := range objs {
+	if err := d.Blobs.List(context.Background(), "", func(o blob.Object) error {
 		names = append(names, o.Name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	return names
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/alloydbconn"
@@ -27,12 +28,32 @@ type DB struct {
 	Pool    *pgxpool.Pool
 	timeout time.Duration
 	closers []func() error
+	stats   *Stats
 }
+
+// Stats counts the database work of one pool: statements sent (each a round
+// trip, including BEGIN and COMMIT) and transactions committed.
+type Stats struct {
+	Statements   atomic.Int64
+	Transactions atomic.Int64
+}
+
+// TraceQueryStart counts a statement (pgx.QueryTracer).
+func (s *Stats) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	s.Statements.Add(1)
+	return ctx
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (s *Stats) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Stats returns the pool's counters.
+func (db *DB) Stats() *Stats { return db.stats }
 
 // Open connects with cfg: DATABASE_URL if set, otherwise AlloyDB through the
 // connector with IAM authentication.
 func Open(ctx context.Context, cfg config.DB) (*DB, error) {
-	db := &DB{timeout: cfg.DBTimeout}
+	db := &DB{timeout: cfg.DBTimeout, stats: &Stats{}}
 	var pcfg *pgxpool.Config
 	var err error
 	if cfg.DatabaseURL != "" {
@@ -58,6 +79,7 @@ func Open(ctx context.Context, cfg config.DB) (*DB, error) {
 		}
 	}
 	pcfg.MaxConns = cfg.DBMaxConns
+	pcfg.ConnConfig.Tracer = db.stats
 	pcfg.ConnConfig.ConnectTimeout = cfg.DBTimeout
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -126,6 +148,7 @@ func (db *DB) inTxOnce(ctx context.Context, iso pgx.TxIsoLevel, fn func(pgx.Tx) 
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.stats.Transactions.Add(1)
 	return nil
 }
 
