@@ -90,6 +90,30 @@ func TestMigrate(t *testing.T) {
 	if !strings.Contains(out.String(), "up to date") {
 		t.Errorf("second run printed %q, want 'up to date'", out.String())
 	}
+	// A database that does not exist yet is created first.
+	fresh := strings.Replace(dsn, "/test_", "/fresh_", 1)
+	if fresh == dsn {
+		t.Fatalf("cannot derive a new database name from %s", dsn)
+	}
+	t.Setenv("DATABASE_URL", fresh)
+	out.Reset()
+	if err := realMain(ctx, []string{"migrate"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "created the database") || !strings.Contains(out.String(), "applied") {
+		t.Errorf("migrate of a missing database printed %q", out.String())
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), dsn); err == nil {
+			name := fresh[strings.LastIndex(fresh, "/")+1:]
+			if i := strings.IndexByte(name, '?'); i >= 0 {
+				name = name[:i]
+			}
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+
 	t.Setenv("DATABASE_URL", "")
 	if err := realMain(context.Background(), []string{"migrate"}, &out); err == nil {
 		t.Error("migrate without a database configured succeeded")

@@ -16,8 +16,9 @@ import (
 // variables the functions read (DATABASE_URL, or ALLOYDB_INSTANCE, DB_USER
 // and DB_NAME through the AlloyDB connector with IAM authentication).
 func runMigrate(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("migrate", "[-timeout 5m]")
+	fs := newFlagSet("migrate", "[-timeout 5m] [-create-database=true]")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	create := fs.Bool("create-database", true, "create the database first if it does not exist")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,6 +35,15 @@ func runMigrate(ctx context.Context, args []string, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	cfg.DBTimeout = *timeout
+	if *create {
+		created, err := store.EnsureDatabase(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintln(out, "created the database")
+		}
+	}
 	db, err := store.Open(ctx, cfg)
 	if err != nil {
 		return err

@@ -53,6 +53,11 @@ func (db *DB) Stats() *Stats { return db.stats }
 // Open connects with cfg: DATABASE_URL if set, otherwise AlloyDB through the
 // connector with IAM authentication.
 func Open(ctx context.Context, cfg config.DB) (*DB, error) {
+	return open(ctx, cfg, "")
+}
+
+// open is Open, optionally to another database of the same server.
+func open(ctx context.Context, cfg config.DB, dbname string) (*DB, error) {
 	db := &DB{timeout: cfg.DBTimeout, stats: &Stats{}}
 	var pcfg *pgxpool.Config
 	var err error
@@ -78,6 +83,9 @@ func Open(ctx context.Context, cfg config.DB) (*DB, error) {
 			return dialer.Dial(ctx, instance)
 		}
 	}
+	if dbname != "" {
+		pcfg.ConnConfig.Database = dbname
+	}
 	pcfg.MaxConns = cfg.DBMaxConns
 	pcfg.ConnConfig.Tracer = db.stats
 	pcfg.ConnConfig.ConnectTimeout = cfg.DBTimeout
@@ -94,6 +102,41 @@ func Open(ctx context.Context, cfg config.DB) (*DB, error) {
 		return nil, fmt.Errorf("ping database: %w: %w", ErrUnavailable, err)
 	}
 	return db, nil
+}
+
+// EnsureDatabase creates the database cfg names if it does not exist (a new
+// AlloyDB cluster has only "postgres"), connecting to "postgres" to do so.
+// It reports whether it created it.
+func EnsureDatabase(ctx context.Context, cfg config.DB) (bool, error) {
+	name := cfg.DBName
+	if cfg.DatabaseURL != "" {
+		pc, err := pgx.ParseConfig(cfg.DatabaseURL)
+		if err != nil {
+			return false, fmt.Errorf("parse DATABASE_URL: %w", err)
+		}
+		name = pc.Database
+	}
+	if name == "" || name == "postgres" {
+		return false, nil
+	}
+	admin, err := open(ctx, cfg, "postgres")
+	if err != nil {
+		return false, err
+	}
+	defer admin.Close()
+	ctx, cancel := admin.WithTimeout(ctx)
+	defer cancel()
+	var exists bool
+	if err := admin.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look up database %s: %w", name, classify(err))
+	}
+	if exists {
+		return false, nil
+	}
+	if _, err := admin.Pool.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return false, fmt.Errorf("create database %s: %w", name, classify(err))
+	}
+	return true, nil
 }
 
 // OpenURL is Open for a plain PostgreSQL URL with default pool settings (tests,
