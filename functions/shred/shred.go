@@ -1,0 +1,316 @@
+// Package shred is the Shred function: the HTTP API that crypto-shreds
+// replays (deletes the segment rows holding their only wrapped DEKs and
+// tombstones them, so the bytes left in GCS can never be opened again) and
+// the scheduled sweep that expires segments by retention and deletes the
+// objects nothing points into any more.
+package shred
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/replayvault/replayvault/shared/api"
+	"github.com/replayvault/replayvault/shared/auth"
+	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// MaxReplayIDs is how many replay ids one replays:shred call may name.
+const MaxReplayIDs = 1000
+
+// maxBodyBytes caps a request body: 1,000 UUIDs in JSON take about 40 KB.
+const maxBodyBytes = 1 << 20
+
+// Config is what the Shred function needs from config.Shred.
+type Config struct {
+	// CORSOrigins may call the delete API from a browser.
+	CORSOrigins []string
+	// SweepToken, when set, is the bearer token POST /v1/sweep requires.
+	// Unset, the endpoint relies on Cloud Run IAM (only the scheduler's
+	// service account and the configured invokers can reach it).
+	SweepToken string
+	// OrphanGrace is how old an object or blob row must be before the sweep
+	// may delete it; it exceeds the longest flush.
+	OrphanGrace time.Duration
+	// SweepBatch is how many rows one sweep statement deletes.
+	SweepBatch int
+	// SweepBudget bounds one sweep run; whatever is left is done by the
+	// next run.
+	SweepBudget time.Duration
+	// OrphanLookback is how many days of object prefixes before the grace
+	// cutoff the orphan pass lists; 0 lists the whole bucket. Orphans older
+	// than that are left to the bucket's lifecycle rule.
+	OrphanLookback time.Duration
+	// DeleteParallelism bounds the object deletes in flight.
+	DeleteParallelism int
+}
+
+// Defaults for the settings config.Shred does not carry.
+const (
+	// DefaultSweepBudget stays well inside Shred's request timeout (900 s in
+	// Terraform).
+	DefaultSweepBudget = 10 * time.Minute
+	// DefaultOrphanLookback lets the sweep miss two days of runs and still
+	// find every orphan.
+	DefaultOrphanLookback = 72 * time.Hour
+	// DefaultDeleteParallelism is the object deletes in flight.
+	DefaultDeleteParallelism = 16
+)
+
+// ConfigFrom derives the function's settings from its environment config.
+func ConfigFrom(c *config.Shred) Config {
+	return Config{
+		CORSOrigins:       c.CORSOrigins,
+		SweepToken:        c.SweepToken,
+		OrphanGrace:       c.OrphanGrace,
+		SweepBatch:        c.SweepBatch,
+		SweepBudget:       DefaultSweepBudget,
+		OrphanLookback:    DefaultOrphanLookback,
+		DeleteParallelism: DefaultDeleteParallelism,
+	}
+}
+
+// Service serves the Shred function's HTTP API.
+type Service struct {
+	cfg      Config
+	db       *store.DB
+	blobs    blob.Store
+	verifier *auth.Verifier
+	now      func() time.Time
+}
+
+// New returns a Service.
+func New(cfg Config, db *store.DB, blobs blob.Store, verifier *auth.Verifier) *Service {
+	if cfg.DeleteParallelism < 1 {
+		cfg.DeleteParallelism = 1
+	}
+	return &Service{cfg: cfg, db: db, blobs: blobs, verifier: verifier, now: time.Now}
+}
+
+// Handler routes the Shred API:
+//
+//	DELETE /v1/projects/{project}/replays/{replay}
+//	POST   /v1/projects/{project}/replays:shred   {"replay_ids": [...]}
+//	POST   /v1/projects/{project}:shred
+//	POST   /v1/sweep
+//
+// Every error is a JSON body from api.WriteError.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/projects/{project}/replays/{replay}", s.deleteReplay)
+	mux.HandleFunc("/v1/projects/{project}/replays:shred", s.shredReplays)
+	// A wildcard must fill its whole path segment, so "{project}:shred"
+	// cannot be a pattern: the segment is split here instead.
+	mux.HandleFunc("/v1/projects/{projectop}", s.shredProject)
+	mux.HandleFunc("/v1/sweep", s.sweep)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, r, fmt.Errorf("%w: no route %s %s", api.ErrNotFound, r.Method, r.URL.Path), nil)
+	})
+	return api.CORS(s.cfg.CORSOrigins, "DELETE, POST", mux)
+}
+
+func (s *Service) deleteReplay(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodDelete) {
+		return
+	}
+	project, who, err := s.authorize(r, r.PathValue("project"))
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	replay, err := api.ReplayID(r.PathValue("replay"))
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	rc, err := s.db.ShredReplays(r.Context(), project, []uuid.UUID{replay}, who)
+	s.answer(w, r, rc, err)
+}
+
+func (s *Service) shredReplays(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	project, who, err := s.authorize(r, r.PathValue("project"))
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	var body struct {
+		ReplayIDs []string `json:"replay_ids"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	ids, err := parseReplayIDs(body.ReplayIDs)
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	rc, err := s.db.ShredReplays(r.Context(), project, ids, who)
+	s.answer(w, r, rc, err)
+}
+
+func (s *Service) shredProject(w http.ResponseWriter, r *http.Request) {
+	p, op, ok := strings.Cut(r.PathValue("projectop"), ":")
+	if !ok || op != "shred" {
+		api.WriteError(w, r, fmt.Errorf("%w: no route %s %s", api.ErrNotFound, r.Method, r.URL.Path), nil)
+		return
+	}
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	project, who, err := s.authorize(r, p)
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	// The body must be empty or {}: a caller who sends replay ids here
+	// meant replays:shred, and must not lose the whole project by mistake.
+	var body struct{}
+	if err := decodeBody(w, r, &body); err != nil && !errors.Is(err, errEmptyBody) {
+		api.WriteError(w, r, fmt.Errorf("%w (this route shreds the whole project and takes no parameters)", err), nil)
+		return
+	}
+	rc, err := s.db.ShredProject(r.Context(), project, who)
+	s.answer(w, r, rc, err)
+}
+
+// authorize checks the caller's token grants replay:delete on the project
+// named by the path value p, and returns the project and who the receipt
+// names. As in Serve, a missing or invalid token is 401 whatever the path
+// says; a valid one then gets 400 for a malformed project id and 403 for
+// another project or scope. Nothing else is looked at before this passes.
+func (s *Service) authorize(r *http.Request, p string) (int64, string, error) {
+	project, perr := api.ProjectID(p)
+	claims, aerr := s.verifier.Authorize(r, project, auth.ScopeDelete)
+	switch {
+	case errors.Is(aerr, auth.ErrUnauthenticated):
+		return 0, "", aerr
+	case perr != nil:
+		return 0, "", perr
+	case aerr != nil:
+		return 0, "", aerr
+	}
+	if claims.Subject == "" {
+		return project, "unknown", nil
+	}
+	return project, claims.Subject, nil
+}
+
+// receipt is the JSON form of a store.Receipt.
+type receipt struct {
+	ReceiptID        uuid.UUID   `json:"receipt_id"`
+	ProjectID        int64       `json:"project_id"`
+	ReplayIDs        []uuid.UUID `json:"replay_ids"`
+	WholeProject     bool        `json:"whole_project"`
+	SegmentsShredded int64       `json:"segments_shredded"`
+	ShreddedAt       time.Time   `json:"shredded_at"`
+}
+
+func (s *Service) answer(w http.ResponseWriter, r *http.Request, rc store.Receipt, err error) {
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	slog.InfoContext(r.Context(), "shredded", "receipt_id", rc.ID, "project_id", rc.ProjectID,
+		"replays", len(rc.ReplayIDs), "whole_project", rc.WholeProject,
+		"segments_shredded", rc.SegmentsShredded, "requested_by", rc.RequestedBy)
+	ids := rc.ReplayIDs
+	if ids == nil {
+		ids = []uuid.UUID{}
+	}
+	api.WriteJSON(w, http.StatusOK, receipt{
+		ReceiptID:        rc.ID,
+		ProjectID:        rc.ProjectID,
+		ReplayIDs:        ids,
+		WholeProject:     rc.WholeProject,
+		SegmentsShredded: rc.SegmentsShredded,
+		ShreddedAt:       rc.ShreddedAt.UTC(),
+	})
+}
+
+func (s *Service) sweep(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	if s.cfg.SweepToken != "" {
+		raw, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(raw)), []byte(s.cfg.SweepToken)) != 1 {
+			api.WriteError(w, r, fmt.Errorf("%w: sweep needs the SWEEP_TOKEN bearer token", auth.ErrUnauthenticated), nil)
+			return
+		}
+	}
+	rep, err := s.Sweep(r.Context())
+	if err != nil {
+		api.WriteError(w, r, err, map[string]any{"report": rep})
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, rep)
+}
+
+// allow answers 405 unless r uses method.
+func allow(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method {
+		return true
+	}
+	w.Header().Set("Allow", method)
+	api.WriteError(w, r, fmt.Errorf("%w: %s %s; use %s", api.ErrMethod, r.Method, r.URL.Path, method), nil)
+	return false
+}
+
+var errEmptyBody = fmt.Errorf("%w: request body is empty", api.ErrBadRequest)
+
+// decodeBody reads one JSON object into v: at most maxBodyBytes, no unknown
+// fields, nothing after it.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF):
+			return errEmptyBody
+		case errors.As(err, &tooBig):
+			return fmt.Errorf("%w: request body exceeds %d bytes", api.ErrBadRequest, tooBig.Limit)
+		}
+		return fmt.Errorf("%w: request body: %v", api.ErrBadRequest, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: request body: unexpected data after the JSON object", api.ErrBadRequest)
+	}
+	return nil
+}
+
+// parseReplayIDs checks a replays:shred list: 1 to MaxReplayIDs UUIDs;
+// duplicates collapse (the store sorts and dedups).
+func parseReplayIDs(raw []string) ([]uuid.UUID, error) {
+	switch {
+	case raw == nil:
+		return nil, fmt.Errorf(`%w: replay_ids is required: {"replay_ids": ["<uuid>", ...]}`, api.ErrBadRequest)
+	case len(raw) == 0:
+		return nil, fmt.Errorf("%w: replay_ids is empty", api.ErrBadRequest)
+	case len(raw) > MaxReplayIDs:
+		return nil, fmt.Errorf("%w: replay_ids has %d entries; at most %d per request", api.ErrBadRequest, len(raw), MaxReplayIDs)
+	}
+	ids := make([]uuid.UUID, len(raw))
+	for i, s := range raw {
+		id, err := api.ReplayID(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: replay_ids[%d] %q is not a UUID", api.ErrBadRequest, i, s)
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
