@@ -23,6 +23,7 @@ import (
 func init() {
 	logging.Setup()
 	functions.CloudEvent("Pack", pack)
+	functions.HTTP("Shred", shred)
 }
 
 // buildTimeout bounds building one function's clients.
