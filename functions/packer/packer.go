@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +101,10 @@ type Packer struct {
 	now    func() time.Time
 
 	space *semaphore.Weighted // buffered sealed bytes
+	// cpu bounds concurrent validate+seal work to the cores: it is CPU-bound,
+	// and one validation may hold a few times MAX_DECOMPRESSED_BYTES, so
+	// letting all MAX_CONCURRENCY requests decompress at once could OOM.
+	cpu chan struct{}
 
 	mu      sync.Mutex
 	open    map[int]*batch // by retention class
@@ -128,6 +133,7 @@ func New(cfg Config, db *store.DB, blobs blob.Store, keys *crypt.Keyring, reject
 		reject: reject,
 		now:    time.Now,
 		space:  semaphore.NewWeighted(cfg.MaxBufferBytes),
+		cpu:    make(chan struct{}, runtime.GOMAXPROCS(0)),
 		open:   map[int]*batch{},
 	}
 }
@@ -139,6 +145,22 @@ func (p *Packer) Stats() *Stats { return &p.stats }
 // (or known duplicate or shredded) and committed, or rejected and published
 // to the reject topic. An error means the message must be redelivered.
 func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
+	select {
+	case p.cpu <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	e, res, err := p.prepare(ctx, m)
+	<-p.cpu
+	if e == nil {
+		return res, err
+	}
+	return p.add(ctx, e)
+}
+
+// prepare validates and seals m. It returns the entry to batch, or no entry
+// and the final result (rejected) or error.
+func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error) {
 	attrs, err := segment.ParseAttributes(m.Attributes)
 	var info segment.Info
 	if err == nil {
@@ -146,14 +168,14 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 	}
 	if reason, ok := segment.Reason(err); ok {
 		if err := p.reject.Reject(ctx, m.Attributes, m.Data, reason); err != nil {
-			return 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
+			return nil, 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
 		}
 		p.stats.Rejected.Add(1)
 		slog.WarnContext(ctx, "segment rejected", "message_id", m.ID, "reject_reason", reason, "error", err)
-		return Rejected, nil
+		return nil, Rejected, nil
 	}
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 
 	stored, enc := m.Data, info.Encoding
@@ -162,11 +184,11 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 	}
 	kek, err := p.keys.Current(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("seal %s: %w", attrs.ID, err)
+		return nil, 0, fmt.Errorf("seal %s: %w", attrs.ID, err)
 	}
 	sealed, err := crypt.Seal(kek, attrs.ID.AAD(), stored)
 	if err != nil {
-		return 0, fmt.Errorf("seal %s: %w", attrs.ID, err)
+		return nil, 0, fmt.Errorf("seal %s: %w", attrs.ID, err)
 	}
 	e := &entry{
 		id:         attrs.ID,
@@ -177,7 +199,7 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
 	}
-	return p.add(ctx, e)
+	return e, 0, nil
 }
 
 // add reserves buffer space for e, puts it in its batch and waits for the
