@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/replayvault/replayvault/shared/workload"
+)
+
+// smokeTimeout bounds the smoke check after the stack is up.
+const smokeTimeout = 2 * time.Minute
+
+// runSmoke pushes a generated session of n segments through the emulator's
+// push delivery to Pack, reads it back through Serve until every segment is
+// there, checks it byte for byte, shreds it through Shred and checks that
+// Serve then answers 410. It returns the one-line summary.
+func runSmoke(ctx context.Context, s *stack, n int) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, smokeTimeout)
+	defer cancel()
+	replay := uuid.New()
+	raw := generateSession(rand.Uint64(), n, 4096, time.Now().Add(-time.Hour).UnixMilli())
+	sent := make([][]byte, n)
+	for i, p := range raw {
+		// Every other segment gzipped, as browser SDKs send them.
+		sent[i] = p
+		if i%2 == 1 {
+			sent[i] = workload.Gzip(p)
+		}
+	}
+	tok, err := s.token(devProject)
+	if err != nil {
+		return "", err
+	}
+	serve := s.funcs["Serve"].url
+
+	start := time.Now()
+	if _, err := publishSegments(ctx, s.publisher, devProject, replay, 0, sent, nil); err != nil {
+		return "", err
+	}
+	got, err := waitForSegments(ctx, serve, tok, devProject, replay, n)
+	if err != nil {
+		return "", err
+	}
+	if err := sameSegments(raw, got); err != nil {
+		return "", err
+	}
+	// The player's format: one array of every event, in segment order.
+	code, body, err := getRecording(ctx, serve, tok, devProject, replay, "json")
+	if err != nil {
+		return "", err
+	}
+	if code != http.StatusOK || !bytes.Equal(body, joinSegments(raw)) {
+		return "", fmt.Errorf("recording as one JSON array (HTTP %d, %d bytes) differs from the %d segments sent", code, len(body), n)
+	}
+	readBack := time.Since(start)
+
+	if err := shredReplay(ctx, s.funcs["Shred"].url, tok, devProject, replay); err != nil {
+		return "", err
+	}
+	code, body, err = getRecording(ctx, serve, tok, devProject, replay, "json")
+	if err != nil {
+		return "", err
+	}
+	if code != http.StatusGone {
+		return "", fmt.Errorf("after shred, Serve answered HTTP %d (want 410): %s", code, truncate(body, 200))
+	}
+	return fmt.Sprintf("smoke: ok: %d segments published, read back identical in %.1fs, shredded, 410 confirmed (stack up in %.1fs)",
+		n, readBack.Seconds(), s.started.Seconds()), nil
+}
+
+// waitForSegments polls Serve's NDJSON recording (one segment per line)
+// until it holds want segments, and returns them.
+func waitForSegments(ctx context.Context, serveURL, token string, project int64, replay uuid.UUID, want int) ([][]byte, error) {
+	var last string
+	for {
+		code, body, err := getRecording(ctx, serveURL, token, project, replay, "ndjson")
+		switch {
+		case err != nil:
+			last = err.Error()
+		case code == http.StatusOK:
+			lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
+			if len(body) == 0 {
+				lines = nil
+			}
+			if len(lines) == want {
+				return lines, nil
+			}
+			if len(lines) > want {
+				return nil, fmt.Errorf("the Serve function returned %d segments of replay %s, want %d", len(lines), replay, want)
+			}
+			last = fmt.Sprintf("%d of %d segments stored", len(lines), want)
+		case code == http.StatusNotFound:
+			last = "replay not found yet"
+		default:
+			// 401, 403, 410, 5xx: waiting will not help.
+			return nil, fmt.Errorf("the Serve function answered HTTP %d: %s", code, truncate(body, 300))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %d segments of replay %s: %w (last: %s)", want, replay, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// getRecording asks Serve for a replay's recording in format (json or
+// ndjson) and returns the status and body.
+func getRecording(ctx context.Context, serveURL, token string, project int64, replay uuid.UUID, format string) (int, []byte, error) {
+	url := fmt.Sprintf("%s/v1/projects/%d/replays/%s/recording?format=%s", serveURL, project, replay, format)
+	return call(ctx, http.MethodGet, url, token)
+}
+
+// shredReplay deletes a replay through Shred's API.
+func shredReplay(ctx context.Context, shredURL, token string, project int64, replay uuid.UUID) error {
+	url := fmt.Sprintf("%s/v1/projects/%d/replays/%s", shredURL, project, replay)
+	code, body, err := call(ctx, http.MethodDelete, url, token)
+	if err != nil {
+		return fmt.Errorf("shred %s: %w", replay, err)
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("shred %s: HTTP %d: %s", replay, code, truncate(body, 300))
+	}
+	return nil
+}
+
+func call(ctx context.Context, method, url, token string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: read body: %w", method, url, err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// sameSegments checks that Serve returned exactly the segments sent (their
+// uncompressed JSON), in order.
+func sameSegments(sent, got [][]byte) error {
+	if len(got) != len(sent) {
+		return fmt.Errorf("read back %d segments, sent %d", len(got), len(sent))
+	}
+	var errs []error
+	for i := range sent {
+		if !bytes.Equal(sent[i], got[i]) {
+			errs = append(errs, fmt.Errorf("segment %d differs: sent %d bytes %q, read back %d bytes %q",
+				i, len(sent[i]), truncate(sent[i], 60), len(got[i]), truncate(got[i], 60)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// joinSegments is what Serve's JSON format must be for these segments: one
+// array of all their events, then a newline.
+func joinSegments(segs [][]byte) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, s := range segs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(s[1 : len(s)-1])
+	}
+	b.WriteString("]\n")
+	return b.Bytes()
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "..."
+}

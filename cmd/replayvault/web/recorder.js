@@ -1,0 +1,163 @@
+// The recorder page records itself with rrweb's record() and uploads the
+// events in segments (a JSON array each) to the dev stack's /ingest, which
+// publishes them to the Pub/Sub emulator like a production relay.
+//
+// window.__recorder exposes the counters for the browser test.
+
+const params = new URLSearchParams(location.search);
+const project = params.get('project') || '1';
+const replay = params.get('replay') || crypto.randomUUID();
+// A segment goes out every flushMs, or once it holds maxEvents events.
+const flushMs = Number(params.get('flush_ms') || 1500);
+const maxEvents = Number(params.get('max_events') || 200);
+
+const state = {
+  project,
+  replay,
+  ready: false, // recording
+  stopped: false, // stopped and every segment answered
+  events: 0, // events recorded
+  segmentsSent: 0,
+  segmentsAcked: 0,
+  eventsAcked: 0,
+  failures: 0,
+  error: '',
+};
+window.__recorder = state;
+
+const $ = (id) => document.getElementById(id);
+let buffer = [];
+let nextSegment = 0;
+let queue = Promise.resolve();
+let stopRecording = null;
+let timer = null;
+
+function render() {
+  $('st-replay').textContent = replay;
+  $('st-events').textContent = state.events;
+  $('st-sent').textContent = state.segmentsSent;
+  $('st-acked').textContent = state.segmentsAcked;
+  $('st-error').textContent = state.error;
+}
+
+function ingestURL(segment) {
+  const q = new URLSearchParams({ project, replay, segment: String(segment) });
+  return `/ingest?${q}`;
+}
+
+// flush cuts a segment from the buffered events and queues its upload;
+// uploads go one at a time, in segment order.
+function flush() {
+  if (buffer.length === 0) return queue;
+  const events = buffer;
+  buffer = [];
+  const segment = nextSegment++;
+  state.segmentsSent++;
+  render();
+  queue = queue.then(() => send(segment, events));
+  return queue;
+}
+
+async function send(segment, events) {
+  const body = JSON.stringify(events);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const res = await fetch(ingestURL(segment), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body,
+      });
+      if (res.ok) {
+        state.segmentsAcked++;
+        state.eventsAcked += events.length;
+        render();
+        return;
+      }
+      state.error = `segment ${segment}: HTTP ${res.status} ${await res.text()}`;
+    } catch (e) {
+      state.error = `segment ${segment}: ${e}`;
+    }
+    // A resend is safe: Pack stores a segment once, whatever Pub/Sub does.
+    state.failures++;
+    render();
+    await new Promise((r) => setTimeout(r, 300 * 2 ** attempt));
+  }
+}
+
+async function stop() {
+  if (!stopRecording) return;
+  stopRecording();
+  stopRecording = null;
+  clearInterval(timer);
+  $('stop').disabled = true;
+  $('st-state').textContent = 'uploading the last segment…';
+  await flush();
+  state.stopped = true;
+  $('st-state').textContent = 'stopped';
+  const view = $('view');
+  view.href = `/viewer?${new URLSearchParams({ project, replay })}`;
+  view.hidden = false;
+  render();
+}
+
+// The demo page itself.
+function setUpDemo() {
+  let clicks = 0;
+  $('count').addEventListener('click', () => {
+    clicks++;
+    $('count').textContent = `Clicked ${clicks} time${clicks === 1 ? '' : 's'}`;
+  });
+  $('add').addEventListener('click', () => {
+    const text = $('item').value.trim();
+    if (!text) return;
+    const li = document.createElement('li');
+    li.textContent = text;
+    $('items').appendChild(li);
+    $('item').value = '';
+  });
+  $('theme').addEventListener('click', () => document.body.classList.toggle('dark'));
+  $('demo').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = $('name').value || 'someone';
+    const items = $('items').children.length;
+    $('result').textContent = `Order placed for ${name}: ${$('plan').value} plan, ${$('seats').value} seat(s), ${items} item(s).`;
+  });
+}
+
+async function main() {
+  setUpDemo();
+  render();
+  let record;
+  try {
+    ({ record } = await import('/vendor/rrweb/rrweb.js'));
+  } catch (e) {
+    state.error = `cannot load rrweb from /vendor (run npm ci in the repository root): ${e}`;
+    $('st-state').textContent = 'not recording';
+    render();
+    return;
+  }
+  stopRecording = record({
+    emit(event) {
+      buffer.push(event);
+      state.events++;
+      if (buffer.length >= maxEvents) flush();
+    },
+    blockClass: 'rr-block',
+  });
+  timer = setInterval(flush, flushMs);
+  $('stop').disabled = false;
+  $('stop').addEventListener('click', stop);
+  $('st-state').textContent = 'recording';
+  state.ready = true;
+  render();
+
+  // Leaving the page: hand what is buffered to the browser to send.
+  addEventListener('pagehide', () => {
+    if (!stopRecording || buffer.length === 0) return;
+    const events = buffer;
+    buffer = [];
+    navigator.sendBeacon(ingestURL(nextSegment++), new Blob([JSON.stringify(events)], { type: 'application/json' }));
+  });
+}
+
+main();
