@@ -53,6 +53,7 @@ async function main() {
   $('st-project').textContent = project;
   if (!replay) {
     $('st-replay').textContent = '—';
+    $('st-events').textContent = '—';
     await listReplays(project, token);
     return;
   }
