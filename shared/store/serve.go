@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replayvault/replayvault/shared/segment"
+)
+
+// Replay is a replay's row as the read path reports it, with its project's
+// tombstone.
+type Replay struct {
+	ProjectID     int64
+	ReplayID      uuid.UUID
+	RetentionDays int
+	FirstSeen     time.Time
+	LastSeen      time.Time
+	SegmentCount  int
+	StoredBytes   int64
+	RawBytes      int64
+	// StartedAtMS and EndedAtMS are the smallest and largest event
+	// timestamps seen (ms since the epoch); nil until an event had one.
+	StartedAtMS *int64
+	EndedAtMS   *int64
+	// DeletedAt is the replay's tombstone.
+	DeletedAt *time.Time
+	// ProjectDeletedAt is the tombstone of the whole project.
+	ProjectDeletedAt *time.Time
+}
+
+// Shredded reports whether the replay is gone, by its own shred or its
+// project's, and when that happened (the earlier of the two).
+func (r *Replay) Shredded() (time.Time, bool) {
+	switch {
+	case r.DeletedAt != nil && r.ProjectDeletedAt != nil:
+		if r.ProjectDeletedAt.Before(*r.DeletedAt) {
+			return *r.ProjectDeletedAt, true
+		}
+		return *r.DeletedAt, true
+	case r.DeletedAt != nil:
+		return *r.DeletedAt, true
+	case r.ProjectDeletedAt != nil:
+		return *r.ProjectDeletedAt, true
+	}
+	return time.Time{}, false
+}
+
+// ReplayMeta returns the replay's row. It returns ErrNotFound when the
+// replay is unknown, unless its project is tombstoned: then every replay of
+// the project is gone, and the result carries only ProjectDeletedAt.
+func (db *DB) ReplayMeta(ctx context.Context, project int64, replay uuid.UUID) (*Replay, error) {
+	ctx, cancel := db.WithTimeout(ctx)
+	defer cancel()
+	var r *Replay
+	err := readOnly(ctx, func() (err error) {
+		r, err = replayMeta(ctx, db.Pool, project, replay)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay %d/%s: %w", project, replay, err)
+	}
+	return r, nil
+}
+
+// ReplaySegments returns the replay's row and its live segment rows of type
+// typ with from <= segment_id <= to, ordered by segment_id, both read in one
+// snapshot: a shred that commits meanwhile shows either as a tombstone or
+// not at all, never as a replay that has lost its segments. Segments whose
+// retention has expired but which the sweep has not deleted yet are left
+// out. When the replay is shredded the segments are not read (nil). Errors
+// are as for ReplayMeta.
+//
+// Only the columns the read path needs are filled: ID, BlobPath, ByteStart,
+// ByteStop, Encoding, RawSize, EventCount, FirstTS, LastTS,
+// HasFullSnapshot, KEKID, WrappedDEK and ExpiresAt.
+func (db *DB) ReplaySegments(ctx context.Context, project int64, replay uuid.UUID, typ string, from, to int) (*Replay, []Segment, error) {
+	var (
+		meta *Replay
+		segs []Segment
+	)
+	// InTx bounds the transaction's start and commit; the statements run
+	// on ctx, so bound that too.
+	ctx, cancel := db.WithTimeout(ctx)
+	defer cancel()
+	err := readOnly(ctx, func() error {
+		return db.InTx(ctx, pgx.RepeatableRead, func(tx pgx.Tx) error {
+			var err error
+			segs = nil
+			if meta, err = replayMeta(ctx, tx, project, replay); err != nil {
+				return err
+			}
+			if _, gone := meta.Shredded(); gone {
+				return nil
+			}
+			segs, err = replaySegments(ctx, tx, project, replay, typ, from, to)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay %d/%s segments: %w", project, replay, err)
+	}
+	return meta, segs, nil
+}
+
+// readOnly runs fn, a read-only query, and runs it once more when the first
+// attempt lost its connection: a pooled connection may have broken while
+// idle (a failover, a restart), and reading again is harmless. It marks
+// connection failures ErrUnavailable.
+func readOnly(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err != nil && connLost(err) && ctx.Err() == nil {
+		err = fn()
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrUnavailable) { // InTx classified it
+		return err
+	}
+	err = classify(err)
+	if !errors.Is(err, ErrUnavailable) && connLost(err) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// connLost reports whether err says the connection broke mid-statement,
+// which classify does not recognize as unavailability: the server closed
+// it or went away.
+func connLost(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &netErr)
+}
+
+// querier is what both a pool and a transaction offer.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func replayMeta(ctx context.Context, q querier, project int64, replay uuid.UUID) (*Replay, error) {
+	var (
+		r         = Replay{ProjectID: project, ReplayID: replay}
+		found     bool
+		retention *int32
+		first     *time.Time
+		last      *time.Time
+		count     *int32
+		stored    *int64
+		raw       *int64
+	)
+	// The outer row always exists, so one query tells an unknown replay
+	// from one in a shredded project.
+	err := q.QueryRow(ctx, `
+		SELECT p.deleted_at, r.replay_id IS NOT NULL, r.retention_days, r.first_seen, r.last_seen,
+			r.segment_count, r.stored_bytes, r.raw_bytes, r.started_at_ms, r.ended_at_ms, r.deleted_at
+		FROM (SELECT $1::bigint AS project_id, $2::uuid AS replay_id) AS k
+		LEFT JOIN projects p ON p.project_id = k.project_id
+		LEFT JOIN replays r ON r.project_id = k.project_id AND r.replay_id = k.replay_id`,
+		project, replay).Scan(&r.ProjectDeletedAt, &found, &retention, &first, &last,
+		&count, &stored, &raw, &r.StartedAtMS, &r.EndedAtMS, &r.DeletedAt)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		if r.ProjectDeletedAt != nil {
+			return &r, nil
+		}
+		return nil, ErrNotFound
+	}
+	r.RetentionDays = int(*retention)
+	r.FirstSeen, r.LastSeen = *first, *last
+	r.SegmentCount = int(*count)
+	r.StoredBytes, r.RawBytes = *stored, *raw
+	return &r, nil
+}
+
+func replaySegments(ctx context.Context, q querier, project int64, replay uuid.UUID, typ string, from, to int) ([]Segment, error) {
+	rows, err := q.Query(ctx, `
+		SELECT segment_id, blob_path, byte_start, byte_stop, encoding, raw_size, event_count,
+			first_ts, last_ts, has_full_snapshot, kek_id, wrapped_dek, expires_at
+		FROM segments
+		WHERE project_id = $1 AND replay_id = $2 AND type = $3
+			AND segment_id BETWEEN $4 AND $5 AND expires_at > now()
+		ORDER BY segment_id`,
+		project, replay, typ, clampInt32(from), clampInt32(to))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var segs []Segment
+	for rows.Next() {
+		s := Segment{ID: segment.ID{ProjectID: project, ReplayID: replay, Type: typ}}
+		var (
+			segID, events int32
+			enc           string
+		)
+		if err := rows.Scan(&segID, &s.BlobPath, &s.ByteStart, &s.ByteStop, &enc, &s.RawSize, &events,
+			&s.FirstTS, &s.LastTS, &s.HasFullSnapshot, &s.KEKID, &s.WrappedDEK, &s.ExpiresAt); err != nil {
+			return nil, err
+		}
+		s.ID.SegmentID = int(segID)
+		s.Encoding = segment.Encoding(enc)
+		s.EventCount = int(events)
+		segs = append(segs, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return segs, nil
+}
+
+// clampInt32 fits a segment bound into the column's type.
+func clampInt32(v int) int32 {
+	const lo, hi = -1 << 31, 1<<31 - 1
+	return int32(min(max(v, lo), hi))
+}
