@@ -1,0 +1,128 @@
+package serve
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// read is one ranged read of the plan: a byte range of one blob and the
+// segments that lie in it.
+type read struct {
+	blob   string
+	off    int64
+	length int64
+	// segs are indices into the request's segment rows (which are in
+	// segment order), in byte order within the blob.
+	segs []int
+	// first is the smallest index in segs: the writer needs this read once
+	// it gets there.
+	first int
+}
+
+// planLimits shape the read plan.
+type planLimits struct {
+	// gap: two ranges of one blob are read together when fewer than gap
+	// bytes lie between them (0 turns coalescing off).
+	gap int64
+	// maxRead caps a coalesced read; a single larger segment is read alone.
+	maxRead int64
+	// span caps the replay bytes (the segments' sizes, in segment order)
+	// from a read's first segment to its last. A read whose segments are
+	// far apart in the replay would be held in memory from the time the
+	// writer needs its first segment until it writes its last; this keeps
+	// that time inside the read-ahead window.
+	span int64
+}
+
+// plan groups rows (one replay's segments, in segment order) by blob and
+// coalesces nearby ranges into reads. It returns the reads ordered by the
+// first segment each holds, which is the order the writer needs them in,
+// and owner[i], the read that holds rows[i].
+func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
+	n := len(rows)
+	if n == 0 {
+		return nil, nil
+	}
+	// pos[i] is where segment i starts in the replay's stream of sealed
+	// bytes; pos[j+1]-pos[i] is the span from i to j.
+	pos := make([]int64, n+1)
+	for i := range rows {
+		pos[i+1] = pos[i] + rows[i].ByteStop - rows[i].ByteStart
+	}
+	// Every read is a run of order (segment indices by blob, then offset),
+	// so its segs share order's storage. order is built by a counting sort
+	// on a small per-blob number, which is stable (segment order within a
+	// blob), and each blob's run is then sorted by offset: already sorted
+	// when segments were packed in order, which the sort detects in linear
+	// time. owner holds each row's blob number until it is filled in below.
+	owner = make([]int, n)
+	blobNum := make(map[string]int, 8)
+	var counts []int
+	last := -1
+	for i := range rows {
+		if last < 0 || rows[i].BlobPath != rows[i-1].BlobPath {
+			num, ok := blobNum[rows[i].BlobPath]
+			if !ok {
+				num = len(counts)
+				blobNum[rows[i].BlobPath] = num
+				counts = append(counts, 0)
+			}
+			last = num
+		}
+		owner[i] = last
+		counts[last]++
+	}
+	starts := make([]int, len(counts)+1) // of each blob's run in order
+	for b, c := range counts {
+		starts[b+1] = starts[b] + c
+	}
+	order := make([]int, n)
+	next := counts[:0:0]
+	next = append(next, starts[:len(counts)]...)
+	for i, b := range owner {
+		order[next[b]] = i
+		next[b]++
+	}
+	for b := range counts {
+		slices.SortFunc(order[starts[b]:starts[b+1]], func(x, y int) int {
+			return cmp.Compare(rows[x].ByteStart, rows[y].ByteStart)
+		})
+	}
+
+	reads = make([]read, 0, 8)
+	start := 0 // of the current run in order
+	cur := read{}
+	lo, hi := 0, 0 // smallest and largest segment index in the run
+	for j, i := range order {
+		row := &rows[i]
+		if j > start {
+			stop := max(cur.off+cur.length, row.ByteStop)
+			nlo, nhi := min(lo, i), max(hi, i)
+			if row.BlobPath == cur.blob &&
+				row.ByteStart-(cur.off+cur.length) < lim.gap &&
+				stop-cur.off <= lim.maxRead &&
+				pos[nhi+1]-pos[nlo] <= lim.span {
+				cur.length = stop - cur.off
+				lo, hi = nlo, nhi
+				continue
+			}
+			cur.segs, cur.first = order[start:j], lo
+			reads = append(reads, cur)
+		}
+		start = j
+		cur = read{blob: row.BlobPath, off: row.ByteStart, length: row.ByteStop - row.ByteStart}
+		lo, hi = i, i
+	}
+	cur.segs, cur.first = order[start:], lo
+	reads = append(reads, cur)
+
+	slices.SortFunc(reads, func(a, b read) int { return cmp.Compare(a.first, b.first) })
+	for k := range reads {
+		for _, i := range reads[k].segs {
+			owner[i] = k
+		}
+	}
+	return reads, owner
+}

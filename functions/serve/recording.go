@@ -1,0 +1,300 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/replayvault/replayvault/shared/api"
+	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// recording answers GET /v1/projects/{project}/replays/{replay}/recording.
+//
+// Status and headers wait for the first segment, so that a failure there
+// still gets its proper status. Once the body has started, a failure cuts
+// the connection instead of ending the body: the client then sees a broken
+// transfer and an unterminated JSON document, never a short one that looks
+// complete.
+func (s *Server) recording(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	project, replay, err := s.authorize(r)
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	q, err := parseRecordingQuery(r.URL.Query())
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	meta, rows, err := s.db.ReplaySegments(r.Context(), project, replay, q.typ, q.from, q.to)
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	if at, gone := meta.Shredded(); gone {
+		writeGone(w, r, at)
+		return
+	}
+
+	out := &framer{ndjson: q.ndjson}
+	h := w.Header()
+	h.Set("Content-Type", out.contentType())
+	api.NoStore(w)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+
+	f := newFetcher(r.Context(), s.cfg, s.blobs, s.keks, rows)
+	var (
+		started bool
+		ttfb    time.Duration
+	)
+	err = s.stream(w, f, rows, out, func() { started, ttfb = true, time.Since(start) })
+	stats := f.stop()
+	gone := r.Context().Err() != nil || errors.Is(err, errWrite) // the client left
+	if err == nil || gone || started {
+		logStream(r, project, replay, len(rows), stats, ttfb, time.Since(start), err, gone)
+	}
+	switch {
+	case err == nil:
+	case started:
+		abort(w)
+	case !gone:
+		api.WriteError(w, r, err, nil) // logs it
+	}
+}
+
+// stream writes the segments of rows as f delivers them. started is called
+// just before the first byte of the body is written.
+func (s *Server) stream(w http.ResponseWriter, f *fetcher, rows []store.Segment, out *framer, started func()) error {
+	rc := http.NewResponseController(w)
+	begin := func() error {
+		started()
+		w.WriteHeader(http.StatusOK)
+		return written(out.begin(w))
+	}
+	for i := range rows {
+		pt, err := f.next(i)
+		var doc []byte
+		if err == nil {
+			doc, err = segment.Decode(rows[i].Encoding, pt, s.cfg.MaxDecompressed)
+			if err != nil {
+				err = fmt.Errorf("decode segment %s: %w", rows[i].ID, err)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			if err := begin(); err != nil {
+				return err
+			}
+		}
+		if err := out.segment(w, doc); err != nil {
+			return fmt.Errorf("segment %s: %w", rows[i].ID, err)
+		}
+		// Flush each segment: the player can start on the first while
+		// later ones are still being read.
+		if err := written(rc.Flush()); err != nil {
+			return err
+		}
+	}
+	if len(rows) == 0 {
+		if err := begin(); err != nil {
+			return err
+		}
+	}
+	return written(out.end(w))
+}
+
+// errWrite marks a failure to write the response: the client has gone.
+var errWrite = errors.New("write response")
+
+func written(err error) error {
+	if err != nil {
+		return fmt.Errorf("%w: %w", errWrite, err)
+	}
+	return nil
+}
+
+// abort cuts the response so that the client cannot take the body for
+// complete: the connection is closed without the chunked encoding's final
+// chunk. Where the connection cannot be taken over (HTTP/2), the panic
+// makes net/http reset the stream.
+func abort(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// recordingQuery is the parsed query string of a recording request.
+type recordingQuery struct {
+	typ      string
+	from, to int // inclusive segment range
+	ndjson   bool
+}
+
+// parseRecordingQuery reads ?segments=A-B|A-|A, ?type= and ?format=.
+func parseRecordingQuery(v url.Values) (recordingQuery, error) {
+	q := recordingQuery{typ: segment.DefaultType, from: 0, to: math.MaxInt32}
+	for name, vals := range v {
+		switch name {
+		case "segments", "type", "format":
+			if len(vals) > 1 {
+				return q, fmt.Errorf("%w: %s given %d times", api.ErrBadRequest, name, len(vals))
+			}
+		}
+	}
+	if t := v.Get("type"); t != "" {
+		if !segment.ValidType(t) {
+			return q, fmt.Errorf("%w: unknown type %q (want one of %s)", api.ErrBadRequest, t, strings.Join(segment.Types, ", "))
+		}
+		q.typ = t
+	}
+	switch f := v.Get("format"); f {
+	case "", "json":
+	case "ndjson":
+		q.ndjson = true
+	default:
+		return q, fmt.Errorf("%w: unknown format %q (want json or ndjson)", api.ErrBadRequest, f)
+	}
+	if s, ok := v["segments"]; ok {
+		var err error
+		if q.from, q.to, err = parseSegments(s[0]); err != nil {
+			return q, err
+		}
+	}
+	return q, nil
+}
+
+// parseSegments parses "A-B", "A-" or "A": inclusive, A <= B.
+func parseSegments(s string) (from, to int, err error) {
+	bad := func() (int, int, error) {
+		return 0, 0, fmt.Errorf("%w: segments=%q must be A-B, A- or A with 0 <= A <= B", api.ErrBadRequest, s)
+	}
+	a, b, dash := strings.Cut(s, "-")
+	from, ok := segmentNumber(a)
+	if !ok {
+		return bad()
+	}
+	switch {
+	case !dash:
+		to = from
+	case b == "":
+		to = math.MaxInt32
+	default:
+		if to, ok = segmentNumber(b); !ok || to < from {
+			return bad()
+		}
+	}
+	return from, to, nil
+}
+
+// segmentNumber parses a segment id: decimal digits only, no sign.
+func segmentNumber(s string) (int, bool) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// framer writes segments as one JSON array of all their events, or as one
+// segment array per line (NDJSON).
+type framer struct {
+	ndjson bool
+	events bool // an event has been written (JSON: the next needs a comma)
+	buf    bytes.Buffer
+}
+
+func (f *framer) contentType() string {
+	if f.ndjson {
+		return "application/x-ndjson"
+	}
+	return "application/json"
+}
+
+func (f *framer) begin(w io.Writer) error {
+	if f.ndjson {
+		return nil
+	}
+	_, err := io.WriteString(w, "[")
+	return err
+}
+
+func (f *framer) end(w io.Writer) error {
+	if f.ndjson {
+		return nil
+	}
+	_, err := io.WriteString(w, "]\n")
+	return err
+}
+
+// segment writes one segment's JSON array. The packer validated it as an
+// array of event objects; the outer brackets are checked again here, as
+// the framing depends on them.
+func (f *framer) segment(w io.Writer, doc []byte) error {
+	doc = trimJSONSpace(doc)
+	if len(doc) < 2 || doc[0] != '[' || doc[len(doc)-1] != ']' {
+		return fmt.Errorf("stored segment is not a JSON array")
+	}
+	if f.ndjson {
+		if bytes.ContainsAny(doc, "\r\n") {
+			// Newlines may only be whitespace between tokens here (inside
+			// strings they are escaped); one line per segment needs them
+			// gone.
+			f.buf.Reset()
+			if err := json.Compact(&f.buf, doc); err != nil {
+				return fmt.Errorf("compact segment: %w", err)
+			}
+			doc = f.buf.Bytes()
+		}
+		if _, err := w.Write(doc); err != nil {
+			return written(err)
+		}
+		_, err := io.WriteString(w, "\n")
+		return written(err)
+	}
+	inner := trimJSONSpace(doc[1 : len(doc)-1])
+	if len(inner) == 0 {
+		return nil // an empty segment adds no events, and no comma
+	}
+	if f.events {
+		if _, err := io.WriteString(w, ","); err != nil {
+			return written(err)
+		}
+	}
+	f.events = true
+	_, err := w.Write(inner)
+	return written(err)
+}
+
+// trimJSONSpace trims the four whitespace characters of JSON.
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,215 @@
+// Package serve is the Serve function: the HTTP read path. It looks up a
+// replay's segment rows, plans coalesced ranged reads of the packed blobs,
+// runs them in parallel within a bounded window, decrypts and decompresses
+// each segment, and streams the assembled recording in segment order as
+// soon as the next segment is ready.
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/replayvault/replayvault/shared/api"
+	"github.com/replayvault/replayvault/shared/auth"
+	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// Config is what Serve needs from config.Serve.
+type Config struct {
+	// CoalesceGapBytes: two ranges of one blob are read together when fewer
+	// bytes than this lie between them.
+	CoalesceGapBytes int64
+	// MaxReadBytes caps one coalesced read.
+	MaxReadBytes int64
+	// ReadParallelism bounds the reads in flight for one request.
+	ReadParallelism int
+	// WindowBytes bounds the bytes one request holds ahead of its writer:
+	// reads in flight plus decrypted segments not yet written.
+	WindowBytes int64
+	// MaxReadsAhead bounds the reads started whose segments are not all
+	// written yet.
+	MaxReadsAhead int
+	// MaxDecompressed caps one segment's decompressed size.
+	MaxDecompressed int64
+	// CORSOrigins may call the API from a browser.
+	CORSOrigins []string
+}
+
+// ConfigFrom derives Serve's settings from the function's config. The
+// window is two maximal reads: enough to keep reads going while the writer
+// drains one, small enough for many concurrent requests per instance.
+func ConfigFrom(c *config.Serve) Config {
+	return Config{
+		CoalesceGapBytes: c.CoalesceGapBytes,
+		MaxReadBytes:     c.MaxReadBytes,
+		ReadParallelism:  c.ReadParallelism,
+		WindowBytes:      2 * c.MaxReadBytes,
+		MaxReadsAhead:    4 * c.ReadParallelism,
+		MaxDecompressed:  segment.DefaultMaxDecompressed,
+		CORSOrigins:      c.CORSOrigins,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxReadBytes <= 0 {
+		c.MaxReadBytes = 16 << 20
+	}
+	if c.ReadParallelism <= 0 {
+		c.ReadParallelism = 8
+	}
+	if c.WindowBytes <= 0 {
+		c.WindowBytes = 2 * c.MaxReadBytes
+	}
+	if c.MaxReadsAhead <= 0 {
+		c.MaxReadsAhead = 4 * c.ReadParallelism
+	}
+	if c.MaxDecompressed <= 0 {
+		c.MaxDecompressed = segment.DefaultMaxDecompressed
+	}
+	return c
+}
+
+// Server answers the Serve API. It is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	db       *store.DB
+	blobs    blob.Store
+	keks     *crypt.KEKCache
+	verifier *auth.Verifier
+	handler  http.Handler
+}
+
+// New returns a Server over its dependencies. Zero fields of cfg take
+// defaults.
+func New(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEKCache, verifier *auth.Verifier) *Server {
+	s := &Server{cfg: cfg.withDefaults(), db: db, blobs: blobs, keks: keks, verifier: verifier}
+	// With FUNCTION_TARGET=Serve the function receives every path, so it
+	// routes (and answers unknown paths) itself.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/projects/{project}/replays/{replay}/recording", s.recording)
+	mux.HandleFunc("GET /v1/projects/{project}/replays/{replay}", s.metadata)
+	mux.HandleFunc("/v1/projects/{project}/replays/{replay}/recording", methodNotAllowed)
+	mux.HandleFunc("/v1/projects/{project}/replays/{replay}", methodNotAllowed)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, r, fmt.Errorf("%w: no route for %s", api.ErrNotFound, r.URL.Path), nil)
+	})
+	s.handler = api.CORS(s.cfg.CORSOrigins, "GET, OPTIONS", mux)
+	return s
+}
+
+// ServeHTTP routes a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Replays are user content; never let a browser guess another type.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.handler.ServeHTTP(w, r)
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+	api.WriteError(w, r, fmt.Errorf("%w: %s", api.ErrMethod, r.Method), nil)
+}
+
+// metadata answers GET /v1/projects/{project}/replays/{replay}.
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	project, replay, err := s.authorize(r)
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	meta, err := s.db.ReplayMeta(r.Context(), project, replay)
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	if at, gone := meta.Shredded(); gone {
+		writeGone(w, r, at)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, metadataJSON(meta))
+}
+
+// Metadata is the body of GET /v1/projects/{project}/replays/{replay}.
+type Metadata struct {
+	ProjectID     int64      `json:"project_id"`
+	ReplayID      uuid.UUID  `json:"replay_id"`
+	SegmentCount  int        `json:"segment_count"`
+	StoredBytes   int64      `json:"stored_bytes"`
+	RawBytes      int64      `json:"raw_bytes"`
+	FirstSeen     time.Time  `json:"first_seen"`
+	LastSeen      time.Time  `json:"last_seen"`
+	StartedAtMS   *int64     `json:"started_at_ms"`
+	EndedAtMS     *int64     `json:"ended_at_ms"`
+	RetentionDays int        `json:"retention_days"`
+	DeletedAt     *time.Time `json:"deleted_at"`
+}
+
+func metadataJSON(m *store.Replay) Metadata {
+	return Metadata{
+		ProjectID:     m.ProjectID,
+		ReplayID:      m.ReplayID,
+		SegmentCount:  m.SegmentCount,
+		StoredBytes:   m.StoredBytes,
+		RawBytes:      m.RawBytes,
+		FirstSeen:     m.FirstSeen.UTC(),
+		LastSeen:      m.LastSeen.UTC(),
+		StartedAtMS:   m.StartedAtMS,
+		EndedAtMS:     m.EndedAtMS,
+		RetentionDays: m.RetentionDays,
+		DeletedAt:     m.DeletedAt,
+	}
+}
+
+// writeGone answers 410 with the time of the shred.
+func writeGone(w http.ResponseWriter, r *http.Request, at time.Time) {
+	api.WriteError(w, r, fmt.Errorf("%w: replay was shredded", api.ErrGone),
+		map[string]any{"deleted_at": at.UTC()})
+}
+
+// authorize checks the token before anything is looked up. An invalid or
+// missing token is 401 whatever the path says; a valid one then gets 400
+// for a malformed id and 403 for another project or scope.
+func (s *Server) authorize(r *http.Request) (int64, uuid.UUID, error) {
+	project, perr := api.ProjectID(r.PathValue("project"))
+	_, aerr := s.verifier.Authorize(r, project, auth.ScopeRead)
+	switch {
+	case errors.Is(aerr, auth.ErrUnauthenticated):
+		return 0, uuid.Nil, aerr
+	case perr != nil:
+		return 0, uuid.Nil, perr
+	case aerr != nil:
+		return 0, uuid.Nil, aerr
+	}
+	replay, err := api.ReplayID(r.PathValue("replay"))
+	if err != nil {
+		return 0, uuid.Nil, err
+	}
+	return project, replay, nil
+}
+
+// logStream records how one recording was served, or how its stream was
+// cut (clientGone: by the client).
+func logStream(r *http.Request, project int64, replay uuid.UUID, segs int, st fetchStats, ttfb, total time.Duration, err error, clientGone bool) {
+	attrs := []any{
+		"project_id", project, "replay_id", replay, "segments", segs, "reads", st.Reads,
+		"bytes_read", st.BytesRead, "peak_held_bytes", st.PeakHeld,
+		"ttfb", ttfb, "duration", total,
+	}
+	switch {
+	case err == nil:
+		slog.InfoContext(r.Context(), "recording served", attrs...)
+	case clientGone:
+		slog.InfoContext(r.Context(), "recording abandoned by the client", append(attrs, "error", err)...)
+	default:
+		status, code := api.Status(err)
+		slog.ErrorContext(r.Context(), "recording stream cut", append(attrs, "status", status, "code", code, "error", err)...)
+	}
+}

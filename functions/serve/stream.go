@@ -1,0 +1,230 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// fetcher runs a read plan: it issues the ranged reads in the order the
+// writer needs them, at most ReadParallelism at a time, decrypts each
+// segment as its read completes, and hands the segments to the writer in
+// segment order through next.
+//
+// Memory is bounded by a sliding window. held counts the bytes of reads in
+// flight plus the decrypted segments not yet taken by the writer; a read
+// starts only while held stays within WindowBytes and fewer than
+// MaxReadsAhead reads are unfinished, except that the read holding the
+// segment the writer waits for always starts (so a window filled by
+// segments the writer will need later cannot stall it). The planner's span
+// limit keeps such segments close to the writer.
+type fetcher struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	rows   []store.Segment
+	reads  []read
+	owner  []int
+	blobs  blob.Store
+	keks   *crypt.KEKCache
+	cfg    Config
+
+	done  []chan struct{} // per read: closed once its segments are set
+	plain [][]byte        // per segment: the decrypted bytes, nil once taken
+	errs  []error         // per segment
+
+	failOnce sync.Once
+	failed   chan struct{} // closed at the first failed read
+	failErr  error
+
+	wake chan struct{} // pokes the scheduler (capacity 1)
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	want     int   // the segment the writer takes next (or waits for)
+	inflight int   // reads in flight
+	held     int64 // bytes in flight or decrypted and not yet taken
+	unread   int   // reads started whose segments are not all taken
+	left     []int // per read: segments not yet taken
+
+	stats fetchStats
+}
+
+// fetchStats describe one request's reads, for the log.
+type fetchStats struct {
+	Reads     int
+	BytesRead int64
+	PeakHeld  int64
+}
+
+// newFetcher plans the reads of rows and starts fetching them; stop must be
+// called when the writer is done.
+func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.KEKCache, rows []store.Segment) *fetcher {
+	reads, owner := plan(rows, planLimits{gap: cfg.CoalesceGapBytes, maxRead: cfg.MaxReadBytes, span: cfg.WindowBytes})
+	ctx, cancel := context.WithCancel(ctx)
+	f := &fetcher{
+		ctx: ctx, cancel: cancel,
+		rows: rows, reads: reads, owner: owner,
+		blobs: blobs, keks: keks, cfg: cfg,
+		done:   make([]chan struct{}, len(reads)),
+		plain:  make([][]byte, len(rows)),
+		errs:   make([]error, len(rows)),
+		failed: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		left:   make([]int, len(reads)),
+	}
+	for k := range reads {
+		f.done[k] = make(chan struct{})
+		f.left[k] = len(reads[k].segs)
+	}
+	f.wg.Add(1)
+	go f.schedule()
+	return f
+}
+
+// stop cancels the reads still running and waits for them.
+func (f *fetcher) stop() fetchStats {
+	f.cancel()
+	f.wg.Wait()
+	return f.stats
+}
+
+// next returns the decrypted bytes of segment i. The writer calls it for
+// i = 0, 1, ... in order. It fails as soon as any read has failed: the
+// response cannot complete, so there is no point in writing more of it.
+func (f *fetcher) next(i int) ([]byte, error) {
+	k := f.owner[i] // want is i already: the previous call left it there
+	select {
+	case <-f.done[k]:
+	case <-f.failed:
+		return nil, f.failErr
+	case <-f.ctx.Done():
+		return nil, f.ctx.Err()
+	}
+	if err := f.errs[i]; err != nil {
+		return nil, err
+	}
+	pt := f.plain[i]
+	f.plain[i] = nil
+	f.mu.Lock()
+	f.held -= int64(len(pt))
+	f.want = i + 1
+	if f.left[k]--; f.left[k] == 0 {
+		f.unread--
+	}
+	f.mu.Unlock()
+	f.poke()
+	return pt, nil
+}
+
+func (f *fetcher) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// schedule starts the reads in order as the window allows.
+func (f *fetcher) schedule() {
+	defer f.wg.Done()
+	for k := range f.reads {
+		if !f.admit(k) {
+			return
+		}
+		f.wg.Add(1)
+		go f.fetch(k)
+	}
+}
+
+// admit waits until read k may start and accounts for it; false when the
+// request is over.
+func (f *fetcher) admit(k int) bool {
+	r := &f.reads[k]
+	for {
+		f.mu.Lock()
+		needed := r.first <= f.want
+		if f.inflight < f.cfg.ReadParallelism &&
+			(needed || f.unread < f.cfg.MaxReadsAhead && f.held+r.length <= f.cfg.WindowBytes) {
+			f.inflight++
+			f.unread++
+			f.held += r.length
+			f.stats.Reads++
+			f.stats.BytesRead += r.length
+			f.stats.PeakHeld = max(f.stats.PeakHeld, f.held)
+			f.mu.Unlock()
+			return true
+		}
+		f.mu.Unlock()
+		select {
+		case <-f.wake:
+		case <-f.ctx.Done():
+			return false
+		}
+	}
+}
+
+// fetch reads k and decrypts its segments.
+func (f *fetcher) fetch(k int) {
+	defer f.wg.Done()
+	r := &f.reads[k]
+	buf, err := f.blobs.ReadRange(f.ctx, r.blob, r.off, r.length)
+	if err == nil && int64(len(buf)) != r.length {
+		err = fmt.Errorf("read %s [%d,+%d): got %d bytes: %w", r.blob, r.off, r.length, len(buf), blob.ErrUnavailable)
+	}
+	var kept int64
+	var failure error
+	for _, i := range r.segs {
+		row := &f.rows[i]
+		switch {
+		case failure != nil:
+			// The response fails anyway; spare the work (and a wait on a
+			// KMS that is down, for every segment).
+			f.errs[i] = failure
+		case err != nil:
+			f.errs[i] = fmt.Errorf("segment %s: %w", row.ID, err)
+		default:
+			f.plain[i], f.errs[i] = f.open(row, buf[row.ByteStart-r.off:row.ByteStop-r.off])
+			kept += int64(len(f.plain[i]))
+		}
+		failure = f.errs[i]
+	}
+	f.mu.Lock()
+	f.inflight--
+	f.held += kept - r.length
+	f.mu.Unlock()
+	close(f.done[k])
+	if failure != nil {
+		f.fail(failure)
+	}
+	f.poke()
+}
+
+func (f *fetcher) fail(err error) {
+	f.failOnce.Do(func() {
+		f.failErr = err
+		close(f.failed)
+	})
+}
+
+// open decrypts one segment with its DEK from the database row and its KEK
+// from the cache.
+func (f *fetcher) open(row *store.Segment, ciphertext []byte) ([]byte, error) {
+	kek, err := f.keks.Get(f.ctx, row.KEKID)
+	if errors.Is(err, store.ErrNotFound) {
+		// A segment row names a KEK the database does not hold: a broken
+		// invariant, not a missing replay.
+		return nil, fmt.Errorf("segment %s: kek %s missing: %v", row.ID, row.KEKID, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: %w", row.ID, err)
+	}
+	pt, err := crypt.Open(kek, row.ID.AAD(), ciphertext, row.WrappedDEK)
+	if err != nil {
+		return nil, fmt.Errorf("open segment %s: %w", row.ID, err)
+	}
+	return pt, nil
+}

@@ -1,0 +1,88 @@
+package serve
+
+import (
+	"bufio"
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/replayvault/replayvault/shared/blob"
+)
+
+// TestWindowBoundsMemory fetches a replay of 2,000 segments through a
+// small window with a slow writer: the bytes held (reads in flight plus
+// decrypted segments not yet written) never exceed the window plus one
+// read, yet reads do run ahead of the writer.
+func TestWindowBoundsMemory(t *testing.T) {
+	e := newEnv(t, defaults())
+	rng := rand.New(rand.NewPCG(31, 32))
+	id := uuid.New()
+	segs := append(makeSegments(rng, 1, id, "", 2000, 1000), makeSegments(rng, 1, uuid.New(), "", 500, 1000)...)
+	pack(t, e.d, 500, segs)
+	rows := segmentRows(t, e.d, 1, id)
+	cfg := Config{CoalesceGapBytes: 1 << 20, MaxReadBytes: 16 << 10, ReadParallelism: 4, WindowBytes: 64 << 10, MaxReadsAhead: 16}.withDefaults()
+	var largest int64
+	for _, r := range rows {
+		largest = max(largest, r.ByteStop-r.ByteStart)
+	}
+
+	f := newFetcher(context.Background(), cfg, blob.NewInstrumented(e.d.Blobs, time.Millisecond), e.d.KEKCache(), rows)
+	for i := range rows {
+		if _, err := f.next(i); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			time.Sleep(5 * time.Millisecond) // a slow client
+		}
+	}
+	st := f.stop()
+	t.Logf("%d segments, %d reads, %d bytes read, peak held %d bytes (window %d)", len(rows), st.Reads, st.BytesRead, st.PeakHeld, cfg.WindowBytes)
+	if limit := cfg.WindowBytes + max(cfg.MaxReadBytes, largest); st.PeakHeld > limit {
+		t.Errorf("peak held %d bytes, over window + one read = %d", st.PeakHeld, limit)
+	}
+	if st.PeakHeld <= cfg.MaxReadBytes {
+		t.Errorf("peak held %d bytes: reads never ran ahead of the writer", st.PeakHeld)
+	}
+}
+
+// TestClientLeaves: when the client hangs up after the first segment, the
+// handler stops reading and returns.
+func TestClientLeaves(t *testing.T) {
+	e := newEnv(t, defaults())
+	id := uuid.New()
+	segs := makeSegments(rand.New(rand.NewPCG(33, 34)), 1, id, "", 60, 2000)
+	pack(t, e.d, 100, segs)
+	store := blob.NewInstrumented(e.d.Blobs, 20*time.Millisecond)
+	s := New(Config{ReadParallelism: 2, WindowBytes: 1}, e.d.DB, store, e.d.KEKCache(), e.srv.verifier)
+	var wg sync.WaitGroup
+	url := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		s.ServeHTTP(w, r)
+	}))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, recordingURL(url, 1, id, "format=ndjson"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token(t, 1))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	resp.Body.Close()
+	wg.Wait() // the handler returned
+	if n := store.Counts().ClassB; n >= int64(len(segs)) {
+		t.Errorf("reads = %d after the client left at the first segment; want fewer than %d", n, len(segs))
+	}
+}
