@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"migrate":  {"apply pending database migrations", runMigrate},
 	"token":    {"mint an API token (JWT) for local use", runToken},
 	"function": {"serve one function (FUNCTION_TARGET, PORT) as Cloud Run does", runFunction},
+	"bench":    {"measure Pack and Serve against the naive storage design", runBench},
 	"dev":      {"run the whole system locally (or check it once with --smoke)", runDev},
 	"publish":  {"publish segment files or a generated session to the segment topic", runPublish},
 }

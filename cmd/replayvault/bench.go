@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/replayvault/replayvault/cmd/replayvault/internal/bench"
+	"github.com/replayvault/replayvault/shared/workload"
+)
+
+// benchInternal are the processes the benchmark starts from this binary;
+// they are not meant to be run by hand.
+var benchInternal = map[string]func(context.Context, []string, io.Writer) error{
+	"standins":   runStandins,
+	"naive-pack": runNaivePack,
+	"read-naive": runReadNaive,
+}
+
+// runBench measures Pack and Serve against the naive storage design.
+func runBench(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 {
+		if run, ok := benchInternal[args[0]]; ok {
+			return run(ctx, args[1:], out)
+		}
+	}
+	fs := newFlagSet("bench", "[--quick] [--json] [flags]")
+	quick := fs.Bool("quick", false, "short steps (under a minute): a smoke test, coarse numbers")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	sizes := fs.String("sizes", workload.DefaultSizes().String(), "compressed segment size distribution (log-normal)")
+	concurrency := fs.Int("concurrency", 1000, "most unanswered pushes at once (the instance's concurrency, Pack's MAX_CONCURRENCY)")
+	gcsLatency := fs.Duration("gcs-latency", bench.DefaultGCSLatency, "latency added to every GCS request")
+	kmsLatency := fs.Duration("kms-latency", bench.DefaultKMSLatency, "latency added to every KMS call")
+	dbLatency := fs.Duration("db-latency", 0, "latency added to every database round trip")
+	pin := fs.Int("pin", 1, "CPUs the process under test gets to itself (0: no pinning)")
+	seed := fs.Uint64("seed", 1, "workload seed")
+	readSizes := fs.String("read-sizes", "10,100,1000", "segment counts of the replays read back")
+	skipRead := fs.Bool("skip-read", false, "skip the read benchmark")
+	skipIngest := fs.Bool("skip-ingest", false, "skip the ingest benchmark")
+	keep := fs.Bool("keep", false, "keep the work directory (child logs)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: replayvault bench [--quick] [--json] [flags]\n\n"+
+			"Measures Pack and Serve against the naive design (one object, KMS call and transaction per\n"+
+			"segment) on local stand-ins with cloud-like latency, and prices both. Progress goes to stderr.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	sd, err := workload.ParseSizeDist(*sizes)
+	if err != nil {
+		return err
+	}
+	var rs []int
+	for _, s := range strings.Split(*readSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 5000 {
+			return fmt.Errorf("-read-sizes: %q is not a segment count in 1..5000", s)
+		}
+		rs = append(rs, n)
+	}
+	if *concurrency < 1 {
+		return fmt.Errorf("-concurrency must be positive")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("bench reads process accounting from /proc: it runs on Linux only")
+	}
+	rep, err := bench.Run(ctx, bench.Options{
+		Exe: exe, Quick: *quick, Sizes: sd, Lengths: workload.DefaultLengths(), Concurrency: *concurrency,
+		GCSLatency: *gcsLatency, KMSLatency: *kmsLatency, DBLatency: *dbLatency, TestCPUs: *pin, Seed: *seed,
+		ReadSizes: rs, SkipRead: *skipRead, SkipIngest: *skipIngest, Keep: *keep, Progress: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return rep.WriteJSON(out)
+	}
+	return rep.WriteTable(out)
+}
