@@ -23,6 +23,7 @@ import (
 func init() {
 	logging.Setup()
 	functions.CloudEvent("Pack", pack)
+	functions.HTTP("Serve", serve)
 	functions.HTTP("Shred", shred)
 }
 
