@@ -12,7 +12,6 @@ import (
 	"github.com/replayvault/replayvault/shared/testenv"
 )
 
-
 // TestAppRoleCanWriteButNotAlter checks the role the functions' database
 // users get: rows yes, schema no.
 func TestAppRoleCanWriteButNotAlter(t *testing.T) {
