@@ -28,6 +28,10 @@ type planLimits struct {
 	gap int64
 	// maxRead caps a coalesced read; a single larger segment is read alone.
 	maxRead int64
+	// firstRead caps the read that holds the replay's first segment
+	// (within maxRead): nothing can be sent before it completes, so a
+	// smaller first read brings the first byte forward.
+	firstRead int64
 	// span caps the replay bytes (the segments' sizes, in segment order)
 	// from a read's first segment to its last. A read whose segments are
 	// far apart in the replay would be held in memory from the time the
@@ -100,9 +104,13 @@ func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
 		if j > start {
 			stop := max(cur.off+cur.length, row.ByteStop)
 			nlo, nhi := min(lo, i), max(hi, i)
+			capacity := lim.maxRead
+			if nlo == 0 && lim.firstRead > 0 {
+				capacity = min(capacity, lim.firstRead)
+			}
 			if row.BlobPath == cur.blob &&
 				row.ByteStart-(cur.off+cur.length) < lim.gap &&
-				stop-cur.off <= lim.maxRead &&
+				stop-cur.off <= capacity &&
 				pos[nhi+1]-pos[nlo] <= lim.span {
 				cur.length = stop - cur.off
 				lo, hi = nlo, nhi

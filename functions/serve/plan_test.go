@@ -58,6 +58,10 @@ func TestPlan(t *testing.T) {
 			[]planned{{"a", 0, 80, []int{0, 1}}, {"a", 80, 40, []int{2}}}},
 		{"segment over the cap alone", layout("a", 0, 10, "a", 10, 200, "a", 200, 210), planLimits{gap: 100, maxRead: 50, span: 1 << 20},
 			[]planned{{"a", 0, 10, []int{0}}, {"a", 10, 190, []int{1}}, {"a", 200, 10, []int{2}}}},
+		{"first read capped", layout("a", 0, 40, "a", 40, 80, "a", 80, 120, "a", 120, 160), planLimits{gap: 100, maxRead: 1000, firstRead: 80, span: 1 << 20},
+			[]planned{{"a", 0, 80, []int{0, 1}}, {"a", 80, 80, []int{2, 3}}}},
+		{"first segment joining a read late", layout("a", 80, 120, "a", 0, 40, "a", 40, 80), planLimits{gap: 100, maxRead: 1000, firstRead: 40, span: 1 << 20},
+			[]planned{{"a", 80, 40, []int{0}}, {"a", 0, 80, []int{1, 2}}}},
 		{"span limit keeps a far segment apart", layout("a", 0, 10, "b", 0, 100, "b", 100, 200, "a", 10, 20), planLimits{gap: 100, maxRead: 1 << 20, span: 210},
 			[]planned{{"a", 0, 10, []int{0}}, {"b", 0, 200, []int{1, 2}}, {"a", 10, 10, []int{3}}}},
 	}
@@ -78,7 +82,7 @@ func TestPlanInvariants(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for i := range 200 {
 		rows := randomRows(rng, 1+rng.IntN(300), 1+rng.IntN(6))
-		lim := planLimits{gap: int64(rng.IntN(5000)), maxRead: int64(1 + rng.IntN(100_000)), span: int64(1 + rng.IntN(200_000))}
+		lim := planLimits{gap: int64(rng.IntN(5000)), maxRead: int64(1 + rng.IntN(100_000)), firstRead: int64(rng.IntN(50_000)), span: int64(1 + rng.IntN(200_000))}
 		reads, owner := plan(rows, lim)
 		checkPlan(t, rows, lim, reads, owner)
 		if t.Failed() {
@@ -94,8 +98,12 @@ func checkPlan(t *testing.T, rows []store.Segment, lim planLimits, reads []read,
 		if k > 0 && reads[k-1].first > r.first {
 			t.Errorf("read %d (first %d) after read %d (first %d)", k, r.first, k-1, reads[k-1].first)
 		}
-		if len(r.segs) > 1 && r.length > lim.maxRead {
-			t.Errorf("read %d of %d bytes holds %d segments, over the cap %d", k, r.length, len(r.segs), lim.maxRead)
+		capacity := lim.maxRead
+		if r.first == 0 && lim.firstRead > 0 {
+			capacity = min(capacity, lim.firstRead)
+		}
+		if len(r.segs) > 1 && r.length > capacity {
+			t.Errorf("read %d of %d bytes holds %d segments, over the cap %d", k, r.length, len(r.segs), capacity)
 		}
 		lo, hi := r.segs[0], r.segs[0]
 		for _, i := range r.segs {
@@ -152,7 +160,7 @@ func randomRows(rng *rand.Rand, n, blobs int) []store.Segment {
 func BenchmarkPlan(b *testing.B) {
 	for _, blobs := range []int{3, 30} {
 		rows := randomRows(rand.New(rand.NewPCG(2, 2)), 1000, blobs)
-		lim := planLimits{gap: 1 << 20, maxRead: 16 << 20, span: 32 << 20}
+		lim := planLimits{gap: 1 << 20, maxRead: 16 << 20, firstRead: firstReadBytes, span: 32 << 20}
 		b.Run(fmt.Sprintf("rows=1000/blobs=%d", blobs), func(b *testing.B) {
 			b.ReportAllocs()
 			var reads int

@@ -54,6 +54,11 @@ type fetcher struct {
 	stats fetchStats
 }
 
+// firstReadBytes caps the first read: about 10 ms of transfer from GCS on
+// top of its latency, where a full MAX_READ_BYTES read could add a hundred
+// or more before the first byte can leave. Costs at most one extra read.
+const firstReadBytes = 1 << 20
+
 // fetchStats describe one request's reads, for the log.
 type fetchStats struct {
 	Reads     int
@@ -64,7 +69,12 @@ type fetchStats struct {
 // newFetcher plans the reads of rows and starts fetching them; stop must be
 // called when the writer is done.
 func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.KEKCache, rows []store.Segment) *fetcher {
-	reads, owner := plan(rows, planLimits{gap: cfg.CoalesceGapBytes, maxRead: cfg.MaxReadBytes, span: cfg.WindowBytes})
+	reads, owner := plan(rows, planLimits{
+		gap:       cfg.CoalesceGapBytes,
+		maxRead:   cfg.MaxReadBytes,
+		firstRead: firstReadBytes,
+		span:      cfg.WindowBytes,
+	})
 	ctx, cancel := context.WithCancel(ctx)
 	f := &fetcher{
 		ctx: ctx, cancel: cancel,
