@@ -57,7 +57,7 @@ const (
 // a segment can never be inserted for a replay whose shred has committed.
 // outcomes[i] says what happened to segs[i].
 func (db *DB) CommitBatch(ctx context.Context, blob Blob, segs []Segment) (outcomes []Outcome, err error) {
-	err = db.InTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+	err = db.InTx(ctx, pgx.ReadCommitted, func(ctx context.Context, tx pgx.Tx) error {
 		outcomes, err = commitBatch(ctx, tx, blob, segs)
 		return err
 	})

@@ -85,12 +85,8 @@ func (db *DB) ReplaySegments(ctx context.Context, project int64, replay uuid.UUI
 		meta *Replay
 		segs []Segment
 	)
-	// InTx bounds the transaction's start and commit; the statements run
-	// on ctx, so bound that too.
-	ctx, cancel := db.WithTimeout(ctx)
-	defer cancel()
 	err := readOnly(ctx, func() error {
-		return db.InTx(ctx, pgx.RepeatableRead, func(tx pgx.Tx) error {
+		return db.InTx(ctx, pgx.RepeatableRead, func(ctx context.Context, tx pgx.Tx) error {
 			var err error
 			segs = nil
 			if meta, err = replayMeta(ctx, tx, project, replay); err != nil {

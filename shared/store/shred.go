@@ -45,7 +45,7 @@ func (db *DB) ShredReplays(ctx context.Context, project int64, replays []uuid.UU
 		return Receipt{}, fmt.Errorf("shred project %d: no replay ids", project)
 	}
 	rc := Receipt{ID: uuid.New(), ProjectID: project, ReplayIDs: ids, RequestedBy: requestedBy}
-	err := db.InTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+	err := db.InTx(ctx, pgx.ReadCommitted, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO replays AS r (project_id, replay_id, retention_days, first_seen, last_seen, deleted_at)
 			SELECT $1, id, $3, now(), now(), now()
@@ -81,7 +81,7 @@ func (db *DB) ShredReplays(ctx context.Context, project int64, replays []uuid.UU
 // ShredReplays does, so the two kinds of shred cannot deadlock.
 func (db *DB) ShredProject(ctx context.Context, project int64, requestedBy string) (Receipt, error) {
 	rc := Receipt{ID: uuid.New(), ProjectID: project, WholeProject: true, ReplayIDs: []uuid.UUID{}, RequestedBy: requestedBy}
-	err := db.InTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+	err := db.InTx(ctx, pgx.ReadCommitted, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO projects AS p (project_id, deleted_at) VALUES ($1, now())
 			ON CONFLICT (project_id) DO UPDATE SET deleted_at = coalesce(p.deleted_at, excluded.deleted_at)`,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -155,10 +156,10 @@ func (db *DB) Close() {
 	}
 }
 
-// InTx runs fn in a transaction at the given isolation level, bounded by the
-// configured timeout, and retries it when PostgreSQL reports a serialization
+// InTx runs fn in a transaction at the given isolation level. fn gets a
+// context bounded by the configured timeout, for its statements. InTx retries it when PostgreSQL reports a serialization
 // failure or a deadlock: fn must be safe to run again.
-func (db *DB) InTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(pgx.Tx) error) error {
+func (db *DB) InTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(context.Context, pgx.Tx) error) error {
 	const attempts = 5
 	var err error
 	for i := range attempts {
@@ -177,14 +178,14 @@ func (db *DB) InTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(pgx.Tx) erro
 	return classify(err)
 }
 
-func (db *DB) inTxOnce(ctx context.Context, iso pgx.TxIsoLevel, fn func(pgx.Tx) error) error {
+func (db *DB) inTxOnce(ctx context.Context, iso pgx.TxIsoLevel, fn func(context.Context, pgx.Tx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, db.timeout)
 	defer cancel()
 	tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		_ = tx.Rollback(ctx)
 		return err
 	}
@@ -223,7 +224,8 @@ func classify(err error) error {
 		return err
 	}
 	var netErr net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var connErr *pgconn.ConnectError
