@@ -283,7 +283,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		case errors.Is(err, io.EOF):
 			return errEmptyBody
 		case errors.As(err, &tooBig):
-			return fmt.Errorf("%w: request body exceeds %d bytes", api.ErrBadRequest, tooBig.Limit)
+			return fmt.Errorf("%w: request body exceeds %d bytes", api.ErrTooLarge, tooBig.Limit)
 		}
 		return fmt.Errorf("%w: request body: %v", api.ErrBadRequest, err)
 	}

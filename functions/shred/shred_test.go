@@ -241,7 +241,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown field", "POST", batch, del, fmt.Sprintf(`{"replay_ids":[%q],"force":true}`, id), 400, `unknown field "force"`},
 		{"not JSON", "POST", batch, del, `replay_ids=` + id, 400, "request body"},
 		{"trailing data", "POST", batch, del, fmt.Sprintf(`{"replay_ids":[%q]} {}`, id), 400, "after the JSON object"},
-		{"body over 1 MiB", "POST", batch, del, `{"replay_ids":["` + strings.Repeat("a", 1<<20) + `"]}`, 400, "exceeds 1048576 bytes"},
+		{"body over 1 MiB", "POST", batch, del, `{"replay_ids":["` + strings.Repeat("a", 1<<20) + `"]}`, 413, "exceeds 1048576 bytes"},
 		{"ids sent to the project route", "POST", "/v1/projects/7:shred", del, fmt.Sprintf(`{"replay_ids":[%q]}`, id), 400, "whole project"},
 		{"no token", "DELETE", "/v1/projects/7/replays/" + id, "", "", 401, "missing bearer token"},
 		{"no token, malformed project", "DELETE", "/v1/projects/x/replays/" + id, "", "", 401, "missing bearer token"},

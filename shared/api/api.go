@@ -28,6 +28,8 @@ var (
 	ErrGone = errors.New("gone")
 	// ErrMethod: the path exists but not with this method (405).
 	ErrMethod = errors.New("method not allowed")
+	// ErrTooLarge: the request body is over its limit (413).
+	ErrTooLarge = errors.New("request too large")
 )
 
 // Status maps an error to its HTTP status and a stable code for the body.
@@ -41,6 +43,8 @@ func Status(err error) (int, string) {
 		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, "not_found"
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, ErrMethod):
 		return http.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, ErrGone):

@@ -24,6 +24,7 @@ func TestWriteError(t *testing.T) {
 		{fmt.Errorf("x: %w", auth.ErrForbidden), 403, false},
 		{fmt.Errorf("x: %w", ErrNotFound), 404, false},
 		{fmt.Errorf("x: %w", ErrGone), 410, false},
+		{fmt.Errorf("x: %w", ErrTooLarge), 413, false},
 		{fmt.Errorf("x: %w", crypt.ErrIntegrity), 500, false},
 		{fmt.Errorf("x: %w", blob.ErrUnavailable), 502, true},
 		{fmt.Errorf("x: %w", store.ErrUnavailable), 503, true},
