@@ -187,7 +187,37 @@ type StepResult struct {
 	Ops       Counts  `json:"ops"`
 	Sustained bool    `json:"sustained"`
 	Why       string  `json:"why,omitempty"`
-	wall      time.Duration
+	// Bottleneck says what ran out when a step was not sustained: "process
+	// under test" (its CPUs were busy), "driver and stand-ins" (the other
+	// CPUs were), or "neither CPU" (waiting: latency, locks, scheduling).
+	Bottleneck string `json:"bottleneck,omitempty"`
+	wall       time.Duration
+}
+
+// predictCapacity estimates the rate at which a step's load would fill
+// either the CPUs of the process under test or the others.
+func predictCapacity(s StepResult, testCPUs int) float64 {
+	if s.Acked == 0 || s.CPUPer1000 <= 0 {
+		return 0
+	}
+	p := float64(testCPUs) / s.CPUPer1000 * 1000
+	if s.RestBusy > 0.05 {
+		p = min(p, s.AckedPerS/s.RestBusy)
+	}
+	return p
+}
+
+// bottleneck names what ran out in a step that was not sustained.
+func bottleneck(s StepResult, testCPUs int) string {
+	switch {
+	case s.Sustained:
+		return ""
+	case s.CPUUtil >= 0.85*float64(testCPUs):
+		return "process under test"
+	case s.RestBusy >= 0.9:
+		return "driver and stand-ins"
+	}
+	return "neither CPU"
 }
 
 // summarize fills the latency, throughput and verdict fields from samples.

@@ -235,3 +235,50 @@ func waitIdle(ctx context.Context, pid int, timeout time.Duration) error {
 	}
 	return nil
 }
+
+// pinTree pins process pid and every process descended from it (a
+// PostgreSQL server and its backends).
+func pinTree(pid int, cpus []int) error {
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		return err
+	}
+	parent := map[int]int{}
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue // gone
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if i < 0 || len(f) < 2 {
+			continue
+		}
+		p, _ := strconv.Atoi(filepath.Base(filepath.Dir(st)))
+		pp, _ := strconv.Atoi(f[1])
+		parent[p] = pp
+	}
+	var firstErr error
+	for p := range parent {
+		for a := p; a > 1; a = parent[a] {
+			if a == pid {
+				if err := pinProcess(p, cpus); err != nil && firstErr == nil && !errors.Is(err, os.ErrNotExist) {
+					firstErr = err
+				}
+				break
+			}
+		}
+	}
+	return firstErr
+}
+
+// postmasterPID reads the server's PID from its data directory.
+func postmasterPID(dataDir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(first))
+}

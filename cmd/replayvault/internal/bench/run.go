@@ -85,8 +85,8 @@ type timings struct {
 
 func (o Options) timings() timings {
 	if o.Quick {
-		return timings{limit: 1500 * time.Millisecond, warmup: 500 * time.Millisecond, search: 2500 * time.Millisecond,
-			latency: 2500 * time.Millisecond, searches: 2, corpus: 192, reps: 1, seqPrefix: 100}
+		return timings{limit: time.Second, warmup: 500 * time.Millisecond, search: 2 * time.Second,
+			latency: 2 * time.Second, searches: 3, corpus: 192, reps: 1, seqPrefix: 25}
 	}
 	return timings{limit: 5 * time.Second, warmup: 2 * time.Second, search: 10 * time.Second,
 		latency: 15 * time.Second, searches: 7, corpus: 512, reps: 3}
@@ -100,14 +100,17 @@ type runner struct {
 	split    cpuSplit
 	dir      string
 	pg       *testenv.Postgres
+	pgPID    int
 	standins *standinsClient
+	sc       *child
 	stop     []func()
+	t0       time.Time
 }
 
 // Run runs the benchmark and returns its report.
 func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	start := time.Now()
-	r := &runner{o: o, t: o.timings(), rep: &Report{Quick: o.Quick, Started: started(start)}}
+	r := &runner{o: o, t: o.timings(), rep: &Report{Quick: o.Quick, Started: started(start)}, t0: start}
 	defer func() {
 		for i := len(r.stop) - 1; i >= 0; i-- {
 			r.stop[i]()
@@ -149,7 +152,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 
 func (r *runner) progress(format string, args ...any) {
 	if r.o.Progress != nil {
-		fmt.Fprintf(r.o.Progress, "bench: "+format+"\n", args...)
+		fmt.Fprintf(r.o.Progress, "bench %5.1fs: "+format+"\n", append([]any{time.Since(r.t0).Seconds()}, args...)...)
 	}
 }
 
@@ -212,12 +215,19 @@ func (r *runner) setup(ctx context.Context) error {
 	}
 	r.pg = pg
 	r.stop = append(r.stop, func() { _ = pg.Stop() })
+	if r.pgPID, err = postmasterPID(pg.Dir()); err != nil {
+		return err
+	}
+	// Migrate one database and copy it: faster than migrating three.
+	if err := pg.CreateDatabase(ctx, "bench_template", ""); err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx, pg.DSN("bench_template")); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	for _, db := range []string{"bench_packer", "bench_naive", "bench_read"} {
-		if err := pg.CreateDatabase(ctx, db, ""); err != nil {
+		if err := pg.CreateDatabase(ctx, db, "bench_template"); err != nil {
 			return err
-		}
-		if err := store.Migrate(ctx, pg.DSN(db)); err != nil {
-			return fmt.Errorf("migrate %s: %w", db, err)
 		}
 	}
 	if err := execSQL(ctx, pg.DSN("bench_naive"), NaiveSchema); err != nil {
@@ -241,6 +251,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.sc = sc
 	r.stop = append(r.stop, func() { sc.stop(10 * time.Second) })
 	line, err := readLine(ctx, pr, sc, 30*time.Second)
 	if err != nil {
@@ -253,6 +264,20 @@ func (r *runner) setup(ctx context.Context) error {
 	r.standins = &standinsClient{info: info, hc: &http.Client{Timeout: 30 * time.Second}}
 	r.progress("stand-ins up: GCS %s, KMS %s, DB proxy %s", info.GCSHost, info.KMSEndpoint, info.DBProxy)
 	return nil
+}
+
+// spread lets this process, the stand-ins and PostgreSQL use every CPU
+// (setup work that is not measured) or, with all false, puts them back on
+// theirs.
+func (r *runner) spread(all bool) error {
+	if !r.split.pinned() {
+		return nil
+	}
+	cpus := r.split.rest
+	if all {
+		cpus = r.split.all
+	}
+	return errors.Join(pinProcess(os.Getpid(), cpus), pinProcess(r.sc.pid(), cpus), pinTree(r.pgPID, cpus))
 }
 
 // proxied returns the DSN of database db through the stand-ins' DB proxy.
@@ -364,7 +389,7 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 		}
 		// Requests given up on may still be in the process: let it finish
 		// them before the next step.
-		if err == nil {
+		if err == nil && !s.Sustained {
 			err = waitIdle(ctx, t.c.pid(), 20*time.Second)
 		}
 		return s, err
@@ -373,11 +398,14 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 		return res, err
 	}
 
-	// Highest sustained rate: climb from well below what the CPU-bound
-	// limit allows this process until a step fails, then bisect.
+	// Highest sustained rate. Start well below what the CPU-bound limit
+	// allows this process; after a step that passes, aim just under the
+	// capacity that step predicts (the CPUs of the process under test over
+	// its CPU per segment, or the other CPUs over their load, whichever is
+	// less); after one that fails, bisect.
 	est := r.rep.Limit.PerS * float64(len(r.split.test)) / float64(len(r.split.all))
 	lo, hi := 0.0, math.Inf(1)
-	rate := max(0.45*est, 20)
+	rate := max(0.5*est, 20)
 	for range r.t.searches {
 		s, err := run("search", rate, r.t.search)
 		if err != nil {
@@ -386,7 +414,8 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 		if s.Sustained {
 			lo = rate
 		} else {
-			hi = rate
+			// Failing rates only fall, so this is the lowest so far.
+			hi, res.Bottleneck = rate, s.Bottleneck
 		}
 		switch {
 		case lo > 0 && hi/lo < 1.08:
@@ -394,7 +423,11 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 			rate *= 0.6
 			continue
 		case math.IsInf(hi, 1):
-			rate *= 1.5
+			next := 1.15 * rate
+			if p := predictCapacity(s, len(r.split.test)); p > 0 {
+				next = min(max(0.95*p, next), 3*rate)
+			}
+			rate = next
 			continue
 		default:
 			rate = (lo + hi) / 2
@@ -413,6 +446,9 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 				res.At50 = &s
 			} else {
 				res.At90 = &s
+				if s.CPUPer1000 > 0 {
+					res.CPUBoundPerS = float64(len(r.split.test)) / s.CPUPer1000 * 1000
+				}
 			}
 		}
 	}
@@ -433,6 +469,12 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 	res.LifeTx = tx1 - tx0
 	n := float64(t.acked)
 	res.KMSPerMillion = perMillion(float64(res.LifeOps.KMSCalls()), n)
+	if name == "packer" && res.SustainedPerS > 0 {
+		// One KEK per instance per KEK_ROTATE (1 h) at the sustained rate.
+		res.KMSPerMillionSteady = 1e6 / (res.SustainedPerS * 3600)
+	} else {
+		res.KMSPerMillionSteady = res.KMSPerMillion
+	}
 	res.TxPerMillion = perMillion(float64(res.LifeTx), n)
 	// Class A and round trips per segment depend on the rate (batch
 	// size): take them at 90% load.
@@ -498,10 +540,11 @@ func (r *runner) step(ctx context.Context, t *target, spec StepSpec, label strin
 	s.Ops = c1.Sub(c0)
 	s.RestBusy, _ = busyShare(ct0, ct1, r.split.rest)
 	_, s.Steal = busyShare(ct0, ct1, r.split.all)
+	s.Bottleneck = bottleneck(s, len(r.split.test))
 	t.acked += s.Acked
 	verdict := "sustained"
 	if !s.Sustained {
-		verdict = s.Why
+		verdict = s.Why + " [" + s.Bottleneck + "]"
 	}
 	r.progress("%s %-7s offered %5.0f/s acked %5.0f/s  ack p50 %s p99 %s  cpu %.2f (%.2f s/1000)  rest %.0f%%  rss %s  class A %d  kms %d  %s",
 		t.name, label, spec.Rate, s.AckedPerS, fmtMS(s.AckP50MS), fmtMS(s.AckP99MS), s.CPUUtil, s.CPUPer1000, 100*s.RestBusy,
@@ -595,8 +638,12 @@ func (r *runner) read(ctx context.Context) (*ReadReport, error) {
 		return refs
 	}
 	spread, burst := mk(), mk()
-	// Writing the layouts is setup, not measurement: no injected latency.
+	// Writing the layouts is setup, not measurement: no injected latency,
+	// every CPU.
 	if err := r.standins.setLatency(ctx, 0, 0, 0); err != nil {
+		return nil, err
+	}
+	if err := r.spread(true); err != nil {
 		return nil, err
 	}
 	r.progress("read: writing %v-segment replays in the spread and burst layouts", r.o.ReadSizes)
@@ -605,6 +652,9 @@ func (r *runner) read(ctx context.Context) (*ReadReport, error) {
 		return nil, err
 	}
 	if err := l.burst(ctx, burstProject, burst); err != nil {
+		return nil, err
+	}
+	if err := r.spread(false); err != nil {
 		return nil, err
 	}
 	if err := r.standins.setLatency(ctx, r.o.GCSLatency, r.o.KMSLatency, r.o.DBLatency); err != nil {
@@ -642,6 +692,9 @@ func (r *runner) readServe(ctx context.Context, spread, burst []ReplayRef) (main
 		name        string
 		parallelism int
 	}{{"Serve", 8}, {"Serve READ_PARALLELISM=32", 32}}
+	if r.o.Quick {
+		variants = variants[:1]
+	}
 	for vi, v := range variants {
 		port, err := freePort()
 		if err != nil {
