@@ -30,6 +30,7 @@ let buffer = [];
 let nextSegment = 0;
 let queue = Promise.resolve();
 let stopRecording = null;
+let recording = false; // emitted events belong to the recording
 let timer = null;
 
 function render() {
@@ -86,6 +87,7 @@ async function send(segment, events) {
 
 async function stop() {
   if (!stopRecording) return;
+  recording = false;
   stopRecording();
   stopRecording = null;
   clearInterval(timer);
@@ -136,8 +138,13 @@ async function main() {
     render();
     return;
   }
+  // record() emits the meta event and full snapshot before it returns.
+  recording = true;
   stopRecording = record({
     emit(event) {
+      // rrweb may still emit from a pending timer (batched mouse moves)
+      // after stop: those are not part of the recording.
+      if (!recording) return;
       buffer.push(event);
       state.events++;
       if (buffer.length >= maxEvents) flush();
