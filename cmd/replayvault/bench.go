@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlagSet("bench", "[--quick] [--json] [flags]")
 	quick := fs.Bool("quick", false, "short steps (under a minute): a smoke test, coarse numbers")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	jsonFile := fs.String("json-file", "", "also write the JSON report to this file")
 	sizes := fs.String("sizes", workload.DefaultSizes().String(), "compressed segment size distribution (log-normal)")
 	concurrency := fs.Int("concurrency", 1000, "most unanswered pushes at once (the instance's concurrency, Pack's MAX_CONCURRENCY)")
 	gcsLatency := fs.Duration("gcs-latency", bench.DefaultGCSLatency, "latency added to every GCS request")
@@ -83,6 +85,15 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	})
 	if err != nil {
 		return err
+	}
+	if *jsonFile != "" {
+		f, err := os.Create(*jsonFile)
+		if err != nil {
+			return err
+		}
+		if err := errors.Join(rep.WriteJSON(f), f.Close()); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return rep.WriteJSON(out)

@@ -175,8 +175,10 @@ type StepResult struct {
 	// CPUS is the CPU seconds the process under test used during the
 	// step, from its own accounting; CPUPer1000 divides by acks.
 	CPUS       float64 `json:"cpu_s"`
+	SysS       float64 `json:"cpu_sys_s"` // the kernel's part of CPUS
 	CPUPer1000 float64 `json:"cpu_s_per_1000"`
-	// CPUUtil is CPUS over the step's wall time, in CPUs.
+	// CPUUtil is CPUS over the arrival window, in CPUs: the work one
+	// second of load costs (queued work finishing after the window counts).
 	CPUUtil float64 `json:"cpu_util"`
 	PeakRSS int64   `json:"peak_rss_bytes"`
 	// RestBusy is how busy the other CPUs (driver, stand-ins, PostgreSQL,

@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/workload"
 )
 
 // LimitResult is the CPU-bound limit of this machine: what Pack's
@@ -29,6 +31,10 @@ type LimitResult struct {
 	PerS       float64 `json:"segments_per_s"`
 	CPUPer1000 float64 `json:"cpu_s_per_1000"`
 	MBPerS     float64 `json:"mb_per_s"` // compressed input
+	// EnvelopeCPUPer1000 is what decoding the push request's JSON (the
+	// payload base64-encoded inside) costs on top, measured the same way:
+	// Pack and the naive baseline both pay it before validating.
+	EnvelopeCPUPer1000 float64 `json:"envelope_cpu_s_per_1000"`
 }
 
 // MeasureLimit runs the per-segment work on corpus payloads with one
@@ -84,14 +90,62 @@ func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitRe
 		return LimitResult{}, firstErr
 	}
 	n := segs.Load()
-	return LimitResult{
+	res := LimitResult{
 		Cores:      workers,
 		Segments:   n,
 		WallS:      wall.Seconds(),
 		PerS:       float64(n) / wall.Seconds(),
 		CPUPer1000: cpu.Seconds() / float64(n) * 1000,
 		MBPerS:     float64(inBytes.Load()) / 1e6 / wall.Seconds(),
-	}, ctx.Err()
+	}
+	env, err := measureEnvelope(ctx, corpus, d/3, workers)
+	res.EnvelopeCPUPer1000 = env
+	return res, err
+}
+
+// measureEnvelope decodes push request bodies as HandleEvent does (the
+// CloudEvent's JSON data into the push message struct) and returns the CPU
+// seconds per 1000.
+func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, workers int) (float64, error) {
+	stream := NewStream(corpus, workload.DefaultLengths(), 100, 10, 1)
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = stream.Next().Body
+	}
+	var (
+		n    atomic.Int64
+		stop atomic.Bool
+		wg   sync.WaitGroup
+		bad  atomic.Value
+	)
+	cpu0 := selfCPU()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; !stop.Load(); i++ {
+				var pd pushData
+				if err := json.Unmarshal(bodies[i%len(bodies)], &pd); err != nil {
+					bad.Store(err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+	stop.Store(true)
+	wg.Wait()
+	if err, _ := bad.Load().(error); err != nil {
+		return 0, err
+	}
+	if n.Load() == 0 {
+		return 0, nil
+	}
+	return (selfCPU() - cpu0).Seconds() / float64(n.Load()) * 1000, ctx.Err()
 }
 
 // packWork is Pack's per-segment CPU work, as in packer.Ingest.

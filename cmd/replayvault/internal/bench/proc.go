@@ -23,27 +23,48 @@ const userHZ = 100
 // all of its threads (live and exited) included: the kernel's own
 // accounting of that process alone.
 func ProcCPU(pid int) (time.Duration, error) {
+	u, s, err := procCPU(pid)
+	return u + s, err
+}
+
+// procCPU returns a process's user and system CPU time.
+func procCPU(pid int) (user, sys time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("cpu of %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("cpu of %d: %w", pid, err)
 	}
 	// The command name (field 2) may hold spaces; fields restart after ')'.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("cpu of %d: malformed stat %q", pid, s)
+		return 0, 0, fmt.Errorf("cpu of %d: malformed stat %q", pid, s)
 	}
 	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
 	if len(f) < 13 {
-		return 0, fmt.Errorf("cpu of %d: short stat %q", pid, s)
+		return 0, 0, fmt.Errorf("cpu of %d: short stat %q", pid, s)
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("cpu of %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("cpu of %d: %w", pid, err)
 	}
-	return time.Duration(ut+st) * time.Second / userHZ, nil
+	return time.Duration(ut) * time.Second / userHZ, time.Duration(st) * time.Second / userHZ, nil
+}
+
+// loadAvg returns the 1-minute load average, a hint of how busy the
+// machine was with other work.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // PeakRSS returns the process's peak resident set size (VmHWM) in bytes
