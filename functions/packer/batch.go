@@ -72,11 +72,35 @@ func (p *Packer) flush(b *batch) {
 		p.space.Release(reserved)
 		close(b.done)
 	}()
+	ids := make([]segment.ID, len(b.entries))
+	for i, e := range b.entries {
+		ids[i] = e.id
+	}
+	known, err := p.db.ExistingSegments(ctx, ids)
+	if err != nil {
+		b.err = p.failed(ctx, b, err)
+		return
+	}
+	var fresh []*entry
+	for _, e := range b.entries {
+		if known[e.id] {
+			e.outcome = store.Duplicate
+		} else {
+			fresh = append(fresh, e)
+		}
+	}
+	dup := len(b.entries) - len(fresh)
+	if len(fresh) == 0 {
+		p.stats.Duplicate.Add(int64(dup))
+		slog.InfoContext(ctx, "batch held only redeliveries; nothing written", "duplicates", dup)
+		return
+	}
+
 	data := make([]byte, 0, b.size)
-	segs := make([]store.Segment, len(b.entries))
+	segs := make([]store.Segment, len(fresh))
 	path := objectPath(b.retention, start)
 	expires := start.Add(time.Duration(b.retention) * 24 * time.Hour)
-	for i, e := range b.entries {
+	for i, e := range fresh {
 		off := int64(len(data))
 		data = append(data, e.ciphertext...)
 		segs[i] = store.Segment{
@@ -109,8 +133,8 @@ func (p *Packer) flush(b *batch) {
 		b.err = p.failed(ctx, b, err)
 		return
 	}
-	var stored, dup, dropped int
-	for i, e := range b.entries {
+	var stored, dropped int
+	for i, e := range fresh {
 		e.outcome = outcomes[i]
 		switch outcomes[i] {
 		case store.Stored:

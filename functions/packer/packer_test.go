@@ -249,6 +249,9 @@ func TestDuplicates(t *testing.T) {
 	if r, err := p.Ingest(ctx, m); err != nil || r != Duplicate {
 		t.Errorf("later batch: result %v, %v; want duplicate", r, err)
 	}
+	if objs := objects(t, d); len(objs) != 1 {
+		t.Errorf("objects = %v, want 1: a batch of only redeliveries writes nothing", objs)
+	}
 	got := rows(t, d)
 	if len(got) != 1 {
 		t.Fatalf("rows = %d, want 1", len(got))

@@ -329,3 +329,40 @@ func insertSegments(ctx context.Context, tx pgx.Tx, segs []Segment, idx []int) (
 	}
 	return inserted, nil
 }
+
+// ExistingSegments returns which of ids already have a row. The packer asks
+// before it uploads a batch so that redelivered segments cost no object
+// bytes (and a batch of only redeliveries no object at all); CommitBatch's
+// ON CONFLICT still settles a race with another instance.
+func (db *DB) ExistingSegments(ctx context.Context, ids []segment.ID) (map[segment.ID]bool, error) {
+	ctx, cancel := db.WithTimeout(ctx)
+	defer cancel()
+	n := len(ids)
+	projects, replays, types, segIDs := make([]int64, n), make([]uuid.UUID, n), make([]string, n), make([]int32, n)
+	for i, id := range ids {
+		projects[i], replays[i], types[i], segIDs[i] = id.ProjectID, id.ReplayID, id.Type, int32(id.SegmentID)
+	}
+	rows, err := db.Pool.Query(ctx, `
+		SELECT s.project_id, s.replay_id, s.type, s.segment_id
+		FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[]) AS t(p, r, ty, sid)
+		JOIN segments s ON s.project_id = t.p AND s.replay_id = t.r AND s.type = t.ty AND s.segment_id = t.sid`,
+		projects, replays, types, segIDs)
+	if err != nil {
+		return nil, fmt.Errorf("existing segments: %w", classify(err))
+	}
+	defer rows.Close()
+	known := map[segment.ID]bool{}
+	for rows.Next() {
+		var id segment.ID
+		var sid int32
+		if err := rows.Scan(&id.ProjectID, &id.ReplayID, &id.Type, &sid); err != nil {
+			return nil, fmt.Errorf("existing segments: %w", err)
+		}
+		id.SegmentID = int(sid)
+		known[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("existing segments: %w", classify(err))
+	}
+	return known, nil
+}
