@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	skipRead := fs.Bool("skip-read", false, "skip the read benchmark")
 	skipIngest := fs.Bool("skip-ingest", false, "skip the ingest benchmark")
 	keep := fs.Bool("keep", false, "keep the work directory (child logs)")
+	fromJSON := fs.String("from-json", "", "measure nothing: print the report saved in this JSON file (--json-file)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: replayvault bench [--quick] [--json] [flags]\n\n"+
 			"Measures Pack and Serve against the naive design (one object, KMS call and transaction per\n"+
@@ -55,6 +57,20 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if *fromJSON != "" {
+		b, err := os.ReadFile(*fromJSON)
+		if err != nil {
+			return err
+		}
+		var rep bench.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("%s: %w", *fromJSON, err)
+		}
+		if *asJSON {
+			return rep.WriteJSON(out)
+		}
+		return rep.WriteTable(out)
 	}
 	sd, err := workload.ParseSizeDist(*sizes)
 	if err != nil {

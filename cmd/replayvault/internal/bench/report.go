@@ -248,7 +248,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if p, n := in.Packer.At90, in.Naive.At90; p != nil && n != nil {
 		row("MB/s at 90%", fmt.Sprintf("%.1f", p.MBPerS), fmt.Sprintf("%.1f", n.MBPerS), "")
 		row("CPU s per 1000 segments at 90%", fmt.Sprintf("%.3f", p.CPUPer1000), fmt.Sprintf("%.3f", n.CPUPer1000), fmtRatio(float64(in.RatioCPUPerSegment)))
-		row("  CPU-bound limit ÷ packer", fmt.Sprintf("%.2f", float64(in.LimitFraction)), "", "")
+		lp, ln := perThousand(in.Packer.LifeCPUS, in.Packer.LifeStored), perThousand(in.Naive.LifeCPUS, in.Naive.LifeStored)
+		row("  over the whole process life", fmt.Sprintf("%.3f", lp), fmt.Sprintf("%.3f", ln), fmtRatio(ratio(ln, lp)))
+		row("CPU-bound limit ÷ packer CPU at 90%", fmt.Sprintf("%.2f", float64(in.LimitFraction)), "", "")
 		row("peak RSS at 90%", fmtBytes(p.PeakRSS), fmtBytes(n.PeakRSS), "")
 	}
 	row("peak RSS, whole life", fmtBytes(in.Packer.LifeMaxRSS), fmtBytes(in.Naive.LifeMaxRSS), "")
@@ -298,6 +300,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func perThousand(cpu float64, n int64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return cpu / float64(n) * 1000
 }
 
 // unsustained marks a latency step that missed the bound.
