@@ -1,13 +1,17 @@
 package segment
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
+
+	"github.com/valyala/fastjson"
 )
 
 // Default limits. Pub/Sub caps a message at 10 MB; the decompressed cap
@@ -92,63 +96,165 @@ func Validate(payload []byte, lim Limits) (Info, error) {
 		return Info{}, invalid(ReasonPayloadTooLarge, fmt.Errorf("payload of %d bytes exceeds %d", len(payload), lim.MaxPayload))
 	}
 	info := Info{Encoding: Detect(payload)}
-	f := inflaters.Get().(*inflater)
-	defer f.release()
-
-	switch info.Encoding {
-	case Plain:
-		if int64(len(payload)) > lim.MaxDecompressed {
-			return Info{}, tooLarge(lim.MaxDecompressed)
-		}
-		f.src.Reset(payload)
-		if err := scanEvents(&f.src, &info); err != nil {
-			return Info{}, err
-		}
-		info.RawSize = int64(len(payload))
-
-	case Zstd:
-		// Decoded whole rather than streamed: a pooled streaming decoder
+	raw := payload
+	if info.Encoding == Zstd {
+		// Decoded whole into a pooled buffer: a pooled streaming decoder
 		// would keep a history buffer as large as the largest window it
 		// ever met. DecodeAll allocates no more than the output.
 		bp := rawBufs.Get().(*[]byte)
-		raw, err := decodeZstd(payload, *bp, lim.MaxDecompressed)
-		if cap(raw) <= maxPooledBuf {
-			*bp = raw[:0]
+		out, err := decodeZstd(payload, *bp, lim.MaxDecompressed)
+		if cap(out) <= maxPooledBuf {
+			*bp = out[:0]
 			defer rawBufs.Put(bp)
 		}
 		if err != nil {
 			return Info{}, err
 		}
-		f.src.Reset(raw)
-		if err := scanEvents(&f.src, &info); err != nil {
-			return Info{}, err
+		raw = out
+	} else if info.Encoding != Plain || int64(len(payload)) > lim.MaxDecompressed {
+		if info.Encoding != Plain && !startsArray(info.Encoding, payload) {
+			// Not an array at all: scan it streaming, so garbage (a bomb
+			// of zeros, say) is judged without holding what it expands to.
+			return validateStream(payload, lim, info)
 		}
-		info.RawSize = int64(len(raw))
-
-	case Gzip, Zlib:
-		r, err := f.open(info.Encoding, payload)
+		// Decompressed whole (bounded) before parsing: the parser below
+		// wants the whole document.
+		out, err := Decode(info.Encoding, payload, lim.MaxDecompressed)
 		if err != nil {
 			return Info{}, err
 		}
-		br := boundedReader{r: r, limit: lim.MaxDecompressed}
-		jerr := scanEvents(&br, &info)
-		if jerr != nil && br.err == nil {
-			// Finish decompressing (bounded) to see whether the stream
-			// itself is broken, which is the better reason to report.
-			_, _ = io.Copy(io.Discard, &br)
-		}
-		if err := br.failure(info.Encoding); err != nil {
-			return Info{}, err
-		}
-		if jerr != nil {
-			return Info{}, jerr
-		}
-		if err := f.trailing(info.Encoding); err != nil {
-			return Info{}, err
-		}
-		info.RawSize = br.n
+		raw = out
 	}
+	if err := scanBytes(raw, &info); err != nil {
+		return Info{}, err
+	}
+	info.RawSize = int64(len(raw))
 	return info, nil
+}
+
+// startsArray reports whether the first non-blank byte of a gzip or zlib
+// payload's content is '['. It decompresses at most a few KiB.
+func startsArray(enc Encoding, payload []byte) bool {
+	f := inflaters.Get().(*inflater)
+	defer f.release()
+	r, err := f.open(enc, payload)
+	if err != nil {
+		return false
+	}
+	var buf [512]byte
+	for range 8 {
+		n, err := r.Read(buf[:])
+		if t := bytes.TrimLeft(buf[:n], " \t\r\n"); len(t) > 0 {
+			return t[0] == '['
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// validateStream is Validate for a gzip or zlib payload that does not hold
+// an array: encoding/json's streaming scanner reports what is wrong, and
+// the stream is still decompressed (bounded, to nowhere) so that a broken
+// or oversized stream is reported as such.
+func validateStream(payload []byte, lim Limits, info Info) (Info, error) {
+	f := inflaters.Get().(*inflater)
+	defer f.release()
+	r, err := f.open(info.Encoding, payload)
+	if err != nil {
+		return Info{}, err
+	}
+	br := boundedReader{r: r, limit: lim.MaxDecompressed}
+	jerr := scanEvents(&br, &info)
+	if jerr != nil && br.err == nil {
+		_, _ = io.Copy(io.Discard, &br)
+	}
+	if err := br.failure(info.Encoding); err != nil {
+		return Info{}, err
+	}
+	if jerr != nil {
+		return Info{}, jerr
+	}
+	if err := f.trailing(info.Encoding); err != nil {
+		return Info{}, err
+	}
+	info.RawSize = br.n
+	return info, nil
+}
+
+// parsers recycles fastjson parsers (their value trees are reused).
+var parsers fastjson.ParserPool
+
+// scanBytes parses raw, which must be a JSON array of event objects, and
+// collects the events' metadata into info. fastjson parses and checks the
+// whole document in one pass at several times encoding/json's speed (this
+// is the packer's hottest CPU path); a document nested deeper than it
+// accepts (fastjson.MaxDepth) falls back to the streaming encoding/json
+// scanner, so a deep DOM snapshot is never refused.
+func scanBytes(raw []byte, info *Info) error {
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '[' {
+		// Not an array: the streaming scanner names what it is, the same
+		// way for every encoding.
+		return scanEvents(bytes.NewReader(raw), info)
+	}
+	p := parsers.Get()
+	defer func() {
+		if len(raw) <= maxPooledBuf {
+			parsers.Put(p) // a parser keeps its largest tree; don't pool huge ones
+		}
+	}()
+	v, err := p.ParseBytes(raw)
+	if err != nil {
+		if strings.Contains(err.Error(), "too big depth") {
+			return scanEvents(bytes.NewReader(raw), info)
+		}
+		return invalid(ReasonNotJSON, err)
+	}
+	if v.Type() != fastjson.TypeArray {
+		return invalid(ReasonNotArray, fmt.Errorf("payload is a JSON %s, not an array", v.Type()))
+	}
+	events, _ := v.Array()
+	var ev event
+	for i, e := range events {
+		if e.Type() != fastjson.TypeObject {
+			return invalid(ReasonBadEvent, fmt.Errorf("event %d is a JSON %s, not an object", i, e.Type()))
+		}
+		ev = event{}
+		if ev.Type, err = numberField(e, "type"); err == nil {
+			ev.Timestamp, err = numberField(e, "timestamp")
+		}
+		if err == nil {
+			err = info.add(&ev)
+		}
+		if err != nil {
+			return invalid(ReasonBadEvent, fmt.Errorf("event %d: %w", i, err))
+		}
+		info.EventCount++
+	}
+	return nil
+}
+
+// numberField returns the literal of o's numeric field key ("" when absent
+// or null). As with json.Number, a string holding a number is accepted.
+func numberField(o *fastjson.Value, key string) (json.Number, error) {
+	f := o.Get(key)
+	if f == nil {
+		return "", nil
+	}
+	switch f.Type() {
+	case fastjson.TypeNull:
+		return "", nil
+	case fastjson.TypeNumber:
+		return json.Number(f.MarshalTo(nil)), nil
+	case fastjson.TypeString:
+		b, _ := f.StringBytes()
+		if !json.Valid(b) || len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+			return "", fmt.Errorf("%s %q is not a number", key, b)
+		}
+		return json.Number(b), nil
+	}
+	return "", fmt.Errorf("%s is a JSON %s, not a number", key, f.Type())
 }
 
 // rawBufs recycles the output buffers of zstd payloads.

@@ -331,3 +331,26 @@ func TestValidateConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestValidateDeepSnapshot: a full snapshot of a deeply nested DOM is
+// deeper than the fast parser accepts; it must still validate (through the
+// streaming fallback), and a broken deep one must still be refused.
+func TestValidateDeepSnapshot(t *testing.T) {
+	const depth = 400
+	node := strings.Repeat(`{"childNodes":[`, depth) + strings.Repeat(`]}`, depth)
+	good := []byte(`[{"type":2,"timestamp":1700000000000,"data":{"node":` + node + `}},{"type":3,"timestamp":1700000001000}]`)
+	info, err := Validate(good, Limits{})
+	if err != nil {
+		t.Fatalf("deep snapshot refused: %v", err)
+	}
+	want := Info{Encoding: Plain, RawSize: int64(len(good)), EventCount: 2, FirstTS: 1700000000000, LastTS: 1700000001000, HasFullSnapshot: true}
+	if diff := cmp.Diff(want, info); diff != "" {
+		t.Errorf("Info (-want +got):\n%s", diff)
+	}
+	bad := bytes.Replace(good, []byte(`]}]}`), []byte(`]]}}`), 1)
+	if _, err := Validate(bad, Limits{}); err == nil {
+		t.Error("broken deep snapshot accepted")
+	} else if r, _ := Reason(err); r != ReasonNotJSON {
+		t.Errorf("broken deep snapshot: reason %q, want %q", r, ReasonNotJSON)
+	}
+}
