@@ -398,7 +398,7 @@ variable "max_read_bytes" {
 variable "read_parallelism" {
   description = "READ_PARALLELISM: ranged reads in flight for one Serve request."
   type        = number
-  default     = 8
+  default     = 32
 }
 
 variable "kek_cache_size" {

@@ -156,7 +156,7 @@ type Serve struct {
 	// MaxReadBytes caps one coalesced ranged read.
 	MaxReadBytes int64 `env:"MAX_READ_BYTES, default=16777216"`
 	// ReadParallelism bounds the ranged reads in flight for one request.
-	ReadParallelism int `env:"READ_PARALLELISM, default=8"`
+	ReadParallelism int `env:"READ_PARALLELISM, default=32"`
 	// KEKCacheSize is how many unwrapped KEKs one instance keeps.
 	KEKCacheSize int `env:"KEK_CACHE_SIZE, default=1024"`
 	// KEKCacheTTL is how long an unwrapped KEK stays cached.

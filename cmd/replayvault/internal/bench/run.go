@@ -164,7 +164,7 @@ func (r *runner) setup(ctx context.Context) error {
 		Sizes: o.Sizes.String(), Lengths: fmt.Sprintf("%d..%d segments, power law α=%g", o.Lengths.Min, o.Lengths.Max, o.Lengths.Alpha),
 		Concurrency: o.Concurrency, BoundMS: ms(flushAge + time.Second),
 		GCSLatencyMS: ms(o.GCSLatency), KMSLatencyMS: ms(o.KMSLatency), DBLatencyMS: ms(o.DBLatency),
-		FlushAgeMS: ms(flushAge), FlushSegments: flushSegments, FlushBytes: flushBytes, ReadParallel: 8, Seed: o.Seed,
+		FlushAgeMS: ms(flushAge), FlushSegments: flushSegments, FlushBytes: flushBytes, ReadParallel: 32, Seed: o.Seed,
 	}
 
 	r.progress("generating %d payloads (%s)", r.t.corpus, o.Sizes)
@@ -719,7 +719,7 @@ func (r *runner) readServe(ctx context.Context, spread, burst []ReplayRef) (main
 	variants := []struct {
 		name        string
 		parallelism int
-	}{{"Serve", 8}, {"Serve READ_PARALLELISM=32", 32}}
+	}{{"Serve", 32}, {"Serve READ_PARALLELISM=64", 64}}
 	if r.o.Quick {
 		variants = variants[:1]
 	}

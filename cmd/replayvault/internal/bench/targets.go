@@ -92,7 +92,7 @@ func (r *runner) notes() []string {
 					"read per segment (%d reads for %d segments), as many GETs as the naive readers; it wins only by reading %d at once. ",
 					row.Serve.GCSReads, row.Segments, rep.Settings.ReadParallel)
 				for _, x := range rd.Extra {
-					note += fmt.Sprintf("With READ_PARALLELISM=32 Serve takes %s (%s vs sequential, %s vs 10-way). ", fmtMS(x.TotalMS),
+					note += fmt.Sprintf("With READ_PARALLELISM=64 Serve takes %s (%s vs sequential, %s vs 10-way). ", fmtMS(x.TotalMS),
 						fmtRatio(ratio(row.Sequential.TotalMS, x.TotalMS)), fmtRatio(ratio(row.Parallel.TotalMS, x.TotalMS)))
 				}
 				for _, x := range rd.Burst {
