@@ -20,6 +20,7 @@ import (
 
 	"github.com/replayvault/replayvault/functions/packer"
 	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/segment"
@@ -78,11 +79,18 @@ func NewNaive(db *store.DB, blobs blob.Store, kms crypt.Wrapper, reject packer.R
 // default of 100, a thousand concurrent uploads over plain HTTP/1.1 to the
 // stand-in would open and close connections all the time, a handicap the
 // real service's HTTP/2 does not have.
-func BuildNaive(ctx context.Context, cfg *config.Pack) (*Naive, func(), error) {
+func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err error) {
+	var c closer.Stack
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
 	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
 		return nil, nil, err
 	}
+	c.Add(db.Close)
 	hc := &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -93,32 +101,24 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (*Naive, func(), error) {
 	}}
 	gcs, err := blob.NewGCSClient(ctx, option.WithHTTPClient(hc))
 	if err != nil {
-		db.Close()
 		return nil, nil, err
 	}
+	c.Add(func() { gcs.Close() })
 	kmsClient, err := crypt.NewKMSClient(ctx, cfg.KMSEndpoint)
 	if err != nil {
-		gcs.Close()
-		db.Close()
 		return nil, nil, err
 	}
+	c.Add(func() { kmsClient.Close() })
 	ps, err := pubsub.NewClient(ctx, cfg.GoogleCloudProject)
 	if err != nil {
-		kmsClient.Close()
-		gcs.Close()
-		db.Close()
 		return nil, nil, fmt.Errorf("pubsub client: %w", err)
 	}
+	c.Add(func() { ps.Close() })
 	rej := packer.NewPubSubRejecter(ps, cfg.RejectTopic, cfg.PubSubTimeout)
+	c.Add(rej.Stop)
 	n := NewNaive(db, blob.NewGCS(gcs, cfg.Bucket, cfg.GCSTimeout), crypt.NewKMS(kmsClient, cfg.KMSKey, cfg.KMSTimeout), rej,
 		segment.Limits{MaxDecompressed: cfg.MaxDecompressedBytes})
-	return n, func() {
-		rej.Stop()
-		ps.Close()
-		kmsClient.Close()
-		gcs.Close()
-		db.Close()
-	}, nil
+	return n, c.Close, nil
 }
 
 // HandleEvent is the baseline's CloudEvent function, with Pack's contract:
