@@ -6,11 +6,10 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/clients"
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
-	"github.com/replayvault/replayvault/shared/store"
 )
 
 // Build connects every dependency named by cfg and returns a ready Packer
@@ -22,33 +21,35 @@ func Build(ctx context.Context, cfg *config.Pack) (_ *Packer, _ func(), err erro
 			c.Close()
 		}
 	}()
-	db, err := store.Open(ctx, cfg.DB)
+	db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, &c)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Add(db.Close)
-	gcs, err := blob.NewGCSClient(ctx)
+	wrapper, err := clients.KMS(ctx, cfg.KMS, &c)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Add(func() { gcs.Close() })
-	kmsClient, err := crypt.NewKMSClient(ctx, cfg.KMSEndpoint)
+	rej, err := BuildRejecter(ctx, cfg, &c)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Add(func() { kmsClient.Close() })
-	ps, err := pubsub.NewClient(ctx, cfg.GoogleCloudProject)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pubsub client: %w", err)
-	}
-	c.Add(func() { ps.Close() })
-	wrapper := crypt.NewKMS(kmsClient, cfg.KMSKey, cfg.KMSTimeout)
 	keys := crypt.NewKeyring(wrapper, func(ctx context.Context, k *crypt.KEK) error {
 		return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
 	}, cfg.KEKRotate)
-	rej := NewPubSubRejecter(ps, cfg.RejectTopic, cfg.PubSubTimeout)
-	c.Add(rej.Stop)
-	p := New(ConfigFrom(cfg), db, blob.NewGCS(gcs, cfg.Bucket, cfg.GCSTimeout), keys, rej)
+	p := New(ConfigFrom(cfg), db, blobs, keys, rej)
 	c.Add(p.Close)
 	return p, c.Close, nil
+}
+
+// BuildRejecter connects the reject topic's publisher named by cfg
+// (PUBSUB_EMULATOR_HOST, read by the library, points it at the emulator).
+func BuildRejecter(ctx context.Context, cfg *config.Pack, c *closer.Stack) (*PubSubRejecter, error) {
+	ps, err := pubsub.NewClient(ctx, cfg.GoogleCloudProject)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client: %w", err)
+	}
+	c.Add(func() { ps.Close() })
+	rej := NewPubSubRejecter(ps, cfg.RejectTopic, cfg.PubSubTimeout)
+	c.Add(rej.Stop)
+	return rej, nil
 }

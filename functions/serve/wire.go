@@ -4,11 +4,10 @@ import (
 	"context"
 
 	"github.com/replayvault/replayvault/shared/auth"
-	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/clients"
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
-	"github.com/replayvault/replayvault/shared/store"
 )
 
 // Build connects every dependency named by cfg and returns a ready Server
@@ -22,23 +21,14 @@ func Build(ctx context.Context, cfg *config.Serve) (_ *Server, _ func(), err err
 			c.Close()
 		}
 	}()
-	db, err := store.Open(ctx, cfg.DB)
+	db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, &c)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Add(db.Close)
-	gcs, err := blob.NewGCSClient(ctx)
+	wrapper, err := clients.KMS(ctx, cfg.KMS, &c)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Add(func() { gcs.Close() })
-	kmsClient, err := crypt.NewKMSClient(ctx, cfg.KMSEndpoint)
-	if err != nil {
-		return nil, nil, err
-	}
-	c.Add(func() { kmsClient.Close() })
-	wrapper := crypt.NewKMS(kmsClient, cfg.KMSKey, cfg.KMSTimeout)
 	keks := crypt.NewKEKCache(wrapper, db.WrappedKEK, cfg.KEKCacheSize, cfg.KEKCacheTTL)
-	s := New(ConfigFrom(cfg), db, blob.NewGCS(gcs, cfg.Bucket, cfg.GCSTimeout), keks, auth.NewVerifier(cfg.JWTSecret))
-	return s, c.Close, nil
+	return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret)), c.Close, nil
 }

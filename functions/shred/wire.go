@@ -4,10 +4,9 @@ import (
 	"context"
 
 	"github.com/replayvault/replayvault/shared/auth"
-	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/clients"
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
-	"github.com/replayvault/replayvault/shared/store"
 )
 
 // Build connects every dependency named by cfg and returns a ready Service
@@ -19,16 +18,9 @@ func Build(ctx context.Context, cfg *config.Shred) (_ *Service, _ func(), err er
 			c.Close()
 		}
 	}()
-	db, err := store.Open(ctx, cfg.DB)
+	db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, &c)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Add(db.Close)
-	gcs, err := blob.NewGCSClient(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	c.Add(func() { gcs.Close() })
-	s := New(ConfigFrom(cfg), db, blob.NewGCS(gcs, cfg.Bucket, cfg.GCSTimeout), auth.NewVerifier(cfg.JWTSecret))
-	return s, c.Close, nil
+	return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret)), c.Close, nil
 }

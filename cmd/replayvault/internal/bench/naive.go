@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/replayvault/replayvault/functions/packer"
 	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/clients"
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
@@ -86,11 +86,6 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err 
 			c.Close()
 		}
 	}()
-	db, err := store.Open(ctx, cfg.DB)
-	if err != nil {
-		return nil, nil, err
-	}
-	c.Add(db.Close)
 	hc := &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -99,25 +94,19 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err 
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}}
-	gcs, err := blob.NewGCSClient(ctx, option.WithHTTPClient(hc))
+	db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, &c, option.WithHTTPClient(hc))
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Add(func() { gcs.Close() })
-	kmsClient, err := crypt.NewKMSClient(ctx, cfg.KMSEndpoint)
+	wrapper, err := clients.KMS(ctx, cfg.KMS, &c)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Add(func() { kmsClient.Close() })
-	ps, err := pubsub.NewClient(ctx, cfg.GoogleCloudProject)
+	rej, err := packer.BuildRejecter(ctx, cfg, &c)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pubsub client: %w", err)
+		return nil, nil, err
 	}
-	c.Add(func() { ps.Close() })
-	rej := packer.NewPubSubRejecter(ps, cfg.RejectTopic, cfg.PubSubTimeout)
-	c.Add(rej.Stop)
-	n := NewNaive(db, blob.NewGCS(gcs, cfg.Bucket, cfg.GCSTimeout), crypt.NewKMS(kmsClient, cfg.KMSKey, cfg.KMSTimeout), rej,
-		segment.Limits{MaxDecompressed: cfg.MaxDecompressedBytes})
+	n := NewNaive(db, blobs, wrapper, rej, segment.Limits{MaxDecompressed: cfg.MaxDecompressedBytes})
 	return n, c.Close, nil
 }
 

@@ -1,0 +1,45 @@
+// Package clients opens the production clients the functions share (the
+// database pool, the GCS store, the KMS wrapper) from their config, and
+// registers each one's Close on a closer.Stack, so every function's Build is
+// only its own wiring.
+package clients
+
+import (
+	"context"
+
+	"google.golang.org/api/option"
+
+	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/closer"
+	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// Storage opens the database and the blob bucket. Locally
+// STORAGE_EMULATOR_HOST (read by the storage library) points GCS at
+// fake-gcs-server; opts go to the storage client.
+func Storage(ctx context.Context, db config.DB, st config.Storage, c *closer.Stack, opts ...option.ClientOption) (*store.DB, *blob.GCS, error) {
+	d, err := store.Open(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.Add(d.Close)
+	gcs, err := blob.NewGCSClient(ctx, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.Add(func() { gcs.Close() })
+	return d, blob.NewGCS(gcs, st.Bucket, st.GCSTimeout), nil
+}
+
+// KMS opens the Cloud KMS wrapper of the root key (KMS_ENDPOINT points it
+// at the local server).
+func KMS(ctx context.Context, cfg config.KMS, c *closer.Stack) (*crypt.KMS, error) {
+	kc, err := crypt.NewKMSClient(ctx, cfg.KMSEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	c.Add(func() { kc.Close() })
+	return crypt.NewKMS(kc, cfg.KMSKey, cfg.KMSTimeout), nil
+}
