@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/replayvault/replayvault/cmd/internal/cli"
 	"github.com/replayvault/replayvault/shared/auth"
 	"github.com/replayvault/replayvault/shared/logging"
 	"github.com/replayvault/replayvault/shared/store"
@@ -65,7 +66,7 @@ const (
 // runDev runs the whole system on loopback until ctx is cancelled (Ctrl-C),
 // or with --smoke checks it end to end once and exits.
 func runDev(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("dev", "[--port 8080] [--data-dir DIR] [--smoke] [-v]")
+	fs := cli.NewFlagSet("replayvault-dev dev", "[--port 8080] [--data-dir DIR] [--smoke] [-v]")
 	port := fs.Int("port", 8080, "port of the dev web server (viewer, recorder, ingest) on 127.0.0.1; 0 picks a free one")
 	dataDir := fs.String("data-dir", "", "keep all state (database, objects, KMS seed, logs) in `DIR` and reuse it on restart; default: a temp dir removed on exit")
 	smoke := fs.Bool("smoke", false, "start the stack, push a generated session through it, read it back, shred it, print one line and exit")
@@ -124,7 +125,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	startCtx, cancel := context.WithTimeout(ctx, devStartTimeout)
 	defer cancel()
 	if !*smoke {
-		fmt.Fprintln(out, "replayvault dev: starting PostgreSQL, fake-gcs-server, KMS, the Pub/Sub emulator, Pack, Serve and Shred ...")
+		fmt.Fprintln(out, "replayvault-dev dev: starting PostgreSQL, fake-gcs-server, KMS, the Pub/Sub emulator, Pack, Serve and Shred ...")
 	}
 	s, err := startStack(startCtx, opts)
 	if err != nil {
@@ -136,7 +137,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer func() {
 		if err := s.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "replayvault dev: stop:", err)
+			fmt.Fprintln(os.Stderr, "replayvault-dev dev: stop:", err)
 		}
 	}()
 	if *infoFile != "" {
@@ -157,7 +158,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	s.printTable(out)
 	select {
 	case <-ctx.Done():
-		fmt.Fprintln(out, "\nreplayvault dev: stopping ...")
+		fmt.Fprintln(out, "\nreplayvault-dev dev: stopping ...")
 		return nil
 	case f := <-s.died:
 		return fmt.Errorf("function %s exited unexpectedly (%v); log %s:\n%s", f.name, f.waitErr, f.logPath, tail(f.logPath, 20))
@@ -739,14 +740,14 @@ func (s *stack) writeInfo(path string) error {
 func (s *stack) printTable(out io.Writer) {
 	in, err := s.info()
 	if err != nil {
-		fmt.Fprintln(out, "replayvault dev:", err)
+		fmt.Fprintln(out, "replayvault-dev dev:", err)
 		return
 	}
 	state := s.dir + " (removed on exit; --data-dir keeps it)"
 	if !s.ownsDir {
 		state = s.dir + " (kept)"
 	}
-	fmt.Fprintf(out, "\nreplayvault dev: ready in %.1fs\n\n", s.started.Seconds())
+	fmt.Fprintf(out, "\nreplayvault-dev dev: ready in %.1fs\n\n", s.started.Seconds())
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  web: recorder, viewer, ingest\t%s\n", in.WebURL)
 	fmt.Fprintf(tw, "  Pack (functions-framework)\t%s\t<- push subscription %s on %s\n", in.PackURL, devPushSubscription, in.Topic)
@@ -764,7 +765,7 @@ func (s *stack) printTable(out io.Writer) {
 	}
 	fmt.Fprintf(out, "\nToken for project %d (replay:read replay:delete, valid %dh; paste the line into a shell):\n  TOKEN=%s\n", devProject, int(devTokenTTL.Hours()), in.Token)
 	fmt.Fprintf(out, "\nOpen in a browser:\n  recorder  %s\n  viewer    %s\n", in.RecorderURL, in.ViewerURL)
-	fmt.Fprintf(out, "\nPublish a generated session through the emulator:\n  PUBSUB_EMULATOR_HOST=%s go run ./cmd/replayvault publish -project %d -generate 20\n", in.PubSubEmulatorHost, devProject)
+	fmt.Fprintf(out, "\nPublish a generated session through the emulator:\n  PUBSUB_EMULATOR_HOST=%s go run ./cmd/replayvault-dev publish -project %d -generate 20\n", in.PubSubEmulatorHost, devProject)
 	fmt.Fprintf(out, "\nRead it back:\n  curl -H \"Authorization: Bearer $TOKEN\" %s/v1/projects/%d/replays/REPLAY_ID/recording\n", in.ServeURL, devProject)
 	fmt.Fprintln(out, "\nPress Ctrl-C to stop everything.")
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -9,16 +9,21 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
-	// The root package registers Pack, Serve and Shred with the framework.
+	// The root package registers the functions with the framework.
 	_ "github.com/replayvault/replayvault"
 )
 
-// runFunction serves one registered function exactly as Cloud Run does:
-// FUNCTION_TARGET names it, PORT is where to listen, and the rest of the
-// configuration comes from the environment. The dev stack and the
-// benchmark start this binary once per function.
+// Function is the `function` subcommand: it serves one registered function
+// exactly as Cloud Run does. FUNCTION_TARGET names it, PORT is where to
+// listen, and the rest of the configuration comes from the environment. The
+// dev stack and the benchmark start their binary once per function.
+var Function = Command{
+	Summary: "serve one function (FUNCTION_TARGET, PORT) as Cloud Run does",
+	Run:     runFunction,
+}
+
 func runFunction(ctx context.Context, args []string, _ io.Writer) error {
-	fs := newFlagSet("function", "(with FUNCTION_TARGET and PORT set)")
+	fs := NewFlagSet("function", "(with FUNCTION_TARGET and PORT set)")
 	host := fs.String("host", "127.0.0.1", "address to listen on")
 	if err := fs.Parse(args); err != nil {
 		return err
