@@ -2,14 +2,12 @@ package packer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -157,11 +155,5 @@ func (p *Packer) flush(b *batch) {
 func (p *Packer) failed(ctx context.Context, b *batch, err error) error {
 	p.stats.FlushFailures.Add(1)
 	slog.ErrorContext(ctx, "batch flush failed; every request of the batch is nacked", "segments", len(b.entries), "error", err)
-	if errors.Is(err, blob.ErrUnavailable) || errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	return err
 }
-
-// ErrUnavailable marks a flush that failed on a dependency: retry later.
-var ErrUnavailable = errors.New("dependency unavailable")

@@ -6,7 +6,6 @@ package packer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -85,9 +85,9 @@ func (r Result) String() string {
 var (
 	// ErrOverloaded means the buffer stayed full: answer 429 so Pub/Sub
 	// backs off and redelivers.
-	ErrOverloaded = errors.New("packer buffer full")
+	ErrOverloaded = fmt.Errorf("packer buffer full: %w", derrors.Overloaded)
 	// ErrClosed means the packer is shutting down.
-	ErrClosed = errors.New("packer closed")
+	ErrClosed = fmt.Errorf("packer closed: %w", derrors.Unavailable)
 )
 
 // Packer batches sealed segments and flushes them. It is safe for
@@ -304,8 +304,14 @@ func (p *Packer) startFlushLocked(b *batch) {
 	}()
 }
 
-// Close flushes what is buffered and waits for every flush to finish.
-func (p *Packer) Close() {
+// Close is Drain: the packer holds no clients of its own.
+func (p *Packer) Close() { p.Drain() }
+
+// Drain stops taking segments (later ones get ErrClosed, 503, and Pub/Sub
+// redelivers them), flushes every open batch so the requests it holds are
+// answered, and waits for every flush to finish. Shutdown calls it on
+// SIGTERM.
+func (p *Packer) Drain() {
 	p.mu.Lock()
 	p.closed = true
 	for _, b := range p.open {

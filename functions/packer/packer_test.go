@@ -16,6 +16,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/testenv"
 	"github.com/replayvault/replayvault/shared/workload"
@@ -444,4 +445,10 @@ func TestBufferBound(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Errorf("first segment: %v", err)
 	}
+}
+
+// httpStatus is the status Pack answers Pub/Sub with for err.
+func httpStatus(err error) int {
+	status, _ := derrors.ToStatus(err)
+	return status
 }

@@ -6,16 +6,19 @@ package blob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 var (
 	// ErrNotFound means the object does not exist.
-	ErrNotFound = errors.New("object not found")
+	ErrNotFound = fmt.Errorf("object not found: %w", derrors.StorageUnavailable)
 	// ErrExists means a create-if-absent write found the object there.
 	ErrExists = errors.New("object already exists")
 	// ErrUnavailable marks a storage failure worth retrying later.
-	ErrUnavailable = errors.New("storage unavailable")
+	ErrUnavailable = fmt.Errorf("blob %w", derrors.StorageUnavailable)
 )
 
 // Object describes a stored object.

@@ -18,11 +18,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 // ErrUnavailable marks a database failure worth retrying later: the caller
 // should answer 503 (or nack) rather than 500.
-var ErrUnavailable = errors.New("database unavailable")
+var ErrUnavailable = fmt.Errorf("database %w", derrors.Unavailable)
 
 // DB is a pool of connections plus the per-call timeout.
 type DB struct {
@@ -209,11 +210,13 @@ func retryable(err error) bool {
 	return false
 }
 
-// classify marks errors that are about reaching the database (not about the
-// statement) as ErrUnavailable, so callers can answer 503.
+// classify is the one place that decides whether a database error is about
+// reaching the database (the connection, its resources, the server going
+// away, a timeout) rather than about the statement, and marks those
+// ErrUnavailable, which callers answer with 503.
 func classify(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -223,17 +226,18 @@ func classify(err error) error {
 		}
 		return err
 	}
-	var netErr net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr) ||
-		pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) {
+	if connLost(err) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &connErr) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }
 
-// Classify is classify for callers that run single queries outside InTx.
-func Classify(err error) error { return classify(err) }
+// connLost reports whether err says the connection broke: the server
+// closed it or went away, possibly mid-statement.
+func connLost(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &netErr)
+}

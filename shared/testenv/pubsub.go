@@ -124,6 +124,14 @@ func (ps *PubSub) run(ctx context.Context, gcloud string) error {
 		if err := ps.ping(ctx); err == nil {
 			return nil
 		}
+		// A lost race for the port does not end the emulator: it logs a
+		// BindException and keeps running without serving. Stop it and let
+		// the caller pick another port.
+		if b, err := os.ReadFile(logPath); err == nil && errAddrInUse(string(b)) {
+			ps.killGroup()
+			<-ps.exited
+			return fmt.Errorf("pubsub emulator on %s: Address already in use", host)
+		}
 		select {
 		case <-ps.exited:
 			ps.killGroup()

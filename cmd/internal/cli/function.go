@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	// The root package registers the functions with the framework.
-	_ "github.com/replayvault/replayvault"
+	"github.com/replayvault/replayvault"
 )
 
 // Function is the `function` subcommand: it serves one registered function
@@ -21,6 +22,10 @@ var Function = Command{
 	Summary: "serve one function (FUNCTION_TARGET, PORT) as Cloud Run does",
 	Run:     runFunction,
 }
+
+// shutdownGrace bounds the drain on SIGINT or SIGTERM, as Cloud Run's 10 s
+// before SIGKILL does.
+const shutdownGrace = 9 * time.Second
 
 func runFunction(ctx context.Context, args []string, _ io.Writer) error {
 	fs := NewFlagSet("function", "(with FUNCTION_TARGET and PORT set)")
@@ -38,8 +43,10 @@ func runFunction(ctx context.Context, args []string, _ io.Writer) error {
 	case err := <-errc:
 		return fmt.Errorf("function %s: %w", target, err)
 	case <-ctx.Done():
-		// The framework has no graceful stop; exiting drops in-flight
-		// requests, which Pub/Sub redelivers.
-		return nil
+		// Drain as on Cloud Run's SIGTERM: Pack flushes what it holds and
+		// answers those requests; later requests get 503.
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		return replayvault.Shutdown(sctx)
 	}
 }
