@@ -9,6 +9,8 @@
 // Serve alike.
 package derrors
 
+//lint:file-ignore ST1012 the classes are named as pkgsite names them: derrors.NotFound reads as what it is.
+
 import (
 	"context"
 	"errors"
