@@ -1,7 +1,6 @@
 package replayvault
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -167,6 +166,6 @@ func countObjects(t *testing.T, d *testenv.Deps) int {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(fmt.Sprintf("%s", b))
+	w.t.Log(string(b))
 	return len(b), nil
 }
