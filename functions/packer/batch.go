@@ -131,7 +131,7 @@ func (p *Packer) flush(b *batch) {
 		b.err = p.failed(ctx, b, err)
 		return
 	}
-	var stored, dropped int
+	var stored, shredded int
 	for i, e := range fresh {
 		e.outcome = outcomes[i]
 		switch outcomes[i] {
@@ -140,16 +140,16 @@ func (p *Packer) flush(b *batch) {
 		case store.Duplicate:
 			dup++
 		default:
-			dropped++
+			shredded++
 		}
 	}
 	p.stats.Flushes.Add(1)
 	p.stats.Stored.Add(int64(stored))
 	p.stats.Duplicate.Add(int64(dup))
-	p.stats.Dropped.Add(int64(dropped))
+	p.stats.Shredded.Add(int64(shredded))
 	p.stats.FlushedBytes.Add(int64(len(data)))
 	slog.InfoContext(ctx, "batch flushed", "object", path, "segments", len(segs), "stored", stored,
-		"duplicates", dup, "shredded", dropped, "bytes", len(data), "age", start.Sub(b.created), "duration", p.now().Sub(start))
+		"duplicates", dup, "shredded", shredded, "bytes", len(data), "age", start.Sub(b.created), "duration", p.now().Sub(start))
 }
 
 func (p *Packer) failed(ctx context.Context, b *batch, err error) error {
