@@ -30,7 +30,8 @@ const (
 	devTokenTTL       = 24 * time.Hour
 	// devFlushAge is Pack's FLUSH_AGE locally. The emulator pushes at most
 	// two messages at a time per subscription, so a batch never fills and
-	// every segment waits for the age: keep it short (see DESIGN.md).
+	// every segment waits for the age: keep it short. Batch sizes seen locally
+	// say nothing about production.
 	devFlushAge = 50 * time.Millisecond
 	// devAckDeadline is the push subscription's ack deadline: longer than
 	// any flush, so the emulator does not redeliver a segment Pack still
