@@ -117,10 +117,10 @@ type Packer struct {
 
 // Stats are counters for logs and benchmarks.
 type Stats struct {
-	Flushes, FlushFailures     atomic.Int64
+	Flushes, FlushFailures      atomic.Int64
 	Stored, Duplicate, Shredded atomic.Int64
-	Rejected                   atomic.Int64
-	FlushedBytes               atomic.Int64
+	Rejected                    atomic.Int64
+	FlushedBytes                atomic.Int64
 }
 
 // New returns a Packer.
