@@ -14,6 +14,7 @@ import (
 
 	"github.com/replayvault/replayvault/cmd/internal/cli"
 	"github.com/replayvault/replayvault/shared/logging"
+	"github.com/replayvault/replayvault/shared/testenv"
 )
 
 // The local stack's fixed names. The Pub/Sub emulator accepts any project.
@@ -140,7 +141,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintln(out, "\nreplayvault-dev dev: stopping ...")
 		return nil
 	case f := <-s.died:
-		return fmt.Errorf("function %s exited unexpectedly (%v); log %s:\n%s", f.name, f.waitErr, f.logPath, tail(f.logPath, 20))
+		return fmt.Errorf("function %s exited unexpectedly (%v); log %s:\n%s", f.name, f.waitErr, f.logPath, testenv.TailFile(f.logPath, 20))
 	}
 }
 

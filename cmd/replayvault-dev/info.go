@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/replayvault/replayvault/shared/testenv"
 )
 
 // stackInfo is what --info-file writes and /api/config partly serves.
@@ -127,7 +129,7 @@ func (s *stack) logTails(lines int) string {
 		if f == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "--- %s (%s):\n%s\n", name, f.logPath, tail(f.logPath, lines))
+		fmt.Fprintf(&b, "--- %s (%s):\n%s\n", name, f.logPath, testenv.TailFile(f.logPath, lines))
 	}
 	return b.String()
 }

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/replayvault/replayvault/shared/testenv"
 )
 
 // function is one functions-framework server: a child process in its own
@@ -51,7 +53,7 @@ func (s *stack) startFunction(ctx context.Context, name string, env []string) (*
 }
 
 func (s *stack) launch(ctx context.Context, name string, env []string) (*function, error) {
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -108,10 +110,10 @@ func (s *stack) launch(ctx context.Context, name string, env []string) (*functio
 		}
 		select {
 		case <-f.exited:
-			return nil, fmt.Errorf("function %s exited during start (%v); log %s:\n%s", name, f.waitErr, f.logPath, tail(f.logPath, 20))
+			return nil, fmt.Errorf("function %s exited during start (%v); log %s:\n%s", name, f.waitErr, f.logPath, testenv.TailFile(f.logPath, 20))
 		case <-ctx.Done():
 			f.stop()
-			return nil, fmt.Errorf("function %s did not listen on port %d: %w; log %s:\n%s", name, port, ctx.Err(), f.logPath, tail(f.logPath, 20))
+			return nil, fmt.Errorf("function %s did not listen on port %d: %w; log %s:\n%s", name, port, ctx.Err(), f.logPath, testenv.TailFile(f.logPath, 20))
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
@@ -158,30 +160,6 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		p.buf = p.buf[i+1:]
 	}
 	return len(b), nil
-}
-
-// tail returns the last lines of a file.
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1. Another process
-// may take it before the child binds it; startFunction retries then.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // randomToken returns 32 random bytes as hex.
