@@ -1,8 +1,10 @@
 package segment
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Benchmarks report MB/s of raw JSON, whatever the encoding, so that the
@@ -79,6 +81,43 @@ func BenchmarkValidateParallel(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkValidateVsJSONValid measures Validate beside encoding/json.Valid
+// on the same bytes in the same run, alternating the two in each
+// iteration, and reports Validate's speed as a multiple of json.Valid's
+// (x_json_valid) besides both MB/s. The shapes are this package's
+// recording (a nested full snapshot, then incremental events) and
+// shared/workload's incremental segments.
+func BenchmarkValidateVsJSONValid(b *testing.B) {
+	rec, _ := recording(1<<20, 42)
+	inc := workloadLike(1 << 20)
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+	}{{"recording_1MB", rec}, {"incremental_1MB", inc}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.raw)))
+			var ours, theirs time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := Validate(tc.raw, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if !json.Valid(tc.raw) {
+					b.Fatal("json.Valid refuses the recording")
+				}
+				ours += t1.Sub(t0)
+				theirs += time.Since(t1)
+			}
+			mb := float64(len(tc.raw)) * float64(b.N) / 1e6
+			b.ReportMetric(mb/ours.Seconds(), "validate_MB/s")
+			b.ReportMetric(mb/theirs.Seconds(), "json_valid_MB/s")
+			b.ReportMetric(theirs.Seconds()/ours.Seconds(), "x_json_valid")
 		})
 	}
 }
