@@ -78,6 +78,9 @@ const (
 	sExpSign               // after the exponent's sign
 	sExp                   // in exponent digits
 	sLit                   // inside true, false or null
+	sTop                   // the first non-blank byte
+	sNum                   // inside a number (s.numSt says where)
+	sCapStr                // inside a captured string
 )
 
 // Fields of an event object the scanner reads.
@@ -90,12 +93,6 @@ const (
 
 var fieldNames = [...]string{fType: "type", fTimestamp: "timestamp", fData: "data"}
 
-// level is one open array or object.
-type level struct {
-	n     uint32 // index of the current element or member
-	arr   bool
-	field uint8 // in an event object: which field the current member is
-}
 
 // maxLit caps the captured literal of a type or timestamp value, and of an
 // event's keys: longer ones cannot be any of ours, or are refused (see
@@ -115,12 +112,19 @@ type scanner struct {
 	hex   uint8  // hex digits left in \u
 	lit   string // the literal being matched in sLit
 	litAt int    // bytes of lit matched
+	numSt uint8  // number's state inside a number
+	esc   bool   // after a backslash in a captured string
 	strOf uint8  // what the current string is: capKey, capVal or 0
 	seen  bool   // a non-blank byte was seen
 	top   byte   // the first non-blank byte
 	off   int64  // stream offset of the current chunk's first byte
 	chunk []byte // the chunk being scanned
-	stack []level
+	depth int      // open arrays and objects
+	arr   bool     // whether the innermost one is an array
+	kinds []uint64 // bit d: whether the array or object at depth d+1 is an array
+	elem  int      // index of the current element of the top-level array
+	elems int      // elements of the top-level array so far
+	field uint8    // in an event: the field the current member is
 
 	// Capture of a depth-2 key or of a type or timestamp value, which may
 	// span chunks.
@@ -159,7 +163,7 @@ const (
 )
 
 func (s *scanner) reset(maxDepth int, hook *EventHook, info *Info) {
-	*s = scanner{maxDepth: maxDepth, hook: hook, info: info, stack: s.stack[:0], raw: s.raw[:0], capBuf: s.capBuf}
+	*s = scanner{maxDepth: maxDepth, hook: hook, info: info, kinds: s.kinds[:0], raw: s.raw[:0], state: sTop}
 	if hook != nil {
 		s.onEvent = hook.OnEvent
 		s.rawTypes = hook.RawTypes
@@ -177,8 +181,8 @@ func (s *scanner) release() {
 	if cap(s.raw) > defaultMaxRaw {
 		s.raw = nil
 	}
-	if cap(s.stack) > DefaultMaxDepth {
-		s.stack = nil
+	if cap(s.kinds) > DefaultMaxDepth/64+1 {
+		s.kinds = nil
 	}
 }
 
@@ -245,7 +249,12 @@ var isEscape = func() (t [256]bool) {
 	return t
 }()
 
-// feed scans the next chunk of the document.
+// feed scans the next chunk of the document. It is a state machine written
+// with gotos: each label is a state, all state lives in locals while the
+// chunk lasts, and it is saved in s only when the chunk ends mid-token.
+// Everything below the events' own fields (depth 3 and more, nearly all
+// bytes) takes the fast paths; an event's keys and its type and timestamp
+// values take slower paths that capture their text.
 func (s *scanner) feed(b []byte) {
 	if s.syntaxErr != nil {
 		return
@@ -254,281 +263,461 @@ func (s *scanner) feed(b []byte) {
 		s.rawStart, s.chunk = 0, b
 		defer func() { s.chunk = nil }()
 	}
-	i, n := 0, len(b)
-	st := s.state
-	for i < n {
-		switch st {
-		case sStr:
-			j := i
-			for j+8 <= n {
-				if m := stringStop(binary.LittleEndian.Uint64(b[j:])); m != 0 {
-					j += bits.TrailingZeros64(m) >> 3
-					goto stop
-				}
-				j += 8
-			}
-			for j < n && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
-				j++
-			}
-		stop:
-			if s.capOn {
-				s.capture(b[i:j])
-			}
-			i = j
-			if i == n {
-				continue
-			}
-			switch c := b[i]; {
-			case c == '"':
-				i++
-				switch s.strOf {
-				case 0:
-					st = sAfter
-				case plainKey:
-					st = sColon
-				default:
-					st = s.endString()
-				}
-			case c == '\\':
-				if s.capOn {
-					s.capture(b[i : i+1])
-				}
-				i++
-				st = sEsc
-			default:
-				s.fail(i, "control character in string")
-				return
-			}
+	var (
+		i, n   = 0, len(b)
+		c      byte
+		st     uint8
+		d      = s.depth
+		arr    = s.arr
+		arrTop = s.top == '['
+		j      int
+	)
+	switch s.state {
+	case sTop:
+		goto top
+	case sValue:
+		goto value
+	case sArrFirst:
+		goto arrFirst
+	case sObjFirst:
+		goto objFirst
+	case sObjKey:
+		goto objKey
+	case sColon:
+		goto colon
+	case sAfter:
+		goto after
+	case sEnd:
+		goto end
+	case sStr:
+		goto str
+	case sEsc:
+		goto esc
+	case sHex:
+		goto hex
+	case sNum:
+		goto num
+	case sLit:
+		goto lit
+	case sCapStr:
+		goto capStr
+	}
+	panic("segment: bad scanner state")
 
-		case sValue, sArrFirst, sObjFirst, sObjKey, sColon, sAfter, sEnd:
-			c := b[i]
-			cl := classes[c]
-			if cl == cSpace {
-				i++
-				for i < n && classes[b[i]] == cSpace {
-					i++
-				}
-				continue
-			}
-			if !s.seen {
-				s.seen, s.top = true, c
-				if c != '[' {
-					s.semantic(ReasonNotArray, i, "payload is not a JSON array")
-				}
-			}
-			switch st {
-			case sValue, sArrFirst:
-				if cl == cCloseArr && st == sArrFirst {
-					i++
-					st = s.pop(i)
-					continue
-				}
-				i, st = s.value(b, i, cl)
-				if st == sEnd && s.syntaxErr != nil {
-					return
-				}
-			case sObjFirst, sObjKey:
-				switch {
-				case cl == cQuote:
-					i++
-					st = sStr
-					s.strOf = plainKey
-					if len(s.stack) == 2 && s.top == '[' {
-						s.strOf = capKey
-						s.startCapture()
-					}
-				case cl == cCloseObj && st == sObjFirst:
-					i++
-					st = s.pop(i)
-				default:
-					s.fail(i, "expected a string key")
-					return
-				}
-			case sColon:
-				if cl != cColon {
-					s.fail(i, "expected ':' after a key")
-					return
-				}
-				i++
-				st = sValue
-			case sAfter:
-				d := len(s.stack)
-				if d == 0 {
-					st = sEnd
-					continue
-				}
-				top := &s.stack[d-1]
-				switch {
-				case cl == cComma:
-					i++
-					top.n++
-					if top.arr {
-						st = sValue
-					} else {
-						st = sObjKey
-					}
-				case cl == cCloseArr && top.arr, cl == cCloseObj && !top.arr:
-					i++
-					st = s.pop(i)
-				default:
-					s.fail(i, "expected ',' or a closing bracket")
-					return
-				}
-			case sEnd:
-				s.fail(i, "data after the top-level value")
-				return
-			}
+top:
+	for i < n && classes[b[i]] == cSpace {
+		i++
+	}
+	if i == n {
+		st = sTop
+		goto out
+	}
+	s.seen, s.top = true, b[i]
+	arrTop = s.top == '['
+	if !arrTop {
+		s.semantic(ReasonNotArray, i, "payload is not a JSON array")
+	}
+	goto value
 
-		case sEsc:
-			c := b[i]
-			if !isEscape[c] {
-				s.fail(i, "invalid escape in string")
-				return
-			}
-			if s.capOn {
-				s.capture(b[i : i+1])
-			}
+value:
+	if i < n && b[i] <= ' ' {
+		for i < n && classes[b[i]] == cSpace {
 			i++
-			if c == 'u' {
-				st, s.hex = sHex, 4
-			} else {
-				st = sStr
+		}
+	}
+	if i == n {
+		st = sValue
+		goto out
+	}
+	c = b[i]
+	if d <= 2 && arrTop {
+		if d == 1 {
+			s.elem = s.elems
+			s.elems++
+			if c != '{' {
+				s.eventError(i, d, "event is not a JSON object")
 			}
-
-		case sHex:
-			for s.hex > 0 && i < n {
-				if !isHex[b[i]] {
-					s.fail(i, "invalid \\u escape in string")
-					return
+		}
+		if d == 2 {
+			if f := s.field; f == fType || f == fTimestamp {
+				switch classes[c] {
+				case cQuote:
+					i++
+					s.strOf = capVal
+					s.startCapture()
+					goto capStr
+				case cDigit, cMinus:
+					if c != '0' && c != '-' {
+						// A whole integer in this chunk: read in place.
+						for j = i + 1; j < n && b[j]-'0' <= 9; j++ {
+						}
+						if j < n && b[j] != '.' && b[j]|0x20 != 'e' && j-i <= maxLit {
+							s.setField(f, b[i:j])
+							i = j
+							goto after
+						}
+					}
+					s.strOf = capVal
+					s.startCapture()
+					s.numSt = sValue
+					goto num
+				case cN:
+				default:
+					s.badField(f, "is not a number")
 				}
-				if s.capOn {
-					s.capture(b[i : i+1])
-				}
-				i++
-				s.hex--
-			}
-			if s.hex == 0 {
-				st = sStr
-			}
-
-		case sNeg, sZero, sInt, sDot, sFrac, sExpMark, sExpSign, sExp:
-			var j int
-			j, st = s.number(b, i, st)
-			if s.capOn {
-				s.capture(b[i:j])
-			}
-			if s.syntaxErr != nil {
-				return
-			}
-			i = j
-			if st == sAfter && s.strOf == capVal {
-				st = s.endNumber()
-			}
-
-		case sLit:
-			for s.litAt < len(s.lit) && i < n {
-				if b[i] != s.lit[s.litAt] {
-					s.fail(i, "invalid literal")
-					return
-				}
-				i++
-				s.litAt++
-			}
-			if s.litAt == len(s.lit) {
-				st = sAfter
 			}
 		}
 	}
-	s.state = st
-	if s.wantsRaw && s.rawStart >= 0 && len(s.stack) >= 2 && s.top == '[' {
+	switch classes[c] {
+	case cQuote:
+		i++
+		s.strOf = 0
+		goto str
+	case cOpenObj:
+		if d >= s.maxDepth {
+			s.fail(i, d, "nesting deeper than the limit")
+			return
+		}
+		s.push(d, arr)
+		d++
+		arr = false
+		if d == 2 && arrTop {
+			s.startEvent(i)
+		}
+		i++
+		goto objFirst
+	case cOpenArr:
+		if d >= s.maxDepth {
+			s.fail(i, d, "nesting deeper than the limit")
+			return
+		}
+		s.push(d, arr)
+		d++
+		arr = true
+		i++
+		goto arrFirst
+	case cDigit:
+		// Integers without fraction or exponent, the usual case. A
+		// leading zero ends the integer part: a digit after it is
+		// refused by after.
+		j = i + 1
+		if c != '0' {
+			for j < n && b[j]-'0' <= 9 {
+				j++
+			}
+		}
+		if j < n && b[j] != '.' && b[j]|0x20 != 'e' {
+			i = j
+			goto after
+		}
+		s.numSt = sValue
+		goto num
+	case cMinus:
+		s.numSt = sValue
+		goto num
+	case cT:
+		if i+4 <= n && binary.LittleEndian.Uint32(b[i:]) == 't'|'r'<<8|'u'<<16|'e'<<24 {
+			i += 4
+			goto after
+		}
+		s.lit, s.litAt = "true", 0
+		goto lit
+	case cF:
+		if i+5 <= n && binary.LittleEndian.Uint32(b[i:]) == 'f'|'a'<<8|'l'<<16|'s'<<24 && b[i+4] == 'e' {
+			i += 5
+			goto after
+		}
+		s.lit, s.litAt = "false", 0
+		goto lit
+	case cN:
+		if i+4 <= n && binary.LittleEndian.Uint32(b[i:]) == 'n'|'u'<<8|'l'<<16|'l'<<24 {
+			i += 4
+			goto after
+		}
+		s.lit, s.litAt = "null", 0
+		goto lit
+	}
+	s.fail(i, d, "expected a value")
+	return
+
+arrFirst:
+	for i < n && classes[b[i]] == cSpace {
+		i++
+	}
+	if i == n {
+		st = sArrFirst
+		goto out
+	}
+	if b[i] == ']' {
+		i++
+		goto pop
+	}
+	goto value
+
+objFirst:
+	for i < n && classes[b[i]] == cSpace {
+		i++
+	}
+	if i == n {
+		st = sObjFirst
+		goto out
+	}
+	if b[i] == '}' {
+		i++
+		goto pop
+	}
+	goto objKey
+
+objKey:
+	if i < n && b[i] <= ' ' {
+		for i < n && classes[b[i]] == cSpace {
+			i++
+		}
+	}
+	if i == n {
+		st = sObjKey
+		goto out
+	}
+	if b[i] != '"' {
+		s.fail(i, d, "expected a string key")
+		return
+	}
+	i++
+key:
+	if d == 2 && arrTop {
+		// An event's key: matched in place when it has no escape and
+		// ends in this chunk, the usual case.
+		for j = i; j < n && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20; j++ {
+		}
+		if j < n && b[j] == '"' {
+			s.field = matchField(b[i:j])
+			i = j + 1
+			goto colon
+		}
+		s.strOf = capKey
+		s.startCapture()
+		goto capStr
+	}
+	s.strOf = plainKey
+	goto str
+
+colon:
+	if i < n && b[i] == ':' {
+		i++
+		goto value
+	}
+	for i < n && classes[b[i]] == cSpace {
+		i++
+	}
+	if i == n {
+		st = sColon
+		goto out
+	}
+	if b[i] != ':' {
+		s.fail(i, d, "expected ':' after a key")
+		return
+	}
+	i++
+	goto value
+
+after:
+	if i < n && b[i] <= ' ' {
+		for i < n && classes[b[i]] == cSpace {
+			i++
+		}
+	}
+	if i == n {
+		st = sAfter
+		goto out
+	}
+	if d == 0 {
+		goto end
+	}
+	c = b[i]
+	if c == ',' {
+		i++
+		if arr {
+			goto value
+		}
+		if i < n && b[i] == '"' {
+			i++
+			goto key
+		}
+		goto objKey
+	}
+	if (c == ']' && arr) || (c == '}' && !arr) {
+		i++
+		goto pop
+	}
+	s.fail(i, d, "expected ',' or a closing bracket")
+	return
+
+pop: // i is past the closing bracket
+	d--
+	arr = s.kinds[d>>6]>>(d&63)&1 != 0
+	if d == 1 && arrTop {
+		s.endEvent(i)
+	}
+	goto after
+
+end:
+	for i < n && classes[b[i]] == cSpace {
+		i++
+	}
+	if i == n {
+		st = sEnd
+		goto out
+	}
+	s.fail(i, d, "data after the top-level value")
+	return
+
+str: // inside a string that is not captured; s.strOf tells key or value
+	for i+8 <= n {
+		if m := stringStop(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			goto strStop
+		}
+		i += 8
+	}
+	for i < n && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+		i++
+	}
+	if i == n {
+		st = sStr
+		goto out
+	}
+strStop:
+	c = b[i]
+	i++
+	if c == '"' {
+		if s.strOf == plainKey {
+			if i < n && b[i] == ':' {
+				i++
+				goto value
+			}
+			goto colon
+		}
+		goto after
+	}
+	if c == '\\' {
+		goto esc
+	}
+	s.fail(i-1, d, "control character in string")
+	return
+
+esc:
+	if i == n {
+		st = sEsc
+		goto out
+	}
+	if !isEscape[b[i]] {
+		s.fail(i, d, "invalid escape in string")
+		return
+	}
+	i++
+	if b[i-1] != 'u' {
+		goto str
+	}
+	s.hex = 4
+	goto hex
+
+hex:
+	for ; s.hex > 0; s.hex-- {
+		if i == n {
+			st = sHex
+			goto out
+		}
+		if !isHex[b[i]] {
+			s.fail(i, d, "invalid \\u escape in string")
+			return
+		}
+		i++
+	}
+	goto str
+
+capStr: // inside a captured string: an event's key, or its type or timestamp
+	for i < n {
+		c = b[i]
+		switch {
+		case s.hex > 0:
+			if !isHex[c] {
+				s.fail(i, d, "invalid \\u escape in string")
+				return
+			}
+			s.hex--
+		case s.esc:
+			if !isEscape[c] {
+				s.fail(i, d, "invalid escape in string")
+				return
+			}
+			s.esc = false
+			if c == 'u' {
+				s.hex = 4
+			}
+		case c == '"':
+			i++
+			if s.endString() == sColon {
+				goto colon
+			}
+			goto after
+		case c == '\\':
+			s.esc = true
+		case c < 0x20:
+			s.fail(i, d, "control character in string")
+			return
+		}
+		s.capture(b[i : i+1])
+		i++
+	}
+	st = sCapStr
+	goto out
+
+num: // inside a number; s.numSt is number's state
+	j, st = s.number(b, i, s.numSt, d)
+	if s.capOn {
+		s.capture(b[i:j])
+	}
+	i = j
+	switch st {
+	case sAfter:
+		if s.capOn {
+			s.endNumber()
+		}
+		goto after
+	case sEnd:
+		return // failed
+	}
+	s.numSt, st = st, sNum
+	goto out
+
+lit:
+	for ; s.litAt < len(s.lit); s.litAt++ {
+		if i == n {
+			st = sLit
+			goto out
+		}
+		if b[i] != s.lit[s.litAt] {
+			s.fail(i, d, "invalid literal")
+			return
+		}
+		i++
+	}
+	goto after
+
+out:
+	s.state, s.depth, s.arr = st, d, arr
+	if s.wantsRaw && d >= 2 && arrTop {
 		// An event continues in the next chunk: keep its bytes so far.
 		s.spill(b[s.rawStart:])
 	}
 	s.off += int64(n)
 }
 
-// value starts the value at b[i], of class cl.
-func (s *scanner) value(b []byte, i int, cl uint8) (int, uint8) {
-	d := len(s.stack)
-	inArray := d == 1 && s.top == '['
-	if inArray && cl != cOpenObj {
-		s.eventError(i, "event is not a JSON object")
-	}
-	field := fNone
-	if d == 2 && s.top == '[' {
-		field = s.stack[1].field
-	}
-	switch cl {
-	case cOpenObj, cOpenArr:
-		if field == fType || field == fTimestamp {
-			s.badField(field, "is not a number")
-		}
-		if d >= s.maxDepth {
-			s.fail(i, "nesting deeper than the limit")
-			return i, sEnd
-		}
-		s.stack = append(s.stack, level{arr: cl == cOpenArr})
-		if inArray {
-			s.startEvent(b, i)
-		}
-		if cl == cOpenArr {
-			return i + 1, sArrFirst
-		}
-		return i + 1, sObjFirst
-	case cQuote:
-		s.strOf = 0
-		if field == fType || field == fTimestamp {
-			s.strOf = capVal
-			s.startCapture()
-		}
-		return i + 1, sStr
-	case cDigit, cMinus:
-		s.strOf = 0
-		if field == fType || field == fTimestamp {
-			s.strOf = capVal
-			s.startCapture()
-		}
-		j, st := s.number(b, i, sValue)
-		if s.capOn {
-			s.capture(b[i:j])
-		}
-		if st == sAfter && s.strOf == capVal {
-			st = s.endNumber()
-		}
-		return j, st
-	case cT, cF, cN:
-		lit := "null"
-		if cl == cT {
-			lit = "true"
-		} else if cl == cF {
-			lit = "false"
-		}
-		if cl != cN && (field == fType || field == fTimestamp) {
-			s.badField(field, "is not a number")
-		}
-		if i+len(lit) <= len(b) {
-			if string(b[i:i+len(lit)]) != lit {
-				k := 1
-				for b[i+k] == lit[k] {
-					k++
-				}
-				s.fail(i+k, "invalid literal")
-				return i, sEnd
-			}
-			return i + len(lit), sAfter
-		}
-		s.lit, s.litAt = lit, 1
-		return i + 1, sLit
-	}
-	s.fail(i, "expected a value")
-	return i, sEnd
-}
-
 // number scans number bytes from b[i], starting in state st (sValue for
 // the first byte), following encoding/json's grammar. It returns sAfter
 // and the index of the byte after the number once it ended, or the state to
 // resume in at the end of b.
-func (s *scanner) number(b []byte, i int, st uint8) (int, uint8) {
+func (s *scanner) number(b []byte, i int, st uint8, d int) (int, uint8) {
 	n := len(b)
 	for i < n {
 		c := b[i]
@@ -548,7 +737,7 @@ func (s *scanner) number(b []byte, i int, st uint8) (int, uint8) {
 			} else if c >= '1' && c <= '9' {
 				st = sInt
 			} else {
-				s.fail(i, "invalid number")
+				s.fail(i, d, "invalid number")
 				return i, sEnd
 			}
 			i++
@@ -572,7 +761,7 @@ func (s *scanner) number(b []byte, i int, st uint8) (int, uint8) {
 			i++
 		case sDot:
 			if c-'0' > 9 {
-				s.fail(i, "invalid number")
+				s.fail(i, d, "invalid number")
 				return i, sEnd
 			}
 			st = sFrac
@@ -598,7 +787,7 @@ func (s *scanner) number(b []byte, i int, st uint8) (int, uint8) {
 			fallthrough
 		case sExpSign:
 			if c-'0' > 9 {
-				s.fail(i, "invalid number")
+				s.fail(i, d, "invalid number")
 				return i, sEnd
 			}
 			st = sExp
@@ -616,17 +805,7 @@ func (s *scanner) number(b []byte, i int, st uint8) (int, uint8) {
 	return i, st
 }
 
-// pop closes the innermost array or object; i is just past its bracket.
-func (s *scanner) pop(i int) uint8 {
-	d := len(s.stack) - 1
-	s.stack = s.stack[:d]
-	if d == 1 && s.top == '[' {
-		s.endEvent(i)
-	}
-	return sAfter
-}
-
-func (s *scanner) startEvent(b []byte, i int) {
+func (s *scanner) startEvent(i int) {
 	s.evStart = s.off + int64(i)
 	s.evBad, s.evBadF = "", fNone
 	s.typSet, s.typOK, s.typFull, s.tsSet, s.tsOK = false, false, false, false, false
@@ -729,10 +908,10 @@ func (s *scanner) endString() uint8 {
 		if !s.capLong {
 			f = matchField(s.capBuf[:s.capN])
 		}
-		s.stack[1].field = f
+		s.field = f
 		return sColon
 	}
-	field := s.stack[1].field
+	field := s.field
 	var lit [maxLit]byte
 	num, ok := unescape(lit[:0], s.capBuf[:s.capN])
 	if s.capLong || !ok || !validNumber(num) {
@@ -744,16 +923,15 @@ func (s *scanner) endString() uint8 {
 }
 
 // endNumber handles the end of a type or timestamp number.
-func (s *scanner) endNumber() uint8 {
+func (s *scanner) endNumber() {
 	s.capOn = false
-	field := s.stack[1].field
+	field := s.field
 	if s.capLong {
 		// Refused unless a later duplicate key replaces it.
 		s.setField(field, nil)
-		return sAfter
+		return
 	}
 	s.setField(field, s.capBuf[:s.capN])
-	return sAfter
 }
 
 func (s *scanner) setField(field uint8, lit []byte) {
@@ -789,11 +967,11 @@ func (s *scanner) eventFieldError(index int, field uint8, why string) {
 
 // eventError records an element of the top-level array that is not an
 // event object.
-func (s *scanner) eventError(i int, why string) {
+func (s *scanner) eventError(i, d int, why string) {
 	if s.semErr == nil {
 		s.semErr = invalid(ReasonBadEvent, errDetail(why))
 		s.semErr.Located, s.semErr.Offset = true, s.off+int64(i)
-		s.semErr.Path = s.path()
+		s.semErr.Path = s.path(d)
 	}
 }
 
@@ -805,39 +983,48 @@ func (s *scanner) semantic(reason string, i int, why string) {
 }
 
 // fail records a syntax error at b[i]; scanning stops.
-func (s *scanner) fail(i int, why string) {
+func (s *scanner) fail(i, d int, why string) {
 	reason := ReasonNotJSON
 	if why == "nesting deeper than the limit" {
 		reason = ReasonTooDeep
 	}
 	e := invalid(reason, errDetail(why))
 	e.Located, e.Offset = true, s.off+int64(i)
-	e.Path = s.path()
+	e.Path = s.path(d)
 	s.syntaxErr = e
 	s.state = sEnd
 }
 
-// path renders the scanner's position as a JSON path made of array
-// indices and of the names of the event fields it knows; other keys are
-// shown by position (.#2 is the third member), so that no payload byte
-// ever appears in it.
-func (s *scanner) path() string {
-	var b []byte
-	for d, l := range s.stack {
-		switch {
-		case l.arr:
-			b = append(b, '[')
-			b = strconv.AppendUint(b, uint64(l.n), 10)
-			b = append(b, ']')
-		case d == 1 && s.top == '[' && l.field != fNone:
-			b = append(b, '.')
-			b = append(b, fieldNames[l.field]...)
-		default:
-			b = append(b, ".#"...)
-			b = strconv.AppendUint(b, uint64(l.n), 10)
-		}
+// path renders the position of an element at depth d as a JSON path: the
+// event's index, the event field being read if it is one the scanner
+// knows, and how much deeper the element is. No payload byte ever
+// appears in it.
+func (s *scanner) path(d int) string {
+	if d == 0 || s.top != '[' {
+		return ""
 	}
-	return string(b)
+	p := "[" + strconv.Itoa(s.elem) + "]"
+	if d >= 2 && s.field != fNone {
+		p += "." + fieldNames[s.field]
+	}
+	if d > 2 {
+		p += " (depth " + strconv.Itoa(d) + ")"
+	}
+	return p
+}
+
+// push records the kind of the array or object at depth d, which a new one
+// nests in.
+func (s *scanner) push(d int, arr bool) {
+	w := d >> 6
+	for len(s.kinds) <= w {
+		s.kinds = append(s.kinds, 0)
+	}
+	if arr {
+		s.kinds[w] |= 1 << (d & 63)
+	} else {
+		s.kinds[w] &^= 1 << (d & 63)
+	}
 }
 
 // finish ends the document and returns the first error, if any.
@@ -850,19 +1037,19 @@ func (s *scanner) finish() error {
 		return e
 	}
 	switch s.state {
-	case sZero, sInt, sFrac, sExp: // a top-level number ends at EOF
-		if len(s.stack) == 0 {
+	case sNum: // a top-level number ends at EOF
+		if s.depth == 0 && (s.numSt == sZero || s.numSt == sInt || s.numSt == sFrac || s.numSt == sExp) {
 			s.state = sEnd
 		}
 	case sAfter:
-		if len(s.stack) == 0 {
+		if s.depth == 0 {
 			s.state = sEnd
 		}
 	}
 	if s.state != sEnd {
 		e := invalid(ReasonNotJSON, errDetail("unexpected end of JSON"))
 		e.Located, e.Offset = true, s.off
-		e.Path = s.path()
+		e.Path = s.path(s.depth)
 		return e
 	}
 	if s.semErr != nil {
@@ -880,19 +1067,19 @@ func (e errDetail) Error() string { return string(e) }
 // Like encoding/json, it unescapes the key and matches case-insensitively
 // with Unicode simple folding (so "TYPE" and "timeſtamp" match).
 func matchField(raw []byte) uint8 {
+	// Or-ing 0x20 lower-cases ASCII letters and maps no other byte to one.
 	switch len(raw) {
 	case 4:
-		if asciiFold4(raw) == "TYPE" {
+		switch binary.LittleEndian.Uint32(raw) | 0x20202020 {
+		case 't' | 'y'<<8 | 'p'<<16 | 'e'<<24:
 			return fType
+		case 'd' | 'a'<<8 | 't'<<16 | 'a'<<24:
+			return fData
 		}
 	case 9:
-		if raw[0]|0x20 == 't' && raw[1]|0x20 == 'i' && raw[2]|0x20 == 'm' && raw[3]|0x20 == 'e' &&
-			raw[4]|0x20 == 's' && raw[5]|0x20 == 't' && raw[6]|0x20 == 'a' && raw[7]|0x20 == 'm' && raw[8]|0x20 == 'p' {
+		if binary.LittleEndian.Uint64(raw)|0x2020202020202020 == 't'|'i'<<8|'m'<<16|'e'<<24|'s'<<32|'t'<<40|'a'<<48|'m'<<56 && raw[8]|0x20 == 'p' {
 			return fTimestamp
 		}
-	}
-	if len(raw) == 4 && raw[0]|0x20 == 'd' && raw[1]|0x20 == 'a' && raw[2]|0x20 == 't' && raw[3]|0x20 == 'a' {
-		return fData
 	}
 	plain := true
 	for _, c := range raw {
@@ -915,17 +1102,6 @@ func matchField(raw []byte) uint8 {
 		return fData
 	}
 	return fNone
-}
-
-func asciiFold4(b []byte) string {
-	var u [4]byte
-	for i, c := range b[:4] {
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		u[i] = c
-	}
-	return string(u[:])
 }
 
 // foldEqual reports whether key folds to upper, an upper-case ASCII name,
@@ -1049,7 +1225,7 @@ func validNumber(b []byte) bool {
 	}
 	var s scanner
 	s.maxDepth = 1
-	j, st := s.number(b, 0, sValue)
+	j, st := s.number(b, 0, sValue, 0)
 	if s.syntaxErr != nil || j != len(b) {
 		return false
 	}
