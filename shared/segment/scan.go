@@ -93,7 +93,6 @@ const (
 
 var fieldNames = [...]string{fType: "type", fTimestamp: "timestamp", fData: "data"}
 
-
 // maxLit caps the captured literal of a type or timestamp value, and of an
 // event's keys: longer ones cannot be any of ours, or are refused (see
 // Validate).
@@ -109,16 +108,16 @@ type scanner struct {
 	info     *Info
 
 	state uint8
-	hex   uint8  // hex digits left in \u
-	lit   string // the literal being matched in sLit
-	litAt int    // bytes of lit matched
-	numSt uint8  // number's state inside a number
-	esc   bool   // after a backslash in a captured string
-	strOf uint8  // what the current string is: capKey, capVal or 0
-	seen  bool   // a non-blank byte was seen
-	top   byte   // the first non-blank byte
-	off   int64  // stream offset of the current chunk's first byte
-	chunk []byte // the chunk being scanned
+	hex   uint8    // hex digits left in \u
+	lit   string   // the literal being matched in sLit
+	litAt int      // bytes of lit matched
+	numSt uint8    // number's state inside a number
+	esc   bool     // after a backslash in a captured string
+	strOf uint8    // what the current string is: capKey, capVal or 0
+	seen  bool     // a non-blank byte was seen
+	top   byte     // the first non-blank byte
+	off   int64    // stream offset of the current chunk's first byte
+	chunk []byte   // the chunk being scanned
 	depth int      // open arrays and objects
 	arr   bool     // whether the innermost one is an array
 	kinds []uint64 // bit d: whether the array or object at depth d+1 is an array
