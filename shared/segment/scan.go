@@ -808,6 +808,7 @@ func (s *scanner) startEvent(i int) {
 	s.evStart = s.off + int64(i)
 	s.evBad, s.evBadF = "", fNone
 	s.typSet, s.typOK, s.typFull, s.tsSet, s.tsOK = false, false, false, false, false
+	s.typ, s.ts = 0, 0
 	if s.wantsRaw {
 		s.rawStart, s.raw, s.rawOver = i, s.raw[:0], false
 	}
