@@ -43,6 +43,9 @@ func FuzzValidate(f *testing.F) {
 	}
 	lim := Limits{MaxPayload: 256 << 10, MaxDecompressed: 256 << 10, MaxDepth: 64}
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		if got, want := ValidJSON(payload), json.Valid(payload); got != want {
+			t.Fatalf("ValidJSON = %v, json.Valid = %v", got, want)
+		}
 		info, err := Validate(payload, lim)
 		if Detect(payload) == Plain {
 			differential(t, payload, lim, info, err)
