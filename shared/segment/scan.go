@@ -367,11 +367,23 @@ value:
 			}
 		}
 	}
-	switch classes[c] {
-	case cQuote:
+	// Strings and integers first, by compare, not through the jump table:
+	// they are most values, and a two-way branch predicts better.
+	if c == '"' {
 		i++
-		s.strOf = 0
-		goto str
+		goto valStr
+	}
+	if c-'1' < 9 {
+		for j = i + 1; j < n && b[j]-'0' <= 9; j++ {
+		}
+		if j < n && b[j] != '.' && b[j]|0x20 != 'e' {
+			i = j
+			goto after
+		}
+		s.numSt = sValue
+		goto num
+	}
+	switch classes[c] {
 	case cOpenObj:
 		if d >= s.maxDepth {
 			s.fail(i, d, "nesting deeper than the limit")
@@ -454,6 +466,10 @@ arrFirst:
 	goto value
 
 objFirst:
+	if i < n && b[i] == '"' {
+		i++
+		goto key
+	}
 	for i < n && classes[b[i]] == cSpace {
 		i++
 	}
@@ -497,8 +513,7 @@ key:
 		s.startCapture()
 		goto capStr
 	}
-	s.strOf = plainKey
-	goto str
+	goto keyStr
 
 colon:
 	if i < n && b[i] == ':' {
@@ -569,6 +584,42 @@ end:
 	}
 	s.fail(i, d, "data after the top-level value")
 	return
+
+keyStr: // inside a key not captured; the common case of str
+	for i+8 <= n {
+		if m := stringStop(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			if b[i] != '"' {
+				s.strOf = plainKey
+				goto strStop
+			}
+			i++
+			if i < n && b[i] == ':' {
+				i++
+				goto value
+			}
+			goto colon
+		}
+		i += 8
+	}
+	s.strOf = plainKey
+	goto str
+
+valStr: // inside a value string not captured; the common case of str
+	for i+8 <= n {
+		if m := stringStop(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			if b[i] != '"' {
+				s.strOf = 0
+				goto strStop
+			}
+			i++
+			goto after
+		}
+		i += 8
+	}
+	s.strOf = 0
+	goto str
 
 str: // inside a string that is not captured; s.strOf tells key or value
 	for i+8 <= n {
@@ -1017,8 +1068,8 @@ func (s *scanner) path(d int) string {
 // nests in.
 func (s *scanner) push(d int, arr bool) {
 	w := d >> 6
-	for len(s.kinds) <= w {
-		s.kinds = append(s.kinds, 0)
+	if w >= len(s.kinds) {
+		s.kinds = append(s.kinds, make([]uint64, w+1-len(s.kinds))...)
 	}
 	if arr {
 		s.kinds[w] |= 1 << (d & 63)
