@@ -63,4 +63,3 @@ func decodeEvent(e event.Event, d *pushData) error {
 	}
 	return e.DataAs(d)
 }
-
