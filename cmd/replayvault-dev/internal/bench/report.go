@@ -37,9 +37,10 @@ type Report struct {
 	Machine  Machine  `json:"machine"`
 	Settings Settings `json:"settings"`
 
-	Limit  LimitResult  `json:"cpu_limit"`
-	Ingest IngestReport `json:"ingest"`
-	Read   *ReadReport  `json:"read,omitempty"`
+	Limit    LimitResult    `json:"cpu_limit"`
+	Validate ValidateResult `json:"validate"`
+	Ingest   IngestReport   `json:"ingest"`
+	Read     *ReadReport    `json:"read,omitempty"`
 
 	// CostUSDPerMillion is the total of Costs for each design.
 	CostUSDPerMillion Pair `json:"cost_usd_per_million"`
@@ -225,8 +226,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "latency: GCS %s, KMS %s, DB %s per request; push concurrency %d; ack bound %s\n",
 		fmtMS(s.GCSLatencyMS), fmtMS(s.KMSLatencyMS), fmtMS(s.DBLatencyMS), s.Concurrency, fmtMS(s.BoundMS))
 	fmt.Fprintf(&b, "CPU-bound limit (decompress+validate+seal, no I/O, %d cores): %.0f segments/s, %.3f CPU s per 1000, %.1f MB/s;\n"+
-		"  decoding the push envelope (JSON, base64 payload) costs %.3f CPU s per 1000 more\n\n",
+		"  decoding the push envelope (JSON, base64 payload) costs %.3f CPU s per 1000 more\n",
 		r.Limit.Cores, r.Limit.PerS, r.Limit.CPUPer1000, r.Limit.MBPerS, r.Limit.EnvelopeCPUPer1000)
+	if r.Validate.MBPerS > 0 {
+		fmt.Fprintf(&b, "validator on the corpus's JSON: %.0f MB/s, encoding/json.Valid %.0f MB/s (%.2f×), per CPU second\n",
+			r.Validate.MBPerS, r.Validate.JSONValidMBPerS, r.Validate.Ratio)
+	}
+	b.WriteString("\n")
 
 	in := r.Ingest
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

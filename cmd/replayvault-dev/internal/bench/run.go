@@ -179,6 +179,10 @@ func (r *runner) setup(ctx context.Context) error {
 	}
 	r.rep.Limit = lim
 	r.progress("  %.0f segments/s, %.3f CPU s per 1000", lim.PerS, lim.CPUPer1000)
+	if r.rep.Validate, err = MeasureValidate(ctx, r.corpus, r.t.limit/3); err != nil {
+		return fmt.Errorf("validator speed: %w", err)
+	}
+	r.progress("  validator %.0f MB/s, json.Valid %.0f MB/s (%.2f×)", r.rep.Validate.MBPerS, r.rep.Validate.JSONValidMBPerS, r.rep.Validate.Ratio)
 
 	if r.split, err = newCPUSplit(o.TestCPUs); err != nil {
 		return err
