@@ -110,8 +110,13 @@ type IngestReport struct {
 type DesignResult struct {
 	// CapacityPerS is the highest ack rate seen in a step that failed.
 	CapacityPerS float64 `json:"capacity_per_s"`
-	// SustainedPerS is the highest offered rate that met the bound.
+	// SustainedPerS is the highest offered rate held for a whole hold
+	// step (30 s; shorter in a quick run) with every message acked within
+	// the bound and the process's CPU below saturation.
 	SustainedPerS float64 `json:"sustained_per_s"`
+	// SearchedPerS is the highest rate the shorter search steps passed,
+	// before holding it.
+	SearchedPerS float64 `json:"searched_per_s"`
 	// Bottleneck is what ran out in the lowest step that failed.
 	Bottleneck string `json:"bottleneck,omitempty"`
 	// CPUBoundPerS is the rate at which the process under test would fill
