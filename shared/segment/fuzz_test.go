@@ -156,8 +156,8 @@ func scanChunks(raw []byte, lim Limits, chunk int) (Info, error) {
 	var s scanner
 	s.reset(lim.MaxDepth, nil, &info)
 	for i := 0; i < len(raw); i += chunk {
-		// A copy, so that the scanner cannot read past the chunk.
-		s.feed(bytes.Clone(raw[i:min(i+chunk, len(raw))]))
+		end := min(i+chunk, len(raw))
+		s.feed(raw[i:end:end])
 	}
 	if err := s.finish(); err != nil {
 		return Info{}, err
