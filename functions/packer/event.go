@@ -27,14 +27,15 @@ type pushData struct {
 // error carrying an HTTP status (nack: Pub/Sub redelivers) otherwise.
 func (p *Packer) HandleEvent(ctx context.Context, e event.Event) error {
 	var d pushData
-	if err := e.DataAs(&d); err != nil {
+	if err := decodeEvent(e, &d); err != nil {
 		// Not a Pub/Sub message at all: it can never succeed, so reject
 		// the raw event rather than let Pub/Sub retry it forever.
 		if rerr := p.reject.Reject(ctx, map[string]string{"ce_id": e.ID(), "ce_type": e.Type()}, e.Data(), "bad_envelope"); rerr != nil {
 			return cehttp.NewResult(http.StatusServiceUnavailable, "reject bad envelope: %v", rerr)
 		}
 		p.stats.Rejected.Add(1)
-		slog.WarnContext(ctx, "event rejected", "ce_id", e.ID(), "reject_reason", "bad_envelope", "error", err)
+		// err says no more than that: the body is payload, not for logs.
+		slog.WarnContext(ctx, "event rejected", "ce_id", e.ID(), "reject_reason", "bad_envelope", "error", errEnvelope)
 		return nil
 	}
 	res, err := p.Ingest(ctx, Message{ID: d.Message.ID, Data: d.Message.Data, Attributes: d.Message.Attributes})
@@ -45,4 +46,20 @@ func (p *Packer) HandleEvent(ctx context.Context, e event.Event) error {
 	}
 	slog.DebugContext(ctx, "segment acked", "message_id", d.Message.ID, "result", res.String())
 	return nil
+}
+
+// decodeEvent reads the push envelope of e. The JSON that Pub/Sub and
+// Eventarc send is read by decodePush; anything else (an older CloudEvents
+// version, another media type) by the SDK.
+func decodeEvent(e event.Event, d *pushData) error {
+	if len(e.Data()) == 0 {
+		return nil // as DataAs: no data, nothing to decode
+	}
+	switch e.DataMediaType() {
+	case "", "application/json", "text/json":
+		if e.SpecVersion() == event.CloudEventsVersionV1 {
+			return decodePush(e.Data(), d)
+		}
+	}
+	return e.DataAs(d)
 }
