@@ -44,8 +44,9 @@ func TestRejectLeaksNoPayload(t *testing.T) {
 	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
 		t.Fatal(err)
 	}
-	rej := NewPubSubRejecter(client, topic, 10*time.Second)
-	defer rej.Stop()
+	pub := client.Publisher(topic)
+	defer pub.Stop()
+	rej := NewPubSubRejecter(pub, 10*time.Second)
 	p := newPacker(t, d, testConfig(), rej)
 
 	var logs bytes.Buffer
