@@ -38,6 +38,7 @@ var commands = map[string]command{
 	"bench":    {"measure Pack and Serve against the naive storage design", runBench},
 	"dev":      {"run the whole system locally (or check it once with --smoke)", runDev},
 	"publish":  {"publish segment files or a generated session to the segment topic", runPublish},
+	"rules":    {"push edge rule modules and assign them to projects", runRules},
 }
 
 func main() {

@@ -10,6 +10,9 @@ var handler Func
 // Handle registers the module's rule. Call it from init; the last call wins.
 func Handle(f Func) { handler = f }
 
+// Handler returns the registered rule (nil before Handle).
+func Handler() Func { return handler }
+
 // Run decodes an input frame, runs the registered rule and encodes its
 // output frame. The wasm exports call it; tests of a rule's logic may too.
 func Run(f Func, input []byte) ([]byte, error) {
