@@ -15,8 +15,8 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/replayvault/replayvault/shared/blob"
-	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/clients"
+	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/store"

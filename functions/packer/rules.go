@@ -19,7 +19,6 @@ import (
 // validation and sealing. Call it before the first Ingest.
 func (p *Packer) UseRules(rs *rules.Set) { p.rules = rs }
 
-
 // applyRules runs the project's rules on a validated segment. It returns
 // the message to seal (with rewritten events, validated again, in place of
 // the payload) and Stored, or the segment's final result: Filtered (dropped
