@@ -5,7 +5,8 @@
 // What is masked:
 //   - by pattern, in every text node, text mutation, attribute value and input
 //     event: e-mail addresses, card numbers (13 to 19 digits passing the Luhn
-//     check) and phone numbers (9 to 15 digits with the usual separators);
+//     check) and phone numbers (9 to 11 digits, or up to 15 written with a + or
+//     separators);
 //   - entirely, the text and input values of elements matching a selector in
 //     the config, and everything below them (in full snapshots and added
 //     nodes of mutations in the same segment);
@@ -310,7 +311,10 @@ func (s *scrubber) maskPatterns(b []byte) []byte {
 			switch {
 			case s.card && digits >= 13 && digits <= 19 && luhn(b[i:to]):
 				mask(i, to)
-			case s.phone && digits >= 9 && digits <= 15:
+			case s.phone && digits >= 9 && digits <= 15 && (digits <= 11 || to-i > digits):
+				// Longer bare digit runs are timestamps and ids;
+				// a phone number that long is written with a + or
+				// separators.
 				mask(i, to)
 			}
 			i = to

@@ -76,8 +76,8 @@ func FormSession(p PII, startMS int64) [][]byte {
 
 	var s2 []string
 	s2 = append(s2, fmt.Sprintf(`{"type":3,"data":{"source":2,"type":2,"id":14,"x":310,"y":420},"timestamp":%d}`, next()))
-	s2 = append(s2, fmt.Sprintf(`{"type":3,"data":{"source":0,"texts":[{"id":18,"value":%s}],"attributes":[{"id":16,"attributes":{"value":%s}},{"id":17,"attributes":{"title":%s}}],"removes":[],"adds":[{"parentId":17,"nextId":null,"node":{"type":2,"tagName":"p","attributes":{"class":"receipt"},"childNodes":[{"type":3,"textContent":%s,"id":21}],"id":20}}]},"timestamp":%d}`,
-		q("Receipt sent to "+p.Email), q(p.Email), q("Paid with "+p.Card), q("Charged card "+p.Card+", we will call "+p.Phone), next()))
+	s2 = append(s2, fmt.Sprintf(`{"type":3,"data":{"source":0,"texts":[{"id":18,"value":%s}],"attributes":[{"id":16,"attributes":{"value":%s}},{"id":17,"attributes":{"title":%s}},{"id":10,"attributes":{"data-card":%s}}],"removes":[],"adds":[{"parentId":17,"nextId":null,"node":{"type":2,"tagName":"p","attributes":{"class":"receipt"},"childNodes":[{"type":3,"textContent":%s,"id":21}],"id":20}}]},"timestamp":%d}`,
+		q("Receipt sent to "+p.Email), q(p.Email), q("Paid with "+p.Card), q(strings.ReplaceAll(p.Card, " ", "")), q("Charged card "+p.Card+", we will call "+p.Phone), next()))
 	segs = append(segs, []byte("["+strings.Join(s2, ",")+"]"))
 	return segs
 }
