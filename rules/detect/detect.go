@@ -185,8 +185,16 @@ func consoleError(ev *fastjson.Value) (string, bool) {
 			return "", false
 		}
 		var parts []string
+		// The plugin records each argument JSON-stringified.
 		for _, a := range pl.GetArray("payload") {
-			parts = append(parts, strings.Trim(string(a.MarshalTo(nil)), `"`))
+			arg := string(a.MarshalTo(nil))
+			if a.Type() == fastjson.TypeString {
+				arg = string(a.GetStringBytes())
+				if unq, err := strconv.Unquote(arg); err == nil {
+					arg = unq
+				}
+			}
+			parts = append(parts, arg)
 		}
 		return strings.Join(parts, " "), true
 	}
