@@ -67,6 +67,9 @@ func Func(in *sdk.Input) (*sdk.Output, error) {
 	return out, nil
 }
 
+// parsers are reused across calls (see piiscrub).
+var parsers fastjson.ParserPool
+
 type click struct {
 	ts int64
 	id int
@@ -74,7 +77,8 @@ type click struct {
 
 // Scan returns the detections in events, in the order found.
 func Scan(events []byte, pageURL string, c Config) ([]sdk.Fingerprint, error) {
-	var p fastjson.Parser
+	p := parsers.Get()
+	defer parsers.Put(p)
 	v, err := p.ParseBytes(events)
 	if err != nil {
 		return nil, fmt.Errorf("parse events: %w", err)

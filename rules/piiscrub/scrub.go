@@ -68,6 +68,11 @@ func Func(in *sdk.Input) (*sdk.Output, error) {
 	return sdk.Keep().Rewrite(out), nil
 }
 
+// parsers are reused across calls: a module instance handles one segment
+// at a time, and allocating a parser's cache per segment is most of its
+// garbage.
+var parsers fastjson.ParserPool
+
 type scrubber struct {
 	selectors     []selector
 	attrs         map[string]bool
@@ -127,7 +132,8 @@ func newScrubber(raw []byte) (*scrubber, error) {
 
 // scrub returns the scrubbed events and whether anything changed.
 func (s *scrubber) scrub(events []byte) ([]byte, bool, error) {
-	var p fastjson.Parser
+	p := parsers.Get()
+	defer parsers.Put(p)
 	v, err := p.ParseBytes(events)
 	if err != nil {
 		return nil, false, fmt.Errorf("parse events: %w", err)
