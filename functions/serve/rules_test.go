@@ -33,7 +33,9 @@ func TestScrubbedReplayThroughServe(t *testing.T) {
 	hash := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "rules/piiscrub/wasm"))
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: scrubbed, Name: "scrub", ModuleHash: hash, Config: []byte(`{"selectors":[".pii"]}`)})
 
-	engine := rules.NewEngine(rules.DefaultLimits())
+	lim := rules.DefaultLimits()
+	lim.Timeout = 30 * time.Second // a busy machine must not turn this into a fail-closed reject
+	engine := rules.NewEngine(lim)
 	defer engine.Close()
 	rs := rules.NewSet(engine, d.DB, d.Blobs, 16<<20)
 	if err := rs.Refresh(ctx); err != nil {
