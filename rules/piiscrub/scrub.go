@@ -25,11 +25,11 @@
 package piiscrub
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strings"
-
-	"github.com/valyala/fastjson"
 
 	"github.com/replayvault/replayvault/shared/rules/sdk"
 )
@@ -41,16 +41,6 @@ type Config struct {
 	MaskAllInputs *bool    `json:"mask_all_inputs"`
 	Patterns      []string `json:"patterns"`
 }
-
-// rrweb constants.
-const (
-	eventFullSnapshot = 2
-	eventIncremental  = 3
-	sourceMutation    = 0
-	sourceInput       = 5
-	nodeElement       = 2
-	nodeText          = 3
-)
 
 // Func is the rule function registered by the module.
 func Func(in *sdk.Input) (*sdk.Output, error) {
@@ -68,11 +58,6 @@ func Func(in *sdk.Input) (*sdk.Output, error) {
 	return sdk.Keep().Rewrite(out), nil
 }
 
-// parsers are reused across calls: a module instance handles one segment
-// at a time, and allocating a parser's cache per segment is most of its
-// garbage.
-var parsers fastjson.ParserPool
-
 type scrubber struct {
 	selectors     []selector
 	attrs         map[string]bool
@@ -80,7 +65,6 @@ type scrubber struct {
 	email, card   bool
 	phone         bool
 
-	arena   fastjson.Arena
 	masked  map[int]bool // node ids whose text is masked entirely
 	inputs  map[int]bool // node ids of input-like elements
 	changed bool
@@ -132,173 +116,43 @@ func newScrubber(raw []byte) (*scrubber, error) {
 
 // scrub returns the scrubbed events and whether anything changed.
 func (s *scrubber) scrub(events []byte) ([]byte, bool, error) {
-	p := parsers.Get()
-	defer parsers.Put(p)
-	v, err := p.ParseBytes(events)
-	if err != nil {
-		return nil, false, fmt.Errorf("parse events: %w", err)
+	out := append(make([]byte, 0, len(events)), events...)
+	changed, err := s.scrubRaw(out)
+	if err != nil || !changed {
+		return nil, false, err
 	}
-	arr, err := v.Array()
-	if err != nil {
-		return nil, false, fmt.Errorf("events: %w", err)
-	}
-	for _, ev := range arr {
-		data := ev.Get("data")
-		if data == nil {
-			continue
-		}
-		switch ev.GetInt("type") {
-		case eventFullSnapshot:
-			if node := data.Get("node"); node != nil {
-				s.node(node, false)
-			}
-		case eventIncremental:
-			switch data.GetInt("source") {
-			case sourceMutation:
-				s.mutation(data)
-			case sourceInput:
-				s.input(data)
-			}
-		}
-	}
-	if !s.changed {
-		return nil, false, nil
-	}
-	return v.MarshalTo(make([]byte, 0, len(events))), true, nil
-}
-
-// node scrubs a serialized node and its children; under is set when an
-// ancestor matched a selector.
-func (s *scrubber) node(n *fastjson.Value, under bool) {
-	id := n.GetInt("id")
-	switch n.GetInt("type") {
-	case nodeText:
-		if under {
-			s.masked[id] = true
-		}
-		s.setString(n, "textContent", under)
-		return
-	case nodeElement:
-		tag := strings.ToLower(string(n.GetStringBytes("tagName")))
-		attrs := n.Get("attributes")
-		if !under && len(s.selectors) > 0 && s.matches(tag, attrs) {
-			under = true
-		}
-		if under {
-			s.masked[id] = true
-		}
-		input := tag == "input" || tag == "textarea" || tag == "select" || tag == "option"
-		if input {
-			s.inputs[id] = true
-		}
-		if attrs != nil {
-			s.attributes(attrs, under || (input && s.maskAllInputs))
-		}
-	}
-	for _, c := range n.GetArray("childNodes") {
-		s.node(c, under)
-	}
-}
-
-// attributes scrubs an element's attribute object. Attributes named in the
-// config are masked entirely; with all, value is too.
-func (s *scrubber) attributes(attrs *fastjson.Value, all bool) {
-	o, err := attrs.Object()
-	if err != nil {
-		return
-	}
-	o.Visit(func(key []byte, v *fastjson.Value) {
-		if v.Type() != fastjson.TypeString {
-			return
-		}
-		name := strings.ToLower(string(key))
-		full := s.attrs[name] || (all && name == "value")
-		s.setString(attrs, string(key), full)
-	})
-}
-
-func (s *scrubber) mutation(data *fastjson.Value) {
-	for _, add := range data.GetArray("adds") {
-		parent := add.GetInt("parentId")
-		if n := add.Get("node"); n != nil {
-			s.node(n, s.masked[parent])
-		}
-	}
-	for _, t := range data.GetArray("texts") {
-		s.setString(t, "value", s.masked[t.GetInt("id")])
-	}
-	for _, a := range data.GetArray("attributes") {
-		id := a.GetInt("id")
-		if attrs := a.Get("attributes"); attrs != nil {
-			s.attributes(attrs, s.masked[id] || (s.inputs[id] && s.maskAllInputs))
-		}
-	}
-}
-
-func (s *scrubber) input(data *fastjson.Value) {
-	id := data.GetInt("id")
-	s.setString(data, "text", s.maskAllInputs || s.masked[id])
-}
-
-// setString scrubs the string field key of object o: masks it entirely when
-// full is set, else masks the patterns found in it.
-func (s *scrubber) setString(o *fastjson.Value, key string, full bool) {
-	v := o.Get(key)
-	if v == nil || v.Type() != fastjson.TypeString {
-		return
-	}
-	b := v.GetStringBytes()
-	var out []byte
-	if full {
-		out = maskAll(b)
-	} else {
-		out = s.maskPatterns(b)
-	}
-	if out == nil {
-		return
-	}
-	o.Set(key, s.arena.NewStringBytes(out))
-	s.changed = true
-}
-
-// maskAll returns b with every non-space character replaced by '*', or nil
-// when there is nothing to mask.
-func maskAll(b []byte) []byte {
-	var out []byte
-	for i, r := range string(b) {
-		if r == ' ' || r == '\n' || r == '\t' || r == '\r' || r == '*' {
-			if out != nil {
-				out = append(out, byte(r))
-			}
-			continue
-		}
-		if out == nil {
-			out = append(make([]byte, 0, len(b)), b[:i]...)
-		}
-		out = append(out, '*')
-	}
-	return out
+	return out, true, nil
 }
 
 // maskPatterns returns b with e-mail addresses, card numbers and phone
 // numbers masked, or nil when none is found.
 func (s *scrubber) maskPatterns(b []byte) []byte {
-	var out []byte
+	out := append([]byte(nil), b...)
+	if !s.maskPatternsInPlace(out) {
+		return nil
+	}
+	return out
+}
+
+// maskPatternsInPlace masks e-mail addresses, card numbers and phone numbers
+// in b, the raw content of a JSON string, and reports whether it found any.
+// A character right after a backslash is part of an escape (\n, \u...), so
+// it bounds a match and is never masked.
+func (s *scrubber) maskPatternsInPlace(b []byte) bool {
+	if !s.email && !s.card && !s.phone {
+		return false
+	}
+	changed := false
 	mask := func(from, to int) {
-		if out == nil {
-			out = append([]byte(nil), b...)
-		}
 		for i := from; i < to; i++ {
-			if out[i] != ' ' && out[i] != '-' && out[i] != '.' && out[i] != '@' {
-				out[i] = '*'
+			if b[i] != ' ' && b[i] != '-' && b[i] != '.' && b[i] != '@' {
+				b[i] = '*'
+				changed = true
 			}
 		}
 	}
 	if s.email {
-		for i := 0; i < len(b); i++ {
-			if b[i] != '@' {
-				continue
-			}
+		for i := nextAt(b, 0); i < len(b); i = nextAt(b, i+1) {
 			if from, to, ok := emailAt(b, i); ok {
 				mask(from, to)
 				i = to
@@ -306,11 +160,11 @@ func (s *scrubber) maskPatterns(b []byte) []byte {
 		}
 	}
 	if s.card || s.phone {
-		for i := 0; i < len(b); i++ {
+		for i := nextNum(b, 0); i < len(b); i = nextNum(b, i+1) {
 			if !isDigit(b[i]) && !(b[i] == '+' && i+1 < len(b) && isDigit(b[i+1])) && !(b[i] == '(' && i+1 < len(b) && isDigit(b[i+1])) {
 				continue
 			}
-			if i > 0 && (isDigit(b[i-1]) || isAlpha(b[i-1])) {
+			if i > 0 && (isDigit(b[i-1]) || isAlpha(b[i-1])) && !(i >= 2 && b[i-2] == '\\') {
 				continue
 			}
 			to, digits := numberRun(b, i)
@@ -326,10 +180,48 @@ func (s *scrubber) maskPatterns(b []byte) []byte {
 			i = to
 		}
 	}
-	return out
+	return changed
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// nextAt returns the index of the first '@' at or after i, or len(b). Like
+// nextNum it looks at 8 bytes per step: in the sandbox each loop iteration
+// also checks the time budget.
+func nextAt(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:]), '@'); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b) && b[i] != '@'; i++ {
+	}
+	return i
+}
+
+// nextNum returns the index of the first digit, '+' or '(' at or after i,
+// or len(b).
+func nextNum(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := hasDigit(w) | hasByte(w, '+') | hasByte(w, '('); m != 0 {
+			// hasByte may mark bytes above a true match; the lowest mark
+			// of the three is exact.
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b) && !isDigit(b[i]) && b[i] != '+' && b[i] != '('; i++ {
+	}
+	return i
+}
+
+// hasDigit has the high bit set in exactly the bytes of w that are ASCII
+// digits.
+func hasDigit(w uint64) uint64 {
+	const m7 = 0x7f7f7f7f7f7f7f7f
+	x := w & m7
+	return (lo*(127+':') - x) & ^w & (x + lo*(127-'/')) & hi
+}
 
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
@@ -343,7 +235,7 @@ func emailDomain(c byte) bool { return isDigit(c) || isAlpha(c) || c == '.' || c
 // with a dot followed by at least two letters.
 func emailAt(b []byte, at int) (from, to int, ok bool) {
 	from = at
-	for from > 0 && emailLocal(b[from-1]) {
+	for from > 0 && emailLocal(b[from-1]) && !(from >= 2 && b[from-2] == '\\') {
 		from--
 	}
 	to = at + 1

@@ -1,6 +1,7 @@
 package piiscrub
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -70,6 +71,65 @@ func TestFormSession(t *testing.T) {
 		}
 		if i == 0 && (!strings.Contains(got, "Checkout") || !strings.Contains(got, "Signed in as ****.***@*******.***")) {
 			t.Errorf("segment 0 lost its text or its masks: %s", got)
+		}
+	}
+}
+
+// TestRawScrubKeepsJSON: the one-pass scrubber masks inside strings only,
+// whatever escapes they hold, so its output is valid JSON of the input's
+// length; malformed or too deep input is an error, not a panic.
+func TestRawScrubKeepsJSON(t *testing.T) {
+	tests := []struct {
+		name, in string
+		absent   []string
+	}{
+		{"escapes", `[{"type":3,"data":{"source":0,"texts":[{"id":1,"value":"say \"hi\" to jane@example.com\n4242 4242 4242 4242 \u00e9"}]},"timestamp":1}]`, []string{"jane@", "4242"}},
+		{"input", `[{"type":3,"data":{"source":5,"text":"a\\b\"c","id":7},"timestamp":1}]`, []string{`a\\b`}},
+		{"selector", `[{"type":2,"data":{"node":{"type":2,"tagName":"div","attributes":{"class":"x pii","value":"v1"},"childNodes":[{"type":3,"textContent":"Jane","id":3}],"id":2}}},{"type":3,"data":{"source":0,"texts":[{"id":3,"value":"Joan"}],"adds":[{"parentId":2,"node":{"type":3,"textContent":"Jim","id":4}}]}}]`, []string{"Jane", "Joan", "Jim", "v1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := Func(&sdk.Input{Header: sdk.Header{Config: []byte(`{"selectors":[".pii"]}`)}, Events: []byte(tt.in)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !out.Rewritten || len(out.Events) != len(tt.in) || !json.Valid(out.Events) {
+				t.Fatalf("output %q: rewritten %v, valid %v, length %d of %d", out.Events, out.Rewritten, json.Valid(out.Events), len(out.Events), len(tt.in))
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(string(out.Events), a) {
+					t.Errorf("%q survived: %s", a, out.Events)
+				}
+			}
+		})
+	}
+	for _, bad := range []string{`[`, `[{"a":}]`, `{"not":"array"}`, `["unterminated]`, strings.Repeat("[", 5000) + strings.Repeat("]", 5000)} {
+		if _, err := Func(&sdk.Input{Events: []byte(bad)}); err == nil {
+			t.Errorf("scrub of %.40q succeeded", bad)
+		}
+	}
+}
+
+// TestWordScans checks the 8-byte scans against byte-by-byte ones on every
+// byte value in every position.
+func TestWordScans(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 11; pos++ {
+			b := []byte("xxxxxxxxxxxx")
+			b[pos] = byte(c)
+			wantNum, wantAt := len(b), len(b)
+			if isDigit(byte(c)) || c == '+' || c == '(' {
+				wantNum = pos
+			}
+			if c == '@' {
+				wantAt = pos
+			}
+			if got := nextNum(b, 0); got != wantNum {
+				t.Fatalf("nextNum with %#x at %d = %d, want %d", c, pos, got, wantNum)
+			}
+			if got := nextAt(b, 0); got != wantAt {
+				t.Fatalf("nextAt with %#x at %d = %d, want %d", c, pos, got, wantAt)
+			}
 		}
 	}
 }

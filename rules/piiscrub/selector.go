@@ -3,8 +3,6 @@ package piiscrub
 import (
 	"fmt"
 	"strings"
-
-	"github.com/valyala/fastjson"
 )
 
 // selector is one compound CSS selector: an optional tag, #id, .classes and
@@ -84,7 +82,7 @@ func parseSelector(s string) (selector, error) {
 	return sel, nil
 }
 
-func (s *scrubber) matches(tag string, attrs *fastjson.Value) bool {
+func (s *scrubber) matchesMap(tag string, attrs map[string]string) bool {
 	for _, sel := range s.selectors {
 		if sel.match(tag, attrs) {
 			return true
@@ -93,22 +91,13 @@ func (s *scrubber) matches(tag string, attrs *fastjson.Value) bool {
 	return false
 }
 
-func (sel selector) match(tag string, attrs *fastjson.Value) bool {
+func (sel selector) match(tag string, attrs map[string]string) bool {
 	if sel.tag != "" && sel.tag != tag {
 		return false
 	}
 	get := func(name string) (string, bool) {
-		if attrs == nil {
-			return "", false
-		}
-		v := attrs.Get(name)
-		if v == nil {
-			return "", false
-		}
-		if v.Type() == fastjson.TypeString {
-			return string(v.GetStringBytes()), true
-		}
-		return string(v.MarshalTo(nil)), true
+		v, ok := attrs[name]
+		return v, ok
 	}
 	if sel.id != "" {
 		if id, _ := get("id"); id != sel.id {
