@@ -14,6 +14,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/replayvault/replayvault/cmd/internal/cli"
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/clients"
 	"github.com/replayvault/replayvault/shared/closer"
@@ -89,7 +90,7 @@ func openRules(ctx context.Context, needBucket bool, c *closer.Stack) (*store.DB
 }
 
 func rulesPush(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("rules push", "-name NAME FILE.wasm")
+	fs := cli.NewFlagSet("replayvault rules push", "-name NAME FILE.wasm")
 	name := fs.String("name", "", "a name for the module (for people; the hash identifies it)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -126,7 +127,7 @@ func rulesPush(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func rulesList(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("rules list", "[-project P]")
+	fs := cli.NewFlagSet("replayvault rules list", "[-project P]")
 	project := fs.Int64("project", 0, "only this project's assignments")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -166,7 +167,7 @@ func rulesList(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func rulesAssign(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("rules assign", "-project P -name N -module HASH|NAME [-config JSON | -config-file F] [-position N] [-fail closed|open]")
+	fs := cli.NewFlagSet("replayvault rules assign", "-project P -name N -module HASH|NAME [-config JSON | -config-file F] [-position N] [-fail closed|open]")
 	project := fs.Int64("project", 0, "project id")
 	name := fs.String("name", "", "assignment name, unique in the project (e.g. scrub)")
 	module := fs.String("module", "", "module hash, or the name it was pushed with")
@@ -243,7 +244,7 @@ func resolveModule(ctx context.Context, db *store.DB, ref string) (string, error
 }
 
 func rulesUnassign(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("rules unassign", "-project P -name N")
+	fs := cli.NewFlagSet("replayvault rules unassign", "-project P -name N")
 	project := fs.Int64("project", 0, "project id")
 	name := fs.String("name", "", "assignment name")
 	if err := fs.Parse(args); err != nil {

@@ -44,7 +44,7 @@ func TestRulesCommand(t *testing.T) {
 	if hash != rules.Hash(wasm) {
 		t.Fatalf("push printed %q, want the module's hash", out)
 	}
-	stored, err := d.Blobs.Read(ctx, store.RuleModulePath(hash))
+	stored, err := d.Blobs.ReadRange(ctx, store.RuleModulePath(hash), 0, int64(len(wasm)))
 	if err != nil || !bytes.Equal(stored, wasm) {
 		t.Fatalf("bucket holds %d bytes at %s (%v), want the module", len(stored), store.RuleModulePath(hash), err)
 	}

@@ -9,13 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replayvault/replayvault/cmd/internal/cli"
 	"github.com/replayvault/replayvault/shared/auth"
 )
 
 // runToken mints an HS256 token with JWT_SECRET from the environment (never
 // from a flag, so it stays out of shell history and process lists).
 func runToken(_ context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("token", "-project N [-scope replay:read,replay:delete] [-ttl 1h] [-subject NAME]")
+	fs := cli.NewFlagSet("replayvault token", "-project N [-scope replay:read,replay:delete] [-ttl 1h] [-subject NAME]")
 	project := fs.Int64("project", 0, "project id the token is for (required)")
 	scope := fs.String("scope", auth.ScopeRead, "comma-separated scopes: replay:read, replay:delete")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")

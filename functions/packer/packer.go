@@ -6,7 +6,6 @@ package packer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
@@ -73,8 +73,8 @@ const (
 	Stored Result = iota
 	// Duplicate: a redelivery of a segment already stored.
 	Duplicate
-	// Discarded: the replay or project was shredded; nothing stored.
-	Discarded
+	// Shredded: the replay or project was shredded; nothing stored.
+	Shredded
 	// Rejected: invalid; sent to the reject topic.
 	Rejected
 	// Filtered: a project's edge rule dropped it (sampling); nothing stored.
@@ -82,15 +82,15 @@ const (
 )
 
 func (r Result) String() string {
-	return [...]string{"stored", "duplicate", "discarded", "rejected", "filtered"}[r]
+	return [...]string{"stored", "duplicate", "shredded", "rejected", "filtered"}[r]
 }
 
 var (
 	// ErrOverloaded means the buffer stayed full: answer 429 so Pub/Sub
 	// backs off and redelivers.
-	ErrOverloaded = errors.New("packer buffer full")
+	ErrOverloaded = fmt.Errorf("packer buffer full: %w", derrors.Overloaded)
 	// ErrClosed means the packer is shutting down.
-	ErrClosed = errors.New("packer closed")
+	ErrClosed = fmt.Errorf("packer closed: %w", derrors.Unavailable)
 )
 
 // Packer batches sealed segments and flushes them. It is safe for
@@ -121,11 +121,11 @@ type Packer struct {
 
 // Stats are counters for logs and benchmarks.
 type Stats struct {
-	Flushes, FlushFailures     atomic.Int64
-	Stored, Duplicate, Dropped atomic.Int64
-	Rejected                   atomic.Int64
-	FlushedBytes               atomic.Int64
-	Filtered, Rewritten        atomic.Int64 // by edge rules
+	Flushes, FlushFailures      atomic.Int64
+	Stored, Duplicate, Shredded atomic.Int64
+	Rejected                    atomic.Int64
+	FlushedBytes                atomic.Int64
+	Filtered, Rewritten         atomic.Int64 // by edge rules
 }
 
 // New returns a Packer.
@@ -282,7 +282,7 @@ func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
 	case store.Duplicate:
 		return Duplicate, nil
 	default:
-		return Discarded, nil
+		return Shredded, nil
 	}
 }
 
@@ -315,8 +315,14 @@ func (p *Packer) startFlushLocked(b *batch) {
 	}()
 }
 
-// Close flushes what is buffered and waits for every flush to finish.
-func (p *Packer) Close() {
+// Close is Drain: the packer holds no clients of its own.
+func (p *Packer) Close() { p.Drain() }
+
+// Drain stops taking segments (later ones get ErrClosed, 503, and Pub/Sub
+// redelivers them), flushes every open batch so the requests it holds are
+// answered, and waits for every flush to finish. Shutdown calls it on
+// SIGTERM.
+func (p *Packer) Drain() {
 	p.mu.Lock()
 	p.closed = true
 	for _, b := range p.open {

@@ -110,7 +110,7 @@ func (s *Set) Refresh(ctx context.Context) error {
 		if prev, ok := loaded[a.ModuleHash]; ok {
 			b.mod, b.loadErr = prev.mod, prev.loadErr
 		} else {
-			b.mod, b.loadErr = s.load(ctx, a.ModuleHash)
+			b.mod, b.loadErr = s.load(ctx, a.ModuleHash, a.ModuleSize)
 			if b.loadErr != nil && !errors.Is(b.loadErr, errPermanent) {
 				return fmt.Errorf("refresh rules: %w", b.loadErr)
 			}
@@ -146,13 +146,16 @@ func (s *Set) Refresh(ctx context.Context) error {
 
 var errPermanent = errors.New("rule module unusable")
 
-// load returns the compiled module with hash, fetching it from the bucket
-// if it is not compiled yet.
-func (s *Set) load(ctx context.Context, hash string) (*Module, error) {
+// load returns the compiled module with hash, fetching its size bytes from
+// the bucket if it is not compiled yet.
+func (s *Set) load(ctx context.Context, hash string, size int64) (*Module, error) {
 	if m := s.engine.Cached(hash); m != nil {
 		return m, nil
 	}
-	wasm, err := s.blobs.Read(ctx, store.RuleModulePath(hash))
+	if size <= 0 || size > maxModuleSize {
+		return nil, fmt.Errorf("%w: recorded size %d of %s out of range", errPermanent, size, hash)
+	}
+	wasm, err := s.blobs.ReadRange(ctx, store.RuleModulePath(hash), 0, size)
 	if errors.Is(err, blob.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s not in the bucket", errPermanent, store.RuleModulePath(hash))
 	}

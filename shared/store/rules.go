@@ -28,6 +28,9 @@ type RuleAssignment struct {
 	Config    json.RawMessage
 	FailOpen  bool
 	UpdatedAt time.Time
+	// ModuleSize is the module's size in bytes (from rule_modules), so that
+	// Pack reads exactly that many.
+	ModuleSize int64
 }
 
 // RuleModulePath is where a module's bytes live in the bucket.
@@ -104,17 +107,17 @@ func (db *DB) RuleAssignments(ctx context.Context, project int64) ([]RuleAssignm
 	ctx, cancel := db.WithTimeout(ctx)
 	defer cancel()
 	rows, err := db.Pool.Query(ctx, `
-		SELECT project_id, name, module_hash, position, config, fail_open, updated_at
-		FROM rule_assignments
-		WHERE $1 = 0 OR project_id = $1
-		ORDER BY project_id, position, name`, project)
+		SELECT a.project_id, a.name, a.module_hash, a.position, a.config, a.fail_open, a.updated_at, m.size
+		FROM rule_assignments a JOIN rule_modules m ON m.hash = a.module_hash
+		WHERE $1 = 0 OR a.project_id = $1
+		ORDER BY a.project_id, a.position, a.name`, project)
 	if err != nil {
 		return nil, fmt.Errorf("list rule assignments: %w", classify(err))
 	}
 	as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RuleAssignment, error) {
 		var a RuleAssignment
 		var config []byte
-		err := r.Scan(&a.ProjectID, &a.Name, &a.ModuleHash, &a.Position, &config, &a.FailOpen, &a.UpdatedAt)
+		err := r.Scan(&a.ProjectID, &a.Name, &a.ModuleHash, &a.Position, &config, &a.FailOpen, &a.UpdatedAt, &a.ModuleSize)
 		if len(config) > 0 {
 			a.Config = config
 		}

@@ -186,7 +186,7 @@ func (n *Naive) ingest(ctx context.Context, data []byte, attrs map[string]string
 		info.EventCount, info.FirstTS, info.LastTS, info.HasFullSnapshot, key.ID, key.Wrapped, sealed.WrappedDEK,
 		now.Add(time.Duration(a.RetentionDays)*24*time.Hour))
 	if err != nil {
-		return fmt.Errorf("naive: insert %s: %w", a.ID, store.Classify(err))
+		return fmt.Errorf("naive: insert %s: %w", a.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
 		n.Duplicate.Add(1)
