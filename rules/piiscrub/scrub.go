@@ -3,18 +3,24 @@
 // ids, tags, lengths) so that the replay still plays with masked text.
 //
 // What is masked:
-//   - by pattern, in every text node, text mutation, attribute value and input
-//     event: e-mail addresses, card numbers (13 to 19 digits passing the Luhn
-//     check) and phone numbers (9 to 11 digits, or up to 15 written with a + or
-//     separators);
+//   - by pattern, in every string of every event (text nodes, attribute
+//     values, text and attribute mutations, input events, URLs, plugin and
+//     custom payloads): e-mail addresses, card numbers (13 to 19 digits
+//     passing the Luhn check) and phone numbers (9 to 11 digits, or up to 15
+//     written with a + or separators);
 //   - entirely, the text and input values of elements matching a selector in
 //     the config, and everything below them (in full snapshots and added
 //     nodes of mutations in the same segment);
-//   - entirely, every input value when mask_all_inputs is set (the default),
-//     and the attributes named in the config (value and placeholder by
-//     default).
+//   - entirely, every input value when mask_all_inputs is set (the default:
+//     the "text" of every event's data, and the value attribute of inputs,
+//     textareas, selects and options), and the attributes named in the config
+//     (value and placeholder by default).
 //
-// Masking replaces each non-space character with '*'.
+// Masking replaces each byte of a string's JSON text except spaces with '*'
+// (a pattern match keeps its separators), so the events keep their length
+// and structure. Patterns are found in the JSON text: an escape sequence
+// (\n, \u00a0) bounds a match, and characters written as escapes are not
+// recognised (browsers' JSON.stringify writes '@' and digits plainly).
 //
 // Config (all optional):
 //
