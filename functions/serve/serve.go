@@ -38,7 +38,8 @@ type Config struct {
 	// MaxReadsAhead bounds the reads started whose segments are not all
 	// written yet.
 	MaxReadsAhead int
-	// MaxDecompressed caps one segment's decompressed size.
+	// MaxDecompressed caps one segment's decompressed size; it is Pack's
+	// MAX_DECOMPRESSED_BYTES, so every segment Pack stored can be served.
 	MaxDecompressed int64
 	// CORSOrigins may call the API from a browser.
 	CORSOrigins []string
@@ -54,7 +55,7 @@ func ConfigFrom(c *config.Serve) Config {
 		ReadParallelism:  c.ReadParallelism,
 		WindowBytes:      2 * c.MaxReadBytes,
 		MaxReadsAhead:    4 * c.ReadParallelism,
-		MaxDecompressed:  segment.DefaultMaxDecompressed,
+		MaxDecompressed:  c.MaxDecompressedBytes,
 		CORSOrigins:      c.CORSOrigins,
 	}
 }

@@ -112,11 +112,29 @@ func (c *Auth) validate() error {
 	return nil
 }
 
+// Segments holds the limits on a segment that the function storing it and
+// the function reading it back must agree on. One struct, embedded in both,
+// so raising a limit for Pack cannot leave Serve answering 500 for segments
+// Pack accepted.
+type Segments struct {
+	// MaxDecompressedBytes caps a segment's decompressed size: Pack rejects
+	// a larger segment (bomb guard) and Serve refuses to inflate one past it.
+	MaxDecompressedBytes int64 `env:"MAX_DECOMPRESSED_BYTES, default=67108864"`
+}
+
+func (c *Segments) validate() error {
+	if c.MaxDecompressedBytes < 1024 {
+		return fmt.Errorf("MAX_DECOMPRESSED_BYTES must be at least 1024, got %d", c.MaxDecompressedBytes)
+	}
+	return nil
+}
+
 // Pack is the configuration of the Pack function.
 type Pack struct {
 	DB
 	Storage
 	KMS
+	Segments
 
 	// GoogleCloudProject is the project of the reject topic.
 	GoogleCloudProject string `env:"GOOGLE_CLOUD_PROJECT, required"`
@@ -137,8 +155,6 @@ type Pack struct {
 	// MaxBufferBytes bounds the sealed bytes held in memory; past it new
 	// segments wait, then are refused with 503 so Pub/Sub redelivers.
 	MaxBufferBytes int64 `env:"MAX_BUFFER_BYTES, default=268435456"`
-	// MaxDecompressedBytes caps a segment's decompressed size (bomb guard).
-	MaxDecompressedBytes int64 `env:"MAX_DECOMPRESSED_BYTES, default=67108864"`
 	// KEKRotate is how long one KEK seals new segments.
 	KEKRotate time.Duration `env:"KEK_ROTATE, default=1h"`
 }
@@ -149,6 +165,7 @@ type Serve struct {
 	Storage
 	KMS
 	Auth
+	Segments
 
 	// CoalesceGapBytes merges two ranged reads of one blob when the bytes
 	// between them are fewer than this.
@@ -185,7 +202,7 @@ func LoadPack(ctx context.Context) (*Pack, error) {
 	if err := load(ctx, &c); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.validate()); err != nil {
+	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.Segments.validate(), c.validate()); err != nil {
 		return nil, fmt.Errorf("pack config: %w", err)
 	}
 	return &c, nil
@@ -208,9 +225,6 @@ func (c *Pack) validate() error {
 	if c.MaxBufferBytes < int64(c.FlushBytes) {
 		errs = append(errs, fmt.Errorf("MAX_BUFFER_BYTES (%d) must be at least FLUSH_BYTES (%d)", c.MaxBufferBytes, c.FlushBytes))
 	}
-	if c.MaxDecompressedBytes < 1024 {
-		errs = append(errs, fmt.Errorf("MAX_DECOMPRESSED_BYTES must be at least 1024, got %d", c.MaxDecompressedBytes))
-	}
 	if c.KEKRotate < time.Minute {
 		errs = append(errs, fmt.Errorf("KEK_ROTATE must be at least 1m, got %s", c.KEKRotate))
 	}
@@ -223,7 +237,7 @@ func LoadServe(ctx context.Context) (*Serve, error) {
 	if err := load(ctx, &c); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.Auth.validate(), c.validate()); err != nil {
+	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.Auth.validate(), c.Segments.validate(), c.validate()); err != nil {
 		return nil, fmt.Errorf("serve config: %w", err)
 	}
 	return &c, nil
