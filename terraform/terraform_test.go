@@ -301,8 +301,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{
 			name: "JWT secret as plain env",
 			file: "functions.tf",
-			old:  `KEK_CACHE_TTL      = var.kek_cache_ttl`,
-			new:  "KEK_CACHE_TTL      = var.kek_cache_ttl\n    JWT_SECRET         = \"x\"",
+			old:  `KEK_CACHE_TTL          = var.kek_cache_ttl`,
+			new:  "KEK_CACHE_TTL          = var.kek_cache_ttl\n    JWT_SECRET             = \"x\"",
 			want: `Serve: JWT_SECRET is set both as a plain and a secret variable`,
 		},
 		{
@@ -315,8 +315,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{
 			name: "DB user of another account",
 			file: "functions.tf",
-			old:  `DB_USER            = local.db_users.serve`,
-			new:  `DB_USER            = local.db_users.pack`,
+			old:  `DB_USER                = local.db_users.serve`,
+			new:  `DB_USER                = local.db_users.pack`,
 			want: `Serve: DB_USER is`,
 		},
 		{

@@ -158,6 +158,24 @@ variable "cors_origins" {
   }
 }
 
+variable "jwt_audience" {
+  description = "JWT_AUDIENCE: the aud claim every Serve/Shred token must carry."
+  type        = string
+  default     = "replayvault"
+}
+
+variable "jwt_issuer" {
+  description = "JWT_ISSUER: the iss claim every Serve/Shred token must carry."
+  type        = string
+  default     = "replayvault"
+}
+
+variable "jwt_max_lifetime" {
+  description = "JWT_MAX_LIFETIME: the longest token lifetime (exp - iat) Serve and Shred accept."
+  type        = string
+  default     = "24h"
+}
+
 # Who may call in.
 
 variable "segment_publishers" {
@@ -372,7 +390,7 @@ variable "max_buffer_bytes" {
 }
 
 variable "max_decompressed_bytes" {
-  description = "MAX_DECOMPRESSED_BYTES: cap on one segment's decompressed size."
+  description = "MAX_DECOMPRESSED_BYTES: cap on one segment's decompressed size, for Pack (rejects larger) and Serve (never inflates past it)."
   type        = number
   default     = 67108864
 }

@@ -53,7 +53,7 @@ func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
 	d := testenv.NewDeps(t)
 	e := &env{t: t, d: d, blobs: blob.NewInstrumented(d.Blobs, 0)}
-	e.srv = New(cfg, d.DB, e.blobs, d.KEKCache(), auth.NewVerifier(testSecret))
+	e.srv = New(cfg, d.DB, e.blobs, d.KEKCache(), auth.NewVerifier(testSecret, auth.Policy{}))
 	e.url = serveHTTP(t, e.srv)
 	return e
 }
@@ -77,7 +77,7 @@ func (e *env) server(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEK
 	if keks == nil {
 		keks = e.d.KEKCache()
 	}
-	return serveHTTP(e.t, New(cfg, db, blobs, keks, auth.NewVerifier(testSecret)))
+	return serveHTTP(e.t, New(cfg, db, blobs, keks, auth.NewVerifier(testSecret, auth.Policy{})))
 }
 
 func token(t testing.TB, project int64, scopes ...string) string {

@@ -30,5 +30,5 @@ func Build(ctx context.Context, cfg *config.Serve) (_ *Server, _ func(), err err
 		return nil, nil, err
 	}
 	keks := crypt.NewKEKCache(wrapper, db.WrappedKEK, cfg.KEKCacheSize, cfg.KEKCacheTTL)
-	return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret)), c.Close, nil
+	return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret, cfg.TokenPolicy())), c.Close, nil
 }

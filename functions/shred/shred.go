@@ -123,7 +123,7 @@ func (s *Service) deleteReplay(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodDelete) {
 		return
 	}
-	project, who, err := s.authorize(r, r.PathValue("project"))
+	project, who, err := s.authorize(r, r.PathValue("project"), auth.ScopeDelete)
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return
@@ -141,7 +141,7 @@ func (s *Service) shredReplays(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodPost) {
 		return
 	}
-	project, who, err := s.authorize(r, r.PathValue("project"))
+	project, who, err := s.authorize(r, r.PathValue("project"), auth.ScopeDelete)
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return
@@ -171,7 +171,7 @@ func (s *Service) shredProject(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodPost) {
 		return
 	}
-	project, who, err := s.authorize(r, p)
+	project, who, err := s.authorize(r, p, auth.ScopeProjectDelete)
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return
@@ -187,14 +187,15 @@ func (s *Service) shredProject(w http.ResponseWriter, r *http.Request) {
 	s.answer(w, r, rc, err)
 }
 
-// authorize checks the caller's token grants replay:delete on the project
-// named by the path value p, and returns the project and who the receipt
+// authorize checks the caller's token grants scope (replay:delete, or
+// project:delete for a whole-project shred) on the project named by the
+// path value p, and returns the project and who the receipt
 // names. As in Serve, a missing or invalid token is 401 whatever the path
 // says; a valid one then gets 400 for a malformed project id and 403 for
 // another project or scope. Nothing else is looked at before this passes.
-func (s *Service) authorize(r *http.Request, p string) (int64, string, error) {
+func (s *Service) authorize(r *http.Request, p, scope string) (int64, string, error) {
 	project, perr := api.ProjectID(p)
-	claims, aerr := s.verifier.Authorize(r, project, auth.ScopeDelete)
+	claims, aerr := s.verifier.Authorize(r, project, scope)
 	switch {
 	case errors.Is(aerr, auth.ErrUnauthenticated):
 		return 0, "", aerr

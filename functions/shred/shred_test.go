@@ -161,7 +161,7 @@ func TestShredProject(t *testing.T) {
 		}
 	}
 
-	res := e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeDelete), "")
+	res := e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeProjectDelete), "")
 	checkReceipt(t, res, 7, nil, true, 14)
 
 	if n := e.count(t, `SELECT count(*) FROM segments WHERE project_id = 7`); n != 0 {
@@ -187,7 +187,7 @@ func TestShredProject(t *testing.T) {
 		t.Errorf("segments stored for a shredded project: %d", n)
 	}
 	// Repeat: a new receipt, nothing left to shred. A body of {} is fine.
-	res = e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeDelete), "{}")
+	res = e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeProjectDelete), "{}")
 	checkReceipt(t, res, 7, nil, true, 0)
 }
 
@@ -206,6 +206,14 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged, err := auth.Mint("another-secret-0123456789abcdef0123", 7, []string{auth.ScopeDelete}, "tester", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := auth.MintFor(testSecret, auth.Policy{Audience: "another-service"}, 7, []string{auth.ScopeDelete}, "tester", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	longLived, err := auth.Mint(testSecret, 7, []string{auth.ScopeDelete}, "tester", auth.DefaultMaxLifetime+time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +250,7 @@ func TestBadInput(t *testing.T) {
 		{"not JSON", "POST", batch, del, `replay_ids=` + id, 400, "request body"},
 		{"trailing data", "POST", batch, del, fmt.Sprintf(`{"replay_ids":[%q]} {}`, id), 400, "after the JSON object"},
 		{"body over 1 MiB", "POST", batch, del, `{"replay_ids":["` + strings.Repeat("a", 1<<20) + `"]}`, 413, "exceeds 1048576 bytes"},
-		{"ids sent to the project route", "POST", "/v1/projects/7:shred", del, fmt.Sprintf(`{"replay_ids":[%q]}`, id), 400, "whole project"},
+		{"ids sent to the project route", "POST", "/v1/projects/7:shred", token(t, 7, auth.ScopeProjectDelete), fmt.Sprintf(`{"replay_ids":[%q]}`, id), 400, "whole project"},
 		{"no token", "DELETE", "/v1/projects/7/replays/" + id, "", "", 401, "missing bearer token"},
 		{"no token, malformed project", "DELETE", "/v1/projects/x/replays/" + id, "", "", 401, "missing bearer token"},
 		{"expired token", "DELETE", "/v1/projects/7/replays/" + id, expired, "", 401, "token expired"},
@@ -250,7 +258,11 @@ func TestBadInput(t *testing.T) {
 		{"read scope only", "DELETE", "/v1/projects/7/replays/" + id, token(t, 7, auth.ScopeRead), "", 403, "lacks scope replay:delete"},
 		{"read scope, batch", "POST", batch, token(t, 7, auth.ScopeRead), fmt.Sprintf(`{"replay_ids":[%q]}`, id), 403, "lacks scope"},
 		{"other project", "DELETE", "/v1/projects/7/replays/" + id, token(t, 8, auth.ScopeDelete), "", 403, "another project"},
-		{"other project, whole project", "POST", "/v1/projects/7:shred", token(t, 8, auth.ScopeDelete), "", 403, "another project"},
+		{"other project, whole project", "POST", "/v1/projects/7:shred", token(t, 8, auth.ScopeProjectDelete), "", 403, "another project"},
+		{"replay:delete on the whole project", "POST", "/v1/projects/7:shred", del, "", 403, "lacks scope project:delete"},
+		{"project:delete on a replay", "DELETE", "/v1/projects/7/replays/" + id, token(t, 7, auth.ScopeProjectDelete), "", 403, "lacks scope replay:delete"},
+		{"wrong audience", "DELETE", "/v1/projects/7/replays/" + id, foreign, "", 401, "wrong aud"},
+		{"lifetime over the cap", "DELETE", "/v1/projects/7/replays/" + id, longLived, "", 401, "lifetime"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,5 +22,5 @@ func Build(ctx context.Context, cfg *config.Shred) (_ *Service, _ func(), err er
 	if err != nil {
 		return nil, nil, err
 	}
-	return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret)), c.Close, nil
+	return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret, cfg.TokenPolicy())), c.Close, nil
 }

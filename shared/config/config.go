@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/replayvault/replayvault/shared/auth"
 )
 
 // DB says how to reach the database. In production the functions dial
@@ -92,6 +94,12 @@ func (c *KMS) validate() error {
 type Auth struct {
 	// JWTSecret is the HS256 key (at least 32 bytes), from Secret Manager.
 	JWTSecret string `env:"JWT_SECRET, required"`
+	// JWTAudience is the aud a token must carry.
+	JWTAudience string `env:"JWT_AUDIENCE, default=replayvault"`
+	// JWTIssuer is the iss a token must carry.
+	JWTIssuer string `env:"JWT_ISSUER, default=replayvault"`
+	// JWTMaxLifetime caps a token's exp - iat.
+	JWTMaxLifetime time.Duration `env:"JWT_MAX_LIFETIME, default=24h"`
 	// CORSOrigins are the origins allowed to call the API from a browser,
 	// comma separated; "*" is refused because responses carry credentials.
 	CORSOrigins []string `env:"CORS_ORIGINS"`
@@ -100,6 +108,12 @@ type Auth struct {
 func (c *Auth) validate() error {
 	if len(c.JWTSecret) < 32 {
 		return fmt.Errorf("JWT_SECRET must be at least 32 bytes, got %d", len(c.JWTSecret))
+	}
+	if c.JWTAudience == "" || c.JWTIssuer == "" {
+		return errors.New("JWT_AUDIENCE and JWT_ISSUER must not be empty")
+	}
+	if c.JWTMaxLifetime < time.Minute {
+		return fmt.Errorf("JWT_MAX_LIFETIME must be at least 1m, got %s", c.JWTMaxLifetime)
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {
@@ -194,6 +208,11 @@ type Shred struct {
 	// SweepToken, when set, is a bearer token that POST /v1/sweep accepts in
 	// addition to Cloud Run IAM (for local runs; production relies on IAM).
 	SweepToken string `env:"SWEEP_TOKEN"`
+}
+
+// TokenPolicy is what a token must say to be accepted.
+func (c *Auth) TokenPolicy() auth.Policy {
+	return auth.Policy{Audience: c.JWTAudience, Issuer: c.JWTIssuer, MaxLifetime: c.JWTMaxLifetime}
 }
 
 // LoadPack reads and validates the Pack configuration from the environment.
