@@ -195,3 +195,106 @@ func TestKEKCacheCallsKMSOncePerKEK(t *testing.T) {
 		t.Error("Get of an unknown KEK succeeded")
 	}
 }
+
+// TestKEKCacheMissesDoNotQueue: a miss whose load hangs holds up neither a
+// miss on another KEK nor a caller that gives up; the load it started goes
+// on for the callers still waiting, and runs once.
+func TestKEKCacheMissesDoNotQueue(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	slow, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var mu sync.Mutex
+	loads := map[uuid.UUID]int{}
+	c := crypt.NewKEKCache(w, func(ctx context.Context, id uuid.UUID) ([]byte, error) {
+		mu.Lock()
+		loads[id]++
+		mu.Unlock()
+		switch id {
+		case slow.ID:
+			close(started)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return slow.Wrapped, nil
+		case fast.ID:
+			return fast.Wrapped, nil
+		}
+		return nil, errors.New("unknown kek")
+	}, 8, time.Minute)
+
+	// A guard, not a timing assertion: a queued miss would block forever.
+	guard := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 30*time.Second) }
+
+	impatient, cancel := context.WithCancel(ctx)
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := c.Get(impatient, slow.ID)
+		gaveUp <- err
+	}()
+	<-started
+
+	gctx, gcancel := guard()
+	defer gcancel()
+	if got, err := c.Get(gctx, fast.ID); err != nil || got.ID != fast.ID {
+		t.Fatalf("miss on another KEK while one load hangs: %v, %v", got, err)
+	}
+
+	patient := make(chan error, 1)
+	go func() {
+		got, err := c.Get(gctx, slow.ID)
+		if err == nil && got.ID != slow.ID {
+			err = errors.New("wrong kek")
+		}
+		patient <- err
+	}()
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: err = %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-patient; err != nil {
+		t.Fatalf("waiter that stayed: %v", err)
+	}
+	if _, err := c.Get(gctx, slow.ID); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if loads[slow.ID] != 1 || loads[fast.ID] != 1 || k.DecryptCalls() != 2 {
+		t.Errorf("loads %v, KMS decrypts %d; want one of each", loads, k.DecryptCalls())
+	}
+}
+
+// TestKEKCacheHungKMS: with KMS hanging, a reader's own deadline ends its
+// wait; once KMS answers again the next reader gets the KEK.
+func TestKEKCacheHungKMS(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	kek, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := crypt.NewKEKCache(w, func(context.Context, uuid.UUID) ([]byte, error) { return kek.Wrapped, nil }, 8, time.Minute)
+	k.Hang(true)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Get(short, kek.ID); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get with KMS hung: err = %v, want DeadlineExceeded", err)
+	}
+	k.Hang(false)
+	got, err := c.Get(ctx, kek.ID)
+	if err != nil || got.ID != kek.ID {
+		t.Fatalf("Get after KMS recovered: %v, %v", got, err)
+	}
+}

@@ -109,37 +109,87 @@ func (k *Keyring) Current(ctx context.Context) (*KEK, error) {
 // KEKCache keeps unwrapped KEKs for the read path (LRU + TTL), so KMS is
 // called once per KEK per instance and TTL rather than per request. DEKs are
 // never cached: a shred takes effect on the next request.
+//
+// A miss starts one load+unwrap per KEK id; concurrent misses on the same
+// id wait for it, misses on other ids do not. Each waiter gives up when its
+// own context ends, without cancelling the unwrap the others wait for.
 type KEKCache struct {
 	wrapper Wrapper
 	load    func(ctx context.Context, id uuid.UUID) (wrapped []byte, err error)
 	lru     *expirable.LRU[uuid.UUID, *KEK]
-	mu      sync.Mutex // serializes misses so a burst unwraps a KEK once
+
+	mu      sync.Mutex
+	flights map[uuid.UUID]*flight
 }
+
+// flight is one load+unwrap in progress; kek and err are set before done
+// is closed.
+type flight struct {
+	done chan struct{}
+	kek  *KEK
+	err  error
+}
+
+// flightTimeout bounds one load+unwrap, which outlives the caller that
+// started it (the database and KMS calls have their own, shorter bounds).
+const flightTimeout = time.Minute
 
 // NewKEKCache returns a cache of at most size KEKs, each kept for ttl; load
 // reads a wrapped KEK from the database.
 func NewKEKCache(w Wrapper, load func(context.Context, uuid.UUID) ([]byte, error), size int, ttl time.Duration) *KEKCache {
-	return &KEKCache{wrapper: w, load: load, lru: expirable.NewLRU[uuid.UUID, *KEK](size, nil, ttl)}
+	return &KEKCache{
+		wrapper: w, load: load,
+		lru:     expirable.NewLRU[uuid.UUID, *KEK](size, nil, ttl),
+		flights: map[uuid.UUID]*flight{},
+	}
 }
 
-// Get returns the unwrapped KEK id.
+// Get returns the unwrapped KEK id, or ctx's error if ctx ends first.
 func (c *KEKCache) Get(ctx context.Context, id uuid.UUID) (*KEK, error) {
 	if k, ok := c.lru.Get(id); ok {
 		return k, nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if k, ok := c.lru.Get(id); ok {
+		c.mu.Unlock()
 		return k, nil
 	}
+	f := c.flights[id]
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		c.flights[id] = f
+		// The unwrap keeps the caller's values (trace, logging) but not
+		// its cancellation: other requests may be waiting for it.
+		go c.fly(context.WithoutCancel(ctx), id, f)
+	}
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.kek, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("kek %s: %w", id, ctx.Err())
+	}
+}
+
+// fly loads and unwraps id, caches it on success, and wakes the waiters. A
+// failure is not cached: the next miss tries again.
+func (c *KEKCache) fly(ctx context.Context, id uuid.UUID, f *flight) {
+	ctx, cancel := context.WithTimeout(ctx, flightTimeout)
+	defer cancel()
+	f.kek, f.err = c.unwrap(ctx, id)
+	c.mu.Lock()
+	if f.err == nil {
+		c.lru.Add(id, f.kek)
+	}
+	delete(c.flights, id)
+	c.mu.Unlock()
+	close(f.done)
+}
+
+func (c *KEKCache) unwrap(ctx context.Context, id uuid.UUID) (*KEK, error) {
 	wrapped, err := c.load(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("load kek %s: %w", id, err)
 	}
-	k, err := UnwrapKEK(ctx, c.wrapper, id, wrapped)
-	if err != nil {
-		return nil, err
-	}
-	c.lru.Add(id, k)
-	return k, nil
+	return UnwrapKEK(ctx, c.wrapper, id, wrapped)
 }
