@@ -144,62 +144,84 @@ func (p *Packer) Stats() *Stats { return &p.stats }
 // Ingest handles one message and returns once its fate is durable: stored
 // (or known duplicate or shredded) and committed, or rejected and published
 // to the reject topic. An error means the message must be redelivered.
+//
+// Only validation and compression run in a CPU slot. Network calls (the
+// reject publish, and waiting for a first KEK) happen outside it, so a slow
+// Pub/Sub or KMS cannot take the cores away from valid segments.
 func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 	select {
 	case p.cpu <- struct{}{}:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	e, res, err := p.prepare(ctx, m)
+	v, err := p.validate(m)
 	<-p.cpu
-	if e == nil {
-		return res, err
+	if reason, ok := segment.Reason(err); ok {
+		if err := p.reject.Reject(ctx, m.Attributes, m.Data, reason); err != nil {
+			return 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
+		}
+		p.stats.Rejected.Add(1)
+		slog.WarnContext(ctx, "segment rejected", "message_id", m.ID, "reject_reason", reason, "error", err)
+		return Rejected, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	e, err := p.seal(ctx, v)
+	if err != nil {
+		return 0, err
 	}
 	return p.add(ctx, e)
 }
 
-// prepare validates and seals m. It returns the entry to batch, or no entry
-// and the final result (rejected) or error.
-func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error) {
-	attrs, err := segment.ParseAttributes(m.Attributes)
-	var info segment.Info
-	if err == nil {
-		info, err = segment.Validate(m.Data, p.cfg.Limits)
-	}
-	if reason, ok := segment.Reason(err); ok {
-		if err := p.reject.Reject(ctx, m.Attributes, m.Data, reason); err != nil {
-			return nil, 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
-		}
-		p.stats.Rejected.Add(1)
-		slog.WarnContext(ctx, "segment rejected", "message_id", m.ID, "reject_reason", reason, "error", err)
-		return nil, Rejected, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
+// validated is a segment that passed validation, in the form it is stored.
+type validated struct {
+	attrs  segment.Attributes
+	info   segment.Info
+	stored []byte
+	enc    segment.Encoding
+}
 
-	stored, enc := m.Data, info.Encoding
-	if enc == segment.Plain {
-		stored, enc = segment.Compress(m.Data), segment.Zstd
+// validate checks m and compresses a plain payload. It is CPU-bound and
+// makes no network call.
+func (p *Packer) validate(m Message) (validated, error) {
+	attrs, err := segment.ParseAttributes(m.Attributes)
+	if err != nil {
+		return validated{}, err
 	}
+	info, err := segment.Validate(m.Data, p.cfg.Limits)
+	if err != nil {
+		return validated{}, err
+	}
+	v := validated{attrs: attrs, info: info, stored: m.Data, enc: info.Encoding}
+	if v.enc == segment.Plain {
+		v.stored, v.enc = segment.Compress(m.Data), segment.Zstd
+	}
+	return v, nil
+}
+
+// seal encrypts v under the current KEK. The keyring answers at once while
+// it holds a KEK (rotation runs in the background); only before the first
+// KEK is stored does this wait, bounded by ctx. AES-GCM runs at gigabytes
+// per second, so sealing needs no CPU slot.
+func (p *Packer) seal(ctx context.Context, v validated) (*entry, error) {
 	kek, err := p.keys.Current(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("seal %s: %w", attrs.ID, err)
+		return nil, fmt.Errorf("seal %s: %w: %w", v.attrs.ID, ErrUnavailable, err)
 	}
-	sealed, err := crypt.Seal(kek, attrs.ID.AAD(), stored)
+	sealed, err := crypt.Seal(kek, v.attrs.ID.AAD(), v.stored)
 	if err != nil {
-		return nil, 0, fmt.Errorf("seal %s: %w", attrs.ID, err)
+		return nil, fmt.Errorf("seal %s: %w", v.attrs.ID, err)
 	}
-	e := &entry{
-		id:         attrs.ID,
-		retention:  attrs.RetentionDays,
-		info:       info,
-		encoding:   enc,
+	return &entry{
+		id:         v.attrs.ID,
+		retention:  v.attrs.RetentionDays,
+		info:       v.info,
+		encoding:   v.enc,
 		ciphertext: sealed.Ciphertext,
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
-	}
-	return e, 0, nil
+	}, nil
 }
 
 // add reserves buffer space for e, puts it in its batch and waits for the

@@ -135,21 +135,90 @@ func TestKeyringKeepsOldKEKWhenRotationFails(t *testing.T) {
 	w, k := newWrapper(t)
 	ctx := context.Background()
 	kr := crypt.NewKeyring(w, func(context.Context, *crypt.KEK) error { return nil }, time.Minute)
+	clock := func(sec int64) { crypt.SetKeyringClock(kr, func() time.Time { return time.Unix(sec, 0) }) }
+	clock(0)
+	first, err := kr.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock(3600)
+	k.FailEncrypt(true)
+	got, err := kr.Current(ctx)
+	if err != nil || got.ID != first.ID {
+		t.Fatalf("rotation failure: got %v, %v; want the old KEK", got, err)
+	}
+	crypt.WaitRotation(kr)
+	// The failure moved the next attempt: calls before it do not retry.
+	for range 100 {
+		if got, err := kr.Current(ctx); err != nil || got.ID != first.ID {
+			t.Fatalf("during backoff: got %v, %v; want the old KEK", got, err)
+		}
+	}
+	if n := k.EncryptCalls(); n != 2 {
+		t.Fatalf("KMS encrypts = %d, want 2 (the first KEK and one failed attempt)", n)
+	}
+	k.FailEncrypt(false)
+	clock(3600 + 2) // past the first backoff step
+	kr.Current(ctx)
+	crypt.WaitRotation(kr)
+	got, err = kr.Current(ctx)
+	if err != nil || got.ID == first.ID {
+		t.Fatalf("after recovery: got %v, %v; want a new KEK", got, err)
+	}
+}
+
+// TestKeyringHungKMS: with KMS hanging when rotation is due, Current keeps
+// answering at once with the current KEK and starts a single attempt; when
+// KMS answers again the attempt completes and the new KEK takes over.
+func TestKeyringHungKMS(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	kr := crypt.NewKeyring(w, func(context.Context, *crypt.KEK) error { return nil }, time.Minute)
 	crypt.SetKeyringClock(kr, func() time.Time { return time.Unix(0, 0) })
 	first, err := kr.Current(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	crypt.SetKeyringClock(kr, func() time.Time { return time.Unix(3600, 0) })
-	k.FailEncrypt(true)
-	got, err := kr.Current(ctx)
-	if err != nil || got.ID != first.ID {
-		t.Fatalf("rotation failure: got %v, %v; want the old KEK", got, err)
+	k.Hang(true)
+	for range 1000 {
+		got, err := kr.Current(ctx)
+		if err != nil || got.ID != first.ID {
+			t.Fatalf("KMS hung: got %v, %v; want the current KEK", got, err)
+		}
 	}
-	k.FailEncrypt(false)
-	got, err = kr.Current(ctx)
-	if err != nil || got.ID == first.ID {
-		t.Fatalf("after recovery: got %v, %v; want a new KEK", got, err)
+	// The attempt reaches the server in its own time.
+	for i := 0; k.EncryptCalls() < 2 && i < 3000; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 100 {
+		kr.Current(ctx)
+	}
+	if n := k.EncryptCalls(); n != 2 {
+		t.Errorf("KMS encrypts = %d, want 2 (one attempt in flight, not one per call)", n)
+	}
+	k.Hang(false)
+	crypt.WaitRotation(kr)
+	if got, err := kr.Current(ctx); err != nil || got.ID == first.ID {
+		t.Fatalf("after KMS answered: got %v, %v; want a new KEK", got, err)
+	}
+}
+
+// TestKeyringFirstKEKHonoursContext: before any KEK exists a caller waits
+// for the attempt, but no longer than its context.
+func TestKeyringFirstKEKHonoursContext(t *testing.T) {
+	w, k := newWrapper(t)
+	kr := crypt.NewKeyring(w, func(context.Context, *crypt.KEK) error { return nil }, time.Hour)
+	k.Hang(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := kr.Current(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	k.Hang(false)
+	crypt.WaitRotation(kr)
+	if _, err := kr.Current(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
