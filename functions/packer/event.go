@@ -37,13 +37,19 @@ func (p *Packer) HandleEvent(ctx context.Context, e event.Event) error {
 		slog.WarnContext(ctx, "event rejected", "ce_id", e.ID(), "reject_reason", "bad_envelope", "error", err)
 		return nil
 	}
-	res, err := p.Ingest(ctx, Message{ID: d.Message.ID, Data: d.Message.Data, Attributes: d.Message.Attributes})
+	// Nothing here refers to the decoded message once Ingest has it, so
+	// its payload is garbage as soon as Ingest has sealed it, not when the
+	// batch has flushed.
+	id := d.Message.ID
+	m := Message{ID: id, Data: d.Message.Data, Attributes: d.Message.Attributes, EnvelopeBytes: len(e.Data())}
+	d = pushData{}
+	res, err := p.Ingest(ctx, m)
 	if err != nil {
 		status := httpStatus(err)
-		slog.WarnContext(ctx, "segment nacked", "message_id", d.Message.ID, "status", status, "error", err)
+		slog.WarnContext(ctx, "segment nacked", "message_id", id, "status", status, "error", err)
 		return cehttp.NewResult(status, "%v", err)
 	}
-	slog.DebugContext(ctx, "segment acked", "message_id", d.Message.ID, "result", res.String())
+	slog.DebugContext(ctx, "segment acked", "message_id", id, "result", res.String())
 	return nil
 }
 

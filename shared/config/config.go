@@ -166,8 +166,9 @@ type Pack struct {
 	// MaxConcurrency is the instance's request concurrency (the number Cloud
 	// Run is given): when this many requests wait, the batch flushes at once.
 	MaxConcurrency int `env:"MAX_CONCURRENCY, default=1000"`
-	// MaxBufferBytes bounds the sealed bytes held in memory; past it new
-	// segments wait, then are refused with 503 so Pub/Sub redelivers.
+	// MaxBufferBytes bounds the bytes requests hold in memory (envelope and
+	// payload while validating, then the sealed segment); a request that
+	// does not fit is refused at once with 429 so Pub/Sub redelivers.
 	MaxBufferBytes int64 `env:"MAX_BUFFER_BYTES, default=268435456"`
 	// KEKRotate is how long one KEK seals new segments.
 	KEKRotate time.Duration `env:"KEK_ROTATE, default=1h"`
