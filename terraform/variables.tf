@@ -92,10 +92,14 @@ variable "alloydb_deletion_protection" {
   default     = true
 }
 
-variable "db_app_role" {
-  description = "Database role the migrations create with the functions' table privileges; every function's IAM database user is granted it."
-  type        = string
-  default     = "replayvault_app"
+variable "db_function_roles" {
+  description = "Database role per function, created by the migrations (00020_function_roles.sql) with only that function's table privileges; each function's IAM database user is granted its own."
+  type        = map(string)
+  default = {
+    pack  = "replayvault_pack"
+    serve = "replayvault_serve"
+    shred = "replayvault_shred"
+  }
 }
 
 # Keys, storage and secrets.
