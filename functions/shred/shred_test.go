@@ -41,6 +41,7 @@ func checkReceipt(t *testing.T, res response, project int64, replays []uuid.UUID
 		"whole_project":     whole,
 		"segments_shredded": float64(segments),
 		"shredded_at":       res.body["shredded_at"],
+		"complete":          true,
 	}
 	if diff := cmp.Diff(want, res.body); diff != "" {
 		t.Errorf("receipt (-want +got):\n%s", diff)
@@ -340,4 +341,40 @@ func TestRoutes(t *testing.T) {
 	if rec.Code != http.StatusForbidden || rec.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("preflight from another origin: %d %v", rec.Code, rec.Header())
 	}
+}
+
+// TestProjectShredResumedBySweep: a whole-project shred whose request runs
+// out of budget answers 202 with its progress, reads of the project answer
+// 410 at once, and the sweep finishes it.
+func TestProjectShredResumedBySweep(t *testing.T) {
+	cfg := testConfig()
+	cfg.SweepBatch = 2
+	cfg.ProjectShredBudget = time.Nanosecond // one batch of 2, then answer
+	e := newEnv(t, cfg, 100*time.Millisecond)
+	rng := rand.New(rand.NewPCG(41, 42))
+	doomed := []*replay{newReplay(rng, 7, 4), newReplay(rng, 7, 3)}
+	kept := newReplay(rng, 8, 2)
+	for _, r := range append(doomed, kept) {
+		e.pack(t, packer.Stored, r)
+	}
+	res := e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeProjectDelete), "")
+	if res.status != http.StatusAccepted || res.body["complete"] != false {
+		t.Fatalf("status %d, body %s; want 202 with complete false", res.status, res.raw)
+	}
+	if n := e.count(t, `SELECT count(*) FROM segments WHERE project_id = 7`); n != 5 {
+		t.Fatalf("segments left after the first request = %d, want 5 (one batch of 2 deleted)", n)
+	}
+	e.pack(t, packer.Discarded, newReplay(rng, 7, 1))
+
+	sw := e.do(t, http.MethodPost, "/v1/sweep", sweepToken, "")
+	if sw.status != http.StatusOK || sw.body["project_shreds_completed"] != 1.0 {
+		t.Fatalf("sweep: %d %s", sw.status, sw.raw)
+	}
+	if n := e.count(t, `SELECT count(*) FROM segments WHERE project_id = 7`); n != 0 {
+		t.Errorf("segments left in project 7 = %d", n)
+	}
+	if n := e.count(t, `SELECT segments_deleted FROM shred_receipts WHERE whole_project AND completed_at IS NOT NULL`); n != 7 {
+		t.Errorf("completed receipt counts %d segments, want 7", n)
+	}
+	e.readBack(t, kept)
 }
