@@ -51,6 +51,7 @@ locals {
     COALESCE_GAP_BYTES     = var.coalesce_gap_bytes
     MAX_READ_BYTES         = var.max_read_bytes
     READ_PARALLELISM       = var.read_parallelism
+    MAX_INFLIGHT_BYTES     = var.max_inflight_bytes
     KEK_CACHE_SIZE         = var.kek_cache_size
     KEK_CACHE_TTL          = var.kek_cache_ttl
   })

@@ -423,6 +423,12 @@ variable "read_parallelism" {
   default     = 32
 }
 
+variable "max_inflight_bytes" {
+  description = "MAX_INFLIGHT_BYTES: bytes all Serve requests of one instance may hold in ranged reads and decoded segments (keep well under serve_memory)."
+  type        = number
+  default     = 536870912
+}
+
 variable "kek_cache_size" {
   description = "KEK_CACHE_SIZE: unwrapped KEKs one Serve instance keeps."
   type        = number

@@ -189,6 +189,9 @@ type Serve struct {
 	MaxReadBytes int64 `env:"MAX_READ_BYTES, default=16777216"`
 	// ReadParallelism bounds the ranged reads in flight for one request.
 	ReadParallelism int `env:"READ_PARALLELISM, default=32"`
+	// MaxInflightBytes bounds the bytes all requests of one instance hold
+	// in ranged reads and decoded segments; read-ahead waits past it.
+	MaxInflightBytes int64 `env:"MAX_INFLIGHT_BYTES, default=536870912"`
 	// KEKCacheSize is how many unwrapped KEKs one instance keeps.
 	KEKCacheSize int `env:"KEK_CACHE_SIZE, default=1024"`
 	// KEKCacheTTL is how long an unwrapped KEK stays cached.
@@ -273,6 +276,9 @@ func (c *Serve) validate() error {
 	}
 	if c.ReadParallelism < 1 {
 		errs = append(errs, fmt.Errorf("READ_PARALLELISM must be at least 1, got %d", c.ReadParallelism))
+	}
+	if c.MaxInflightBytes < 2*c.MaxReadBytes {
+		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least twice MAX_READ_BYTES (%d)", c.MaxInflightBytes, c.MaxReadBytes))
 	}
 	if c.KEKCacheSize < 1 {
 		errs = append(errs, fmt.Errorf("KEK_CACHE_SIZE must be at least 1, got %d", c.KEKCacheSize))
