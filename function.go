@@ -1,23 +1,28 @@
-// Package replayvault registers the three Cloud Functions of replayvault with
-// functions-framework-go. The same source is deployed three times with
-// different entry points (the Go buildpack only builds a function package at
-// the module root). The package stays thin: it loads config, builds clients
-// lazily on first request, and hands over to functions/*.
+// Package replayvault registers the Cloud Functions of replayvault with
+// functions-framework-go. The same source is deployed once per function with
+// a different entry point (the Go buildpack only builds a function package
+// at the module root). The package stays thin: it loads each function's
+// config, builds its clients lazily on first request, hands every request
+// over to functions/*, and on SIGTERM drains and closes what it built.
 package replayvault
 
 import (
 	"context"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/replayvault/replayvault/functions/packer"
+	"github.com/replayvault/replayvault/shared/api"
 	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/logging"
+
+	// Aliased: the package names would clash with the functions below.
+	servefn "github.com/replayvault/replayvault/functions/serve"
+	shredfn "github.com/replayvault/replayvault/functions/shred"
 )
 
 func init() {
@@ -25,51 +30,65 @@ func init() {
 	functions.CloudEvent("Pack", pack)
 	functions.HTTP("Serve", serve)
 	functions.HTTP("Shred", shred)
+	// functions-framework-go has no shutdown hook and the buildpack writes
+	// main, so this is the one place that can drain on Cloud Run's SIGTERM.
+	go shutdownOnSIGTERM()
 }
 
-// buildTimeout bounds building one function's clients.
-const buildTimeout = 30 * time.Second
-
-// lazy builds a value on first use. Unlike sync.Once it remembers only
-// success: a failed build is retried on the next request, and its error is
-// returned to every request until then.
-type lazy[T any] struct {
-	mu    sync.Mutex
-	v     T
-	ok    bool
-	build func(context.Context) (T, error)
-}
-
-func (l *lazy[T]) get() (T, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ok {
-		return l.v, nil
-	}
-	// Clients outlive the request that happened to build them.
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	v, err := l.build(ctx)
-	if err != nil {
-		return v, err
-	}
-	l.v, l.ok = v, true
-	return v, nil
-}
-
-var packFn = &lazy[*packer.Packer]{build: func(ctx context.Context) (*packer.Packer, error) {
+var packFn = newLazy("pack", func(ctx context.Context) (*packer.Packer, func(), error) {
 	cfg, err := config.LoadPack(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p, _, err := packer.Build(ctx, cfg)
-	return p, err
-}}
+	return packer.Build(ctx, cfg)
+})
 
+// pack serves the Pack function: one Pub/Sub push per segment.
 func pack(ctx context.Context, e event.Event) error {
-	p, err := packFn.get()
+	p, done, err := packFn.acquire()
 	if err != nil {
-		return cehttp.NewResult(http.StatusServiceUnavailable, "pack unavailable: %v", err)
+		status, _ := derrors.ToStatus(err)
+		return cehttp.NewResult(status, "%v", err)
 	}
+	defer done()
 	return p.HandleEvent(ctx, e)
+}
+
+var serveFn = newLazy("serve", func(ctx context.Context) (http.Handler, func(), error) {
+	cfg, err := config.LoadServe(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, closeFn, err := servefn.Build(ctx, cfg)
+	return s, closeFn, err
+})
+
+// serve serves the Serve function: the HTTP read path.
+func serve(w http.ResponseWriter, r *http.Request) { serveHTTP(serveFn, w, r) }
+
+var shredFn = newLazy("shred", func(ctx context.Context) (http.Handler, func(), error) {
+	cfg, err := config.LoadShred(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, closeFn, err := shredfn.Build(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.Handler(), closeFn, nil
+})
+
+// shred serves the Shred function: the delete API and the sweep.
+func shred(w http.ResponseWriter, r *http.Request) { serveHTTP(shredFn, w, r) }
+
+// serveHTTP hands r to the handler l builds, or answers 503 (with the
+// detail only in the log) while it cannot be built or is shutting down.
+func serveHTTP(l *lazy[http.Handler], w http.ResponseWriter, r *http.Request) {
+	h, done, err := l.acquire()
+	if err != nil {
+		api.WriteError(w, r, err, nil)
+		return
+	}
+	defer done()
+	h.ServeHTTP(w, r)
 }

@@ -63,29 +63,10 @@ func TestPackOverHTTP(t *testing.T) {
 	d := testenv.NewDeps(t)
 	ps := testenv.NewPubSub(t)
 	ctx := context.Background()
-	client, err := ps.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
+	for k, v := range packEnv(t, d, ps) {
+		t.Setenv(k, v)
 	}
-	defer client.Close()
-	rejectTopic := "rejects-" + uuid.NewString()[:8]
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: fmt.Sprintf("projects/%s/topics/%s", ps.Project(), rejectTopic)}); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range map[string]string{
-		"DATABASE_URL":          d.DSN,
-		"BUCKET":                testenv.TestBucket,
-		"STORAGE_EMULATOR_HOST": d.GCS.Host(),
-		"KMS_KEY":               d.KMS.KeyName(),
-		"KMS_ENDPOINT":          d.KMS.Endpoint(),
-		"GOOGLE_CLOUD_PROJECT":  ps.Project(),
-		"PUBSUB_EMULATOR_HOST":  ps.Host(),
-		"REJECT_TOPIC":          rejectTopic,
-		"FLUSH_SEGMENTS":        "500",
-		"FLUSH_AGE":             "2s",
-		"MAX_CONCURRENCY":       "2000",
-		"LOG_LEVEL":             "warn",
-	} {
+	for k, v := range map[string]string{"FLUSH_SEGMENTS": "500", "FLUSH_AGE": "2s", "MAX_CONCURRENCY": "2000"} {
 		t.Setenv(k, v)
 	}
 	url := startFunction(t, "Pack")
@@ -118,24 +99,11 @@ func TestPackOverHTTP(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			body, _ := json.Marshal(map[string]any{
-				"subscription": "projects/p/subscriptions/pack",
-				"message": map[string]any{
-					"messageId": strconv.Itoa(i),
-					"data":      payloads[i],
-					"attributes": map[string]string{
-						"project_id": "9",
-						"replay_id":  replays[i%len(replays)].String(),
-						"segment_id": strconv.Itoa(i / len(replays)),
-					},
-				},
+			req := pushRequest(url, strconv.Itoa(i), payloads[i], map[string]string{
+				"project_id": "9",
+				"replay_id":  replays[i%len(replays)].String(),
+				"segment_id": strconv.Itoa(i / len(replays)),
 			})
-			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("ce-specversion", "1.0")
-			req.Header.Set("ce-id", strconv.Itoa(i))
-			req.Header.Set("ce-source", "//pubsub.googleapis.com/projects/p/topics/segments")
-			req.Header.Set("ce-type", "google.cloud.pubsub.topic.v1.messagePublished")
 			resp, err := hc.Do(req)
 			mu.Lock()
 			defer mu.Unlock()
@@ -223,4 +191,47 @@ func TestPackOverHTTP(t *testing.T) {
 	if checked != n {
 		t.Errorf("read back %d segments, want %d", checked, n)
 	}
+}
+
+// packEnv is the environment of a Pack function on d's stand-ins, with a
+// fresh reject topic on the emulator ps.
+func packEnv(t *testing.T, d *testenv.Deps, ps *testenv.PubSub) map[string]string {
+	t.Helper()
+	ctx := t.Context()
+	client, err := ps.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	rejectTopic := "rejects-" + uuid.NewString()[:8]
+	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: fmt.Sprintf("projects/%s/topics/%s", ps.Project(), rejectTopic)}); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"DATABASE_URL":          d.DSN,
+		"BUCKET":                testenv.TestBucket,
+		"STORAGE_EMULATOR_HOST": d.GCS.Host(),
+		"KMS_KEY":               d.KMS.KeyName(),
+		"KMS_ENDPOINT":          d.KMS.Endpoint(),
+		"GOOGLE_CLOUD_PROJECT":  ps.Project(),
+		"PUBSUB_EMULATOR_HOST":  ps.Host(),
+		"REJECT_TOPIC":          rejectTopic,
+		"LOG_LEVEL":             "warn",
+	}
+}
+
+// pushRequest is the request a Pub/Sub push subscription sends to Pack for
+// one message, as functions-framework receives it.
+func pushRequest(url, id string, data []byte, attrs map[string]string) *http.Request {
+	body, _ := json.Marshal(map[string]any{
+		"subscription": "projects/p/subscriptions/pack",
+		"message":      map[string]any{"messageId": id, "data": data, "attributes": attrs},
+	})
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("ce-specversion", "1.0")
+	req.Header.Set("ce-id", id)
+	req.Header.Set("ce-source", "//pubsub.googleapis.com/projects/p/topics/segments")
+	req.Header.Set("ce-type", "google.cloud.pubsub.topic.v1.messagePublished")
+	return req
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/replayvault/replayvault/cmd/internal/cli"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -16,7 +17,7 @@ import (
 // variables the functions read (DATABASE_URL, or ALLOYDB_INSTANCE, DB_USER
 // and DB_NAME through the AlloyDB connector with IAM authentication).
 func runMigrate(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("migrate", "[-timeout 5m] [-create-database=true]")
+	fs := cli.NewFlagSet("replayvault migrate", "[-timeout 5m] [-create-database=true]")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
 	create := fs.Bool("create-database", true, "create the database first if it does not exist")
 	if err := fs.Parse(args); err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replayvault/replayvault/cmd/internal/cli"
 	"github.com/replayvault/replayvault/shared/auth"
 )
 
@@ -19,7 +20,7 @@ import (
 // (JWT_AUDIENCE, JWT_ISSUER, JWT_MAX_LIFETIME), with the same defaults, so
 // a token minted here is one the functions accept.
 func runToken(_ context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("token", "-project N [-scope replay:read,replay:delete,project:delete] [-ttl 1h] [-subject NAME]")
+	fs := cli.NewFlagSet("replayvault token", "-project N [-scope replay:read,replay:delete,project:delete] [-ttl 1h] [-subject NAME]")
 	project := fs.Int64("project", 0, "project id the token is for (required)")
 	scope := fs.String("scope", auth.ScopeRead, "comma-separated scopes: "+strings.Join(auth.Scopes, ", ")+" (project:delete shreds a whole project)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")

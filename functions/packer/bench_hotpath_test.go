@@ -21,7 +21,7 @@ import (
 
 // Hot paths of Pack besides validation (shared/segment) and sealing
 // (shared/crypt): decoding the push envelope, once per segment, and the
-// flush, once per batch. Compare runs with benchstat; `replayvault bench`
+// flush, once per batch. Compare runs with benchstat; `replayvault-dev bench`
 // measures the whole function under load.
 
 // hotReject refuses nothing: the benchmarks send valid segments only.

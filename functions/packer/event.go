@@ -2,12 +2,12 @@ package packer
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 // pushData is the data of a google.cloud.pubsub.topic.v1.messagePublished
@@ -45,21 +45,10 @@ func (p *Packer) HandleEvent(ctx context.Context, e event.Event) error {
 	d = pushData{}
 	res, err := p.Ingest(ctx, m)
 	if err != nil {
-		status := httpStatus(err)
+		status, _ := derrors.ToStatus(err)
 		slog.WarnContext(ctx, "segment nacked", "message_id", id, "status", status, "error", err)
 		return cehttp.NewResult(status, "%v", err)
 	}
 	slog.DebugContext(ctx, "segment acked", "message_id", id, "result", res.String())
 	return nil
-}
-
-func httpStatus(err error) int {
-	switch {
-	case errors.Is(err, ErrOverloaded):
-		return http.StatusTooManyRequests
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }

@@ -6,7 +6,6 @@ package packer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -81,22 +81,22 @@ const (
 	Stored Result = iota
 	// Duplicate: a redelivery of a segment already stored.
 	Duplicate
-	// Discarded: the replay or project was shredded; nothing stored.
-	Discarded
+	// Shredded: the replay or project was shredded; nothing stored.
+	Shredded
 	// Rejected: invalid; sent to the reject topic.
 	Rejected
 )
 
 func (r Result) String() string {
-	return [...]string{"stored", "duplicate", "discarded", "rejected"}[r]
+	return [...]string{"stored", "duplicate", "shredded", "rejected"}[r]
 }
 
 var (
 	// ErrOverloaded means the buffer stayed full: answer 429 so Pub/Sub
 	// backs off and redelivers.
-	ErrOverloaded = errors.New("packer buffer full")
+	ErrOverloaded = fmt.Errorf("packer buffer full: %w", derrors.Overloaded)
 	// ErrClosed means the packer is shutting down.
-	ErrClosed = errors.New("packer closed")
+	ErrClosed = fmt.Errorf("packer closed: %w", derrors.Unavailable)
 )
 
 // Packer batches sealed segments and flushes them. It is safe for
@@ -126,10 +126,10 @@ type Packer struct {
 
 // Stats are counters for logs and benchmarks.
 type Stats struct {
-	Flushes, FlushFailures     atomic.Int64
-	Stored, Duplicate, Dropped atomic.Int64
-	Rejected, Overloaded       atomic.Int64
-	FlushedBytes               atomic.Int64
+	Flushes, FlushFailures      atomic.Int64
+	Stored, Duplicate, Shredded atomic.Int64
+	Rejected, Overloaded        atomic.Int64
+	FlushedBytes                atomic.Int64
 }
 
 // New returns a Packer.
@@ -282,7 +282,7 @@ func (p *Packer) validate(m Message) (validated, error) {
 func (p *Packer) seal(ctx context.Context, v validated) (*entry, error) {
 	kek, err := p.keys.Current(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("seal %s: %w: %w", v.attrs.ID, ErrUnavailable, err)
+		return nil, fmt.Errorf("seal %s: %w: %w", v.attrs.ID, derrors.Unavailable, err)
 	}
 	sealed, err := crypt.Seal(kek, v.attrs.ID.AAD(), v.stored)
 	if err != nil {
@@ -356,7 +356,7 @@ func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
 	case store.Duplicate:
 		return Duplicate, nil
 	default:
-		return Discarded, nil
+		return Shredded, nil
 	}
 }
 
@@ -389,8 +389,14 @@ func (p *Packer) startFlushLocked(b *batch) {
 	}()
 }
 
-// Close flushes what is buffered and waits for every flush to finish.
-func (p *Packer) Close() {
+// Close is Drain: the packer holds no clients of its own.
+func (p *Packer) Close() { p.Drain() }
+
+// Drain stops taking segments (later ones get ErrClosed, 503, and Pub/Sub
+// redelivers them), flushes every open batch so the requests it holds are
+// answered, and waits for every flush to finish. Shutdown calls it on
+// SIGTERM.
+func (p *Packer) Drain() {
 	p.mu.Lock()
 	p.closed = true
 	for _, b := range p.open {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/testenv"
 	"github.com/replayvault/replayvault/shared/workload"
@@ -403,8 +404,8 @@ func TestShreddedReplayTakesNoSegments(t *testing.T) {
 		replay  uuid.UUID
 		want    Result
 	}{
-		{"tombstoned replay", 1, dead, Discarded},
-		{"tombstoned project", 2, live, Discarded},
+		{"tombstoned replay", 1, dead, Shredded},
+		{"tombstoned project", 2, live, Shredded},
 		{"live replay", 1, live, Stored},
 	}
 	for _, tc := range tests {
@@ -444,4 +445,10 @@ func TestBufferBound(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Errorf("first segment: %v", err)
 	}
+}
+
+// httpStatus is the status Pack answers Pub/Sub with for err.
+func httpStatus(err error) int {
+	status, _ := derrors.ToStatus(err)
+	return status
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/shared/api"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -112,7 +113,7 @@ func (s *Server) stream(r *http.Request, w http.ResponseWriter, project int64, r
 		if _, gone := meta.Shredded(); gone {
 			// Shredded mid-stream: the rest must not be served, and the
 			// body must not look complete.
-			return fmt.Errorf("%w: replay shredded while it was being read", api.ErrGone)
+			return fmt.Errorf("%w: replay shredded while it was being read", derrors.Gone)
 		}
 		if len(more) == 0 {
 			break
@@ -189,13 +190,13 @@ func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 		switch name {
 		case "segments", "type", "format":
 			if len(vals) > 1 {
-				return q, fmt.Errorf("%w: %s given %d times", api.ErrBadRequest, name, len(vals))
+				return q, fmt.Errorf("%w: %s given %d times", derrors.InvalidArgument, name, len(vals))
 			}
 		}
 	}
 	if t := v.Get("type"); t != "" {
 		if !segment.ValidType(t) {
-			return q, fmt.Errorf("%w: unknown type %q (want one of %s)", api.ErrBadRequest, t, strings.Join(segment.Types, ", "))
+			return q, fmt.Errorf("%w: unknown type %q (want one of %s)", derrors.InvalidArgument, t, strings.Join(segment.Types, ", "))
 		}
 		q.typ = t
 	}
@@ -204,7 +205,7 @@ func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 	case "ndjson":
 		q.ndjson = true
 	default:
-		return q, fmt.Errorf("%w: unknown format %q (want json or ndjson)", api.ErrBadRequest, f)
+		return q, fmt.Errorf("%w: unknown format %q (want json or ndjson)", derrors.InvalidArgument, f)
 	}
 	if s, ok := v["segments"]; ok {
 		var err error
@@ -218,7 +219,7 @@ func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 // parseSegments parses "A-B", "A-" or "A": inclusive, A <= B.
 func parseSegments(s string) (from, to int, err error) {
 	bad := func() (int, int, error) {
-		return 0, 0, fmt.Errorf("%w: segments=%q must be A-B, A- or A with 0 <= A <= B", api.ErrBadRequest, s)
+		return 0, 0, fmt.Errorf("%w: segments=%q must be A-B, A- or A with 0 <= A <= B", derrors.InvalidArgument, s)
 	}
 	a, b, dash := strings.Cut(s, "-")
 	from, ok := segmentNumber(a)

@@ -6,7 +6,6 @@
 package serve
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -127,7 +127,7 @@ func New(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEKCache, verif
 	mux.HandleFunc("/v1/projects/{project}/replays/{replay}/recording", methodNotAllowed)
 	mux.HandleFunc("/v1/projects/{project}/replays/{replay}", methodNotAllowed)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, r, fmt.Errorf("%w: no route for %s", api.ErrNotFound, r.URL.Path), nil)
+		api.WriteError(w, r, fmt.Errorf("%w: no route for %s", derrors.NotFound, r.URL.Path), nil)
 	})
 	s.handler = api.CORS(s.cfg.CORSOrigins, "GET, OPTIONS", mux)
 	return s
@@ -142,7 +142,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-	api.WriteError(w, r, fmt.Errorf("%w: %s", api.ErrMethod, r.Method), nil)
+	api.WriteError(w, r, fmt.Errorf("%w: %s", derrors.MethodNotAllowed, r.Method), nil)
 }
 
 // metadata answers GET /v1/projects/{project}/replays/{replay}.
@@ -197,23 +197,15 @@ func metadataJSON(m *store.Replay) Metadata {
 
 // writeGone answers 410 with the time of the shred.
 func writeGone(w http.ResponseWriter, r *http.Request, at time.Time) {
-	api.WriteError(w, r, fmt.Errorf("%w: replay was shredded", api.ErrGone),
+	api.WriteError(w, r, fmt.Errorf("%w: replay was shredded", derrors.Gone),
 		map[string]any{"deleted_at": at.UTC()})
 }
 
-// authorize checks the token before anything is looked up. An invalid or
-// missing token is 401 whatever the path says; a valid one then gets 400
-// for a malformed id and 403 for another project or scope.
+// authorize checks the token (api.Authorize), then parses the replay id.
 func (s *Server) authorize(r *http.Request) (int64, uuid.UUID, error) {
-	project, perr := api.ProjectID(r.PathValue("project"))
-	_, aerr := s.verifier.Authorize(r, project, auth.ScopeRead)
-	switch {
-	case errors.Is(aerr, auth.ErrUnauthenticated):
-		return 0, uuid.Nil, aerr
-	case perr != nil:
-		return 0, uuid.Nil, perr
-	case aerr != nil:
-		return 0, uuid.Nil, aerr
+	project, _, err := api.Authorize(r, s.verifier, r.PathValue("project"), auth.ScopeRead)
+	if err != nil {
+		return 0, uuid.Nil, err
 	}
 	replay, err := api.ReplayID(r.PathValue("replay"))
 	if err != nil {
@@ -236,7 +228,7 @@ func logStream(r *http.Request, project int64, replay uuid.UUID, segs int, st fe
 	case clientGone:
 		slog.InfoContext(r.Context(), "recording abandoned by the client", append(attrs, "error", err)...)
 	default:
-		status, code := api.Status(err)
+		status, code := derrors.ToStatus(err)
 		slog.ErrorContext(r.Context(), "recording stream cut", append(attrs, "status", status, "code", code, "error", err)...)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/replayvault/replayvault/shared/auth"
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/store"
 )
 
@@ -122,7 +123,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("/v1/projects/{projectop}", s.shredProject)
 	mux.HandleFunc("/v1/sweep", s.sweep)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, r, fmt.Errorf("%w: no route %s %s", api.ErrNotFound, r.Method, r.URL.Path), nil)
+		api.WriteError(w, r, fmt.Errorf("%w: no route %s %s", derrors.NotFound, r.Method, r.URL.Path), nil)
 	})
 	return api.CORS(s.cfg.CORSOrigins, "DELETE, POST", mux)
 }
@@ -173,7 +174,7 @@ func (s *Service) shredReplays(w http.ResponseWriter, r *http.Request) {
 func (s *Service) shredProject(w http.ResponseWriter, r *http.Request) {
 	p, op, ok := strings.Cut(r.PathValue("projectop"), ":")
 	if !ok || op != "shred" {
-		api.WriteError(w, r, fmt.Errorf("%w: no route %s %s", api.ErrNotFound, r.Method, r.URL.Path), nil)
+		api.WriteError(w, r, fmt.Errorf("%w: no route %s %s", derrors.NotFound, r.Method, r.URL.Path), nil)
 		return
 	}
 	if !allow(w, r, http.MethodPost) {
@@ -198,20 +199,12 @@ func (s *Service) shredProject(w http.ResponseWriter, r *http.Request) {
 
 // authorize checks the caller's token grants scope (replay:delete, or
 // project:delete for a whole-project shred) on the project named by the
-// path value p, and returns the project and who the receipt
-// names. As in Serve, a missing or invalid token is 401 whatever the path
-// says; a valid one then gets 400 for a malformed project id and 403 for
-// another project or scope. Nothing else is looked at before this passes.
+// path value p (api.Authorize), and returns the project and who the
+// receipt names.
 func (s *Service) authorize(r *http.Request, p, scope string) (int64, string, error) {
-	project, perr := api.ProjectID(p)
-	claims, aerr := s.verifier.Authorize(r, project, scope)
-	switch {
-	case errors.Is(aerr, auth.ErrUnauthenticated):
-		return 0, "", aerr
-	case perr != nil:
-		return 0, "", perr
-	case aerr != nil:
-		return 0, "", aerr
+	project, claims, err := api.Authorize(r, s.verifier, p, scope)
+	if err != nil {
+		return 0, "", err
 	}
 	if claims.Subject == "" {
 		return project, "unknown", nil
@@ -284,11 +277,11 @@ func allow(w http.ResponseWriter, r *http.Request, method string) bool {
 		return true
 	}
 	w.Header().Set("Allow", method)
-	api.WriteError(w, r, fmt.Errorf("%w: %s %s; use %s", api.ErrMethod, r.Method, r.URL.Path, method), nil)
+	api.WriteError(w, r, fmt.Errorf("%w: %s %s; use %s", derrors.MethodNotAllowed, r.Method, r.URL.Path, method), nil)
 	return false
 }
 
-var errEmptyBody = fmt.Errorf("%w: request body is empty", api.ErrBadRequest)
+var errEmptyBody = fmt.Errorf("%w: request body is empty", derrors.InvalidArgument)
 
 // decodeBody reads one JSON object into v: at most maxBodyBytes, no unknown
 // fields, nothing after it.
@@ -301,12 +294,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		case errors.Is(err, io.EOF):
 			return errEmptyBody
 		case errors.As(err, &tooBig):
-			return fmt.Errorf("%w: request body exceeds %d bytes", api.ErrTooLarge, tooBig.Limit)
+			return fmt.Errorf("%w: request body exceeds %d bytes", derrors.TooLarge, tooBig.Limit)
 		}
-		return fmt.Errorf("%w: request body: %v", api.ErrBadRequest, err)
+		return fmt.Errorf("%w: request body: %v", derrors.InvalidArgument, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: request body: unexpected data after the JSON object", api.ErrBadRequest)
+		return fmt.Errorf("%w: request body: unexpected data after the JSON object", derrors.InvalidArgument)
 	}
 	return nil
 }
@@ -316,17 +309,17 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 func parseReplayIDs(raw []string) ([]uuid.UUID, error) {
 	switch {
 	case raw == nil:
-		return nil, fmt.Errorf(`%w: replay_ids is required: {"replay_ids": ["<uuid>", ...]}`, api.ErrBadRequest)
+		return nil, fmt.Errorf(`%w: replay_ids is required: {"replay_ids": ["<uuid>", ...]}`, derrors.InvalidArgument)
 	case len(raw) == 0:
-		return nil, fmt.Errorf("%w: replay_ids is empty", api.ErrBadRequest)
+		return nil, fmt.Errorf("%w: replay_ids is empty", derrors.InvalidArgument)
 	case len(raw) > MaxReplayIDs:
-		return nil, fmt.Errorf("%w: replay_ids has %d entries; at most %d per request", api.ErrBadRequest, len(raw), MaxReplayIDs)
+		return nil, fmt.Errorf("%w: replay_ids has %d entries; at most %d per request", derrors.InvalidArgument, len(raw), MaxReplayIDs)
 	}
 	ids := make([]uuid.UUID, len(raw))
 	for i, s := range raw {
 		id, err := api.ReplayID(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: replay_ids[%d] %q is not a UUID", api.ErrBadRequest, i, s)
+			return nil, fmt.Errorf("%w: replay_ids[%d] %q is not a UUID", derrors.InvalidArgument, i, s)
 		}
 		ids[i] = id
 	}

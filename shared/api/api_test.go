@@ -10,6 +10,7 @@ import (
 	"github.com/replayvault/replayvault/shared/auth"
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/store"
 )
 
@@ -19,12 +20,14 @@ func TestWriteError(t *testing.T) {
 		status     int
 		retryAfter bool
 	}{
-		{fmt.Errorf("x: %w", ErrBadRequest), 400, false},
+		{fmt.Errorf("x: %w", derrors.InvalidArgument), 400, false},
 		{fmt.Errorf("x: %w", auth.ErrUnauthenticated), 401, false},
 		{fmt.Errorf("x: %w", auth.ErrForbidden), 403, false},
-		{fmt.Errorf("x: %w", ErrNotFound), 404, false},
-		{fmt.Errorf("x: %w", ErrGone), 410, false},
-		{fmt.Errorf("x: %w", ErrTooLarge), 413, false},
+		{fmt.Errorf("x: %w", derrors.NotFound), 404, false},
+		{fmt.Errorf("x: %w", blob.ErrNotFound), 502, true},
+		{fmt.Errorf("x: %w", derrors.Gone), 410, false},
+		{fmt.Errorf("x: %w", derrors.Overloaded), 429, true},
+		{fmt.Errorf("x: %w", derrors.TooLarge), 413, false},
 		{fmt.Errorf("x: %w", crypt.ErrIntegrity), 500, false},
 		{fmt.Errorf("x: %w", blob.ErrUnavailable), 502, true},
 		{fmt.Errorf("x: %w", store.ErrUnavailable), 503, true},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 // Scopes a token can carry.
@@ -60,9 +61,9 @@ func (p Policy) withDefaults() Policy {
 var (
 	// ErrUnauthenticated: no token, or one that is malformed, badly signed or
 	// expired (401).
-	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrUnauthenticated = fmt.Errorf("token %w", derrors.Unauthenticated)
 	// ErrForbidden: a valid token for another project or scope (403).
-	ErrForbidden = errors.New("forbidden")
+	ErrForbidden = fmt.Errorf("token %w", derrors.PermissionDenied)
 )
 
 // Claims are the token's claims.

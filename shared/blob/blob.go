@@ -1,21 +1,24 @@
 // Package blob stores packed segment objects. The GCS implementation is the
-// production one (tests run it against fake-gcs-server); Instrumented wraps
-// any Store to count requests and inject latency for benchmarks.
+// production one (tests run it against fake-gcs-server; testenv.CountingStore
+// wraps any Store to count requests and inject latency).
 package blob
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 var (
 	// ErrNotFound means the object does not exist.
-	ErrNotFound = errors.New("object not found")
+	ErrNotFound = fmt.Errorf("object not found: %w", derrors.StorageUnavailable)
 	// ErrExists means a create-if-absent write found the object there.
 	ErrExists = errors.New("object already exists")
 	// ErrUnavailable marks a storage failure worth retrying later.
-	ErrUnavailable = errors.New("storage unavailable")
+	ErrUnavailable = fmt.Errorf("blob %w", derrors.StorageUnavailable)
 )
 
 // Object describes a stored object.
@@ -31,8 +34,6 @@ type Store interface {
 	Create(ctx context.Context, name string, data []byte) error
 	// ReadRange reads length bytes at offset.
 	ReadRange(ctx context.Context, name string, offset, length int64) ([]byte, error)
-	// Read reads a whole object.
-	Read(ctx context.Context, name string) ([]byte, error)
 	// Delete removes an object; deleting a missing object is not an error.
 	Delete(ctx context.Context, name string) error
 	// List calls fn for each object under prefix.

@@ -9,13 +9,14 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"errors"
 	"fmt"
+
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 // ErrIntegrity means a ciphertext or wrapped key failed authentication: the
 // bytes were changed, or belong to another identity or key. Never serve them.
-var ErrIntegrity = errors.New("integrity check failed")
+var ErrIntegrity = fmt.Errorf("segment %w", derrors.Integrity)
 
 const (
 	keySize   = 32

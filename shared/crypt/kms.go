@@ -9,6 +9,7 @@ import (
 
 	kms "cloud.google.com/go/kms/apiv1"
 	"cloud.google.com/go/kms/apiv1/kmspb"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,7 +28,7 @@ type Wrapper interface {
 }
 
 // ErrKMSUnavailable marks a KMS failure worth retrying later.
-var ErrKMSUnavailable = errors.New("kms unavailable")
+var ErrKMSUnavailable = fmt.Errorf("kms %w", derrors.Unavailable)
 
 // NewKMSClient returns a Cloud KMS client. With an endpoint (local runs) it
 // talks plaintext gRPC without credentials; otherwise it uses Application

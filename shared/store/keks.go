@@ -7,10 +7,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 // ErrNotFound means the row asked for does not exist.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = fmt.Errorf("row %w", derrors.NotFound)
 
 // InsertKEK stores a wrapped KEK. The packer calls it before sealing anything
 // with the KEK.

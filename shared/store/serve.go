@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"time"
 
 	"github.com/google/uuid"
@@ -116,33 +113,13 @@ func (db *DB) ReplaySegmentsPage(ctx context.Context, project int64, replay uuid
 
 // readOnly runs fn, a read-only query, and runs it once more when the first
 // attempt lost its connection: a pooled connection may have broken while
-// idle (a failover, a restart), and reading again is harmless. It marks
-// connection failures ErrUnavailable.
+// idle (a failover, a restart), and reading again is harmless.
 func readOnly(ctx context.Context, fn func() error) error {
 	err := fn()
 	if err != nil && connLost(err) && ctx.Err() == nil {
 		err = fn()
 	}
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, ErrUnavailable) { // InTx classified it
-		return err
-	}
-	err = classify(err)
-	if !errors.Is(err, ErrUnavailable) && connLost(err) {
-		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return err
-}
-
-// connLost reports whether err says the connection broke mid-statement,
-// which classify does not recognize as unavailability: the server closed
-// it or went away.
-func connLost(err error) bool {
-	var netErr net.Error
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, net.ErrClosed) || errors.As(err, &netErr)
+	return classify(err)
 }
 
 // querier is what both a pool and a transaction offer.

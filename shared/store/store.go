@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/alloydbconn"
@@ -18,48 +17,38 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 // ErrUnavailable marks a database failure worth retrying later: the caller
 // should answer 503 (or nack) rather than 500.
-var ErrUnavailable = errors.New("database unavailable")
+var ErrUnavailable = fmt.Errorf("database %w", derrors.Unavailable)
 
 // DB is a pool of connections plus the per-call timeout.
 type DB struct {
 	Pool    *pgxpool.Pool
 	timeout time.Duration
 	closers []func() error
-	stats   *Stats
 }
 
-// Stats counts the database work of one pool: statements sent (each a round
-// trip, including BEGIN and COMMIT) and transactions committed.
-type Stats struct {
-	Statements   atomic.Int64
-	Transactions atomic.Int64
+// Option configures a pool at Open.
+type Option func(*pgxpool.Config)
+
+// WithTracer traces every statement of the pool's connections with t
+// (benchmarks count round trips with a Stats; telemetry records spans).
+func WithTracer(t pgx.QueryTracer) Option {
+	return func(c *pgxpool.Config) { c.ConnConfig.Tracer = t }
 }
-
-// TraceQueryStart counts a statement (pgx.QueryTracer).
-func (s *Stats) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	s.Statements.Add(1)
-	return ctx
-}
-
-// TraceQueryEnd implements pgx.QueryTracer.
-func (s *Stats) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-// Stats returns the pool's counters.
-func (db *DB) Stats() *Stats { return db.stats }
 
 // Open connects with cfg: DATABASE_URL if set, otherwise AlloyDB through the
 // connector with IAM authentication.
-func Open(ctx context.Context, cfg config.DB) (*DB, error) {
-	return open(ctx, cfg, "")
+func Open(ctx context.Context, cfg config.DB, opts ...Option) (*DB, error) {
+	return open(ctx, cfg, "", opts...)
 }
 
 // open is Open, optionally to another database of the same server.
-func open(ctx context.Context, cfg config.DB, dbname string) (*DB, error) {
-	db := &DB{timeout: cfg.DBTimeout, stats: &Stats{}}
+func open(ctx context.Context, cfg config.DB, dbname string, opts ...Option) (*DB, error) {
+	db := &DB{timeout: cfg.DBTimeout}
 	var pcfg *pgxpool.Config
 	var err error
 	if cfg.DatabaseURL != "" {
@@ -88,8 +77,10 @@ func open(ctx context.Context, cfg config.DB, dbname string) (*DB, error) {
 		pcfg.ConnConfig.Database = dbname
 	}
 	pcfg.MaxConns = cfg.DBMaxConns
-	pcfg.ConnConfig.Tracer = db.stats
 	pcfg.ConnConfig.ConnectTimeout = cfg.DBTimeout
+	for _, o := range opts {
+		o(pcfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		db.Close()
@@ -142,8 +133,8 @@ func EnsureDatabase(ctx context.Context, cfg config.DB) (bool, error) {
 
 // OpenURL is Open for a plain PostgreSQL URL with default pool settings (tests,
 // the dev stack and the CLI).
-func OpenURL(ctx context.Context, url string) (*DB, error) {
-	return Open(ctx, config.DB{DatabaseURL: url, DBMaxConns: 16, DBTimeout: 30 * time.Second})
+func OpenURL(ctx context.Context, url string, opts ...Option) (*DB, error) {
+	return Open(ctx, config.DB{DatabaseURL: url, DBMaxConns: 16, DBTimeout: 30 * time.Second}, opts...)
 }
 
 // Close releases the pool and the connector.
@@ -192,7 +183,6 @@ func (db *DB) inTxOnce(ctx context.Context, iso pgx.TxIsoLevel, fn func(context.
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	db.stats.Transactions.Add(1)
 	return nil
 }
 
@@ -209,11 +199,13 @@ func retryable(err error) bool {
 	return false
 }
 
-// classify marks errors that are about reaching the database (not about the
-// statement) as ErrUnavailable, so callers can answer 503.
+// classify is the one place that decides whether a database error is about
+// reaching the database (the connection, its resources, the server going
+// away, a timeout) rather than about the statement, and marks those
+// ErrUnavailable, which callers answer with 503.
 func classify(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -223,17 +215,18 @@ func classify(err error) error {
 		}
 		return err
 	}
-	var netErr net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr) ||
-		pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) {
+	if connLost(err) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &connErr) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }
 
-// Classify is classify for callers that run single queries outside InTx.
-func Classify(err error) error { return classify(err) }
+// connLost reports whether err says the connection broke: the server
+// closed it or went away, possibly mid-statement.
+func connLost(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &netErr)
+}

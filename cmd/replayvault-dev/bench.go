@@ -11,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/replayvault/replayvault/cmd/replayvault/internal/bench"
+	"github.com/replayvault/replayvault/cmd/internal/cli"
+	"github.com/replayvault/replayvault/cmd/replayvault-dev/internal/bench"
 	"github.com/replayvault/replayvault/shared/workload"
 )
 
@@ -30,7 +31,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 			return run(ctx, args[1:], out)
 		}
 	}
-	fs := newFlagSet("bench", "[--quick] [--json] [flags]")
+	fs := cli.NewFlagSet("replayvault-dev bench", "[--quick] [--json] [flags]")
 	quick := fs.Bool("quick", false, "short steps (under a minute): a smoke test, coarse numbers")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	jsonFile := fs.String("json-file", "", "also write the JSON report to this file")
@@ -47,7 +48,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	keep := fs.Bool("keep", false, "keep the work directory (child logs)")
 	fromJSON := fs.String("from-json", "", "measure nothing: print the report saved in this JSON file (--json-file)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: replayvault bench [--quick] [--json] [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: replayvault-dev bench [--quick] [--json] [flags]\n\n"+
 			"Measures Pack and Serve against the naive design (one object, KMS call and transaction per\n"+
 			"segment) on local stand-ins with cloud-like latency, and prices both. Progress goes to stderr.\n\nflags:\n")
 		fs.PrintDefaults()

@@ -29,7 +29,7 @@ import (
 	"github.com/replayvault/replayvault/shared/workload"
 )
 
-// TestDevStack runs the dev stack as `replayvault dev --data-dir` does, from
+// TestDevStack runs the dev stack as `replayvault-dev dev --data-dir` does, from
 // a freshly built binary, and pushes everything through the Pub/Sub
 // emulator's push delivery to Pack: 3 replays × 50 segments come back
 // exactly through Serve, a redelivered duplicate changes nothing, and a
@@ -250,7 +250,7 @@ func TestDevStack(t *testing.T) {
 		}
 
 		for path, want := range map[string]string{
-			"/":                           "replayvault dev",
+			"/":                           "replayvault-dev dev",
 			"/recorder":                   "/static/recorder.js",
 			"/viewer":                     "/static/viewer.js",
 			"/static/viewer.js":           "rrweb-player",

@@ -213,7 +213,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Quick {
 		mode = "quick (short steps: coarse numbers, a smoke test)"
 	}
-	fmt.Fprintf(&b, "replayvault bench — %s run, %s, %.0f s\n", mode, r.Started, r.ElapsedS)
+	fmt.Fprintf(&b, "replayvault-dev bench — %s run, %s, %.0f s\n", mode, r.Started, r.ElapsedS)
 	pin := "not pinned"
 	if r.Machine.Pinned {
 		pin = fmt.Sprintf("process under test pinned to %d of %d CPUs; driver, stand-ins and PostgreSQL on the rest", r.Machine.TestCPUs, r.Machine.CPUs)

@@ -1,4 +1,4 @@
-// Package bench is `replayvault bench`: it measures the real Pack and Serve
+// Package bench is `replayvault-dev bench`: it measures the real Pack and Serve
 // functions against the naive storage design (one object, one KMS call and
 // one transaction per segment; one whole-object read per segment) in the
 // same run, on the same local stand-ins with cloud-like latency, and prices

@@ -5,14 +5,15 @@ import (
 	"errors"
 	"io"
 
-	"github.com/replayvault/replayvault/cmd/replayvault/internal/bench"
+	"github.com/replayvault/replayvault/cmd/internal/cli"
+	"github.com/replayvault/replayvault/cmd/replayvault-dev/internal/bench"
 )
 
-// runStandins is `replayvault bench standins`: the benchmark's stand-ins
+// runStandins is `replayvault-dev bench standins`: the benchmark's stand-ins
 // (fake-gcs-server, KMS, reject-topic sink, DB proxy) in a process of their
 // own. It prints their addresses as one JSON line and runs until killed.
 func runStandins(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("bench standins", "-dir DIR -postgres HOST:PORT [flags] (started by replayvault bench)")
+	fs := cli.NewFlagSet("replayvault-dev bench standins", "-dir DIR -postgres HOST:PORT [flags] (started by replayvault-dev bench)")
 	var cfg bench.StandinsConfig
 	fs.StringVar(&cfg.Dir, "dir", "", "directory of the fake GCS objects (required)")
 	fs.StringVar(&cfg.Bucket, "bucket", "replayvault-bench", "bucket to create")

@@ -6,7 +6,7 @@
 //
 // Run it with scripts/browser-test, which builds the binary and installs
 // what is missing. Environment:
-//   REPLAYVAULT_BIN    replayvault binary (required)
+//   REPLAYVAULT_BIN    replayvault-dev binary (required)
 //   BROWSER_TEST_OUT   directory for the screenshot and logs (required)
 //   CHROMIUM           browser executable (default /usr/bin/chromium)
 
@@ -33,7 +33,7 @@ const chromiumArgs = [
   '--disable-sync',
 ];
 
-// startDev runs `replayvault dev` on a free port and waits for its info
+// startDev runs `replayvault-dev dev` on a free port and waits for its info
 // file. stop() interrupts it as Ctrl-C would and resolves to its exit code.
 async function startDev() {
   const infoPath = join(out, 'dev-info.json');
@@ -54,8 +54,8 @@ async function startDev() {
 
   const deadline = Date.now() + 180_000;
   while (!existsSync(infoPath)) {
-    if (exited) throw new Error(`replayvault dev exited (${JSON.stringify(exited)}) before it was ready; log ${logPath}:\n${readFileSync(logPath, 'utf8')}`);
-    if (Date.now() > deadline) throw new Error(`replayvault dev not ready after 180 s; log ${logPath}`);
+    if (exited) throw new Error(`replayvault-dev dev exited (${JSON.stringify(exited)}) before it was ready; log ${logPath}:\n${readFileSync(logPath, 'utf8')}`);
+    if (Date.now() > deadline) throw new Error(`replayvault-dev dev not ready after 180 s; log ${logPath}`);
     await sleep(200);
   }
   const info = JSON.parse(readFileSync(infoPath, 'utf8'));
@@ -69,7 +69,7 @@ async function startDev() {
       process.off('exit', killOnExit);
       if (!result) {
         child.kill('SIGKILL');
-        throw new Error('replayvault dev did not stop within 60 s of SIGINT');
+        throw new Error('replayvault-dev dev did not stop within 60 s of SIGINT');
       }
       return result;
     },
@@ -89,7 +89,7 @@ async function recordingSegments(info, replay) {
 }
 
 test('a recorded interaction flows through Pub/Sub, Pack and Serve into the player', { timeout: 300_000 }, async (t) => {
-  assert.ok(bin, 'set REPLAYVAULT_BIN to a replayvault binary');
+  assert.ok(bin, 'set REPLAYVAULT_BIN to a replayvault-dev binary');
   assert.ok(out, 'set BROWSER_TEST_OUT to a directory for the screenshot');
 
   const started = Date.now();
@@ -173,8 +173,8 @@ test('a recorded interaction flows through Pub/Sub, Pack and Serve into the play
     if (browser) await browser.close();
     const stopping = Date.now();
     const result = await dev.stop();
-    t.diagnostic(`replayvault dev stopped in ${((Date.now() - stopping) / 1000).toFixed(1)} s`);
-    assert.equal(result.code, 0, `replayvault dev exited with ${JSON.stringify(result)}; log ${dev.logPath}`);
+    t.diagnostic(`replayvault-dev dev stopped in ${((Date.now() - stopping) / 1000).toFixed(1)} s`);
+    assert.equal(result.code, 0, `replayvault-dev dev exited with ${JSON.stringify(result)}; log ${dev.logPath}`);
     assert.ok(!existsSync(info.data_dir), `state dir ${info.data_dir} removed on exit`);
   }
   t.diagnostic(`browser test took ${((Date.now() - started) / 1000).toFixed(1)} s`);

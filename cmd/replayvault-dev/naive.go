@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/replayvault/replayvault/cmd/replayvault/internal/bench"
+	"github.com/replayvault/replayvault/cmd/internal/cli"
+	"github.com/replayvault/replayvault/cmd/replayvault-dev/internal/bench"
 )
 
-// runNaivePack is `replayvault bench naive-pack`: the naive ingest baseline
+// runNaivePack is `replayvault-dev bench naive-pack`: the naive ingest baseline
 // served the way `replayvault function` serves Pack (FUNCTION_TARGET,
 // PORT and Pack's configuration from the environment).
 func runNaivePack(ctx context.Context, args []string, _ io.Writer) error {
-	fs := newFlagSet("bench naive-pack", "(with FUNCTION_TARGET="+bench.NaiveTarget+", PORT and Pack's environment)")
+	fs := cli.NewFlagSet("replayvault-dev bench naive-pack", "(with FUNCTION_TARGET="+bench.NaiveTarget+", PORT and Pack's environment)")
 	host := fs.String("host", "127.0.0.1", "address to listen on")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -22,11 +23,11 @@ func runNaivePack(ctx context.Context, args []string, _ io.Writer) error {
 	return bench.ServeNaive(ctx, *host)
 }
 
-// runReadNaive is `replayvault bench read-naive`: the naive readers (one
+// runReadNaive is `replayvault-dev bench read-naive`: the naive readers (one
 // whole-object GET per segment, sequential or N-way parallel), which print
 // their timings as JSON.
 func runReadNaive(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("bench read-naive", "-spec JSON (started by replayvault bench)")
+	fs := cli.NewFlagSet("replayvault-dev bench read-naive", "-spec JSON (started by replayvault-dev bench)")
 	specJSON := fs.String("spec", "", "what to read, as JSON (bench.ReaderSpec)")
 	if err := fs.Parse(args); err != nil {
 		return err

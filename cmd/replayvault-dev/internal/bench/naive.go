@@ -102,10 +102,11 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err 
 	if err != nil {
 		return nil, nil, err
 	}
-	rej, err := packer.BuildRejecter(ctx, cfg, &c)
+	pub, err := clients.Publisher(ctx, cfg.GoogleCloudProject, cfg.RejectTopic, &c)
 	if err != nil {
 		return nil, nil, err
 	}
+	rej := packer.NewPubSubRejecter(pub, cfg.PubSubTimeout)
 	n := NewNaive(db, blobs, wrapper, rej, segment.Limits{MaxDecompressed: cfg.MaxDecompressedBytes})
 	return n, c.Close, nil
 }
@@ -186,7 +187,7 @@ func (n *Naive) ingest(ctx context.Context, data []byte, attrs map[string]string
 		info.EventCount, info.FirstTS, info.LastTS, info.HasFullSnapshot, key.ID, key.Wrapped, sealed.WrappedDEK,
 		now.Add(time.Duration(a.RetentionDays)*24*time.Hour))
 	if err != nil {
-		return fmt.Errorf("naive: insert %s: %w", a.ID, store.Classify(err))
+		return fmt.Errorf("naive: insert %s: %w", a.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
 		n.Duplicate.Add(1)

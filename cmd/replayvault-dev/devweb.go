@@ -78,7 +78,7 @@ func servePage(static fs.FS, name string) http.HandlerFunc {
 func (s *stack) vendor(pkg string) http.Handler {
 	if s.opts.NodeModules == "" {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, pkg+" is not installed: run `npm ci` in the repository root, then restart `replayvault dev`", http.StatusServiceUnavailable)
+			http.Error(w, pkg+" is not installed: run `npm ci` in the repository root, then restart `replayvault-dev dev`", http.StatusServiceUnavailable)
 		})
 	}
 	return http.FileServer(http.Dir(filepath.Join(s.opts.NodeModules, pkg, "dist")))
@@ -248,14 +248,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func findWebDeps(ctx context.Context, dir string, out io.Writer) string {
 	if dir != "" {
 		if err := checkWebDeps(dir); err != nil {
-			fmt.Fprintf(out, "replayvault dev: --web-deps %s: %v\n", dir, err)
+			fmt.Fprintf(out, "replayvault-dev dev: --web-deps %s: %v\n", dir, err)
 			return ""
 		}
 		return dir
 	}
 	root, err := packageRoot()
 	if err != nil {
-		fmt.Fprintf(out, "replayvault dev: %v; the recorder and viewer pages need rrweb from npm (pass --web-deps DIR)\n", err)
+		fmt.Fprintf(out, "replayvault-dev dev: %v; the recorder and viewer pages need rrweb from npm (pass --web-deps DIR)\n", err)
 		return ""
 	}
 	nm := filepath.Join(root, "node_modules")
@@ -263,19 +263,19 @@ func findWebDeps(ctx context.Context, dir string, out io.Writer) string {
 		return nm
 	}
 	if _, err := exec.LookPath("npm"); err != nil {
-		fmt.Fprintf(out, "replayvault dev: rrweb is not installed and npm is missing: install Node.js and npm (apt-get install -y nodejs npm), then run `npm ci` in %s\n", root)
+		fmt.Fprintf(out, "replayvault-dev dev: rrweb is not installed and npm is missing: install Node.js and npm (apt-get install -y nodejs npm), then run `npm ci` in %s\n", root)
 		return ""
 	}
-	fmt.Fprintf(out, "replayvault dev: installing rrweb and rrweb-player: npm ci in %s ...\n", root)
+	fmt.Fprintf(out, "replayvault-dev dev: installing rrweb and rrweb-player: npm ci in %s ...\n", root)
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = out, os.Stderr
 	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(out, "replayvault dev: npm ci failed (%v); the recorder and viewer pages will not work until it succeeds\n", err)
+		fmt.Fprintf(out, "replayvault-dev dev: npm ci failed (%v); the recorder and viewer pages will not work until it succeeds\n", err)
 		return ""
 	}
 	if err := checkWebDeps(nm); err != nil {
-		fmt.Fprintf(out, "replayvault dev: after npm ci: %v\n", err)
+		fmt.Fprintf(out, "replayvault-dev dev: after npm ci: %v\n", err)
 		return ""
 	}
 	return nm

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/replayvault/replayvault/cmd/internal/cli"
 	"github.com/replayvault/replayvault/shared/workload"
 )
 
@@ -24,7 +25,7 @@ import (
 // topic as the browser SDK's relay would: one message per segment with
 // project_id, replay_id and segment_id attributes.
 func runPublish(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("publish", "[-project 1] [-replay UUID] (-generate N | FILE...)")
+	fs := cli.NewFlagSet("replayvault-dev publish", "[-project 1] [-replay UUID] (-generate N | FILE...)")
 	project := fs.Int64("project", devProject, "replayvault project id (project_id attribute)")
 	replayFlag := fs.String("replay", "", "replay id (UUID); default: a new random one")
 	generate := fs.Int("generate", 0, "publish a generated session of `N` segments instead of files")
