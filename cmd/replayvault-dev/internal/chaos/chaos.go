@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -70,7 +71,7 @@ type Report struct {
 // yet; the report says so instead of pretending.
 var Missing = []string{
 	"kill -9 of a Pack child process before upload / between upload and commit / between commit and ack (Pub/Sub emulator redelivery)",
-	"Postgres restarted mid-commit; COMMIT reply dropped by a proxy",
+	"Postgres restarted mid-commit (db-answers-cut covers a COMMIT whose answer is lost)",
 }
 
 type scenario struct {
@@ -82,6 +83,7 @@ var scenarios = []scenario{
 	{"gcs-faults-pack", gcsFaultsPack},
 	{"gcs-faults-serve", gcsFaultsServe},
 	{"kms-hang-at-rotation", kmsHangAtRotation},
+	{"db-answers-cut", dbAnswersCut},
 	{"shred-under-load", shredUnderLoad},
 }
 
@@ -126,7 +128,7 @@ func Run(ctx context.Context, o Options) ([]Report, error) {
 				return err
 			}
 			defer e.close()
-			defer func() { rep.Faults = e.proxy.injectedTotal() }()
+			defer func() { rep.Faults += e.proxy.injectedTotal() }()
 			if err := sc.run(ctx, e, o, &rep); err != nil {
 				return err
 			}
@@ -149,6 +151,7 @@ const bucket = "replayvault-chaos"
 // a storage client through the fault proxy and a clean one for checks.
 type env struct {
 	db     *store.DB
+	dsn    string
 	kms    *testenv.KMS
 	proxy  *faultProxy
 	faulty blob.Store
@@ -168,6 +171,7 @@ func newEnv(ctx context.Context, pg *testenv.Postgres, gcs *testenv.GCS, kms *te
 		return nil, err
 	}
 	dsn := pg.DSN(name)
+	e.dsn = dsn
 	if err := store.Migrate(ctx, dsn); err != nil {
 		return nil, err
 	}
@@ -218,12 +222,16 @@ func (e *env) keyring(rotate time.Duration) *crypt.Keyring {
 }
 
 func (e *env) packer(blobs blob.Store, keys *crypt.Keyring) *packer.Packer {
+	return e.packerOn(e.db, blobs, keys)
+}
+
+func (e *env) packerOn(db *store.DB, blobs blob.Store, keys *crypt.Keyring) *packer.Packer {
 	cfg := packer.Config{
 		FlushBytes: 4 << 20, FlushSegments: 10, FlushAge: 50 * time.Millisecond,
 		MaxConcurrency: 1000, MaxBufferBytes: 256 << 20, FlushTimeout: 20 * time.Second,
 		Limits: segment.Limits{MaxDecompressed: 8 << 20},
 	}
-	return packer.New(cfg, e.db, blobs, keys, countReject{})
+	return packer.New(cfg, db, blobs, keys, countReject{})
 }
 
 // countReject is the reject topic: the workload is valid, so any reject
@@ -501,5 +509,38 @@ func shredUnderLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 	for _, v := range victims {
 		e.shredded[v] = true
 	}
+	return nil
+}
+
+// dbAnswersCut: while Pack packs, a share of PostgreSQL's answers never
+// reach it (the connection is cut as the server answers), so some commits
+// succeed unbeknownst to Pack; the nacked segments are redelivered and must
+// come out as duplicates, never as second rows.
+func dbAnswersCut(ctx context.Context, e *env, o Options, rep *Report) error {
+	u, err := url.Parse(e.dsn)
+	if err != nil {
+		return err
+	}
+	proxy, err := startDBProxy(u.Host)
+	if err != nil {
+		return err
+	}
+	defer proxy.close()
+	u.Host = proxy.addr()
+	db, err := store.OpenURL(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	keys := e.keyring(time.Hour)
+	if _, err := keys.Current(ctx); err != nil {
+		return err
+	}
+	proxy.set(o.FaultRate / 6)
+	p := e.packerOn(db, e.clean, keys)
+	e.publish(ctx, p, 1, o, 6, rep)
+	p.Close()
+	proxy.set(0)
+	rep.Faults += proxy.cuts.Load()
 	return nil
 }
