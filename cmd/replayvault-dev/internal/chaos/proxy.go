@@ -3,11 +3,11 @@ package chaos
 import (
 	"fmt"
 	"io"
-	"os"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
