@@ -40,7 +40,7 @@ func TestShredOverHTTP(t *testing.T) {
 		t.Setenv(k, v)
 	}
 	url := startFunction(t, "Shred")
-	tok, err := auth.Mint(secret, 5, []string{auth.ScopeDelete}, "root-test", time.Minute)
+	tok, err := auth.Mint(secret, 5, []string{auth.ScopeDelete, auth.ScopeProjectDelete}, "root-test", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,8 @@ resource "google_alloydb_instance" "primary" {
 }
 
 # The Cloud Build service account runs the migrations, so it owns the schema;
-# it creates db_app_role and grants it the table privileges the functions need.
+# it creates the functions' roles (db_function_roles) and grants each the table
+# privileges its function needs.
 resource "google_alloydb_user" "deploy" {
   cluster        = google_alloydb_cluster.main.name
   user_id        = local.db_users.deploy
@@ -70,13 +71,15 @@ resource "google_alloydb_user" "deploy" {
   depends_on     = [google_alloydb_instance.primary]
 }
 
-# One IAM database user per function, made with the functions: the role they
-# are granted exists once Cloud Build has run the migrations.
+# One IAM database user per function, each granted only its own function's
+# role (Serve reads; Pack inserts and updates counters, never deletes; Shred
+# deletes), made with the functions: the roles exist once Cloud Build has run
+# the migrations.
 resource "google_alloydb_user" "functions" {
   for_each       = var.deploy_functions ? toset(["pack", "serve", "shred"]) : toset([])
   cluster        = google_alloydb_cluster.main.name
   user_id        = local.db_users[each.key]
   user_type      = "ALLOYDB_IAM_USER"
-  database_roles = ["alloydbiamuser", var.db_app_role]
+  database_roles = ["alloydbiamuser", var.db_function_roles[each.key]]
   depends_on     = [google_alloydb_instance.primary]
 }

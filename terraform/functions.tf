@@ -15,6 +15,14 @@ locals {
     GCS_TIMEOUT      = var.gcs_timeout
   }
 
+  # config.Auth, besides JWT_SECRET (from Secret Manager).
+  auth_env = {
+    CORS_ORIGINS     = join(",", var.cors_origins)
+    JWT_AUDIENCE     = var.jwt_audience
+    JWT_ISSUER       = var.jwt_issuer
+    JWT_MAX_LIFETIME = var.jwt_max_lifetime
+  }
+
   # config.KMS.
   kms_env = {
     KMS_KEY     = google_kms_crypto_key.root.id
@@ -39,19 +47,21 @@ locals {
     RULES_MAX_INPUT_BYTES  = var.rules_max_input_bytes
   })
 
-  serve_env = merge(local.common_env, local.kms_env, {
-    DB_USER            = local.db_users.serve
-    CORS_ORIGINS       = join(",", var.cors_origins)
-    COALESCE_GAP_BYTES = var.coalesce_gap_bytes
-    MAX_READ_BYTES     = var.max_read_bytes
-    READ_PARALLELISM   = var.read_parallelism
-    KEK_CACHE_SIZE     = var.kek_cache_size
-    KEK_CACHE_TTL      = var.kek_cache_ttl
+  # MAX_DECOMPRESSED_BYTES is Pack's value: Serve must inflate every segment
+  # Pack kept.
+  serve_env = merge(local.common_env, local.kms_env, local.auth_env, {
+    DB_USER                = local.db_users.serve
+    MAX_DECOMPRESSED_BYTES = var.max_decompressed_bytes
+    COALESCE_GAP_BYTES     = var.coalesce_gap_bytes
+    MAX_READ_BYTES         = var.max_read_bytes
+    READ_PARALLELISM       = var.read_parallelism
+    MAX_INFLIGHT_BYTES     = var.max_inflight_bytes
+    KEK_CACHE_SIZE         = var.kek_cache_size
+    KEK_CACHE_TTL          = var.kek_cache_ttl
   })
 
-  shred_env = merge(local.common_env, {
+  shred_env = merge(local.common_env, local.auth_env, {
     DB_USER      = local.db_users.shred
-    CORS_ORIGINS = join(",", var.cors_origins)
     ORPHAN_GRACE = var.orphan_grace
     SWEEP_BATCH  = var.sweep_batch
   })

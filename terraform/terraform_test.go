@@ -133,6 +133,13 @@ func TestFunctionGrants(t *testing.T) {
 	}
 }
 
+func TestDatabaseRoles(t *testing.T) {
+	m := loadModule(t)
+	for _, err := range checkDatabaseRoles(m) {
+		t.Error(err)
+	}
+}
+
 func TestEnvironment(t *testing.T) {
 	m := loadModule(t)
 	for _, err := range checkEnvironment(m) {
@@ -317,8 +324,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{
 			name: "JWT secret as plain env",
 			file: "functions.tf",
-			old:  `KEK_CACHE_TTL      = var.kek_cache_ttl`,
-			new:  "KEK_CACHE_TTL      = var.kek_cache_ttl\n    JWT_SECRET         = \"x\"",
+			old:  `KEK_CACHE_TTL          = var.kek_cache_ttl`,
+			new:  "KEK_CACHE_TTL          = var.kek_cache_ttl\n    JWT_SECRET             = \"x\"",
 			want: `Serve: JWT_SECRET is set both as a plain and a secret variable`,
 		},
 		{
@@ -329,10 +336,17 @@ func TestChecksCatchMistakes(t *testing.T) {
 			want: `Pack: FLUSH_AGE = "3s" but config default is "2s"`,
 		},
 		{
+			name: "one database role for every function",
+			file: "alloydb.tf",
+			old:  `database_roles = ["alloydbiamuser", var.db_function_roles[each.key]]`,
+			new:  `database_roles = ["alloydbiamuser", "replayvault_app"]`,
+			want: `database user serve: database_roles = [alloydbiamuser replayvault_app]`,
+		},
+		{
 			name: "DB user of another account",
 			file: "functions.tf",
-			old:  `DB_USER            = local.db_users.serve`,
-			new:  `DB_USER            = local.db_users.pack`,
+			old:  `DB_USER                = local.db_users.serve`,
+			new:  `DB_USER                = local.db_users.pack`,
 			want: `Serve: DB_USER is`,
 		},
 		{
@@ -502,6 +516,7 @@ func checkAll(m *module, registered []string) []error {
 	errs = append(errs, checkIAM(m)...)
 	errs = append(errs, checkFunctionGrants(m)...)
 	errs = append(errs, checkEnvironment(m)...)
+	errs = append(errs, checkDatabaseRoles(m)...)
 	errs = append(errs, checkBucket(m)...)
 	errs = append(errs, checkPackDelivery(m)...)
 	errs = append(errs, checkSweep(m)...)
@@ -687,6 +702,61 @@ func checkEnvironment(m *module) []error {
 			if v, ok := env["DB_USER"]; !ok || !v.IsKnown() || v.IsNull() || v.AsString() != want {
 				errs = append(errs, fmt.Errorf("%s: DB_USER is %#v, want its own service account's IAM user %q", entry, v, want))
 			}
+		}
+	}
+	return errs
+}
+
+// checkDatabaseRoles: each function's IAM database user holds
+// alloydbiamuser and exactly its own function's role, which a migration
+// creates (shared/store/role_test.go checks what each role may do).
+func checkDatabaseRoles(m *module) []error {
+	var errs []error
+	r := m.byAddr["google_alloydb_user.functions"]
+	if r == nil {
+		return []error{errors.New("no google_alloydb_user.functions")}
+	}
+	insts, err := m.instances(r)
+	if err != nil {
+		return []error{err}
+	}
+	migrations, err := filepath.Glob("../shared/store/migrations/*.sql")
+	if err != nil {
+		return []error{err}
+	}
+	var sql strings.Builder
+	for _, f := range migrations {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return []error{err}
+		}
+		sql.Write(b)
+	}
+	seen := map[string]bool{}
+	for _, inst := range insts {
+		fn := inst["each"].GetAttr("key").AsString()
+		seen[fn] = true
+		v, err := m.attrValue(r.block, "database_roles", inst)
+		if err != nil || !v.IsWhollyKnown() {
+			errs = append(errs, fmt.Errorf("database user %s: database_roles not known: %v", fn, err))
+			continue
+		}
+		var roles []string
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			roles = append(roles, e.AsString())
+		}
+		want := []string{"alloydbiamuser", "replayvault_" + fn}
+		if !slices.Equal(roles, want) {
+			errs = append(errs, fmt.Errorf("database user %s: database_roles = %v, want %v (its own function's role only)", fn, roles, want))
+		}
+		if !strings.Contains(sql.String(), "'replayvault_"+fn+"'") {
+			errs = append(errs, fmt.Errorf("database user %s: no migration creates role replayvault_%s", fn, fn))
+		}
+	}
+	for _, fn := range []string{"pack", "serve", "shred"} {
+		if !seen[fn] {
+			errs = append(errs, fmt.Errorf("no database user for %s", fn))
 		}
 	}
 	return errs

@@ -92,10 +92,14 @@ variable "alloydb_deletion_protection" {
   default     = true
 }
 
-variable "db_app_role" {
-  description = "Database role the migrations create with the functions' table privileges; every function's IAM database user is granted it."
-  type        = string
-  default     = "replayvault_app"
+variable "db_function_roles" {
+  description = "Database role per function, created by the migrations (00020_function_roles.sql) with only that function's table privileges; each function's IAM database user is granted its own."
+  type        = map(string)
+  default = {
+    pack  = "replayvault_pack"
+    serve = "replayvault_serve"
+    shred = "replayvault_shred"
+  }
 }
 
 # Keys, storage and secrets.
@@ -156,6 +160,24 @@ variable "cors_origins" {
     condition     = alltrue([for o in var.cors_origins : can(regex("^https?://", o))])
     error_message = "cors_origins must be http:// or https:// origins; \"*\" is not allowed."
   }
+}
+
+variable "jwt_audience" {
+  description = "JWT_AUDIENCE: the aud claim every Serve/Shred token must carry."
+  type        = string
+  default     = "replayvault"
+}
+
+variable "jwt_issuer" {
+  description = "JWT_ISSUER: the iss claim every Serve/Shred token must carry."
+  type        = string
+  default     = "replayvault"
+}
+
+variable "jwt_max_lifetime" {
+  description = "JWT_MAX_LIFETIME: the longest token lifetime (exp - iat) Serve and Shred accept."
+  type        = string
+  default     = "24h"
 }
 
 # Who may call in.
@@ -372,7 +394,7 @@ variable "max_buffer_bytes" {
 }
 
 variable "max_decompressed_bytes" {
-  description = "MAX_DECOMPRESSED_BYTES: cap on one segment's decompressed size."
+  description = "MAX_DECOMPRESSED_BYTES: cap on one segment's decompressed size, for Pack (rejects larger) and Serve (never inflates past it)."
   type        = number
   default     = 67108864
 }
@@ -423,6 +445,12 @@ variable "read_parallelism" {
   description = "READ_PARALLELISM: ranged reads in flight for one Serve request."
   type        = number
   default     = 32
+}
+
+variable "max_inflight_bytes" {
+  description = "MAX_INFLIGHT_BYTES: bytes all Serve requests of one instance may hold in ranged reads and decoded segments (keep well under serve_memory)."
+  type        = number
+  default     = 536870912
 }
 
 variable "kek_cache_size" {

@@ -21,6 +21,7 @@ var program = &cli.Program{
 		"dev":     {Summary: "run the whole system locally (or check it once with --smoke)", Run: runDev},
 		"publish": {Summary: "publish segment files or a generated session to the segment topic", Run: runPublish},
 		"bench":   {Summary: "measure Pack and Serve against the naive storage design", Run: runBench},
+		"chaos":   {Summary: "run Pack, Serve and Shred under injected faults and check nothing is lost", Run: runChaos},
 		// The dev stack and the benchmark run the functions from this
 		// binary, so it serves them too.
 		"function": cli.Function,

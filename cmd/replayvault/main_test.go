@@ -30,6 +30,8 @@ func TestToken(t *testing.T) {
 		{"no project", []string{}, "-project", ""},
 		{"bad scope", []string{"-project", "7", "-scope", "admin"}, "unknown scope", ""},
 		{"bad ttl", []string{"-project", "7", "-ttl", "-1s"}, "-ttl", ""},
+		{"project delete", []string{"-project", "7", "-scope", "project:delete"}, "", auth.ScopeProjectDelete},
+		{"ttl over the cap", []string{"-project", "7", "-ttl", "25h"}, "JWT_MAX_LIFETIME", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,10 +48,10 @@ func TestToken(t *testing.T) {
 			}
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(out.String()))
-			if _, err := auth.NewVerifier(secret).Authorize(r, 7, tc.scope); err != nil {
+			if _, err := auth.NewVerifier(secret, auth.Policy{}).Authorize(r, 7, tc.scope); err != nil {
 				t.Errorf("minted token does not authorize %s on project 7: %v", tc.scope, err)
 			}
-			if _, err := auth.NewVerifier(secret).Authorize(r, 8, tc.scope); err == nil {
+			if _, err := auth.NewVerifier(secret, auth.Policy{}).Authorize(r, 8, tc.scope); err == nil {
 				t.Error("minted token authorizes another project")
 			}
 		})

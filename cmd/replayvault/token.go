@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,11 +15,14 @@ import (
 )
 
 // runToken mints an HS256 token with JWT_SECRET from the environment (never
-// from a flag, so it stays out of shell history and process lists).
+// from a flag, so it stays out of shell history and process lists). The
+// audience, issuer and lifetime cap are the functions' own variables
+// (JWT_AUDIENCE, JWT_ISSUER, JWT_MAX_LIFETIME), with the same defaults, so
+// a token minted here is one the functions accept.
 func runToken(_ context.Context, args []string, out io.Writer) error {
-	fs := cli.NewFlagSet("replayvault token", "-project N [-scope replay:read,replay:delete] [-ttl 1h] [-subject NAME]")
+	fs := cli.NewFlagSet("replayvault token", "-project N [-scope replay:read,replay:delete,project:delete] [-ttl 1h] [-subject NAME]")
 	project := fs.Int64("project", 0, "project id the token is for (required)")
-	scope := fs.String("scope", auth.ScopeRead, "comma-separated scopes: replay:read, replay:delete")
+	scope := fs.String("scope", auth.ScopeRead, "comma-separated scopes: "+strings.Join(auth.Scopes, ", ")+" (project:delete shreds a whole project)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	subject := fs.String("subject", "replayvault-cli", "who the token identifies (recorded on shred receipts)")
 	if err := fs.Parse(args); err != nil {
@@ -30,19 +34,28 @@ func runToken(_ context.Context, args []string, out io.Writer) error {
 	var scopes []string
 	for _, s := range strings.Split(*scope, ",") {
 		s = strings.TrimSpace(s)
-		if s != auth.ScopeRead && s != auth.ScopeDelete {
-			return fmt.Errorf("unknown scope %q (want %s or %s)", s, auth.ScopeRead, auth.ScopeDelete)
+		if !slices.Contains(auth.Scopes, s) {
+			return fmt.Errorf("unknown scope %q (want one of %s)", s, strings.Join(auth.Scopes, ", "))
 		}
 		scopes = append(scopes, s)
 	}
-	if *ttl <= 0 || *ttl > 30*24*time.Hour {
-		return fmt.Errorf("-ttl must be between 1s and 720h, got %s", *ttl)
+	policy := auth.Policy{Audience: os.Getenv("JWT_AUDIENCE"), Issuer: os.Getenv("JWT_ISSUER")}
+	policy.MaxLifetime = auth.DefaultMaxLifetime
+	if v := os.Getenv("JWT_MAX_LIFETIME"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("JWT_MAX_LIFETIME=%q is not a positive duration", v)
+		}
+		policy.MaxLifetime = d
+	}
+	if *ttl <= 0 || *ttl > policy.MaxLifetime {
+		return fmt.Errorf("-ttl must be between 1s and %s (JWT_MAX_LIFETIME), got %s", policy.MaxLifetime, *ttl)
 	}
 	secret := os.Getenv("JWT_SECRET")
 	if len(secret) < 32 {
 		return errors.New("set JWT_SECRET (at least 32 bytes) in the environment")
 	}
-	tok, err := auth.Mint(secret, *project, scopes, *subject, *ttl)
+	tok, err := auth.MintFor(secret, policy, *project, scopes, *subject, *ttl)
 	if err != nil {
 		return err
 	}

@@ -64,20 +64,28 @@ func BenchmarkPrepareRules(b *testing.B) {
 				m := message(c.project, uuid.New(), 1, gz)
 				// Warm up: the first call of a tenant instantiates the
 				// module (the Go runtime's start), once per instance.
-				if _, _, err := p.prepare(ctx, m); err != nil {
+				if _, err := validateAndSeal(ctx, p, m); err != nil {
 					b.Fatal(err)
 				}
 				b.ReportAllocs()
 				b.SetBytes(int64(len(raw)))
 				cpu := rulestest.StartCPU()
 				for b.Loop() {
-					e, res, err := p.prepare(ctx, m)
-					if err != nil || e == nil {
-						b.Fatalf("prepare: %v, %v", res, err)
+					if e, err := validateAndSeal(ctx, p, m); err != nil || e == nil {
+						b.Fatalf("validate and seal: %v", err)
 					}
 				}
 				cpu.Report(b)
 			})
 		}
 	}
+}
+
+// validateAndSeal is Pack's CPU work on one message, without the batch.
+func validateAndSeal(ctx context.Context, p *Packer, m Message) (*entry, error) {
+	v, err := p.validate(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return p.seal(ctx, v)
 }

@@ -56,7 +56,7 @@ func DecodeEvent(e event.Event) (Message, error) {
 	if err := decodeEvent(e, &d); err != nil {
 		return Message{}, err
 	}
-	return Message{ID: d.Message.ID, Data: d.Message.Data, Attributes: d.Message.Attributes}, nil
+	return Message{ID: d.Message.ID, Data: d.Message.Data, Attributes: d.Message.Attributes, EnvelopeBytes: len(e.Data())}, nil
 }
 
 // decodeEvent reads the push envelope of e. The JSON that Pub/Sub and

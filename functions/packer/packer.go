@@ -30,9 +30,14 @@ type Config struct {
 	FlushSegments  int
 	FlushAge       time.Duration
 	MaxConcurrency int
+	// MaxBufferBytes bounds the bytes that requests hold in memory: the
+	// push envelope and payload while a segment is validated, then the
+	// envelope and the sealed segment until its batch is flushed. A request
+	// that does not fit is refused at once with 429 (Pub/Sub redelivers
+	// with backoff), before it can hold anything more.
 	MaxBufferBytes int64
-	// BufferWait is how long a segment may wait for buffer space before it
-	// is refused (and redelivered by Pub/Sub).
+	// BufferWait is ignored: waiting for buffer space would hold the
+	// payload in memory uncounted. Kept so older configurations compile.
 	BufferWait time.Duration
 	// FlushTimeout bounds one flush: upload plus transaction.
 	FlushTimeout time.Duration
@@ -47,7 +52,6 @@ func ConfigFrom(c *config.Pack) Config {
 		FlushAge:       c.FlushAge,
 		MaxConcurrency: c.MaxConcurrency,
 		MaxBufferBytes: c.MaxBufferBytes,
-		BufferWait:     10 * time.Second,
 		FlushTimeout:   c.GCSTimeout + c.DBTimeout,
 		Limits:         segment.Limits{MaxDecompressed: c.MaxDecompressedBytes},
 	}
@@ -63,6 +67,11 @@ type Message struct {
 	ID         string
 	Data       []byte
 	Attributes map[string]string
+	// EnvelopeBytes is the size of the request that carried the message
+	// (the push JSON, which the HTTP layer holds until the answer), counted
+	// against MAX_BUFFER_BYTES for the whole request. Zero when the message
+	// did not come over HTTP.
+	EnvelopeBytes int
 }
 
 // Result says what became of an acked message.
@@ -104,7 +113,7 @@ type Packer struct {
 	rules  *rules.Set // nil: no edge rules
 	now    func() time.Time
 
-	space *semaphore.Weighted // buffered sealed bytes
+	space *semaphore.Weighted // bytes held by requests (see Config.MaxBufferBytes)
 	// cpu bounds concurrent validate+seal work to the cores: it is CPU-bound,
 	// and one validation may hold a few times MAX_DECOMPRESSED_BYTES, so
 	// letting all MAX_CONCURRENCY requests decompress at once could OOM.
@@ -123,7 +132,7 @@ type Packer struct {
 type Stats struct {
 	Flushes, FlushFailures      atomic.Int64
 	Stored, Duplicate, Shredded atomic.Int64
-	Rejected                    atomic.Int64
+	Rejected, Overloaded        atomic.Int64
 	FlushedBytes                atomic.Int64
 	Filtered, Rewritten         atomic.Int64 // by edge rules
 }
@@ -149,88 +158,175 @@ func (p *Packer) Stats() *Stats { return &p.stats }
 // Ingest handles one message and returns once its fate is durable: stored
 // (or known duplicate or shredded) and committed, or rejected and published
 // to the reject topic. An error means the message must be redelivered.
+//
+// Only validation and compression run in a CPU slot. Network calls (the
+// reject publish, and waiting for a first KEK) happen outside it, so a slow
+// Pub/Sub or KMS cannot take the cores away from valid segments.
+//
+// Memory: the request reserves what it holds (envelope and payload) before
+// anything else, and is refused with ErrOverloaded (429) when that does not
+// fit; once sealed it holds the envelope and the sealed segment, and the
+// payload is no longer referenced.
 func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
+	h, ok := p.hold(int64(m.EnvelopeBytes) + int64(len(m.Data)))
+	if !ok {
+		p.stats.Overloaded.Add(1)
+		return 0, fmt.Errorf("%w: %d bytes do not fit in MAX_BUFFER_BYTES", ErrOverloaded, int64(m.EnvelopeBytes)+int64(len(m.Data)))
+	}
+	defer h.release()
 	select {
 	case p.cpu <- struct{}{}:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	e, res, err := p.prepare(ctx, m)
+	v, err := p.validate(ctx, m)
 	<-p.cpu
-	if e == nil {
-		return res, err
-	}
-	return p.add(ctx, e)
-}
-
-// prepare validates and seals m. It returns the entry to batch, or no entry
-// and the final result (rejected) or error.
-func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error) {
-	attrs, err := segment.ParseAttributes(m.Attributes)
-	var info segment.Info
-	if err == nil {
-		info, err = segment.Validate(m.Data, p.cfg.Limits)
-	}
-	if reason, ok := segment.Reason(err); ok {
+	if reason, ok := rejectReason(err); ok {
 		if err := p.reject.Reject(ctx, m.Attributes, m.Data, reason); err != nil {
-			return nil, 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
+			return 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
 		}
 		p.stats.Rejected.Add(1)
 		slog.WarnContext(ctx, "segment rejected", "message_id", m.ID, "reject_reason", reason, "error", err)
-		return nil, Rejected, nil
+		return Rejected, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	if p.rules != nil {
-		var res Result
-		if m, info, res, err = p.applyRules(ctx, attrs, m, info); err != nil || res != Stored {
-			return nil, res, err
+	if v.filtered {
+		p.stats.Filtered.Add(1)
+		return Filtered, nil
+	}
+	e, err := p.seal(ctx, v)
+	if err != nil {
+		return 0, err
+	}
+	// From here the request holds its envelope and the sealed segment; the
+	// sealed part moves to the batch, which releases it after the flush
+	// (even if this request has gone by then).
+	if !h.resize(int64(m.EnvelopeBytes) + int64(len(e.ciphertext))) {
+		p.stats.Overloaded.Add(1)
+		return 0, fmt.Errorf("%w: sealed segment does not fit in MAX_BUFFER_BYTES", ErrOverloaded)
+	}
+	e.reserved = h.take(int64(len(e.ciphertext)))
+	return p.add(ctx, e)
+}
+
+// holding is buffer space reserved by one request.
+type holding struct {
+	p *Packer
+	n int64
+}
+
+// hold reserves n bytes (at most the whole buffer, so that any single
+// request can get through an empty one) without waiting.
+func (p *Packer) hold(n int64) (*holding, bool) {
+	n = min(n, p.cfg.MaxBufferBytes)
+	if !p.space.TryAcquire(n) {
+		return nil, false
+	}
+	return &holding{p: p, n: n}, true
+}
+
+// resize grows or shrinks the reservation to n; false (keeping the old
+// size) when growing does not fit.
+func (h *holding) resize(n int64) bool {
+	n = min(n, h.p.cfg.MaxBufferBytes)
+	switch {
+	case n < h.n:
+		h.p.space.Release(h.n - n)
+	case n > h.n:
+		if !h.p.space.TryAcquire(n - h.n) {
+			return false
 		}
 	}
+	h.n = n
+	return true
+}
 
-	stored, enc := m.Data, info.Encoding
-	if enc == segment.Plain {
-		stored, enc = segment.Compress(m.Data), segment.Zstd
+// take moves up to n bytes of the reservation to a new owner, who must
+// release them, and returns how many moved.
+func (h *holding) take(n int64) int64 {
+	n = min(n, h.n)
+	h.n -= n
+	return n
+}
+
+func (h *holding) release() {
+	if h.n > 0 {
+		h.p.space.Release(h.n)
+		h.n = 0
 	}
+}
+
+// validated is a segment that passed validation and the project's edge
+// rules, in the form it is stored.
+type validated struct {
+	attrs  segment.Attributes
+	info   segment.Info
+	stored []byte
+	enc    segment.Encoding
+	// filtered: a rule dropped the segment; nothing is stored.
+	filtered bool
+}
+
+// validate checks m, runs the project's edge rules on it and compresses a
+// plain payload. It is CPU-bound and makes no network call: a rule's
+// rejection comes back as an error rejectReason recognizes, for Ingest to
+// publish outside the CPU slot.
+func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
+	attrs, err := segment.ParseAttributes(m.Attributes)
+	if err != nil {
+		return validated{}, err
+	}
+	info, err := segment.Validate(m.Data, p.cfg.Limits)
+	if err != nil {
+		return validated{}, err
+	}
+	data := m.Data
+	if p.rules != nil {
+		var keep bool
+		if data, info, keep, err = p.applyRules(ctx, attrs, m, info); err != nil || !keep {
+			return validated{filtered: !keep}, err
+		}
+	}
+	v := validated{attrs: attrs, info: info, stored: data, enc: info.Encoding}
+	if v.enc == segment.Plain {
+		v.stored, v.enc = segment.Compress(data), segment.Zstd
+	}
+	return v, nil
+}
+
+// seal encrypts v under the current KEK. The keyring answers at once while
+// it holds a KEK (rotation runs in the background); only before the first
+// KEK is stored does this wait, bounded by ctx. AES-GCM runs at gigabytes
+// per second, so sealing needs no CPU slot.
+func (p *Packer) seal(ctx context.Context, v validated) (*entry, error) {
 	kek, err := p.keys.Current(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("seal %s: %w", attrs.ID, err)
+		return nil, fmt.Errorf("seal %s: %w: %w", v.attrs.ID, derrors.Unavailable, err)
 	}
-	sealed, err := crypt.Seal(kek, attrs.ID.AAD(), stored)
+	sealed, err := crypt.Seal(kek, v.attrs.ID.AAD(), v.stored)
 	if err != nil {
-		return nil, 0, fmt.Errorf("seal %s: %w", attrs.ID, err)
+		return nil, fmt.Errorf("seal %s: %w", v.attrs.ID, err)
 	}
-	e := &entry{
-		id:         attrs.ID,
-		retention:  attrs.RetentionDays,
-		info:       info,
-		encoding:   enc,
+	return &entry{
+		id:         v.attrs.ID,
+		retention:  v.attrs.RetentionDays,
+		info:       v.info,
+		encoding:   v.enc,
 		ciphertext: sealed.Ciphertext,
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
-	}
-	return e, 0, nil
+	}, nil
 }
 
-// add reserves buffer space for e, puts it in its batch and waits for the
-// batch's flush.
+// add puts e, whose buffer reservation is e.reserved, in its batch and
+// waits for the batch's flush.
 func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
-	size := min(int64(len(e.ciphertext)), p.cfg.MaxBufferBytes)
-	wctx, cancel := context.WithTimeout(ctx, p.cfg.BufferWait)
-	err := p.space.Acquire(wctx, size)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		return 0, ErrOverloaded
-	}
-
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		p.space.Release(size)
+		p.space.Release(e.reserved)
 		return 0, ErrClosed
 	}
 	b := p.open[e.retention]
@@ -242,10 +338,9 @@ func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
 	sameBatch := false
 	if first, dup := b.ids[e.id]; dup {
 		// The same message twice in one batch: wait for the first copy.
-		p.space.Release(size)
+		p.space.Release(e.reserved)
 		e, sameBatch = first, true
 	} else {
-		e.reserved = size
 		b.addEntry(e)
 	}
 	p.waiting++

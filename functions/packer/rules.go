@@ -2,6 +2,7 @@ package packer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -20,25 +21,26 @@ import (
 func (p *Packer) UseRules(rs *rules.Set) { p.rules = rs }
 
 // applyRules runs the project's rules on a validated segment. It returns
-// the message to seal (with rewritten events, validated again, in place of
-// the payload) and Stored, or the segment's final result: Filtered (dropped
-// by a rule), Rejected (sent to the reject topic with the rule's reason).
-// It runs inside the CPU slot: rules are CPU work, and modules are fetched
-// and compiled by the background refresh, never here.
-func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info) (Message, segment.Info, Result, error) {
+// the events to seal (rewritten ones, validated again, in place of the
+// payload) with their metadata and keep = true; keep = false when a rule
+// dropped the segment (sampling); or an error: a *ruleRejection when a rule
+// rejected it or its output is invalid, which Ingest sends to the reject
+// topic. It runs inside the CPU slot: rules are CPU work, and modules are
+// fetched and compiled by the background refresh, never here.
+func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info) ([]byte, segment.Info, bool, error) {
 	has, err := p.rules.Has(attrs.ID.ProjectID)
 	if err != nil || !has {
-		return m, info, Stored, err
+		return m.Data, info, err == nil, err
 	}
 	events := m.Data
 	if info.Encoding != segment.Plain {
 		if events, err = segment.Decode(info.Encoding, m.Data, p.cfg.Limits.MaxDecompressed); err != nil {
-			return m, info, 0, fmt.Errorf("decode %s for rules: %w", attrs.ID, err)
+			return nil, info, false, fmt.Errorf("decode %s for rules: %w", attrs.ID, err)
 		}
 	}
 	v, err := p.rules.Apply(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events)
 	if err != nil {
-		return m, info, 0, fmt.Errorf("rules for %s: %w", attrs.ID, err)
+		return nil, info, false, fmt.Errorf("rules for %s: %w", attrs.ID, err)
 	}
 	if len(v.Tags) > 0 || len(v.Fingerprints) > 0 {
 		// Kept for the replay-issues work; the values are the rule's
@@ -48,40 +50,43 @@ func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Mes
 	}
 	switch v.Decision {
 	case sdk.DecisionDrop:
-		p.stats.Filtered.Add(1)
-		return m, info, Filtered, nil
+		return nil, info, false, nil
 	case sdk.DecisionReject:
 		// The original payload goes to the reject topic: it may be
 		// replayed after the rule is fixed. The topic is as private as
 		// the bucket.
-		if err := p.reject.Reject(ctx, m.Attributes, m.Data, v.Reason); err != nil {
-			return m, info, 0, fmt.Errorf("reject message %s (%s): %w", m.ID, v.Reason, err)
-		}
-		p.stats.Rejected.Add(1)
-		slog.WarnContext(ctx, "segment rejected by rule", "message_id", m.ID, "reject_reason", v.Reason)
-		return m, info, Rejected, nil
+		return nil, info, false, &ruleRejection{reason: v.Reason}
 	}
 	if v.Events == nil {
-		return m, info, Stored, nil
+		return m.Data, info, true, nil
 	}
 	// The rewritten events replace the payload, so the original is never
 	// sealed; they must pass the same validation as a received payload.
 	rinfo, err := segment.Validate(v.Events, p.cfg.Limits)
 	if reason, ok := segment.Reason(err); ok {
-		reason = "rule_output:" + reason
-		if err := p.reject.Reject(ctx, m.Attributes, m.Data, reason); err != nil {
-			return m, info, 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
-		}
-		p.stats.Rejected.Add(1)
-		slog.WarnContext(ctx, "rule output invalid", "message_id", m.ID, "reject_reason", reason)
-		return m, info, Rejected, nil
+		return nil, info, false, &ruleRejection{reason: "rule_output:" + reason}
 	}
 	if err != nil {
-		return m, info, 0, err
+		return nil, info, false, err
 	}
 	p.stats.Rewritten.Add(1)
-	m.Data = v.Events
-	return m, rinfo, Stored, nil
+	return v.Events, rinfo, true, nil
+}
+
+// ruleRejection is a segment an edge rule refused, or whose rewritten
+// events are invalid: it goes to the reject topic with reason.
+type ruleRejection struct{ reason string }
+
+func (r *ruleRejection) Error() string { return "rejected by an edge rule: " + r.reason }
+
+// rejectReason reports whether err refuses the message for good (invalid,
+// or rejected by a rule) and the reject topic's reason.
+func rejectReason(err error) (string, bool) {
+	var rr *ruleRejection
+	if errors.As(err, &rr) {
+		return rr.reason, true
+	}
+	return segment.Reason(err)
 }
 
 // BuildRules loads the edge rules once (Pack must not store a segment

@@ -53,7 +53,7 @@ func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
 	d := testenv.NewDeps(t)
 	e := &env{t: t, d: d, blobs: testenv.NewCountingStore(d.Blobs, 0)}
-	e.srv = New(cfg, d.DB, e.blobs, d.KEKCache(), auth.NewVerifier(testSecret))
+	e.srv = New(cfg, d.DB, e.blobs, d.KEKCache(), auth.NewVerifier(testSecret, auth.Policy{}))
 	e.url = serveHTTP(t, e.srv)
 	return e
 }
@@ -77,7 +77,7 @@ func (e *env) server(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEK
 	if keks == nil {
 		keks = e.d.KEKCache()
 	}
-	return serveHTTP(e.t, New(cfg, db, blobs, keks, auth.NewVerifier(testSecret)))
+	return serveHTTP(e.t, New(cfg, db, blobs, keks, auth.NewVerifier(testSecret, auth.Policy{})))
 }
 
 func token(t testing.TB, project int64, scopes ...string) string {
@@ -153,6 +153,12 @@ func pack(t testing.TB, d *testenv.Deps, flushSegments int, segs []seg) {
 // close on their segment count alone.
 func packAged(t testing.TB, d *testenv.Deps, flushSegments int, flushAge time.Duration, segs []seg) {
 	t.Helper()
+	packLimited(t, d, flushSegments, flushAge, segment.Limits{MaxDecompressed: 16 << 20}, segs)
+}
+
+// packLimited is packAged with the given segment limits.
+func packLimited(t testing.TB, d *testenv.Deps, flushSegments int, flushAge time.Duration, lim segment.Limits, segs []seg) {
+	t.Helper()
 	cfg := packer.Config{
 		FlushBytes:     64 << 20,
 		FlushSegments:  flushSegments,
@@ -161,7 +167,7 @@ func packAged(t testing.TB, d *testenv.Deps, flushSegments int, flushAge time.Du
 		MaxBufferBytes: 1 << 30,
 		BufferWait:     10 * time.Second,
 		FlushTimeout:   60 * time.Second,
-		Limits:         segment.Limits{MaxDecompressed: 16 << 20},
+		Limits:         lim,
 	}
 	p := packer.New(cfg, d.DB, d.Blobs, d.Keyring(), failReject{t})
 	defer p.Close()

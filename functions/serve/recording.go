@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/replayvault/replayvault/shared/api"
 	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/segment"
@@ -38,7 +40,7 @@ func (s *Server) recording(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err, nil)
 		return
 	}
-	meta, rows, err := s.db.ReplaySegments(r.Context(), project, replay, q.typ, q.from, q.to)
+	meta, rows, err := s.db.ReplaySegmentsPage(r.Context(), project, replay, q.typ, q.from, q.to, s.cfg.RowPage)
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return
@@ -57,52 +59,88 @@ func (s *Server) recording(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f := newFetcher(r.Context(), s.cfg, s.blobs, s.keks, rows)
-	var (
-		started bool
-		ttfb    time.Duration
-	)
-	err = s.stream(w, f, rows, out, func() { started, ttfb = true, time.Since(start) })
-	stats := f.stop()
+	st := &streamState{start: start}
+	err = s.stream(r, w, project, replay, q, rows, out, st)
 	gone := r.Context().Err() != nil || errors.Is(err, errWrite) // the client left
-	if err == nil || gone || started {
-		logStream(r, project, replay, len(rows), stats, ttfb, time.Since(start), err, gone)
+	if err == nil || gone || st.started {
+		logStream(r, project, replay, st.segments, st.stats, st.ttfb, time.Since(start), err, gone)
 	}
 	switch {
 	case err == nil:
-	case started:
+	case st.started:
 		abort(w)
 	case !gone:
 		api.WriteError(w, r, err, nil) // logs it
 	}
 }
 
-// stream writes the segments of rows as f delivers them. started is called
-// just before the first byte of the body is written.
-func (s *Server) stream(w http.ResponseWriter, f *fetcher, rows []store.Segment, out *framer, started func()) error {
+// streamState is what stream reports about one response.
+type streamState struct {
+	start    time.Time
+	started  bool // the body has begun
+	ttfb     time.Duration
+	segments int
+	stats    fetchStats
+}
+
+// stream writes the replay's segments, from the first page of rows on,
+// reading the next page (keyset: after the last segment id) as each ends.
+func (s *Server) stream(r *http.Request, w http.ResponseWriter, project int64, replay uuid.UUID, q recordingQuery, rows []store.Segment, out *framer, st *streamState) error {
 	rc := http.NewResponseController(w)
 	begin := func() error {
-		started()
+		st.started, st.ttfb = true, time.Since(st.start)
 		w.WriteHeader(http.StatusOK)
 		return written(out.begin(w))
 	}
-	for i := range rows {
-		pt, err := f.next(i)
-		var doc []byte
-		if err == nil {
-			doc, err = segment.Decode(rows[i].Encoding, pt, s.cfg.MaxDecompressed)
-			if err != nil {
-				err = fmt.Errorf("decode segment %s: %w", rows[i].ID, err)
-			}
-		}
+	for {
+		f := newFetcher(r.Context(), s.cfg, s.blobs, s.keks, s.budget, rows)
+		err := s.streamPage(w, rc, f, rows, out, st, begin)
+		fs := f.stop()
+		st.stats.Reads += fs.Reads
+		st.stats.BytesRead += fs.BytesRead
+		st.stats.PeakHeld = max(st.stats.PeakHeld, fs.PeakHeld)
 		if err != nil {
 			return err
 		}
-		if i == 0 {
+		if len(rows) < s.cfg.RowPage {
+			break
+		}
+		next := rows[len(rows)-1].ID.SegmentID + 1
+		meta, more, err := s.db.ReplaySegmentsPage(r.Context(), project, replay, q.typ, next, q.to, s.cfg.RowPage)
+		if err != nil {
+			return fmt.Errorf("segments from %d: %w", next, err)
+		}
+		if _, gone := meta.Shredded(); gone {
+			// Shredded mid-stream: the rest must not be served, and the
+			// body must not look complete.
+			return fmt.Errorf("%w: replay shredded while it was being read", derrors.Gone)
+		}
+		if len(more) == 0 {
+			break
+		}
+		rows = more
+	}
+	if !st.started {
+		if err := begin(); err != nil {
+			return err
+		}
+	}
+	return written(out.end(w))
+}
+
+// streamPage writes the segments of one page of rows as f delivers them.
+func (s *Server) streamPage(w http.ResponseWriter, rc *http.ResponseController, f *fetcher, rows []store.Segment, out *framer, st *streamState, begin func() error) error {
+	for i := range rows {
+		doc, err := f.next(i)
+		if err != nil {
+			return err
+		}
+		if !st.started {
 			if err := begin(); err != nil {
 				return err
 			}
 		}
+		st.segments++
 		if err := out.segment(w, doc); err != nil {
 			return fmt.Errorf("segment %s: %w", rows[i].ID, err)
 		}
@@ -112,12 +150,7 @@ func (s *Server) stream(w http.ResponseWriter, f *fetcher, rows []store.Segment,
 			return err
 		}
 	}
-	if len(rows) == 0 {
-		if err := begin(); err != nil {
-			return err
-		}
-	}
-	return written(out.end(w))
+	return nil
 }
 
 // errWrite marks a failure to write the response: the client has gone.

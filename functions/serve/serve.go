@@ -38,7 +38,16 @@ type Config struct {
 	// MaxReadsAhead bounds the reads started whose segments are not all
 	// written yet.
 	MaxReadsAhead int
-	// MaxDecompressed caps one segment's decompressed size.
+	// RowPage is how many segment rows one request reads from the database
+	// at a time (keyset pages), so a replay of any length costs bounded
+	// memory.
+	RowPage int
+	// InstanceBytes bounds the bytes all requests of the instance hold in
+	// reads and decoded segments (MAX_INFLIGHT_BYTES); read-ahead waits past
+	// it.
+	InstanceBytes int64
+	// MaxDecompressed caps one segment's decompressed size; it is Pack's
+	// MAX_DECOMPRESSED_BYTES, so every segment Pack stored can be served.
 	MaxDecompressed int64
 	// CORSOrigins may call the API from a browser.
 	CORSOrigins []string
@@ -54,7 +63,9 @@ func ConfigFrom(c *config.Serve) Config {
 		ReadParallelism:  c.ReadParallelism,
 		WindowBytes:      2 * c.MaxReadBytes,
 		MaxReadsAhead:    4 * c.ReadParallelism,
-		MaxDecompressed:  segment.DefaultMaxDecompressed,
+		RowPage:          DefaultRowPage,
+		InstanceBytes:    c.MaxInflightBytes,
+		MaxDecompressed:  c.MaxDecompressedBytes,
 		CORSOrigins:      c.CORSOrigins,
 	}
 }
@@ -75,8 +86,22 @@ func (c Config) withDefaults() Config {
 	if c.MaxDecompressed <= 0 {
 		c.MaxDecompressed = segment.DefaultMaxDecompressed
 	}
+	if c.RowPage <= 0 {
+		c.RowPage = DefaultRowPage
+	}
+	if c.InstanceBytes <= 0 {
+		c.InstanceBytes = DefaultInstanceBytes
+	}
 	return c
 }
+
+// Defaults of RowPage and InstanceBytes.
+const (
+	// DefaultRowPage rows take about 2 MiB (wrapped keys, paths).
+	DefaultRowPage = 10_000
+	// DefaultInstanceBytes matches MAX_INFLIGHT_BYTES's default.
+	DefaultInstanceBytes = 512 << 20
+)
 
 // Server answers the Serve API. It is safe for concurrent use.
 type Server struct {
@@ -86,12 +111,14 @@ type Server struct {
 	keks     *crypt.KEKCache
 	verifier *auth.Verifier
 	handler  http.Handler
+	budget   *budget // bytes in flight over all requests
 }
 
 // New returns a Server over its dependencies. Zero fields of cfg take
 // defaults.
 func New(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEKCache, verifier *auth.Verifier) *Server {
 	s := &Server{cfg: cfg.withDefaults(), db: db, blobs: blobs, keks: keks, verifier: verifier}
+	s.budget = newBudget(s.cfg.InstanceBytes)
 	// With FUNCTION_TARGET=Serve the function receives every path, so it
 	// routes (and answers unknown paths) itself.
 	mux := http.NewServeMux()

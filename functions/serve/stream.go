@@ -5,19 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
 
 // fetcher runs a read plan: it issues the ranged reads in the order the
-// writer needs them, at most ReadParallelism at a time, decrypts each
-// segment as its read completes, and hands the segments to the writer in
-// segment order through next.
+// writer needs them, at most ReadParallelism at a time, decrypts and
+// decodes each segment as its read completes, and hands the decoded
+// segments to the writer in segment order through next.
 //
 // Memory is bounded by a sliding window. held counts the bytes of reads in
-// flight plus the decrypted segments not yet taken by the writer; a read
+// flight plus the decoded segments not yet taken by the writer (decoded,
+// not sealed, sizes: a segment may inflate to MAX_DECOMPRESSED_BYTES), and
+// the same bytes count against the instance's budget; a read
 // starts only while held stays within WindowBytes and fewer than
 // MaxReadsAhead reads are unfinished, except that the read holding the
 // segment the writer waits for always starts (so a window filled by
@@ -32,6 +36,7 @@ type fetcher struct {
 	blobs  blob.Store
 	keks   *crypt.KEKCache
 	cfg    Config
+	budget *budget // the instance's, shared with every request
 
 	done  []chan struct{} // per read: closed once its segments are set
 	plain [][]byte        // per segment: the decrypted bytes, nil once taken
@@ -68,7 +73,7 @@ type fetchStats struct {
 
 // newFetcher plans the reads of rows and starts fetching them; stop must be
 // called when the writer is done.
-func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.KEKCache, rows []store.Segment) *fetcher {
+func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.KEKCache, bud *budget, rows []store.Segment) *fetcher {
 	reads, owner := plan(rows, planLimits{
 		gap:       cfg.CoalesceGapBytes,
 		maxRead:   cfg.MaxReadBytes,
@@ -79,7 +84,7 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 	f := &fetcher{
 		ctx: ctx, cancel: cancel,
 		rows: rows, reads: reads, owner: owner,
-		blobs: blobs, keks: keks, cfg: cfg,
+		blobs: blobs, keks: keks, cfg: cfg, budget: bud,
 		done:   make([]chan struct{}, len(reads)),
 		plain:  make([][]byte, len(rows)),
 		errs:   make([]error, len(rows)),
@@ -96,10 +101,15 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 	return f
 }
 
-// stop cancels the reads still running and waits for them.
+// stop cancels the reads still running, waits for them, and gives back
+// to the instance's budget what the request still held.
 func (f *fetcher) stop() fetchStats {
 	f.cancel()
 	f.wg.Wait()
+	f.mu.Lock()
+	f.budget.give(f.held)
+	f.held = 0
+	f.mu.Unlock()
 	return f.stats
 }
 
@@ -122,6 +132,7 @@ func (f *fetcher) next(i int) ([]byte, error) {
 	f.plain[i] = nil
 	f.mu.Lock()
 	f.held -= int64(len(pt))
+	f.budget.give(int64(len(pt)))
 	f.want = i + 1
 	if f.left[k]--; f.left[k] == 0 {
 		f.unread--
@@ -158,7 +169,8 @@ func (f *fetcher) admit(k int) bool {
 		f.mu.Lock()
 		needed := r.first <= f.want
 		if f.inflight < f.cfg.ReadParallelism &&
-			(needed || f.unread < f.cfg.MaxReadsAhead && f.held+r.length <= f.cfg.WindowBytes) {
+			(needed || f.unread < f.cfg.MaxReadsAhead && f.held+r.length <= f.cfg.WindowBytes) &&
+			f.budget.take(r.length, needed) {
 			f.inflight++
 			f.unread++
 			f.held += r.length
@@ -169,13 +181,23 @@ func (f *fetcher) admit(k int) bool {
 			return true
 		}
 		f.mu.Unlock()
+		// Other requests free the instance's budget without a poke, so
+		// look again after a while even when nothing here has changed.
+		t := time.NewTimer(budgetPoll)
 		select {
 		case <-f.wake:
+		case <-t.C:
 		case <-f.ctx.Done():
+			t.Stop()
 			return false
 		}
+		t.Stop()
 	}
 }
+
+// budgetPoll is how often a request waiting for the instance's budget
+// looks again.
+const budgetPoll = 5 * time.Millisecond
 
 // fetch reads k and decrypts its segments.
 func (f *fetcher) fetch(k int) {
@@ -205,6 +227,7 @@ func (f *fetcher) fetch(k int) {
 	f.mu.Lock()
 	f.inflight--
 	f.held += kept - r.length
+	f.budget.give(r.length - kept) // decoding may have grown what is held
 	f.mu.Unlock()
 	close(f.done[k])
 	if failure != nil {
@@ -236,5 +259,9 @@ func (f *fetcher) open(row *store.Segment, ciphertext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", row.ID, err)
 	}
-	return pt, nil
+	doc, err := segment.Decode(row.Encoding, pt, f.cfg.MaxDecompressed)
+	if err != nil {
+		return nil, fmt.Errorf("decode segment %s: %w", row.ID, err)
+	}
+	return doc, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +31,13 @@ func TestWindowBoundsMemory(t *testing.T) {
 		largest = max(largest, r.ByteStop-r.ByteStart)
 	}
 
-	f := newFetcher(context.Background(), cfg, testenv.NewCountingStore(e.d.Blobs, time.Millisecond), e.d.KEKCache(), rows)
+	// Held bytes are decoded sizes: a read may inflate by the largest
+	// ratio of a segment's raw to its sealed size.
+	ratio := 1.0
+	for _, r := range rows {
+		ratio = max(ratio, float64(r.RawSize)/float64(r.ByteStop-r.ByteStart))
+	}
+	f := newFetcher(context.Background(), cfg, testenv.NewCountingStore(e.d.Blobs, time.Millisecond), e.d.KEKCache(), newBudget(1<<30), rows)
 	for i := range rows {
 		if _, err := f.next(i); err != nil {
 			t.Fatal(err)
@@ -41,8 +48,8 @@ func TestWindowBoundsMemory(t *testing.T) {
 	}
 	st := f.stop()
 	t.Logf("%d segments, %d reads, %d bytes read, peak held %d bytes (window %d)", len(rows), st.Reads, st.BytesRead, st.PeakHeld, cfg.WindowBytes)
-	if limit := cfg.WindowBytes + max(cfg.MaxReadBytes, largest); st.PeakHeld > limit {
-		t.Errorf("peak held %d bytes, over window + one read = %d", st.PeakHeld, limit)
+	if limit := int64(float64(cfg.WindowBytes+max(cfg.MaxReadBytes, largest)) * ratio); st.PeakHeld > limit {
+		t.Errorf("peak held %d bytes, over (window + one read) x inflation %.1f = %d", st.PeakHeld, ratio, limit)
 	}
 	if st.PeakHeld <= cfg.MaxReadBytes {
 		t.Errorf("peak held %d bytes: reads never ran ahead of the writer", st.PeakHeld)
@@ -83,5 +90,57 @@ func TestClientLeaves(t *testing.T) {
 	wg.Wait() // the handler returned
 	if n := store.Counts().ClassB; n >= int64(len(segs)) {
 		t.Errorf("reads = %d after the client left at the first segment; want fewer than %d", n, len(segs))
+	}
+}
+
+// TestInstanceBudget reads one long replay with many concurrent requests
+// through a Server whose instance budget is a few reads: rows come in
+// keyset pages much shorter than the replay, every response is complete and
+// exact, the bytes held over all requests stay within the budget plus one
+// forced read per request, and everything is given back at the end.
+func TestInstanceBudget(t *testing.T) {
+	cfg := defaults()
+	cfg.MaxReadBytes = 32 << 10
+	cfg.WindowBytes = 128 << 10
+	cfg.ReadParallelism = 4
+	cfg.RowPage = 200
+	cfg.InstanceBytes = 256 << 10
+	e := newEnv(t, cfg)
+	rng := rand.New(rand.NewPCG(51, 52))
+	id := uuid.New()
+	segs := makeSegments(rng, 1, id, "", 1500, 2000)
+	pack(t, e.d, 500, segs)
+	rows := segmentRows(t, e.d, 1, id)
+	ratio, largest := 1.0, int64(0)
+	for _, r := range rows {
+		ratio = max(ratio, float64(r.RawSize)/float64(r.ByteStop-r.ByteStart))
+		largest = max(largest, r.ByteStop-r.ByteStart)
+	}
+	want := events(t, segs)
+
+	const readers = 12
+	var wg sync.WaitGroup
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := readAll(t, get(t, recordingURL(e.url, 1, id, ""), token(t, 1)))
+			if got := compactEvents(t, body); !slices.Equal(got, want) {
+				t.Errorf("response has %d events, want %d (or they differ)", len(got), len(want))
+			}
+		}()
+	}
+	wg.Wait()
+	held, peak := e.srv.budget.usage()
+	t.Logf("%d readers of %d segments: peak %d bytes held over the instance (budget %d)", readers, len(rows), peak, cfg.InstanceBytes)
+	if held != 0 {
+		t.Errorf("%d bytes still held after every request ended", held)
+	}
+	forced := int64(float64(readers*int(max(cfg.MaxReadBytes, largest))) * ratio)
+	if limit := int64(float64(cfg.InstanceBytes)*ratio) + forced; peak > limit {
+		t.Errorf("peak %d bytes held, over the budget plus one forced read per request (%d)", peak, limit)
+	}
+	if peak == 0 {
+		t.Error("nothing was counted")
 	}
 }

@@ -25,6 +25,6 @@ func Build(ctx context.Context, cfg *config.Serve) (*Server, func(), error) {
 			return nil, err
 		}
 		keks := crypt.NewKEKCache(wrapper, db.WrappedKEK, cfg.KEKCacheSize, cfg.KEKCacheTTL)
-		return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret)), nil
+		return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret, cfg.TokenPolicy())), nil
 	})
 }

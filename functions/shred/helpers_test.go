@@ -70,7 +70,7 @@ func newEnv(t *testing.T, cfg Config, flushAge time.Duration) *env {
 		Limits:         segment.Limits{MaxDecompressed: 8 << 20},
 	}, d.DB, d.Blobs, d.Keyring(), noReject{t})
 	t.Cleanup(p.Close)
-	svc := New(cfg, d.DB, d.Blobs, auth.NewVerifier(testSecret))
+	svc := New(cfg, d.DB, d.Blobs, auth.NewVerifier(testSecret, auth.Policy{}))
 	return &env{d: d, svc: svc, h: svc.Handler(), packer: p, keks: d.KEKCache()}
 }
 

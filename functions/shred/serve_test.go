@@ -22,7 +22,7 @@ func TestServeAfterShred(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	a, b, neighbour := newReplay(rng, 7, 3), newReplay(rng, 7, 2), newReplay(rng, 7, 4)
 	e.pack(t, packer.Stored, a, b, neighbour)
-	srv := serve.New(serve.Config{}, e.d.DB, e.d.Blobs, e.keks, auth.NewVerifier(testSecret))
+	srv := serve.New(serve.Config{}, e.d.DB, e.d.Blobs, e.keks, auth.NewVerifier(testSecret, auth.Policy{}))
 	read := token(t, 7, auth.ScopeRead)
 	get := func(path string) response {
 		t.Helper()

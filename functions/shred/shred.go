@@ -54,6 +54,10 @@ type Config struct {
 	OrphanLookback time.Duration
 	// DeleteParallelism bounds the object deletes in flight.
 	DeleteParallelism int
+	// ProjectShredBudget bounds the deleting one whole-project shred
+	// request does before it answers 202 with its progress; the sweep
+	// finishes the rest. The tombstone is in force from the first moment.
+	ProjectShredBudget time.Duration
 }
 
 // Defaults for the settings config.Shred does not carry.
@@ -66,18 +70,22 @@ const (
 	DefaultOrphanLookback = 72 * time.Hour
 	// DefaultDeleteParallelism is the object deletes in flight.
 	DefaultDeleteParallelism = 16
+	// DefaultProjectShredBudget keeps a whole-project shred request well
+	// inside Shred's request timeout.
+	DefaultProjectShredBudget = time.Minute
 )
 
 // ConfigFrom derives the function's settings from its environment config.
 func ConfigFrom(c *config.Shred) Config {
 	return Config{
-		CORSOrigins:       c.CORSOrigins,
-		SweepToken:        c.SweepToken,
-		OrphanGrace:       c.OrphanGrace,
-		SweepBatch:        c.SweepBatch,
-		SweepBudget:       DefaultSweepBudget,
-		OrphanLookback:    DefaultOrphanLookback,
-		DeleteParallelism: DefaultDeleteParallelism,
+		CORSOrigins:        c.CORSOrigins,
+		SweepToken:         c.SweepToken,
+		OrphanGrace:        c.OrphanGrace,
+		SweepBatch:         c.SweepBatch,
+		SweepBudget:        DefaultSweepBudget,
+		OrphanLookback:     DefaultOrphanLookback,
+		DeleteParallelism:  DefaultDeleteParallelism,
+		ProjectShredBudget: DefaultProjectShredBudget,
 	}
 }
 
@@ -124,7 +132,7 @@ func (s *Service) deleteReplay(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodDelete) {
 		return
 	}
-	project, who, err := s.authorize(r, r.PathValue("project"))
+	project, who, err := s.authorize(r, r.PathValue("project"), auth.ScopeDelete)
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return
@@ -142,7 +150,7 @@ func (s *Service) shredReplays(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodPost) {
 		return
 	}
-	project, who, err := s.authorize(r, r.PathValue("project"))
+	project, who, err := s.authorize(r, r.PathValue("project"), auth.ScopeDelete)
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return
@@ -172,7 +180,7 @@ func (s *Service) shredProject(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodPost) {
 		return
 	}
-	project, who, err := s.authorize(r, p)
+	project, who, err := s.authorize(r, p, auth.ScopeProjectDelete)
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return
@@ -184,15 +192,17 @@ func (s *Service) shredProject(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, fmt.Errorf("%w (this route shreds the whole project and takes no parameters)", err), nil)
 		return
 	}
-	rc, err := s.db.ShredProject(r.Context(), project, who)
+	rc, err := s.db.ShredProjectLimited(r.Context(), project, who,
+		store.ShredLimits{Batch: s.cfg.SweepBatch, Budget: s.cfg.ProjectShredBudget})
 	s.answer(w, r, rc, err)
 }
 
-// authorize checks the caller's token grants replay:delete on the project
-// named by the path value p (api.Authorize), and returns the project and who
-// the receipt names.
-func (s *Service) authorize(r *http.Request, p string) (int64, string, error) {
-	project, claims, err := api.Authorize(r, s.verifier, p, auth.ScopeDelete)
+// authorize checks the caller's token grants scope (replay:delete, or
+// project:delete for a whole-project shred) on the project named by the
+// path value p (api.Authorize), and returns the project and who the
+// receipt names.
+func (s *Service) authorize(r *http.Request, p, scope string) (int64, string, error) {
+	project, claims, err := api.Authorize(r, s.verifier, p, scope)
 	if err != nil {
 		return 0, "", err
 	}
@@ -210,6 +220,9 @@ type receipt struct {
 	WholeProject     bool        `json:"whole_project"`
 	SegmentsShredded int64       `json:"segments_shredded"`
 	ShreddedAt       time.Time   `json:"shredded_at"`
+	// Complete is false while a whole-project shred still deletes rows in
+	// the background (answered 202); segments_shredded is its progress.
+	Complete bool `json:"complete"`
 }
 
 func (s *Service) answer(w http.ResponseWriter, r *http.Request, rc store.Receipt, err error) {
@@ -219,18 +232,23 @@ func (s *Service) answer(w http.ResponseWriter, r *http.Request, rc store.Receip
 	}
 	slog.InfoContext(r.Context(), "shredded", "receipt_id", rc.ID, "project_id", rc.ProjectID,
 		"replays", len(rc.ReplayIDs), "whole_project", rc.WholeProject,
-		"segments_shredded", rc.SegmentsShredded, "requested_by", rc.RequestedBy)
+		"segments_shredded", rc.SegmentsShredded, "complete", rc.Complete, "requested_by", rc.RequestedBy)
 	ids := rc.ReplayIDs
 	if ids == nil {
 		ids = []uuid.UUID{}
 	}
-	api.WriteJSON(w, http.StatusOK, receipt{
+	status := http.StatusOK
+	if !rc.Complete {
+		status = http.StatusAccepted
+	}
+	api.WriteJSON(w, status, receipt{
 		ReceiptID:        rc.ID,
 		ProjectID:        rc.ProjectID,
 		ReplayIDs:        ids,
 		WholeProject:     rc.WholeProject,
 		SegmentsShredded: rc.SegmentsShredded,
 		ShreddedAt:       rc.ShreddedAt.UTC(),
+		Complete:         rc.Complete,
 	})
 }
 

@@ -41,6 +41,7 @@ func checkReceipt(t *testing.T, res response, project int64, replays []uuid.UUID
 		"whole_project":     whole,
 		"segments_shredded": float64(segments),
 		"shredded_at":       res.body["shredded_at"],
+		"complete":          true,
 	}
 	if diff := cmp.Diff(want, res.body); diff != "" {
 		t.Errorf("receipt (-want +got):\n%s", diff)
@@ -160,7 +161,7 @@ func TestShredProject(t *testing.T) {
 		}
 	}
 
-	res := e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeDelete), "")
+	res := e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeProjectDelete), "")
 	checkReceipt(t, res, 7, nil, true, 14)
 
 	if n := e.count(t, `SELECT count(*) FROM segments WHERE project_id = 7`); n != 0 {
@@ -186,7 +187,7 @@ func TestShredProject(t *testing.T) {
 		t.Errorf("segments stored for a shredded project: %d", n)
 	}
 	// Repeat: a new receipt, nothing left to shred. A body of {} is fine.
-	res = e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeDelete), "{}")
+	res = e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeProjectDelete), "{}")
 	checkReceipt(t, res, 7, nil, true, 0)
 }
 
@@ -205,6 +206,14 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged, err := auth.Mint("another-secret-0123456789abcdef0123", 7, []string{auth.ScopeDelete}, "tester", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := auth.MintFor(testSecret, auth.Policy{Audience: "another-service"}, 7, []string{auth.ScopeDelete}, "tester", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	longLived, err := auth.Mint(testSecret, 7, []string{auth.ScopeDelete}, "tester", auth.DefaultMaxLifetime+time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +250,7 @@ func TestBadInput(t *testing.T) {
 		{"not JSON", "POST", batch, del, `replay_ids=` + id, 400, "request body"},
 		{"trailing data", "POST", batch, del, fmt.Sprintf(`{"replay_ids":[%q]} {}`, id), 400, "after the JSON object"},
 		{"body over 1 MiB", "POST", batch, del, `{"replay_ids":["` + strings.Repeat("a", 1<<20) + `"]}`, 413, "exceeds 1048576 bytes"},
-		{"ids sent to the project route", "POST", "/v1/projects/7:shred", del, fmt.Sprintf(`{"replay_ids":[%q]}`, id), 400, "whole project"},
+		{"ids sent to the project route", "POST", "/v1/projects/7:shred", token(t, 7, auth.ScopeProjectDelete), fmt.Sprintf(`{"replay_ids":[%q]}`, id), 400, "whole project"},
 		{"no token", "DELETE", "/v1/projects/7/replays/" + id, "", "", 401, "missing bearer token"},
 		{"no token, malformed project", "DELETE", "/v1/projects/x/replays/" + id, "", "", 401, "missing bearer token"},
 		{"expired token", "DELETE", "/v1/projects/7/replays/" + id, expired, "", 401, "token expired"},
@@ -249,7 +258,11 @@ func TestBadInput(t *testing.T) {
 		{"read scope only", "DELETE", "/v1/projects/7/replays/" + id, token(t, 7, auth.ScopeRead), "", 403, "lacks scope replay:delete"},
 		{"read scope, batch", "POST", batch, token(t, 7, auth.ScopeRead), fmt.Sprintf(`{"replay_ids":[%q]}`, id), 403, "lacks scope"},
 		{"other project", "DELETE", "/v1/projects/7/replays/" + id, token(t, 8, auth.ScopeDelete), "", 403, "another project"},
-		{"other project, whole project", "POST", "/v1/projects/7:shred", token(t, 8, auth.ScopeDelete), "", 403, "another project"},
+		{"other project, whole project", "POST", "/v1/projects/7:shred", token(t, 8, auth.ScopeProjectDelete), "", 403, "another project"},
+		{"replay:delete on the whole project", "POST", "/v1/projects/7:shred", del, "", 403, "lacks scope project:delete"},
+		{"project:delete on a replay", "DELETE", "/v1/projects/7/replays/" + id, token(t, 7, auth.ScopeProjectDelete), "", 403, "lacks scope replay:delete"},
+		{"wrong audience", "DELETE", "/v1/projects/7/replays/" + id, foreign, "", 401, "wrong aud"},
+		{"lifetime over the cap", "DELETE", "/v1/projects/7/replays/" + id, longLived, "", 401, "lifetime"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -327,4 +340,40 @@ func TestRoutes(t *testing.T) {
 	if rec.Code != http.StatusForbidden || rec.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("preflight from another origin: %d %v", rec.Code, rec.Header())
 	}
+}
+
+// TestProjectShredResumedBySweep: a whole-project shred whose request runs
+// out of budget answers 202 with its progress, reads of the project answer
+// 410 at once, and the sweep finishes it.
+func TestProjectShredResumedBySweep(t *testing.T) {
+	cfg := testConfig()
+	cfg.SweepBatch = 2
+	cfg.ProjectShredBudget = time.Nanosecond // one batch of 2, then answer
+	e := newEnv(t, cfg, 100*time.Millisecond)
+	rng := rand.New(rand.NewPCG(41, 42))
+	doomed := []*replay{newReplay(rng, 7, 4), newReplay(rng, 7, 3)}
+	kept := newReplay(rng, 8, 2)
+	for _, r := range append(doomed, kept) {
+		e.pack(t, packer.Stored, r)
+	}
+	res := e.do(t, http.MethodPost, "/v1/projects/7:shred", token(t, 7, auth.ScopeProjectDelete), "")
+	if res.status != http.StatusAccepted || res.body["complete"] != false {
+		t.Fatalf("status %d, body %s; want 202 with complete false", res.status, res.raw)
+	}
+	if n := e.count(t, `SELECT count(*) FROM segments WHERE project_id = 7`); n != 5 {
+		t.Fatalf("segments left after the first request = %d, want 5 (one batch of 2 deleted)", n)
+	}
+	e.pack(t, packer.Shredded, newReplay(rng, 7, 1))
+
+	sw := e.do(t, http.MethodPost, "/v1/sweep", sweepToken, "")
+	if sw.status != http.StatusOK || sw.body["project_shreds_completed"] != 1.0 {
+		t.Fatalf("sweep: %d %s", sw.status, sw.raw)
+	}
+	if n := e.count(t, `SELECT count(*) FROM segments WHERE project_id = 7`); n != 0 {
+		t.Errorf("segments left in project 7 = %d", n)
+	}
+	if n := e.count(t, `SELECT segments_deleted FROM shred_receipts WHERE whole_project AND completed_at IS NOT NULL`); n != 7 {
+		t.Errorf("completed receipt counts %d segments, want 7", n)
+	}
+	e.readBack(t, kept)
 }

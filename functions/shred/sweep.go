@@ -11,6 +11,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/store"
 )
 
 // SweepReport is what one sweep did.
@@ -23,6 +24,10 @@ type SweepReport struct {
 	BlobsDeleted int64 `json:"blobs_deleted"`
 	// OrphansDeleted are objects deleted that never got a blob row.
 	OrphansDeleted int64 `json:"orphans_deleted"`
+	// ProjectShredsResumed are unfinished whole-project shreds the sweep
+	// carried on; ProjectShredsCompleted of them finished.
+	ProjectShredsResumed   int `json:"project_shreds_resumed"`
+	ProjectShredsCompleted int `json:"project_shreds_completed"`
 	// DurationMS is how long the sweep took.
 	DurationMS int64 `json:"duration_ms"`
 	// Complete is false when the time budget ran out first; the next run
@@ -36,9 +41,11 @@ const orphanPage = 1000
 // errBudget stops a listing when the sweep's time budget is spent.
 var errBudget = errors.New("sweep budget spent")
 
-// Sweep runs the three passes in order, each in bounded batches, until there
-// is nothing left to do or the time budget is spent:
+// Sweep runs the passes in order, each in bounded batches, until there is
+// nothing left to do or the time budget is spent:
 //
+//  0. project shreds: carry on whole-project shreds that a request left
+//     unfinished (its time ran out, or the instance died);
 //  1. expire: delete segment rows past their expires_at (destroying their
 //     wrapped DEKs);
 //  2. empty blobs: delete blob rows older than the grace that no segment
@@ -63,6 +70,22 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 			"orphans_deleted", rep.OrphansDeleted, "complete", rep.Complete, "duration_ms", rep.DurationMS,
 			"failed_object_deletes", len(errs))
 	}()
+
+	resumed, err := s.db.ResumeProjectShreds(ctx, store.ShredLimits{Batch: s.cfg.SweepBatch, Budget: s.cfg.SweepBudget})
+	shredsDone := true
+	for _, rc := range resumed {
+		rep.ProjectShredsResumed++
+		if rc.Complete {
+			rep.ProjectShredsCompleted++
+		} else {
+			shredsDone = false
+		}
+		slog.InfoContext(ctx, "project shred resumed", "receipt_id", rc.ID, "project_id", rc.ProjectID,
+			"segments_shredded", rc.SegmentsShredded, "complete", rc.Complete)
+	}
+	if err != nil {
+		return rep, err
+	}
 
 	expired := false
 	for !expired && inBudget() {
@@ -95,7 +118,7 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	if err != nil {
 		return rep, errors.Join(append(errs, err)...)
 	}
-	rep.Complete = expired && emptied && listed
+	rep.Complete = shredsDone && expired && emptied && listed
 	return rep, errors.Join(errs...)
 }
 

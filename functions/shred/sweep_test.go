@@ -89,6 +89,7 @@ func TestSweep(t *testing.T) {
 	want := map[string]any{
 		"segments_expired": 5.0, "blobs_deleted": 2.0, "orphans_deleted": 1.0,
 		"complete": true, "duration_ms": res.body["duration_ms"],
+		"project_shreds_resumed": 0.0, "project_shreds_completed": 0.0,
 	}
 	if diff := cmp.Diff(want, res.body); diff != "" {
 		t.Errorf("report (-want +got):\n%s", diff)

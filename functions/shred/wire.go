@@ -17,6 +17,6 @@ func Build(ctx context.Context, cfg *config.Shred) (*Service, func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret)), nil
+		return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret, cfg.TokenPolicy())), nil
 	})
 }

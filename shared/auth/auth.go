@@ -16,9 +16,47 @@ import (
 
 // Scopes a token can carry.
 const (
-	ScopeRead   = "replay:read"
+	// ScopeRead reads recordings and their metadata.
+	ScopeRead = "replay:read"
+	// ScopeDelete shreds named replays.
 	ScopeDelete = "replay:delete"
+	// ScopeProjectDelete shreds a whole project: permanent for every replay
+	// of the project, so it never rides on replay:delete.
+	ScopeProjectDelete = "project:delete"
 )
+
+// Scopes lists every scope, for tools that mint tokens.
+var Scopes = []string{ScopeRead, ScopeDelete, ScopeProjectDelete}
+
+// Defaults of Policy (and of JWT_AUDIENCE, JWT_ISSUER, JWT_MAX_LIFETIME).
+const (
+	DefaultAudience    = "replayvault"
+	DefaultIssuer      = "replayvault"
+	DefaultMaxLifetime = 24 * time.Hour
+)
+
+// Policy is what a token must say besides its signature: who it is for
+// (aud), who issued it (iss) and at most how long it lives (exp - iat). A
+// leaked token with a short lifetime is worth little; one minted for
+// another service sharing the secret is refused by its audience.
+type Policy struct {
+	Audience    string        // empty: DefaultAudience
+	Issuer      string        // empty: DefaultIssuer
+	MaxLifetime time.Duration // zero: DefaultMaxLifetime
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.Audience == "" {
+		p.Audience = DefaultAudience
+	}
+	if p.Issuer == "" {
+		p.Issuer = DefaultIssuer
+	}
+	if p.MaxLifetime <= 0 {
+		p.MaxLifetime = DefaultMaxLifetime
+	}
+	return p
+}
 
 var (
 	// ErrUnauthenticated: no token, or one that is malformed, badly signed or
@@ -40,23 +78,33 @@ func (c *Claims) HasScope(scope string) bool {
 	return slices.Contains(strings.Fields(c.Scope), scope)
 }
 
-// Verifier checks tokens signed with one HS256 secret.
+// Verifier checks tokens signed with one HS256 secret against a Policy.
 type Verifier struct {
 	secret []byte
+	policy Policy
 	parser *jwt.Parser
 }
 
-// NewVerifier returns a Verifier for secret.
-func NewVerifier(secret string) *Verifier {
+// NewVerifier returns a Verifier for secret; zero fields of p take the
+// defaults.
+func NewVerifier(secret string, p Policy) *Verifier {
+	p = p.withDefaults()
 	return &Verifier{
 		secret: []byte(secret),
+		policy: p,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(30*time.Second),
+			jwt.WithIssuedAt(),
+			jwt.WithAudience(p.Audience),
+			jwt.WithIssuer(p.Issuer),
+			jwt.WithLeeway(leeway),
 		),
 	}
 }
+
+// leeway absorbs clock skew between the minting host and the function.
+const leeway = 30 * time.Second
 
 // Authorize checks the request's bearer token and that it grants scope on
 // project. The error wraps ErrUnauthenticated or ErrForbidden.
@@ -73,7 +121,15 @@ func (v *Verifier) Authorize(r *http.Request, project int64, scope string) (*Cla
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return nil, fmt.Errorf("%w: token expired", ErrUnauthenticated)
 		}
-		return nil, fmt.Errorf("%w: invalid token", ErrUnauthenticated)
+		// Say which check failed (never the token itself): an operator
+		// with a wrong JWT_AUDIENCE needs to know.
+		return nil, fmt.Errorf("%w: invalid token (%s)", ErrUnauthenticated, reason(err))
+	}
+	if c.IssuedAt == nil {
+		return nil, fmt.Errorf("%w: invalid token (no iat)", ErrUnauthenticated)
+	}
+	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > v.policy.MaxLifetime {
+		return nil, fmt.Errorf("%w: token lifetime %s exceeds %s", ErrUnauthenticated, life, v.policy.MaxLifetime)
 	}
 	if c.ProjectID != project {
 		return nil, fmt.Errorf("%w: token is for another project", ErrForbidden)
@@ -84,13 +140,44 @@ func (v *Verifier) Authorize(r *http.Request, project int64, scope string) (*Cla
 	return &c, nil
 }
 
-// Mint signs a token for project with the given scopes, valid for ttl.
+// reason names the failed check of a parse error.
+func reason(err error) string {
+	for _, r := range []struct {
+		err  error
+		name string
+	}{
+		{jwt.ErrTokenInvalidAudience, "wrong aud"},
+		{jwt.ErrTokenInvalidIssuer, "wrong iss"},
+		{jwt.ErrTokenRequiredClaimMissing, "missing claim"},
+		{jwt.ErrTokenUsedBeforeIssued, "iat in the future"},
+		{jwt.ErrTokenSignatureInvalid, "bad signature"},
+		{jwt.ErrTokenNotValidYet, "not valid yet"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	return "malformed"
+}
+
+// Mint signs a token for project with the given scopes, valid for ttl,
+// with the default audience and issuer.
 func Mint(secret string, project int64, scopes []string, subject string, ttl time.Duration) (string, error) {
+	return MintFor(secret, Policy{}, project, scopes, subject, ttl)
+}
+
+// MintFor signs a token with p's audience and issuer. It does not check
+// ttl against p.MaxLifetime: verifiers do, and tests need tokens that
+// break the rule.
+func MintFor(secret string, p Policy, project int64, scopes []string, subject string, ttl time.Duration) (string, error) {
+	p = p.withDefaults()
 	now := time.Now()
 	c := Claims{
 		ProjectID: project,
 		Scope:     strings.Join(scopes, " "),
 		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    p.Issuer,
+			Audience:  jwt.ClaimStrings{p.Audience},
 			Subject:   subject,
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/replayvault/replayvault/shared/auth"
 )
 
 // DB says how to reach the database. In production the functions dial
@@ -92,6 +94,12 @@ func (c *KMS) validate() error {
 type Auth struct {
 	// JWTSecret is the HS256 key (at least 32 bytes), from Secret Manager.
 	JWTSecret string `env:"JWT_SECRET, required"`
+	// JWTAudience is the aud a token must carry.
+	JWTAudience string `env:"JWT_AUDIENCE, default=replayvault"`
+	// JWTIssuer is the iss a token must carry.
+	JWTIssuer string `env:"JWT_ISSUER, default=replayvault"`
+	// JWTMaxLifetime caps a token's exp - iat.
+	JWTMaxLifetime time.Duration `env:"JWT_MAX_LIFETIME, default=24h"`
 	// CORSOrigins are the origins allowed to call the API from a browser,
 	// comma separated; "*" is refused because responses carry credentials.
 	CORSOrigins []string `env:"CORS_ORIGINS"`
@@ -100,6 +108,12 @@ type Auth struct {
 func (c *Auth) validate() error {
 	if len(c.JWTSecret) < 32 {
 		return fmt.Errorf("JWT_SECRET must be at least 32 bytes, got %d", len(c.JWTSecret))
+	}
+	if c.JWTAudience == "" || c.JWTIssuer == "" {
+		return errors.New("JWT_AUDIENCE and JWT_ISSUER must not be empty")
+	}
+	if c.JWTMaxLifetime < time.Minute {
+		return fmt.Errorf("JWT_MAX_LIFETIME must be at least 1m, got %s", c.JWTMaxLifetime)
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {
@@ -112,11 +126,29 @@ func (c *Auth) validate() error {
 	return nil
 }
 
+// Segments holds the limits on a segment that the function storing it and
+// the function reading it back must agree on. One struct, embedded in both,
+// so raising a limit for Pack cannot leave Serve answering 500 for segments
+// Pack accepted.
+type Segments struct {
+	// MaxDecompressedBytes caps a segment's decompressed size: Pack rejects
+	// a larger segment (bomb guard) and Serve refuses to inflate one past it.
+	MaxDecompressedBytes int64 `env:"MAX_DECOMPRESSED_BYTES, default=67108864"`
+}
+
+func (c *Segments) validate() error {
+	if c.MaxDecompressedBytes < 1024 {
+		return fmt.Errorf("MAX_DECOMPRESSED_BYTES must be at least 1024, got %d", c.MaxDecompressedBytes)
+	}
+	return nil
+}
+
 // Pack is the configuration of the Pack function.
 type Pack struct {
 	DB
 	Storage
 	KMS
+	Segments
 
 	// GoogleCloudProject is the project of the reject topic.
 	GoogleCloudProject string `env:"GOOGLE_CLOUD_PROJECT, required"`
@@ -134,11 +166,10 @@ type Pack struct {
 	// MaxConcurrency is the instance's request concurrency (the number Cloud
 	// Run is given): when this many requests wait, the batch flushes at once.
 	MaxConcurrency int `env:"MAX_CONCURRENCY, default=1000"`
-	// MaxBufferBytes bounds the sealed bytes held in memory; past it new
-	// segments wait, then are refused with 503 so Pub/Sub redelivers.
+	// MaxBufferBytes bounds the bytes requests hold in memory (envelope and
+	// payload while validating, then the sealed segment); a request that
+	// does not fit is refused at once with 429 so Pub/Sub redelivers.
 	MaxBufferBytes int64 `env:"MAX_BUFFER_BYTES, default=268435456"`
-	// MaxDecompressedBytes caps a segment's decompressed size (bomb guard).
-	MaxDecompressedBytes int64 `env:"MAX_DECOMPRESSED_BYTES, default=67108864"`
 	// KEKRotate is how long one KEK seals new segments.
 	KEKRotate time.Duration `env:"KEK_ROTATE, default=1h"`
 
@@ -183,6 +214,7 @@ type Serve struct {
 	Storage
 	KMS
 	Auth
+	Segments
 
 	// CoalesceGapBytes merges two ranged reads of one blob when the bytes
 	// between them are fewer than this.
@@ -191,6 +223,9 @@ type Serve struct {
 	MaxReadBytes int64 `env:"MAX_READ_BYTES, default=16777216"`
 	// ReadParallelism bounds the ranged reads in flight for one request.
 	ReadParallelism int `env:"READ_PARALLELISM, default=32"`
+	// MaxInflightBytes bounds the bytes all requests of one instance hold
+	// in ranged reads and decoded segments; read-ahead waits past it.
+	MaxInflightBytes int64 `env:"MAX_INFLIGHT_BYTES, default=536870912"`
 	// KEKCacheSize is how many unwrapped KEKs one instance keeps.
 	KEKCacheSize int `env:"KEK_CACHE_SIZE, default=1024"`
 	// KEKCacheTTL is how long an unwrapped KEK stays cached.
@@ -213,13 +248,18 @@ type Shred struct {
 	SweepToken string `env:"SWEEP_TOKEN"`
 }
 
+// TokenPolicy is what a token must say to be accepted.
+func (c *Auth) TokenPolicy() auth.Policy {
+	return auth.Policy{Audience: c.JWTAudience, Issuer: c.JWTIssuer, MaxLifetime: c.JWTMaxLifetime}
+}
+
 // LoadPack reads and validates the Pack configuration from the environment.
 func LoadPack(ctx context.Context) (*Pack, error) {
 	var c Pack
 	if err := load(ctx, &c); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.validate(), c.Rules.validate()); err != nil {
+	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.Segments.validate(), c.validate(), c.Rules.validate()); err != nil {
 		return nil, fmt.Errorf("pack config: %w", err)
 	}
 	return &c, nil
@@ -242,9 +282,6 @@ func (c *Pack) validate() error {
 	if c.MaxBufferBytes < int64(c.FlushBytes) {
 		errs = append(errs, fmt.Errorf("MAX_BUFFER_BYTES (%d) must be at least FLUSH_BYTES (%d)", c.MaxBufferBytes, c.FlushBytes))
 	}
-	if c.MaxDecompressedBytes < 1024 {
-		errs = append(errs, fmt.Errorf("MAX_DECOMPRESSED_BYTES must be at least 1024, got %d", c.MaxDecompressedBytes))
-	}
 	if c.KEKRotate < time.Minute {
 		errs = append(errs, fmt.Errorf("KEK_ROTATE must be at least 1m, got %s", c.KEKRotate))
 	}
@@ -257,7 +294,7 @@ func LoadServe(ctx context.Context) (*Serve, error) {
 	if err := load(ctx, &c); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.Auth.validate(), c.validate()); err != nil {
+	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.Auth.validate(), c.Segments.validate(), c.validate()); err != nil {
 		return nil, fmt.Errorf("serve config: %w", err)
 	}
 	return &c, nil
@@ -273,6 +310,9 @@ func (c *Serve) validate() error {
 	}
 	if c.ReadParallelism < 1 {
 		errs = append(errs, fmt.Errorf("READ_PARALLELISM must be at least 1, got %d", c.ReadParallelism))
+	}
+	if c.MaxInflightBytes < 2*c.MaxReadBytes {
+		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least twice MAX_READ_BYTES (%d)", c.MaxInflightBytes, c.MaxReadBytes))
 	}
 	if c.KEKCacheSize < 1 {
 		errs = append(errs, fmt.Errorf("KEK_CACHE_SIZE must be at least 1, got %d", c.KEKCacheSize))

@@ -135,21 +135,90 @@ func TestKeyringKeepsOldKEKWhenRotationFails(t *testing.T) {
 	w, k := newWrapper(t)
 	ctx := context.Background()
 	kr := crypt.NewKeyring(w, func(context.Context, *crypt.KEK) error { return nil }, time.Minute)
+	clock := func(sec int64) { crypt.SetKeyringClock(kr, func() time.Time { return time.Unix(sec, 0) }) }
+	clock(0)
+	first, err := kr.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock(3600)
+	k.FailEncrypt(true)
+	got, err := kr.Current(ctx)
+	if err != nil || got.ID != first.ID {
+		t.Fatalf("rotation failure: got %v, %v; want the old KEK", got, err)
+	}
+	crypt.WaitRotation(kr)
+	// The failure moved the next attempt: calls before it do not retry.
+	for range 100 {
+		if got, err := kr.Current(ctx); err != nil || got.ID != first.ID {
+			t.Fatalf("during backoff: got %v, %v; want the old KEK", got, err)
+		}
+	}
+	if n := k.EncryptCalls(); n != 2 {
+		t.Fatalf("KMS encrypts = %d, want 2 (the first KEK and one failed attempt)", n)
+	}
+	k.FailEncrypt(false)
+	clock(3600 + 2) // past the first backoff step
+	kr.Current(ctx)
+	crypt.WaitRotation(kr)
+	got, err = kr.Current(ctx)
+	if err != nil || got.ID == first.ID {
+		t.Fatalf("after recovery: got %v, %v; want a new KEK", got, err)
+	}
+}
+
+// TestKeyringHungKMS: with KMS hanging when rotation is due, Current keeps
+// answering at once with the current KEK and starts a single attempt; when
+// KMS answers again the attempt completes and the new KEK takes over.
+func TestKeyringHungKMS(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	kr := crypt.NewKeyring(w, func(context.Context, *crypt.KEK) error { return nil }, time.Minute)
 	crypt.SetKeyringClock(kr, func() time.Time { return time.Unix(0, 0) })
 	first, err := kr.Current(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	crypt.SetKeyringClock(kr, func() time.Time { return time.Unix(3600, 0) })
-	k.FailEncrypt(true)
-	got, err := kr.Current(ctx)
-	if err != nil || got.ID != first.ID {
-		t.Fatalf("rotation failure: got %v, %v; want the old KEK", got, err)
+	k.Hang(true)
+	for range 1000 {
+		got, err := kr.Current(ctx)
+		if err != nil || got.ID != first.ID {
+			t.Fatalf("KMS hung: got %v, %v; want the current KEK", got, err)
+		}
 	}
-	k.FailEncrypt(false)
-	got, err = kr.Current(ctx)
-	if err != nil || got.ID == first.ID {
-		t.Fatalf("after recovery: got %v, %v; want a new KEK", got, err)
+	// The attempt reaches the server in its own time.
+	for i := 0; k.EncryptCalls() < 2 && i < 3000; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 100 {
+		kr.Current(ctx)
+	}
+	if n := k.EncryptCalls(); n != 2 {
+		t.Errorf("KMS encrypts = %d, want 2 (one attempt in flight, not one per call)", n)
+	}
+	k.Hang(false)
+	crypt.WaitRotation(kr)
+	if got, err := kr.Current(ctx); err != nil || got.ID == first.ID {
+		t.Fatalf("after KMS answered: got %v, %v; want a new KEK", got, err)
+	}
+}
+
+// TestKeyringFirstKEKHonoursContext: before any KEK exists a caller waits
+// for the attempt, but no longer than its context.
+func TestKeyringFirstKEKHonoursContext(t *testing.T) {
+	w, k := newWrapper(t)
+	kr := crypt.NewKeyring(w, func(context.Context, *crypt.KEK) error { return nil }, time.Hour)
+	k.Hang(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := kr.Current(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	k.Hang(false)
+	crypt.WaitRotation(kr)
+	if _, err := kr.Current(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -193,5 +262,108 @@ func TestKEKCacheCallsKMSOncePerKEK(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, uuid.New()); err == nil {
 		t.Error("Get of an unknown KEK succeeded")
+	}
+}
+
+// TestKEKCacheMissesDoNotQueue: a miss whose load hangs holds up neither a
+// miss on another KEK nor a caller that gives up; the load it started goes
+// on for the callers still waiting, and runs once.
+func TestKEKCacheMissesDoNotQueue(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	slow, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var mu sync.Mutex
+	loads := map[uuid.UUID]int{}
+	c := crypt.NewKEKCache(w, func(ctx context.Context, id uuid.UUID) ([]byte, error) {
+		mu.Lock()
+		loads[id]++
+		mu.Unlock()
+		switch id {
+		case slow.ID:
+			close(started)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return slow.Wrapped, nil
+		case fast.ID:
+			return fast.Wrapped, nil
+		}
+		return nil, errors.New("unknown kek")
+	}, 8, time.Minute)
+
+	// A guard, not a timing assertion: a queued miss would block forever.
+	guard := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 30*time.Second) }
+
+	impatient, cancel := context.WithCancel(ctx)
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := c.Get(impatient, slow.ID)
+		gaveUp <- err
+	}()
+	<-started
+
+	gctx, gcancel := guard()
+	defer gcancel()
+	if got, err := c.Get(gctx, fast.ID); err != nil || got.ID != fast.ID {
+		t.Fatalf("miss on another KEK while one load hangs: %v, %v", got, err)
+	}
+
+	patient := make(chan error, 1)
+	go func() {
+		got, err := c.Get(gctx, slow.ID)
+		if err == nil && got.ID != slow.ID {
+			err = errors.New("wrong kek")
+		}
+		patient <- err
+	}()
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: err = %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-patient; err != nil {
+		t.Fatalf("waiter that stayed: %v", err)
+	}
+	if _, err := c.Get(gctx, slow.ID); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if loads[slow.ID] != 1 || loads[fast.ID] != 1 || k.DecryptCalls() != 2 {
+		t.Errorf("loads %v, KMS decrypts %d; want one of each", loads, k.DecryptCalls())
+	}
+}
+
+// TestKEKCacheHungKMS: with KMS hanging, a reader's own deadline ends its
+// wait; once KMS answers again the next reader gets the KEK.
+func TestKEKCacheHungKMS(t *testing.T) {
+	w, k := newWrapper(t)
+	ctx := context.Background()
+	kek, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := crypt.NewKEKCache(w, func(context.Context, uuid.UUID) ([]byte, error) { return kek.Wrapped, nil }, 8, time.Minute)
+	k.Hang(true)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Get(short, kek.ID); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get with KMS hung: err = %v, want DeadlineExceeded", err)
+	}
+	k.Hang(false)
+	got, err := c.Get(ctx, kek.ID)
+	if err != nil || got.ID != kek.ID {
+		t.Fatalf("Get after KMS recovered: %v, %v", got, err)
 	}
 }

@@ -78,6 +78,15 @@ func (db *DB) ReplayMeta(ctx context.Context, project int64, replay uuid.UUID) (
 // ByteStop, Encoding, RawSize, EventCount, FirstTS, LastTS,
 // HasFullSnapshot, KEKID, WrappedDEK and ExpiresAt.
 func (db *DB) ReplaySegments(ctx context.Context, project int64, replay uuid.UUID, typ string, from, to int) (*Replay, []Segment, error) {
+	return db.ReplaySegmentsPage(ctx, project, replay, typ, from, to, 0)
+}
+
+// ReplaySegmentsPage is ReplaySegments returning at most limit rows (0: no
+// limit), the first ones from from on. The next page starts after the last
+// row's segment id (keyset paging), so a replay of any length is read in
+// pages of bounded memory; each page reads the replay row again, so a shred
+// that commits between pages shows as a tombstone.
+func (db *DB) ReplaySegmentsPage(ctx context.Context, project int64, replay uuid.UUID, typ string, from, to, limit int) (*Replay, []Segment, error) {
 	var (
 		meta *Replay
 		segs []Segment
@@ -92,7 +101,7 @@ func (db *DB) ReplaySegments(ctx context.Context, project int64, replay uuid.UUI
 			if _, gone := meta.Shredded(); gone {
 				return nil
 			}
-			segs, err = replaySegments(ctx, tx, project, replay, typ, from, to)
+			segs, err = replaySegments(ctx, tx, project, replay, typ, from, to, limit)
 			return err
 		})
 	})
@@ -156,15 +165,21 @@ func replayMeta(ctx context.Context, q querier, project int64, replay uuid.UUID)
 	return &r, nil
 }
 
-func replaySegments(ctx context.Context, q querier, project int64, replay uuid.UUID, typ string, from, to int) ([]Segment, error) {
+func replaySegments(ctx context.Context, q querier, project int64, replay uuid.UUID, typ string, from, to, limit int) ([]Segment, error) {
+	var lim *int32 // LIMIT NULL: all rows
+	if limit > 0 {
+		l := clampInt32(limit)
+		lim = &l
+	}
 	rows, err := q.Query(ctx, `
 		SELECT segment_id, blob_path, byte_start, byte_stop, encoding, raw_size, event_count,
 			first_ts, last_ts, has_full_snapshot, kek_id, wrapped_dek, expires_at
 		FROM segments
 		WHERE project_id = $1 AND replay_id = $2 AND type = $3
 			AND segment_id BETWEEN $4 AND $5 AND expires_at > now()
-		ORDER BY segment_id`,
-		project, replay, typ, clampInt32(from), clampInt32(to))
+		ORDER BY segment_id
+		LIMIT $6`,
+		project, replay, typ, clampInt32(from), clampInt32(to), lim)
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ func TestShredReplays(t *testing.T) {
 	}
 	want := store.Receipt{
 		ID: rc.ID, ProjectID: 1, ReplayIDs: sortIDs([]uuid.UUID{ids[0], ids[1], unknown}),
-		SegmentsShredded: 8, RequestedBy: "alice", ShreddedAt: rc.ShreddedAt,
+		SegmentsShredded: 8, RequestedBy: "alice", ShreddedAt: rc.ShreddedAt, Complete: true,
 	}
 	if diff := cmp.Diff(want, rc); diff != "" {
 		t.Errorf("receipt (-want +got):\n%s", diff)
@@ -141,9 +141,10 @@ func TestShredReplays(t *testing.T) {
 	}
 	var stored store.Receipt
 	if err := db.Pool.QueryRow(ctx, `
-		SELECT id, project_id, replay_ids, whole_project, segments_deleted, requested_by, created_at
+		SELECT id, project_id, replay_ids, whole_project, segments_deleted, requested_by, created_at,
+			completed_at IS NOT NULL
 		FROM shred_receipts WHERE id = $1`, rc.ID).Scan(&stored.ID, &stored.ProjectID, &stored.ReplayIDs,
-		&stored.WholeProject, &stored.SegmentsShredded, &stored.RequestedBy, &stored.ShreddedAt); err != nil {
+		&stored.WholeProject, &stored.SegmentsShredded, &stored.RequestedBy, &stored.ShreddedAt, &stored.Complete); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(rc, stored); diff != "" {

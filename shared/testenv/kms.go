@@ -166,6 +166,21 @@ func (k *KMS) FailEncrypt(fail bool) {
 }
 
 // kmsSeed reads or creates the seed file in dir, or returns a random seed.
+// Hang makes every Encrypt and Decrypt call, from now on and already
+// waiting, block until Hang(false) or the caller's deadline: a KMS that
+// accepts connections but never answers.
+func (k *KMS) Hang(hang bool) {
+	k.svc.mu.Lock()
+	defer k.svc.mu.Unlock()
+	switch {
+	case hang && k.svc.hung == nil:
+		k.svc.hung = make(chan struct{})
+	case !hang && k.svc.hung != nil:
+		close(k.svc.hung)
+		k.svc.hung = nil
+	}
+}
+
 func kmsSeed(dir string) ([]byte, error) {
 	if dir == "" {
 		seed := make([]byte, 32)
@@ -208,6 +223,7 @@ type kmsService struct {
 	keys        map[string]cipher.AEAD // by CryptoKey name
 	latency     time.Duration
 	failEncrypt bool
+	hung        chan struct{} // non-nil: calls wait until it is closed
 }
 
 func (s *kmsService) Encrypt(ctx context.Context, req *kmspb.EncryptRequest) (*kmspb.EncryptResponse, error) {
@@ -302,8 +318,15 @@ func (s *kmsService) Decrypt(ctx context.Context, req *kmspb.DecryptRequest) (*k
 // fail.
 func (s *kmsService) delay(ctx context.Context) (failEncrypt bool, err error) {
 	s.mu.Lock()
-	latency, fail := s.latency, s.failEncrypt
+	latency, fail, hung := s.latency, s.failEncrypt, s.hung
 	s.mu.Unlock()
+	if hung != nil {
+		select {
+		case <-hung:
+		case <-ctx.Done():
+			return false, status.FromContextError(ctx.Err()).Err()
+		}
+	}
 	if latency > 0 {
 		select {
 		case <-time.After(latency):
