@@ -19,6 +19,7 @@ import (
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/derrors"
+	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -198,6 +199,7 @@ func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error)
 		ciphertext: sealed.Ciphertext,
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
+		meta:       replaymeta.FromAttributes(m.Attributes),
 	}
 	return e, 0, nil
 }
