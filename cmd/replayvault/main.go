@@ -22,6 +22,7 @@ var program = &cli.Program{
 	Commands: map[string]cli.Command{
 		"migrate":  {Summary: "apply pending database migrations", Run: runMigrate},
 		"token":    {Summary: "mint an API token (JWT) for local use", Run: runToken},
+		"keys":     {Summary: "create, list or revoke a project's public ingest keys", Run: runKeys},
 		"function": cli.Function,
 	},
 	Elsewhere: map[string]string{
