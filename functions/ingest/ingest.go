@@ -87,8 +87,6 @@ func New(cfg Config, db *store.DB, pub *Publisher) *Server {
 	// Sentry (Relay's wire format).
 	mux.HandleFunc("POST /api/{project}/envelope/", s.sentryEnvelope)
 	mux.HandleFunc("POST /api/{project}/envelope", s.sentryEnvelope)
-	mux.HandleFunc("OPTIONS /api/{project}/envelope/", s.preflight)
-	mux.HandleFunc("OPTIONS /api/{project}/envelope", s.preflight)
 	// posthog-js.
 	mux.HandleFunc("POST /s/", s.posthogSnapshots)
 	mux.HandleFunc("POST /s", s.posthogSnapshots)
@@ -99,7 +97,6 @@ func New(cfg Config, db *store.DB, pub *Publisher) *Server {
 	for _, p := range []string{"/e/", "/i/v0/e/", "/batch/", "/engage/", "/track/", "/capture/"} {
 		mux.HandleFunc("POST "+p, s.posthogDropped)
 	}
-	mux.HandleFunc("OPTIONS /", s.preflight)
 	// Plain rrweb.
 	mux.HandleFunc("POST /v1/projects/{project}/replays/{replay}/segments/{segment}", s.rrwebSegment)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -112,6 +109,10 @@ func New(cfg Config, db *store.DB, pub *Publisher) *Server {
 // ServeHTTP routes a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.Method == http.MethodOptions {
+		s.preflight(w, r)
+		return
+	}
 	s.handler.ServeHTTP(w, r)
 }
 

@@ -64,6 +64,12 @@ func (s *Server) posthogSnapshots(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
+	if token == "" && perr != nil {
+		// The token is in the body: a body that does not parse names none.
+		allowOrigin(w, r, nil)
+		writeError(w, r, perr)
+		return
+	}
 	k, err := s.admit(r.Context(), r, token, 0)
 	allowOrigin(w, r, k)
 	if err != nil {

@@ -229,10 +229,7 @@ func (s *Server) sentryMessages(r *http.Request, project int64, h envelopeHeader
 // splitRecording reads a replay_recording payload: a JSON header line
 // {"segment_id":N}, then the recording (zlib or plain JSON).
 func splitRecording(p []byte) (int, []byte, error) {
-	line, data, found := bytes.Cut(p, []byte("\n"))
-	if !found {
-		return 0, nil, badRequest("bad_recording_header", "replay_recording has no header line")
-	}
+	line, data, _ := bytes.Cut(p, []byte("\n"))
 	var rh struct {
 		SegmentID *int64 `json:"segment_id"`
 	}
