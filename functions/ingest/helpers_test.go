@@ -45,7 +45,6 @@ func testConfig() Config {
 type env struct {
 	t      *testing.T
 	db     *store.DB
-	dsn    string
 	client *pubsub.Client
 	topic  string
 	sub    string
@@ -57,13 +56,20 @@ func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := &env{t: t, dsn: testenv.NewDB(t)}
-	db, err := store.OpenURL(ctx, e.dsn)
+	db, err := store.OpenURL(ctx, testenv.NewDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	e.db = db
+	return newEnvDB(t, cfg, db)
+}
+
+// newEnvDB is newEnv over an existing database.
+func newEnvDB(t *testing.T, cfg Config, db *store.DB) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := &env{t: t, db: db}
 	ps := testenv.NewPubSub(t)
 	client, err := ps.Client(ctx)
 	if err != nil {
