@@ -71,12 +71,22 @@ resource "google_alloydb_user" "deploy" {
 }
 
 # One IAM database user per function, made with the functions: the role they
-# are granted exists once Cloud Build has run the migrations.
+# are granted exists once Cloud Build has run the migrations. Ingest's user
+# gets the narrower db_ingest_role (read keys, number batches) instead.
 resource "google_alloydb_user" "functions" {
   for_each       = var.deploy_functions ? toset(["pack", "serve", "shred"]) : toset([])
   cluster        = google_alloydb_cluster.main.name
   user_id        = local.db_users[each.key]
   user_type      = "ALLOYDB_IAM_USER"
   database_roles = ["alloydbiamuser", var.db_app_role]
+  depends_on     = [google_alloydb_instance.primary]
+}
+
+resource "google_alloydb_user" "ingest" {
+  count          = var.deploy_functions ? 1 : 0
+  cluster        = google_alloydb_cluster.main.name
+  user_id        = local.db_users.ingest
+  user_type      = "ALLOYDB_IAM_USER"
+  database_roles = ["alloydbiamuser", var.db_ingest_role]
   depends_on     = [google_alloydb_instance.primary]
 }
