@@ -1,5 +1,5 @@
 // Command replayvault is the operator's tool that production runs: it
-// migrates the database, mints API tokens and serves one function the way
+// migrates the database, mints API tokens, manages ingest keys and serves one function the way
 // Cloud Run does. It links no local stand-in and no benchmark (a test holds
 // it to that); the developer tools are in cmd/replayvault-dev.
 //
