@@ -29,7 +29,7 @@ var web embed.FS
 
 // webPackages are the npm packages /vendor serves, each from its dist
 // directory.
-var webPackages = []string{"rrweb", "rrweb-player"}
+var webPackages = []string{"rrweb", "rrweb-player", "posthog-js"}
 
 // maxIngestBytes is Pub/Sub's message size limit.
 const maxIngestBytes = 10 << 20
@@ -49,6 +49,7 @@ func (s *stack) webHandler() http.Handler {
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /recorder", servePage(static, "recorder.html"))
 	mux.HandleFunc("GET /viewer", servePage(static, "viewer.html"))
+	mux.HandleFunc("GET /posthog", servePage(static, "posthog.html"))
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	for _, pkg := range webPackages {
 		mux.Handle("GET /vendor/"+pkg+"/", http.StripPrefix("/vendor/"+pkg+"/", s.vendor(pkg)))
@@ -136,6 +137,10 @@ func (s *stack) handleConfig(w http.ResponseWriter, r *http.Request) {
 		"serve_url": s.funcs["Serve"].url,
 		"shred_url": s.funcs["Shred"].url,
 		"project":   devProject,
+		// What an instrumented page pastes into its SDK's init.
+		"ingest_url": s.funcs["Ingest"].url,
+		"ingest_key": s.ingestKey,
+		"sentry_dsn": sentryDSN(s.funcs["Ingest"].url, s.ingestKey, devProject),
 	})
 }
 
