@@ -1,6 +1,6 @@
 // Browser test of the whole system: Debian's Chromium, driven by
 // playwright-core, records a real interaction on the recorder page; the
-// segments go through the dev stack's ingest endpoint, the Pub/Sub
+// segments go through the dev stack's Ingest function, the Pub/Sub
 // emulator's push delivery, Pack, fake GCS and PostgreSQL; the viewer page
 // fetches them back from Serve and plays them with rrweb-player.
 //
