@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -50,10 +51,14 @@ func (s *stack) webHandler() http.Handler {
 	mux.HandleFunc("GET /recorder", servePage(static, "recorder.html"))
 	mux.HandleFunc("GET /viewer", servePage(static, "viewer.html"))
 	mux.HandleFunc("GET /posthog", servePage(static, "posthog.html"))
+	mux.HandleFunc("GET /sentry", servePage(static, "sentry.html"))
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	for _, pkg := range webPackages {
 		mux.Handle("GET /vendor/"+pkg+"/", http.StripPrefix("/vendor/"+pkg+"/", s.vendor(pkg)))
 	}
+	// @sentry/browser ships ES modules with bare imports, not a browser
+	// bundle: the Sentry page maps them to these files with an import map.
+	mux.Handle("GET /esm/", http.StripPrefix("/esm/", s.sentryModules()))
 	mux.HandleFunc("POST /ingest", s.handleIngest)
 	mux.HandleFunc("GET /api/config", s.handleConfig)
 	mux.HandleFunc("GET /api/token", s.handleToken)
@@ -315,4 +320,24 @@ func packageRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// sentryModules serves the ES modules of @sentry/browser and what they
+// import (node_modules/@sentry/* and web-vitals; only .js and .mjs files,
+// as JavaScript).
+func (s *stack) sentryModules() http.Handler {
+	if s.opts.NodeModules == "" {
+		return s.vendor("@sentry/browser")
+	}
+	files := http.FileServer(http.Dir(s.opts.NodeModules))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !(strings.HasPrefix(p, "@sentry/") || strings.HasPrefix(p, "web-vitals/")) ||
+			!(strings.HasSuffix(p, ".js") || strings.HasSuffix(p, ".mjs")) {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		files.ServeHTTP(w, r)
+	})
 }
