@@ -46,7 +46,8 @@ type posthogSession struct {
 	id      string
 	replay  uuid.UUID
 	windows []string
-	events  [][]byte
+	data    []byte // the JSON array of its events, being built
+	events  int
 	firstTS int64
 	meta    replaymeta.Meta
 }
@@ -60,6 +61,7 @@ func (s *Server) posthogSnapshots(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dec := &decoder{s: s, budget: s.cfg.MaxDecompressed}
+	defer dec.release()
 	root, token, perr := dec.posthogBody(r, body)
 	if token == "" {
 		token = r.URL.Query().Get("token")
@@ -87,7 +89,7 @@ func (s *Server) posthogSnapshots(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs := make([]message, 0, len(sessions))
 	for _, ss := range sessions {
-		data := joinEvents(ss.events)
+		data := ss.data
 		seg, err := s.batchSegmentID(r, k.ProjectID, ss, data)
 		if err != nil {
 			writeError(w, r, err)
@@ -140,21 +142,32 @@ func uuidV7Millis(id uuid.UUID) (int64, bool) {
 
 // decoder holds one request's parse state: the decompression budget shared
 // by the body and every compressed field, and the parsers whose values are
-// alive until the events are written.
+// alive until the events are written (pooled: a parser's memory is reused
+// by the next request).
 type decoder struct {
 	s       *Server
 	budget  int64
 	parsers []*fastjson.Parser
 }
 
+var parsers fastjson.ParserPool
+
 func (d *decoder) parse(b []byte, what string) (*fastjson.Value, error) {
-	p := new(fastjson.Parser)
+	p := parsers.Get()
+	d.parsers = append(d.parsers, p)
 	v, err := p.ParseBytes(b)
 	if err != nil {
 		return nil, badRequest("bad_json", "%s is not valid JSON", what)
 	}
-	d.parsers = append(d.parsers, p)
 	return v, nil
+}
+
+// release returns the parsers; no value they made may be used after.
+func (d *decoder) release() {
+	for _, p := range d.parsers {
+		parsers.Put(p)
+	}
+	d.parsers = nil
 }
 
 // gunzip decompresses within the request's remaining budget.
@@ -322,13 +335,19 @@ func (d *decoder) snapshotSessions(root *fastjson.Value, ua string) ([]*posthogS
 					ss.addURL(string(href))
 				}
 			}
-			ss.events = append(ss.events, e.MarshalTo(nil))
+			if ss.events++; ss.events == 1 {
+				ss.data = append(ss.data, '[')
+			} else {
+				ss.data = append(ss.data, ',')
+			}
+			ss.data = e.MarshalTo(ss.data)
 		}
 	}
 	for _, ss := range order {
-		if len(ss.events) == 0 {
+		if ss.events == 0 {
 			return nil, badRequest("empty_snapshot", "session %.40q has no rrweb events", ss.id)
 		}
+		ss.data = append(ss.data, ']')
 	}
 	return order, nil
 }
@@ -426,22 +445,6 @@ func posthogReplayID(sid string) uuid.UUID {
 	return uuid.NewSHA1(posthogNamespace, []byte(sid))
 }
 
-func joinEvents(events [][]byte) []byte {
-	n := 2
-	for _, e := range events {
-		n += len(e) + 1
-	}
-	out := make([]byte, 0, n)
-	out = append(out, '[')
-	for i, e := range events {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, e...)
-	}
-	return append(out, ']')
-}
-
 // posthogFlags answers /flags/ and /decide/ (posthog-js asks on load): no
 // feature flags, session recording on, sent to this host's /s/.
 func (s *Server) posthogFlags(w http.ResponseWriter, r *http.Request) {
@@ -461,6 +464,7 @@ func (s *Server) posthogFlags(w http.ResponseWriter, r *http.Request) {
 		if _, t, err := dec.posthogBody(r, body); err == nil {
 			token = t
 		}
+		dec.release()
 	}
 	k, err := s.admit(r.Context(), r, token, 0)
 	allowOrigin(w, r, k)
