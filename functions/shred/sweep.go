@@ -11,6 +11,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/store"
 )
 
 // SweepReport is what one sweep did.
@@ -72,6 +73,17 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 		}
 		rep.SegmentsExpired += n
 		expired = n < int64(s.cfg.SweepBatch)
+	}
+
+	// Segment numbers Ingest gave SDK batches matter only while an SDK
+	// may retry one.
+	forgotten := false
+	for !forgotten && inBudget() {
+		n, err := s.db.ForgetIngestBatches(ctx, start.Add(-store.IngestBatchMemory), s.cfg.SweepBatch)
+		if err != nil {
+			return rep, err
+		}
+		forgotten = n < int64(s.cfg.SweepBatch)
 	}
 
 	emptied := false

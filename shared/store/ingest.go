@@ -149,3 +149,26 @@ const batchProbe = 1024
 
 // ErrNoSegmentID means no segment number near the wanted one is free.
 var ErrNoSegmentID = errors.New("no free segment number")
+
+// IngestBatchMemory is how long a batch's segment number is remembered: an
+// SDK retries a batch within minutes, so after this a repeat is not a retry.
+const IngestBatchMemory = 7 * 24 * time.Hour
+
+// ForgetIngestBatches deletes up to limit batch numbers given before
+// olderThan and returns how many it deleted (the sweep keeps the table to
+// IngestBatchMemory of batches).
+func (db *DB) ForgetIngestBatches(ctx context.Context, olderThan time.Time, limit int) (int64, error) {
+	ctx, cancel := db.WithTimeout(ctx)
+	defer cancel()
+	tag, err := db.Pool.Exec(ctx, `
+		DELETE FROM ingest_batches AS b
+		USING (SELECT project_id, replay_id, batch_key FROM ingest_batches
+			WHERE created_at < $1 ORDER BY created_at LIMIT $2
+			FOR UPDATE SKIP LOCKED) AS o
+		WHERE b.project_id = o.project_id AND b.replay_id = o.replay_id AND b.batch_key = o.batch_key`,
+		olderThan, limit)
+	if err != nil {
+		return 0, fmt.Errorf("forget ingest batches: %w", classify(err))
+	}
+	return tag.RowsAffected(), nil
+}

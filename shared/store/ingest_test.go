@@ -221,3 +221,28 @@ func TestIngestRoleReadsKeysOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestForgetIngestBatches(t *testing.T) {
+	ctx := context.Background()
+	db := openServeDB(t, testenv.NewDB(t))
+	r := uuid.New()
+	for i, key := range []string{"old1", "old2", "new"} {
+		if _, err := db.BatchSegmentID(ctx, 1, r, []byte(key), i, segment.MaxSegmentID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE ingest_batches SET created_at = now() - interval '8 days' WHERE batch_key IN ('old1', 'old2')`); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := time.Now().Add(-store.IngestBatchMemory)
+	if n, err := db.ForgetIngestBatches(ctx, cutoff, 1); err != nil || n != 1 {
+		t.Fatalf("first pass: %d, %v; want 1", n, err)
+	}
+	if n, err := db.ForgetIngestBatches(ctx, cutoff, 10); err != nil || n != 1 {
+		t.Fatalf("second pass: %d, %v; want 1", n, err)
+	}
+	// The recent batch keeps its number.
+	if n, err := db.BatchSegmentID(ctx, 1, r, []byte("new"), 50, segment.MaxSegmentID); err != nil || n != 2 {
+		t.Errorf("recent batch renumbered: %d, %v", n, err)
+	}
+}
