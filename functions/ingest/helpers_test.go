@@ -86,8 +86,9 @@ func newEnvDB(t *testing.T, cfg Config, db *store.DB) *env {
 	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{Name: e.sub, Topic: e.topic, AckDeadlineSeconds: 60}); err != nil {
 		t.Fatal(err)
 	}
-	pub := NewPublisher(client, e.topic, 10*time.Second)
-	t.Cleanup(pub.Stop)
+	p := client.Publisher(e.topic)
+	t.Cleanup(p.Stop)
+	pub := NewPublisher(p, 10*time.Second)
 	e.srv = New(cfg, db, pub)
 	hs := httptest.NewServer(e.srv)
 	t.Cleanup(hs.Close)

@@ -22,14 +22,13 @@ type Publisher struct {
 	timeout time.Duration
 }
 
-// NewPublisher returns a Publisher to topic (an ID or a full
-// projects/P/topics/T name); every request's publish is bounded by timeout.
-func NewPublisher(client *pubsub.Client, topic string, timeout time.Duration) *Publisher {
-	p := client.Publisher(topic)
+// NewPublisher returns a Publisher over pub (clients.Publisher opens one);
+// every request's publish is bounded by timeout.
+func NewPublisher(pub *pubsub.Publisher, timeout time.Duration) *Publisher {
 	// A request waits for its own messages; batching across requests only
 	// adds latency to each.
-	p.PublishSettings.DelayThreshold = time.Millisecond
-	return &Publisher{pub: p, timeout: timeout}
+	pub.PublishSettings.DelayThreshold = time.Millisecond
+	return &Publisher{pub: pub, timeout: timeout}
 }
 
 // Publish publishes msgs and returns nil once every one was accepted. On an
@@ -53,6 +52,3 @@ func (p *Publisher) Publish(ctx context.Context, msgs []message) error {
 	}
 	return nil
 }
-
-// Stop flushes and stops the publisher.
-func (p *Publisher) Stop() { p.pub.Stop() }

@@ -2,10 +2,8 @@ package ingest
 
 import (
 	"context"
-	"fmt"
 
-	"cloud.google.com/go/pubsub/v2"
-
+	"github.com/replayvault/replayvault/shared/clients"
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/store"
@@ -14,24 +12,17 @@ import (
 // Build connects what cfg names (the database for keys, the segments
 // topic) and returns a ready Server plus a function releasing the clients.
 // PUBSUB_EMULATOR_HOST, read by the library, points Pub/Sub at the emulator.
-func Build(ctx context.Context, cfg *config.Ingest) (_ *Server, _ func(), err error) {
-	var c closer.Stack
-	defer func() {
+func Build(ctx context.Context, cfg *config.Ingest) (*Server, func(), error) {
+	return closer.Build(func(c *closer.Stack) (*Server, error) {
+		db, err := store.Open(ctx, cfg.DB)
 		if err != nil {
-			c.Close()
+			return nil, err
 		}
-	}()
-	db, err := store.Open(ctx, cfg.DB)
-	if err != nil {
-		return nil, nil, err
-	}
-	c.Add(db.Close)
-	ps, err := pubsub.NewClient(ctx, cfg.GoogleCloudProject)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pubsub client: %w", err)
-	}
-	c.Add(func() { ps.Close() })
-	pub := NewPublisher(ps, cfg.SegmentTopic, cfg.PubSubTimeout)
-	c.Add(pub.Stop)
-	return New(ConfigFrom(cfg), db, pub), c.Close, nil
+		c.Add(db.Close)
+		pub, err := clients.Publisher(ctx, cfg.GoogleCloudProject, cfg.SegmentTopic, c)
+		if err != nil {
+			return nil, err
+		}
+		return New(ConfigFrom(cfg), db, NewPublisher(pub, cfg.PubSubTimeout)), nil
+	})
 }
