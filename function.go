@@ -30,6 +30,7 @@ func init() {
 	functions.CloudEvent("Pack", pack)
 	functions.HTTP("Serve", serve)
 	functions.HTTP("Shred", shred)
+	functions.HTTP("Ingest", ingest)
 	// functions-framework-go has no shutdown hook and the buildpack writes
 	// main, so this is the one place that can drain on Cloud Run's SIGTERM.
 	go shutdownOnSIGTERM()

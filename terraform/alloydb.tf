@@ -73,13 +73,22 @@ resource "google_alloydb_user" "deploy" {
 
 # One IAM database user per function, each granted only its own function's
 # role (Serve reads; Pack inserts and updates counters, never deletes; Shred
-# deletes), made with the functions: the roles exist once Cloud Build has run
-# the migrations.
+# deletes; Ingest reads keys and numbers batches), made with the functions:
+# the roles exist once Cloud Build has run the migrations.
 resource "google_alloydb_user" "functions" {
   for_each       = var.deploy_functions ? toset(["pack", "serve", "shred"]) : toset([])
   cluster        = google_alloydb_cluster.main.name
   user_id        = local.db_users[each.key]
   user_type      = "ALLOYDB_IAM_USER"
   database_roles = ["alloydbiamuser", var.db_function_roles[each.key]]
+  depends_on     = [google_alloydb_instance.primary]
+}
+
+resource "google_alloydb_user" "ingest" {
+  count          = var.deploy_functions ? 1 : 0
+  cluster        = google_alloydb_cluster.main.name
+  user_id        = local.db_users.ingest
+  user_type      = "ALLOYDB_IAM_USER"
+  database_roles = ["alloydbiamuser", var.db_ingest_role]
   depends_on     = [google_alloydb_instance.primary]
 }

@@ -1,5 +1,5 @@
-# The three functions, built by the Go buildpack from the module root (the
-# root package registers all three) and deployed with different entry points.
+# The four functions, built by the Go buildpack from the module root (the
+# root package registers all four) and deployed with different entry points.
 # Every environment variable a config struct in shared/config reads is set
 # here, so defaults are visible and tunable; the local-only ones
 # (config.LocalOnly) never are. A test holds both to the config structs.
@@ -59,6 +59,27 @@ locals {
     KEK_CACHE_SIZE         = var.kek_cache_size
     KEK_CACHE_TTL          = var.kek_cache_ttl
   })
+
+  # Ingest reads keys and publishes; no bucket, no KMS key.
+  ingest_env = {
+    ALLOYDB_INSTANCE       = google_alloydb_instance.primary.name
+    DB_NAME                = var.db_name
+    DB_MAX_CONNS           = var.db_max_conns
+    DB_TIMEOUT             = var.db_timeout
+    DB_USER                = local.db_users.ingest
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    SEGMENT_TOPIC          = google_pubsub_topic.segments.name
+    PUBSUB_TIMEOUT         = var.pubsub_timeout
+    MAX_BODY_BYTES         = var.ingest_max_body_bytes
+    MAX_DECOMPRESSED_BYTES = var.ingest_max_decompressed_bytes
+    KEY_CACHE_TTL          = var.ingest_key_cache_ttl
+    KEY_RATE               = var.ingest_key_rate
+    KEY_BURST              = var.ingest_key_burst
+    PROJECT_RATE           = var.ingest_project_rate
+    PROJECT_BURST          = var.ingest_project_burst
+    RETENTION_DAYS         = var.ingest_retention_days
+    POSTHOG_STATIC_DIR     = var.ingest_posthog_static_dir
+  }
 
   shred_env = merge(local.common_env, local.auth_env, {
     DB_USER      = local.db_users.shred
@@ -232,6 +253,56 @@ resource "google_cloudfunctions2_function" "shred" {
     google_alloydb_user.functions,
     google_project_iam_member.db_client,
     google_secret_manager_secret_iam_member.jwt_shred,
+    google_storage_bucket_iam_member.build_source,
+    google_artifact_registry_repository_iam_member.build_push,
+    google_project_iam_member.build_logs,
+  ]
+}
+
+resource "google_cloudfunctions2_function" "ingest" {
+  count       = var.deploy_functions ? 1 : 0
+  name        = "${var.name}-ingest"
+  location    = var.region
+  description = "The SDKs' front door: Sentry envelopes, posthog-js snapshots and rrweb segments, published to the segment topic."
+
+  build_config {
+    runtime           = var.go_runtime
+    entry_point       = "Ingest"
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
+
+    source {
+      storage_source {
+        bucket     = google_storage_bucket.source.name
+        object     = var.source_object
+        generation = local.source_generation
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = google_service_account.ingest.email
+    max_instance_request_concurrency = var.ingest_max_concurrency
+    available_cpu                    = var.ingest_cpu
+    available_memory                 = var.ingest_memory
+    max_instance_count               = var.ingest_max_instances
+    min_instance_count               = 0
+    timeout_seconds                  = var.ingest_timeout_seconds
+    # Called by browsers on every instrumented site.
+    ingress_settings               = "ALLOW_ALL"
+    all_traffic_on_latest_revision = true
+    environment_variables          = local.ingest_env
+
+    direct_vpc_network_interface {
+      network    = google_compute_network.vpc.name
+      subnetwork = google_compute_subnetwork.functions.name
+    }
+    direct_vpc_egress = "VPC_EGRESS_PRIVATE_RANGES_ONLY"
+  }
+
+  depends_on = [
+    google_alloydb_user.ingest,
+    google_project_iam_member.db_client,
     google_storage_bucket_iam_member.build_source,
     google_artifact_registry_repository_iam_member.build_push,
     google_project_iam_member.build_logs,

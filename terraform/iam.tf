@@ -14,6 +14,12 @@ resource "google_service_account" "serve" {
   depends_on   = [google_project_service.apis]
 }
 
+resource "google_service_account" "ingest" {
+  account_id   = "${var.name}-ingest"
+  display_name = "replayvault Ingest function"
+  depends_on   = [google_project_service.apis]
+}
+
 resource "google_service_account" "shred" {
   account_id   = "${var.name}-shred"
   display_name = "replayvault Shred function"
@@ -57,6 +63,7 @@ locals {
     pack   = trimsuffix(google_service_account.pack.email, ".gserviceaccount.com")
     serve  = trimsuffix(google_service_account.serve.email, ".gserviceaccount.com")
     shred  = trimsuffix(google_service_account.shred.email, ".gserviceaccount.com")
+    ingest = trimsuffix(google_service_account.ingest.email, ".gserviceaccount.com")
     deploy = trimsuffix(google_service_account.deploy.email, ".gserviceaccount.com")
   }
 
@@ -64,6 +71,7 @@ locals {
     pack   = google_service_account.pack.member
     serve  = google_service_account.serve.member
     shred  = google_service_account.shred.member
+    ingest = google_service_account.ingest.member
     deploy = google_service_account.deploy.member
   }
 
@@ -162,7 +170,15 @@ resource "google_storage_bucket_iam_member" "shred_delete" {
   member = google_service_account.shred.member
 }
 
-# Segment producers publish to the segment topic.
+# Ingest: publish segment messages, nothing else (its database user may
+# only read keys and number batches: db_ingest_role).
+resource "google_pubsub_topic_iam_member" "ingest_publish" {
+  topic  = google_pubsub_topic.segments.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.ingest.member
+}
+
+# Other segment producers publish to the segment topic.
 resource "google_pubsub_topic_iam_member" "segment_publishers" {
   for_each = toset(var.segment_publishers)
   topic    = google_pubsub_topic.segments.id
@@ -207,6 +223,16 @@ resource "google_cloud_run_v2_service_iam_member" "serve_public" {
   count    = var.deploy_functions && var.serve_public ? 1 : 0
   location = var.region
   name     = google_cloudfunctions2_function.serve[0].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# Ingest is the SDKs' front door: browsers call it without credentials; the
+# ingest key, its origins and the rate limits guard it.
+resource "google_cloud_run_v2_service_iam_member" "ingest_public" {
+  count    = var.deploy_functions ? 1 : 0
+  location = var.region
+  name     = google_cloudfunctions2_function.ingest[0].service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
@@ -264,6 +290,7 @@ resource "google_service_account_iam_member" "deploy_act_as" {
     pack      = google_service_account.pack.name
     serve     = google_service_account.serve.name
     shred     = google_service_account.shred.name
+    ingest    = google_service_account.ingest.name
     pack_push = google_service_account.pack_push.name
     scheduler = google_service_account.scheduler.name
     build     = google_service_account.build.name

@@ -3,6 +3,11 @@ output "serve_url" {
   value       = var.deploy_functions ? google_cloudfunctions2_function.serve[0].service_config[0].uri : null
 }
 
+output "ingest_url" {
+  description = "Ingest's URL: the host of Sentry DSNs and PostHog's api_host (replayvault keys create -ingest-url)."
+  value       = var.deploy_functions ? google_cloudfunctions2_function.ingest[0].service_config[0].uri : null
+}
+
 output "shred_url" {
   description = "Base URL of Shred (IAM-only)."
   value       = var.deploy_functions ? google_cloudfunctions2_function.shred[0].service_config[0].uri : null

@@ -51,9 +51,10 @@ import (
 
 // configs maps each entry point to the config struct its function loads.
 var configs = map[string]any{
-	"Pack":  config.Pack{},
-	"Serve": config.Serve{},
-	"Shred": config.Shred{},
+	"Pack":   config.Pack{},
+	"Serve":  config.Serve{},
+	"Shred":  config.Shred{},
+	"Ingest": config.Ingest{},
 }
 
 // expectedGrants is every IAM grant a function's service account may hold:
@@ -77,6 +78,12 @@ var expectedGrants = map[string][]string{
 		"google_project_iam_member roles/serviceusage.serviceUsageConsumer",
 		"google_secret_manager_secret_iam_member roles/secretmanager.secretAccessor on google_secret_manager_secret.jwt",
 		"google_storage_bucket_iam_member roles/storage.objectViewer on google_storage_bucket.blobs",
+	},
+	"Ingest": {
+		"google_project_iam_member roles/alloydb.client",
+		"google_project_iam_member roles/alloydb.databaseUser",
+		"google_project_iam_member roles/serviceusage.serviceUsageConsumer",
+		"google_pubsub_topic_iam_member roles/pubsub.publisher on google_pubsub_topic.segments",
 	},
 	"Shred": {
 		"google_project_iam_member roles/alloydb.client",
@@ -393,6 +400,54 @@ variable "pack_max_delivery_attempts"`,
 			want: `Pack memory 268435456 bytes is below`,
 		},
 		{
+			name: "Ingest database user in Pack's role",
+			file: "alloydb.tf",
+			old:  `database_roles = ["alloydbiamuser", var.db_ingest_role]`,
+			new:  `database_roles = ["alloydbiamuser", var.db_function_roles["pack"]]`,
+			want: `Ingest: database user google_alloydb_user.ingest has roles [alloydbiamuser replayvault_pack]`,
+		},
+		{
+			name: "Ingest publishes rejects too",
+			file: "iam.tf",
+			new: `resource "google_pubsub_topic_iam_member" "oops" {
+  topic  = google_pubsub_topic.rejects.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.ingest.member
+}`,
+			want: `Ingest (google_service_account.ingest) grants differ`,
+		},
+		{
+			name: "Ingest reads the bucket",
+			file: "iam.tf",
+			new: `resource "google_storage_bucket_iam_member" "oops" {
+  bucket = google_storage_bucket.blobs.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.ingest.member
+}`,
+			want: `Ingest (google_service_account.ingest) grants differ`,
+		},
+		{
+			name: "Ingest not public",
+			file: "iam.tf",
+			old:  "name     = google_cloudfunctions2_function.ingest[0].service_config[0].service\n  role     = \"roles/run.invoker\"\n  member   = \"allUsers\"",
+			new:  "name     = google_cloudfunctions2_function.ingest[0].service_config[0].service\n  role     = \"roles/run.invoker\"\n  member   = google_service_account.scheduler.member",
+			want: `Ingest: no public invoker`,
+		},
+		{
+			name: "Pack made public in Ingest's place",
+			file: "iam.tf",
+			old:  `google_cloudfunctions2_function.ingest[0].service_config[0].service`,
+			new:  `google_cloudfunctions2_function.pack[0].service_config[0].service`,
+			want: `public grant (allUsers) on google_cloudfunctions2_function.pack`,
+		},
+		{
+			name: "Ingest given the bucket",
+			file: "functions.tf",
+			old:  `RETENTION_DAYS         = var.ingest_retention_days`,
+			new:  "RETENTION_DAYS         = var.ingest_retention_days\n    BUCKET                 = google_storage_bucket.blobs.name",
+			want: `Ingest: environment differs from config.Ingest`,
+		},
+		{
 			name: "sweep hits the wrong path",
 			file: "scheduler.tf",
 			old:  `/v1/sweep"`,
@@ -418,7 +473,7 @@ variable "pack_max_delivery_attempts"`,
 			if err != nil {
 				t.Fatal(err)
 			}
-			errs := checkAll(m, []string{"Pack", "Serve", "Shred"})
+			errs := checkAll(m, []string{"Pack", "Serve", "Shred", "Ingest"})
 			if !containsError(errs, tc.want) {
 				t.Errorf("no error containing %q; got %v", tc.want, errs)
 			}
@@ -430,7 +485,7 @@ variable "pack_max_delivery_attempts"`,
 		if err != nil {
 			t.Fatal(err)
 		}
-		if errs := checkAll(m, []string{"Pack", "Serve", "Shred"}); len(errs) > 0 {
+		if errs := checkAll(m, []string{"Pack", "Serve", "Shred", "Ingest"}); len(errs) > 0 {
 			t.Errorf("unexpected errors: %v", errs)
 		}
 	})
@@ -520,6 +575,69 @@ func checkAll(m *module, registered []string) []error {
 	errs = append(errs, checkBucket(m)...)
 	errs = append(errs, checkPackDelivery(m)...)
 	errs = append(errs, checkSweep(m)...)
+	errs = append(errs, checkIngest(m)...)
+	return errs
+}
+
+// ingestRole is the database role migration 00030 creates for Ingest.
+const ingestRole = "replayvault_ingest"
+
+// checkIngest: Ingest is public (browsers call it without credentials), and
+// its database user holds only the ingest role the migrations create (read
+// keys, number batches), never the functions' read-write app role.
+func checkIngest(m *module) []error {
+	fns, errs := m.functions()
+	fn := fns["Ingest"]
+	if fn == nil {
+		return errs
+	}
+	grants, _ := m.grants()
+	public := slices.ContainsFunc(grants, func(g grant) bool {
+		return g.target == fn.res.addr() && g.role == "roles/run.invoker" && slices.Contains(g.members, "allUsers")
+	})
+	if !public {
+		errs = append(errs, errors.New("Ingest: no public invoker (allUsers roles/run.invoker on its service); SDKs in browsers cannot call it"))
+	}
+	env, _, err := fn.environment()
+	if err != nil {
+		return append(errs, err)
+	}
+	user := env["DB_USER"]
+	found := false
+	for _, r := range m.resources {
+		if r.mode != "resource" || r.typ != "google_alloydb_user" {
+			continue
+		}
+		scopes, err := m.instances(r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, scope := range scopes {
+			id, err := m.attrValue(r.block, "user_id", scope)
+			if err != nil || !id.IsKnown() || id.IsNull() || user == cty.NilVal || !user.IsKnown() || !id.RawEquals(user) {
+				continue
+			}
+			found = true
+			roles, err := m.attrValue(r.block, "database_roles", scope)
+			if err != nil || !roles.IsWhollyKnown() || roles.IsNull() {
+				errs = append(errs, fmt.Errorf("Ingest: database user %s has unknown database_roles (%v)", r.addr(), err))
+				continue
+			}
+			var got []string
+			for it := roles.ElementIterator(); it.Next(); {
+				_, v := it.Element()
+				got = append(got, v.AsString())
+			}
+			slices.Sort(got)
+			if want := []string{"alloydbiamuser", ingestRole}; !slices.Equal(got, want) {
+				errs = append(errs, fmt.Errorf("Ingest: database user %s has roles %v, want %v", r.addr(), got, want))
+			}
+		}
+	}
+	if !found {
+		errs = append(errs, errors.New("Ingest: no google_alloydb_user for its DB_USER"))
+	}
 	return errs
 }
 
@@ -561,12 +679,16 @@ func checkServiceAccounts(m *module) []error {
 
 // checkIAM: no owner/editor anywhere, no storage or KMS role (predefined or
 // custom) above the resource level, no authoritative policies, and no public
-// grant except Serve's invoker.
+// grant except Serve's and Ingest's invokers.
 func checkIAM(m *module) []error {
 	grants, errs := m.grants()
-	serve := ""
-	if fns, _ := m.functions(); fns["Serve"] != nil {
-		serve = fns["Serve"].res.addr()
+	public := map[string]bool{}
+	if fns, _ := m.functions(); fns != nil {
+		for _, entry := range []string{"Serve", "Ingest"} {
+			if fns[entry] != nil {
+				public[fns[entry].res.addr()] = true
+			}
+		}
 	}
 	for _, g := range grants {
 		if g.role == "roles/owner" || g.role == "roles/editor" {
@@ -585,8 +707,8 @@ func checkIAM(m *module) []error {
 		}
 		for _, member := range g.members {
 			if member == "allUsers" || member == "allAuthenticatedUsers" {
-				if g.typ != "google_cloud_run_v2_service_iam_member" || g.target != serve || g.role != "roles/run.invoker" {
-					errs = append(errs, fmt.Errorf("%s: public grant (%s) on %s; only Serve's invoker may be public", g.addr, member, g.target))
+				if g.typ != "google_cloud_run_v2_service_iam_member" || !public[g.target] || g.role != "roles/run.invoker" {
+					errs = append(errs, fmt.Errorf("%s: public grant (%s) on %s; only Serve's and Ingest's invokers may be public", g.addr, member, g.target))
 				}
 			}
 		}
@@ -768,6 +890,9 @@ func checkBucket(m *module) []error {
 	fns, errs := m.functions()
 	bucket := ""
 	for _, entry := range sortedKeys(fns) {
+		if cfg, ok := configs[entry]; ok && !slices.Contains(config.EnvVars(cfg), "BUCKET") {
+			continue // Ingest has no bucket; checkEnvironment keeps it unset
+		}
 		env, _, err := fns[entry].environment()
 		if err != nil {
 			continue // reported by checkEnvironment
@@ -1912,4 +2037,21 @@ func sameSetting(def envDefault, got string) bool {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// TestIngestRoleMatchesMigration keeps db_ingest_role and the role the
+// migrations create for Ingest the same name.
+func TestIngestRoleMatchesMigration(t *testing.T) {
+	sql, err := os.ReadFile("../shared/store/migrations/00030_ingest.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(sql), "CREATE ROLE "+ingestRole+" NOLOGIN") {
+		t.Errorf("migration 00030 does not create role %s", ingestRole)
+	}
+	m := loadModule(t)
+	def, err := m.attrValue(m.variables["db_ingest_role"], "default", nil)
+	if err != nil || def.IsNull() || def.AsString() != ingestRole {
+		t.Errorf("variable db_ingest_role defaults to %#v (%v), want %q", def, err, ingestRole)
+	}
 }

@@ -102,6 +102,12 @@ variable "db_function_roles" {
   }
 }
 
+variable "db_ingest_role" {
+  description = "Database role the migrations create for Ingest: SELECT on ingest_keys, SELECT and INSERT on ingest_batches, nothing else."
+  type        = string
+  default     = "replayvault_ingest"
+}
+
 # Keys, storage and secrets.
 
 variable "kms_rotation_days" {
@@ -364,7 +370,7 @@ variable "kms_timeout" {
 }
 
 variable "pubsub_timeout" {
-  description = "PUBSUB_TIMEOUT: bound on one reject publish."
+  description = "PUBSUB_TIMEOUT: bound on one reject publish (Pack) and on waiting for one request's segment messages to be accepted (Ingest)."
   type        = string
   default     = "10s"
 }
@@ -475,4 +481,90 @@ variable "sweep_batch" {
   description = "SWEEP_BATCH: expired segment rows one sweep statement deletes."
   type        = number
   default     = 5000
+}
+
+# Ingest: the SDKs' front door (functions/ingest).
+
+variable "ingest_max_concurrency" {
+  description = "Requests one Ingest instance handles at once. Each holds at most MAX_BODY_BYTES plus what it decompresses."
+  type        = number
+  default     = 80
+}
+
+variable "ingest_cpu" {
+  description = "vCPUs of one Ingest instance."
+  type        = string
+  default     = "1"
+}
+
+variable "ingest_memory" {
+  description = "Memory of one Ingest instance."
+  type        = string
+  default     = "1Gi"
+}
+
+variable "ingest_max_instances" {
+  description = "Most Ingest instances; the per-instance rate limits multiply by it."
+  type        = number
+  default     = 20
+}
+
+variable "ingest_timeout_seconds" {
+  description = "Longest Ingest request."
+  type        = number
+  default     = 30
+}
+
+variable "ingest_max_body_bytes" {
+  description = "MAX_BODY_BYTES: largest request body as sent (413 past it); at most Pub/Sub's 10 MB."
+  type        = number
+  default     = 10485760
+}
+
+variable "ingest_max_decompressed_bytes" {
+  description = "MAX_DECOMPRESSED_BYTES of Ingest: most one request may decompress to."
+  type        = number
+  default     = 67108864
+}
+
+variable "ingest_key_cache_ttl" {
+  description = "KEY_CACHE_TTL: how long an instance trusts a key lookup; a revoked key is refused within it."
+  type        = string
+  default     = "30s"
+}
+
+variable "ingest_key_rate" {
+  description = "KEY_RATE: requests per second one key may send to one instance."
+  type        = number
+  default     = 20
+}
+
+variable "ingest_key_burst" {
+  description = "KEY_BURST: burst of one key's token bucket."
+  type        = number
+  default     = 100
+}
+
+variable "ingest_project_rate" {
+  description = "PROJECT_RATE: requests per second one project may send to one instance, over all its keys."
+  type        = number
+  default     = 100
+}
+
+variable "ingest_project_burst" {
+  description = "PROJECT_BURST: burst of one project's token bucket."
+  type        = number
+  default     = 500
+}
+
+variable "ingest_retention_days" {
+  description = "RETENTION_DAYS of replays that arrive through Ingest."
+  type        = number
+  default     = 90
+}
+
+variable "ingest_posthog_static_dir" {
+  description = "POSTHOG_STATIC_DIR: directory in the deployed source holding posthog-js's dist files served under /static/ (empty: 404; bundle posthog-js's recorder instead, README.md)."
+  type        = string
+  default     = ""
 }

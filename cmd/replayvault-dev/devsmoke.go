@@ -72,8 +72,45 @@ func runSmoke(ctx context.Context, s *stack, n int) (string, error) {
 	if code != http.StatusGone {
 		return "", fmt.Errorf("after shred, Serve answered HTTP %d (want 410): %s", code, truncate(body, 200))
 	}
-	return fmt.Sprintf("smoke: ok: %d segments published, read back identical in %.1fs, shredded, 410 confirmed (stack up in %.1fs)",
+	if err := smokeIngest(ctx, s, tok); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("smoke: ok: %d segments published, read back identical in %.1fs, shredded, 410 confirmed; 2 segments through Ingest read back (stack up in %.1fs)",
 		n, readBack.Seconds(), s.started.Seconds()), nil
+}
+
+// smokeIngest sends a two-segment replay through Ingest's rrweb endpoint
+// with the dev ingest key, as the recorder snippet does, and reads it back
+// through Serve.
+func smokeIngest(ctx context.Context, s *stack, tok string) error {
+	replay := uuid.New()
+	raw := generateSession(rand.Uint64(), 2, 2048, time.Now().Add(-time.Hour).UnixMilli())
+	for i, p := range raw {
+		url := fmt.Sprintf("%s/v1/projects/%d/replays/%s/segments/%d?key=%s", s.funcs["Ingest"].url, devProject, replay, i, s.ingestKey)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(workload.Gzip(p)))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Origin", s.origins()[0])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("ingest answered HTTP %d: %s", resp.StatusCode, truncate(body, 200))
+		}
+	}
+	got, err := waitForSegments(ctx, s.funcs["Serve"].url, tok, devProject, replay, len(raw))
+	if err != nil {
+		return fmt.Errorf("through ingest: %w", err)
+	}
+	if err := sameSegments(raw, got); err != nil {
+		return fmt.Errorf("through ingest: %w", err)
+	}
+	return nil
 }
 
 // waitForSegments polls Serve's NDJSON recording (one segment per line)

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -29,7 +30,7 @@ var web embed.FS
 
 // webPackages are the npm packages /vendor serves, each from its dist
 // directory.
-var webPackages = []string{"rrweb", "rrweb-player"}
+var webPackages = []string{"rrweb", "rrweb-player", "posthog-js"}
 
 // maxIngestBytes is Pub/Sub's message size limit.
 const maxIngestBytes = 10 << 20
@@ -49,10 +50,15 @@ func (s *stack) webHandler() http.Handler {
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /recorder", servePage(static, "recorder.html"))
 	mux.HandleFunc("GET /viewer", servePage(static, "viewer.html"))
+	mux.HandleFunc("GET /posthog", servePage(static, "posthog.html"))
+	mux.HandleFunc("GET /sentry", servePage(static, "sentry.html"))
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	for _, pkg := range webPackages {
 		mux.Handle("GET /vendor/"+pkg+"/", http.StripPrefix("/vendor/"+pkg+"/", s.vendor(pkg)))
 	}
+	// @sentry/browser ships ES modules with bare imports, not a browser
+	// bundle: the Sentry page maps them to these files with an import map.
+	mux.Handle("GET /esm/", http.StripPrefix("/esm/", s.sentryModules()))
 	mux.HandleFunc("POST /ingest", s.handleIngest)
 	mux.HandleFunc("GET /api/config", s.handleConfig)
 	mux.HandleFunc("GET /api/token", s.handleToken)
@@ -136,6 +142,10 @@ func (s *stack) handleConfig(w http.ResponseWriter, r *http.Request) {
 		"serve_url": s.funcs["Serve"].url,
 		"shred_url": s.funcs["Shred"].url,
 		"project":   devProject,
+		// What an instrumented page pastes into its SDK's init.
+		"ingest_url": s.funcs["Ingest"].url,
+		"ingest_key": s.ingestKey,
+		"sentry_dsn": sentryDSN(s.funcs["Ingest"].url, s.ingestKey, devProject),
 	})
 }
 
@@ -310,4 +320,24 @@ func packageRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// sentryModules serves the ES modules of @sentry/browser and what they
+// import (node_modules/@sentry/* and web-vitals; only .js and .mjs files,
+// as JavaScript).
+func (s *stack) sentryModules() http.Handler {
+	if s.opts.NodeModules == "" {
+		return s.vendor("@sentry/browser")
+	}
+	files := http.FileServer(http.Dir(s.opts.NodeModules))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !(strings.HasPrefix(p, "@sentry/") || strings.HasPrefix(p, "web-vitals/")) ||
+			!(strings.HasSuffix(p, ".js") || strings.HasSuffix(p, ".mjs")) {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		files.ServeHTTP(w, r)
+	})
 }

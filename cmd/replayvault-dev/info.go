@@ -19,6 +19,9 @@ type stackInfo struct {
 	PackURL             string  `json:"pack_url"`
 	ServeURL            string  `json:"serve_url"`
 	ShredURL            string  `json:"shred_url"`
+	IngestURL           string  `json:"ingest_url"`
+	IngestKey           string  `json:"ingest_key"`
+	SentryDSN           string  `json:"sentry_dsn"`
 	DatabaseURL         string  `json:"database_url"`
 	StorageEmulatorHost string  `json:"storage_emulator_host"`
 	Bucket              string  `json:"bucket"`
@@ -48,6 +51,9 @@ func (s *stack) info() (stackInfo, error) {
 		PackURL:             s.funcs["Pack"].url,
 		ServeURL:            s.funcs["Serve"].url,
 		ShredURL:            s.funcs["Shred"].url,
+		IngestURL:           s.funcs["Ingest"].url,
+		IngestKey:           s.ingestKey,
+		SentryDSN:           sentryDSN(s.funcs["Ingest"].url, s.ingestKey, devProject),
 		DatabaseURL:         s.dsn,
 		StorageEmulatorHost: s.gcs.Host(),
 		Bucket:              devBucket,
@@ -104,17 +110,22 @@ func (s *stack) printTable(out io.Writer) {
 	fmt.Fprintf(tw, "  Pack (functions-framework)\t%s\t<- push subscription %s on %s\n", in.PackURL, devPushSubscription, in.Topic)
 	fmt.Fprintf(tw, "  Serve (functions-framework)\t%s\t/v1/projects/{p}/replays/{r}[/recording]\n", in.ServeURL)
 	fmt.Fprintf(tw, "  Shred (functions-framework)\t%s\tDELETE /v1/projects/{p}/replays/{r}, POST /v1/sweep\n", in.ShredURL)
+	fmt.Fprintf(tw, "  Ingest (functions-framework)\t%s\tSentry envelopes, posthog-js /s/, /v1/projects/{p}/replays/{r}/segments/{n}\n", in.IngestURL)
 	fmt.Fprintf(tw, "  PostgreSQL 15 (AlloyDB)\t%s\n", in.DatabaseURL)
 	fmt.Fprintf(tw, "  fake-gcs-server\thttp://%s\tbucket %s\n", in.StorageEmulatorHost, in.Bucket)
 	fmt.Fprintf(tw, "  KMS (gRPC)\t%s\t%s\n", in.KMSEndpoint, in.KMSKey)
 	fmt.Fprintf(tw, "  Pub/Sub emulator\t%s\ttopics %s, %s\n", in.PubSubEmulatorHost, devSegmentTopic, devRejectTopic)
-	fmt.Fprintf(tw, "  logs\t%s/{pack,serve,shred}.log\n", in.LogDir)
+	fmt.Fprintf(tw, "  logs\t%s/{pack,serve,shred,ingest}.log\n", in.LogDir)
 	fmt.Fprintf(tw, "  state\t%s\n", state)
 	tw.Flush()
 	if s.opts.NodeModules == "" {
 		fmt.Fprintln(out, "\n  ! rrweb is not installed, so the recorder and viewer pages cannot load it: run `npm ci` in the repository root and restart")
 	}
 	fmt.Fprintf(out, "\nToken for project %d (replay:read replay:delete, valid %dh; paste the line into a shell):\n  TOKEN=%s\n", devProject, int(devTokenTTL.Hours()), in.Token)
+	fmt.Fprintf(out, "\nSend replays from real SDKs (ingest key %s of project %d, origins %s):\n", in.IngestKey, devProject, strings.Join(s.origins(), ", "))
+	fmt.Fprintf(out, "  Sentry   Sentry.init({dsn: '%s', integrations: [Sentry.replayIntegration()], replaysSessionSampleRate: 1})\n", in.SentryDSN)
+	fmt.Fprintf(out, "  PostHog  posthog.init('%s', {api_host: '%s'})\n", in.IngestKey, in.IngestURL)
+	fmt.Fprintf(out, "  rrweb    POST %s/v1/projects/%d/replays/{uuid}/segments/{n}?key=%s\n", in.IngestURL, devProject, in.IngestKey)
 	fmt.Fprintf(out, "\nOpen in a browser:\n  recorder  %s\n  viewer    %s\n", in.RecorderURL, in.ViewerURL)
 	fmt.Fprintf(out, "\nPublish a generated session through the emulator:\n  PUBSUB_EMULATOR_HOST=%s go run ./cmd/replayvault-dev publish -project %d -generate 20\n", in.PubSubEmulatorHost, devProject)
 	fmt.Fprintf(out, "\nRead it back:\n  curl -H \"Authorization: Bearer $TOKEN\" %s/v1/projects/%d/replays/REPLAY_ID/recording\n", in.ServeURL, devProject)
@@ -124,7 +135,7 @@ func (s *stack) printTable(out io.Writer) {
 // logTails returns the end of each function's log, for failure reports.
 func (s *stack) logTails(lines int) string {
 	var b strings.Builder
-	for _, name := range []string{"Pack", "Serve", "Shred"} {
+	for _, name := range []string{"Pack", "Serve", "Shred", "Ingest"} {
 		f := s.funcs[name]
 		if f == nil {
 			continue

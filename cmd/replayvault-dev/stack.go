@@ -65,8 +65,9 @@ type stack struct {
 
 	jwtSecret  string
 	sweepToken string
+	ingestKey  string // public ingest key of devProject, for the SDK pages
 
-	funcs map[string]*function // by target: Pack, Serve, Shred
+	funcs map[string]*function // by target: Pack, Serve, Shred, Ingest
 	died  chan *function       // a function that exited before Stop
 
 	webLn  net.Listener
@@ -88,7 +89,7 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	if o.WebAddr == "" {
 		o.WebAddr = "127.0.0.1:0"
 	}
-	s := &stack{opts: o, funcs: map[string]*function{}, died: make(chan *function, 3)}
+	s := &stack{opts: o, funcs: map[string]*function{}, died: make(chan *function, 4)}
 	defer func() {
 		if err != nil {
 			if stopErr := s.Stop(); stopErr != nil {
@@ -235,6 +236,9 @@ func (s *stack) prepare(ctx context.Context) error {
 		return err
 	}
 	s.db = db
+	if s.ingestKey, err = s.devIngestKey(ctx); err != nil {
+		return err
+	}
 	return s.createTopics(ctx)
 }
 
@@ -261,10 +265,18 @@ func (s *stack) startFunctions(ctx context.Context) error {
 		}),
 		"Serve": concat(common, kms, api),
 		"Shred": concat(common, api, []string{"SWEEP_TOKEN=" + s.sweepToken}),
+		"Ingest": {
+			"DATABASE_URL=" + s.dsn,
+			"LOG_LEVEL=" + s.opts.LogLevel,
+			"GOOGLE_CLOUD_PROJECT=" + devPubSubProject,
+			"PUBSUB_EMULATOR_HOST=" + s.ps.Host(),
+			"SEGMENT_TOPIC=" + devSegmentTopic,
+			"POSTHOG_STATIC_DIR=" + s.posthogDist(),
+		},
 	}
 	var mu sync.Mutex
 	var g errgroup.Group
-	for _, name := range []string{"Pack", "Serve", "Shred"} {
+	for _, name := range []string{"Pack", "Serve", "Shred", "Ingest"} {
 		g.Go(func() error {
 			f, err := s.startFunction(ctx, name, env[name])
 			if f != nil {

@@ -1,5 +1,5 @@
 // Command replayvault is the operator's tool that production runs: it
-// migrates the database, mints API tokens and serves one function the way
+// migrates the database, mints API tokens, manages ingest keys and serves one function the way
 // Cloud Run does. It links no local stand-in and no benchmark (a test holds
 // it to that); the developer tools are in cmd/replayvault-dev.
 //
@@ -22,6 +22,7 @@ var program = &cli.Program{
 	Commands: map[string]cli.Command{
 		"migrate":  {Summary: "apply pending database migrations", Run: runMigrate},
 		"token":    {Summary: "mint an API token (JWT) for local use", Run: runToken},
+		"keys":     {Summary: "create, list or revoke a project's public ingest keys", Run: runKeys},
 		"function": cli.Function,
 		"rules":    {Summary: "push edge rule modules and assign them to projects", Run: runRules},
 	},

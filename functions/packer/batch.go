@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -21,6 +22,7 @@ type entry struct {
 	ciphertext []byte
 	wrappedDEK []byte
 	kekID      uuid.UUID
+	meta       replaymeta.Meta
 	reserved   int64 // buffer bytes held until the flush ends
 
 	// Set by the flush, read after done is closed.
@@ -145,6 +147,7 @@ func assemble(retention int, start time.Time, size int64, entries []*entry) (str
 			RetentionDays:   retention,
 			CreatedAt:       start,
 			ExpiresAt:       expires,
+			Meta:            e.meta,
 		}
 	}
 	return path, data, segs

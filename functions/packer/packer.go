@@ -19,6 +19,7 @@ import (
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/derrors"
+	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
@@ -265,6 +266,9 @@ type validated struct {
 	info   segment.Info
 	stored []byte
 	enc    segment.Encoding
+	// meta is what the message's attributes say about the replay (SDK,
+	// URLs, error ids), stored on the replay row.
+	meta replaymeta.Meta
 	// filtered: a rule dropped the segment; nothing is stored.
 	filtered bool
 }
@@ -289,7 +293,7 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 			return validated{filtered: !keep}, err
 		}
 	}
-	v := validated{attrs: attrs, info: info, stored: data, enc: info.Encoding}
+	v := validated{attrs: attrs, info: info, stored: data, enc: info.Encoding, meta: replaymeta.FromAttributes(m.Attributes)}
 	if v.enc == segment.Plain {
 		v.stored, v.enc = segment.Compress(data), segment.Zstd
 	}
@@ -317,6 +321,7 @@ func (p *Packer) seal(ctx context.Context, v validated) (*entry, error) {
 		ciphertext: sealed.Ciphertext,
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
+		meta:       v.meta,
 	}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/derrors"
+	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -177,6 +178,9 @@ type Metadata struct {
 	EndedAtMS     *int64     `json:"ended_at_ms"`
 	RetentionDays int        `json:"retention_days"`
 	DeletedAt     *time.Time `json:"deleted_at"`
+	// Source and the fields after it are what the SDK said (through
+	// Ingest); source_id is the replay's id in the SDK's own spelling.
+	replaymeta.Meta
 }
 
 func metadataJSON(m *store.Replay) Metadata {
@@ -192,6 +196,7 @@ func metadataJSON(m *store.Replay) Metadata {
 		EndedAtMS:     m.EndedAtMS,
 		RetentionDays: m.RetentionDays,
 		DeletedAt:     m.DeletedAt,
+		Meta:          m.Meta,
 	}
 }
 

@@ -97,6 +97,17 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 		expired = n < int64(s.cfg.SweepBatch)
 	}
 
+	// Segment numbers Ingest gave SDK batches matter only while an SDK
+	// may retry one.
+	forgotten := false
+	for !forgotten && inBudget() {
+		n, err := s.db.ForgetIngestBatches(ctx, start.Add(-store.IngestBatchMemory), s.cfg.SweepBatch)
+		if err != nil {
+			return rep, err
+		}
+		forgotten = n < int64(s.cfg.SweepBatch)
+	}
+
 	emptied := false
 	for !emptied && inBudget() {
 		paths, err := s.db.DeleteEmptyBlobs(ctx, cutoff, s.cfg.SweepBatch)

@@ -14,7 +14,7 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []any{Pack{}, Serve{}, Shred{}} {
+	for _, v := range []any{Pack{}, Serve{}, Shred{}, Ingest{}} {
 		for _, name := range EnvVars(v) {
 			if !strings.Contains(string(readme), "| `"+name+"` |") {
 				t.Errorf("README.md has no row for %s", name)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
 )
 
@@ -37,6 +38,9 @@ type Segment struct {
 	RetentionDays   int
 	CreatedAt       time.Time
 	ExpiresAt       time.Time
+	// Meta is what the SDK said about the replay (from Ingest); it is kept
+	// on the replay row.
+	Meta replaymeta.Meta
 }
 
 // Outcome is what a batch commit did with one segment.
@@ -121,6 +125,9 @@ func commitBatch(ctx context.Context, tx pgx.Tx, blob Blob, segs []Segment) ([]O
 		replays.add(segs[i])
 	}
 	if err := updateReplayCounters(ctx, tx, replays); err != nil {
+		return nil, err
+	}
+	if err := updateReplayMeta(ctx, tx, segs, outcomes); err != nil {
 		return nil, err
 	}
 	return outcomes, nil
@@ -380,4 +387,87 @@ func (db *DB) ExistingSegments(ctx context.Context, ids []segment.ID) (map[segme
 		return nil, fmt.Errorf("existing segments: %w", classify(err))
 	}
 	return known, nil
+}
+
+// updateReplayMeta keeps what the SDK said about each replay that got a
+// segment stored: the first value of each single field, and the union of
+// the lists in order of arrival, capped at replaymeta.MaxListLen. It sends
+// one statement per replay, all in one round trip; segments without
+// metadata (every publisher but Ingest) and duplicates (their metadata came
+// with the first copy) cost nothing.
+func updateReplayMeta(ctx context.Context, tx pgx.Tx, segs []Segment, outcomes []Outcome) error {
+	merged := map[replayKey]*replaymeta.Meta{}
+	var order []replayKey
+	for i, s := range segs {
+		if outcomes[i] != Stored || s.Meta.IsZero() {
+			continue
+		}
+		k := replayKey{s.ID.ProjectID, s.ID.ReplayID}
+		m := merged[k]
+		if m == nil {
+			m = &replaymeta.Meta{}
+			merged[k] = m
+			order = append(order, k)
+		}
+		mergeMeta(m, s.Meta)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	for _, k := range order {
+		m := merged[k]
+		b.Queue(`
+			UPDATE replays SET
+				source = coalesce(source, nullif($3, '')),
+				source_id = coalesce(source_id, nullif($4, '')),
+				replay_type = coalesce(replay_type, nullif($5, '')),
+				sdk = coalesce(sdk, nullif($6, '')),
+				user_agent_family = coalesce(user_agent_family, nullif($7, '')),
+				urls = `+mergeList("urls", "$8")+`,
+				error_ids = `+mergeList("error_ids", "$9")+`,
+				trace_ids = `+mergeList("trace_ids", "$10")+`
+			WHERE project_id = $1 AND replay_id = $2`,
+			k.project, k.replay, m.Source, m.SourceID, m.ReplayType, m.SDK, m.UserAgentFamily,
+			nonNil(m.URLs), nonNil(m.ErrorIDs), nonNil(m.TraceIDs))
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("update replay metadata: %w", err)
+	}
+	return nil
+}
+
+// mergeMeta folds m into into: first non-empty single values, lists
+// appended (the SQL drops duplicates and caps them).
+func mergeMeta(into *replaymeta.Meta, m replaymeta.Meta) {
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&into.Source, m.Source}, {&into.SourceID, m.SourceID}, {&into.ReplayType, m.ReplayType},
+		{&into.SDK, m.SDK}, {&into.UserAgentFamily, m.UserAgentFamily},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.src
+		}
+	}
+	into.URLs = append(into.URLs, m.URLs...)
+	into.ErrorIDs = append(into.ErrorIDs, m.ErrorIDs...)
+	into.TraceIDs = append(into.TraceIDs, m.TraceIDs...)
+}
+
+// mergeList is the SQL of a list column with the new entries of param
+// appended, duplicates dropped, first MaxListLen kept.
+func mergeList(col, param string) string {
+	return fmt.Sprintf(`CASE WHEN cardinality(%[2]s::text[]) = 0 THEN %[1]s ELSE (
+		SELECT array_agg(v ORDER BY o) FROM (
+			SELECT v, min(o) AS o FROM unnest(coalesce(%[1]s, '{}') || %[2]s::text[]) WITH ORDINALITY AS x(v, o)
+			GROUP BY v ORDER BY min(o) LIMIT %[3]d) AS y) END`, col, param, replaymeta.MaxListLen)
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 	"github.com/replayvault/replayvault/shared/testenv"
@@ -128,8 +129,11 @@ func TestFunctionRoles(t *testing.T) {
 		}
 	}
 	fresh := uuid.New()
+	// The new replay comes through Ingest: Pack stores what the SDK said.
+	withMeta := seg(2, fresh, 0)
+	withMeta.Meta = replaymeta.Meta{Source: "sentry", SDK: "sentry.javascript.browser", URLs: []string{"https://x/a"}}
 	outcomes, err := pack.CommitBatch(ctx, store.Blob{Path: "r90/role", RetentionDays: 90, Size: 30, SegmentCount: 3},
-		[]store.Segment{seg(1, ids[0], 10), seg(1, ids[1], 10), seg(2, fresh, 0)})
+		[]store.Segment{seg(1, ids[0], 10), seg(1, ids[1], 10), withMeta})
 	if err != nil {
 		t.Fatalf("pack: CommitBatch: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
 )
 
@@ -26,6 +27,8 @@ type Replay struct {
 	// timestamps seen (ms since the epoch); nil until an event had one.
 	StartedAtMS *int64
 	EndedAtMS   *int64
+	// Meta is what the SDK said about the replay (see replaymeta).
+	Meta replaymeta.Meta
 	// DeletedAt is the replay's tombstone.
 	DeletedAt *time.Time
 	// ProjectDeletedAt is the tombstone of the whole project.
@@ -138,17 +141,20 @@ func replayMeta(ctx context.Context, q querier, project int64, replay uuid.UUID)
 		count     *int32
 		stored    *int64
 		raw       *int64
+		src       [5]*string
 	)
 	// The outer row always exists, so one query tells an unknown replay
 	// from one in a shredded project.
 	err := q.QueryRow(ctx, `
 		SELECT p.deleted_at, r.replay_id IS NOT NULL, r.retention_days, r.first_seen, r.last_seen,
-			r.segment_count, r.stored_bytes, r.raw_bytes, r.started_at_ms, r.ended_at_ms, r.deleted_at
+			r.segment_count, r.stored_bytes, r.raw_bytes, r.started_at_ms, r.ended_at_ms, r.deleted_at,
+			r.source, r.source_id, r.replay_type, r.sdk, r.user_agent_family, r.urls, r.error_ids, r.trace_ids
 		FROM (SELECT $1::bigint AS project_id, $2::uuid AS replay_id) AS k
 		LEFT JOIN projects p ON p.project_id = k.project_id
 		LEFT JOIN replays r ON r.project_id = k.project_id AND r.replay_id = k.replay_id`,
 		project, replay).Scan(&r.ProjectDeletedAt, &found, &retention, &first, &last,
-		&count, &stored, &raw, &r.StartedAtMS, &r.EndedAtMS, &r.DeletedAt)
+		&count, &stored, &raw, &r.StartedAtMS, &r.EndedAtMS, &r.DeletedAt,
+		&src[0], &src[1], &src[2], &src[3], &src[4], &r.Meta.URLs, &r.Meta.ErrorIDs, &r.Meta.TraceIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +168,11 @@ func replayMeta(ctx context.Context, q querier, project int64, replay uuid.UUID)
 	r.FirstSeen, r.LastSeen = *first, *last
 	r.SegmentCount = int(*count)
 	r.StoredBytes, r.RawBytes = *stored, *raw
+	for i, p := range []*string{&r.Meta.Source, &r.Meta.SourceID, &r.Meta.ReplayType, &r.Meta.SDK, &r.Meta.UserAgentFamily} {
+		if src[i] != nil {
+			*p = *src[i]
+		}
+	}
 	return &r, nil
 }
 

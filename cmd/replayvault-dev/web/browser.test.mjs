@@ -1,6 +1,6 @@
 // Browser test of the whole system: Debian's Chromium, driven by
 // playwright-core, records a real interaction on the recorder page; the
-// segments go through the dev stack's ingest endpoint, the Pub/Sub
+// segments go through the dev stack's Ingest function, the Pub/Sub
 // emulator's push delivery, Pack, fake GCS and PostgreSQL; the viewer page
 // fetches them back from Serve and plays them with rrweb-player.
 //
@@ -13,12 +13,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
+import { startDev } from './devstack.mjs';
 
-const bin = process.env.REPLAYVAULT_BIN;
 const out = process.env.BROWSER_TEST_OUT;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -33,49 +33,6 @@ const chromiumArgs = [
   '--disable-sync',
 ];
 
-// startDev runs `replayvault-dev dev` on a free port and waits for its info
-// file. stop() interrupts it as Ctrl-C would and resolves to its exit code.
-async function startDev() {
-  const infoPath = join(out, 'dev-info.json');
-  const logPath = join(out, 'dev.log');
-  rmSync(infoPath, { force: true }); // a previous run's
-  const log = openSync(logPath, 'w');
-  const child = spawn(bin, ['dev', '--port', '0', '--info-file', infoPath], {
-    stdio: ['ignore', log, log],
-  });
-  closeSync(log);
-  let exited = null;
-  const exit = new Promise((resolve) => child.on('exit', (code, signal) => {
-    exited = { code, signal };
-    resolve(exited);
-  }));
-  const killOnExit = () => child.kill('SIGKILL');
-  process.on('exit', killOnExit);
-
-  const deadline = Date.now() + 180_000;
-  while (!existsSync(infoPath)) {
-    if (exited) throw new Error(`replayvault-dev dev exited (${JSON.stringify(exited)}) before it was ready; log ${logPath}:\n${readFileSync(logPath, 'utf8')}`);
-    if (Date.now() > deadline) throw new Error(`replayvault-dev dev not ready after 180 s; log ${logPath}`);
-    await sleep(200);
-  }
-  const info = JSON.parse(readFileSync(infoPath, 'utf8'));
-  return {
-    info,
-    logPath,
-    async stop() {
-      if (!exited) child.kill('SIGINT');
-      // An unref'd timer: it must not keep the test process alive.
-      const result = await Promise.race([exit, sleep(60_000, null, { ref: false })]);
-      process.off('exit', killOnExit);
-      if (!result) {
-        child.kill('SIGKILL');
-        throw new Error('replayvault-dev dev did not stop within 60 s of SIGINT');
-      }
-      return result;
-    },
-  };
-}
-
 // recordingSegments asks Serve for the replay as NDJSON: one segment's
 // event array per line.
 async function recordingSegments(info, replay) {
@@ -89,7 +46,7 @@ async function recordingSegments(info, replay) {
 }
 
 test('a recorded interaction flows through Pub/Sub, Pack and Serve into the player', { timeout: 300_000 }, async (t) => {
-  assert.ok(bin, 'set REPLAYVAULT_BIN to a replayvault-dev binary');
+  assert.ok(process.env.REPLAYVAULT_BIN, 'set REPLAYVAULT_BIN to a replayvault-dev binary');
   assert.ok(out, 'set BROWSER_TEST_OUT to a directory for the screenshot');
 
   const started = Date.now();

@@ -1,6 +1,9 @@
 // The recorder page records itself with rrweb's record() and uploads the
-// events in segments (a JSON array each) to the dev stack's /ingest, which
-// publishes them to the Pub/Sub emulator like a production relay.
+// events in segments (a JSON array each) to the dev stack's Ingest function,
+// as README.md's plain-rrweb snippet does: POST
+// /v1/projects/{p}/replays/{r}/segments/{n}?key=KEY with text/plain (no CORS
+// preflight), sendBeacon when the page goes away. Ingest publishes them to
+// the Pub/Sub emulator, as in production.
 //
 // window.__recorder exposes the counters for the browser test.
 
@@ -41,9 +44,10 @@ function render() {
   $('st-error').textContent = state.error;
 }
 
+let ingest = null; // { url, key } from /api/config
+
 function ingestURL(segment) {
-  const q = new URLSearchParams({ project, replay, segment: String(segment) });
-  return `/ingest?${q}`;
+  return `${ingest.url}/v1/projects/${project}/replays/${replay}/segments/${segment}?key=${encodeURIComponent(ingest.key)}`;
 }
 
 // flush cuts a segment from the buffered events and queues its upload;
@@ -65,7 +69,7 @@ async function send(segment, events) {
     try {
       const res = await fetch(ingestURL(segment), {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
+        headers: { 'Content-Type': 'text/plain' },
         body,
       });
       if (res.ok) {
@@ -131,6 +135,8 @@ async function main() {
   render();
   let record;
   try {
+    const cfg = await (await fetch('/api/config')).json();
+    ingest = { url: cfg.ingest_url, key: cfg.ingest_key };
     ({ record } = await import('/vendor/rrweb/rrweb.js'));
   } catch (e) {
     state.error = `cannot load rrweb from /vendor (run npm ci in the repository root): ${e}`;
@@ -163,7 +169,7 @@ async function main() {
     if (!stopRecording || buffer.length === 0) return;
     const events = buffer;
     buffer = [];
-    navigator.sendBeacon(ingestURL(nextSegment++), new Blob([JSON.stringify(events)], { type: 'application/json' }));
+    navigator.sendBeacon(ingestURL(nextSegment++), new Blob([JSON.stringify(events)], { type: 'text/plain' }));
   });
 }
 

@@ -3,6 +3,15 @@
 -- added, in one place so each role's rights read as a whole:
 --   Pack reads the edge-rule assignments and modules (00050).
 GRANT SELECT ON rule_modules, rule_assignments TO replayvault_pack;
+--   Pack stores what Ingest learnt about a replay on its row (00031).
+GRANT UPDATE (source, source_id, replay_type, sdk, user_agent_family, urls, error_ids, trace_ids)
+    ON replays TO replayvault_pack;
+--   Serve reads the replay rows whole (its SELECT covers the new columns);
+--   Shred's sweep forgets old batch numbers (00030).
+GRANT SELECT, DELETE ON ingest_batches TO replayvault_shred;
 
 -- +goose Down
+REVOKE SELECT, DELETE ON ingest_batches FROM replayvault_shred;
+REVOKE UPDATE (source, source_id, replay_type, sdk, user_agent_family, urls, error_ids, trace_ids)
+    ON replays FROM replayvault_pack;
 REVOKE SELECT ON rule_modules, rule_assignments FROM replayvault_pack;
