@@ -38,48 +38,95 @@ func (s *Server) recording(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err, nil)
 		return
 	}
-	meta, rows, err := s.db.ReplaySegments(r.Context(), project, replay, q.typ, q.from, q.to)
-	if err != nil {
-		api.WriteError(w, r, err, nil)
-		return
+	var win store.Window
+	if q.window != nil {
+		win = store.Window{FromTS: q.window.from, ToTS: q.window.to, Chain: q.typ == segment.DefaultType}
 	}
-	if at, gone := meta.Shredded(); gone {
-		writeGone(w, r, at)
-		return
-	}
+	for attempt := 1; ; attempt++ {
+		var (
+			meta *store.Replay
+			rows []store.Segment
+			info store.WindowInfo
+			trim *trimmer
+		)
+		if q.window == nil {
+			meta, rows, err = s.db.ReplaySegments(r.Context(), project, replay, q.typ, q.from, q.to)
+		} else {
+			meta, rows, info, err = s.db.ReplayWindow(r.Context(), project, replay, q.typ, win)
+			trim = &trimmer{w: q.window, chain: win.Chain, findChain: win.Chain && info.Start >= 0}
+		}
+		if err != nil {
+			api.WriteError(w, r, err, nil)
+			return
+		}
+		if at, gone := meta.Shredded(); gone {
+			writeGone(w, r, at)
+			return
+		}
 
-	out := &framer{ndjson: q.ndjson}
-	h := w.Header()
-	h.Set("Content-Type", out.contentType())
-	api.NoStore(w)
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
+		out := &framer{ndjson: q.ndjson}
+		h := w.Header()
+		h.Set("Content-Type", out.contentType())
+		api.NoStore(w)
+		if q.window != nil {
+			h.Set("Access-Control-Expose-Headers", "Link")
+			from, to, ok := q.window.next(info)
+			if ok {
+				h.Set("Link", nextLink(r.URL.Path, r.URL.Query(), from, to))
+			}
+			if q.ndjson {
+				out.trailer = nextLine(from, ok)
+			}
+		}
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 
-	f := newFetcher(r.Context(), s.cfg, s.blobs, s.keks, rows)
-	var (
-		started bool
-		ttfb    time.Duration
-	)
-	err = s.stream(w, f, rows, out, func() { started, ttfb = true, time.Since(start) })
-	stats := f.stop()
-	gone := r.Context().Err() != nil || errors.Is(err, errWrite) // the client left
-	if err == nil || gone || started {
-		logStream(r, project, replay, len(rows), stats, ttfb, time.Since(start), err, gone)
-	}
-	switch {
-	case err == nil:
-	case started:
-		abort(w)
-	case !gone:
-		api.WriteError(w, r, err, nil) // logs it
+		f := newFetcher(r.Context(), s.cfg, s.blobs, s.keks, rows)
+		var (
+			started bool
+			ttfb    time.Duration
+		)
+		err = s.stream(w, f, rows, out, trim, func() { started, ttfb = true, time.Since(start) })
+		stats := f.stop()
+		if errors.Is(err, errNoChain) && !started {
+			// The snapshot segment's snapshots all come after from_ts:
+			// start from the one before it, or at last from the beginning.
+			win.Before = info.Start
+			if attempt >= maxChainAttempts-1 {
+				win.Before = -1
+			}
+			continue
+		}
+		gone := r.Context().Err() != nil || errors.Is(err, errWrite) // the client left
+		if err == nil || gone || started {
+			logStream(r, project, replay, len(rows), stats, ttfb, time.Since(start), err, gone)
+		}
+		switch {
+		case err == nil:
+		case started:
+			abort(w)
+		case !gone:
+			api.WriteError(w, r, err, nil) // logs it
+		}
+		return
 	}
 }
 
-// stream writes the segments of rows as f delivers them. started is called
-// just before the first byte of the body is written.
-func (s *Server) stream(w http.ResponseWriter, f *fetcher, rows []store.Segment, out *framer, started func()) error {
+// nextLine is the last line of a window read in NDJSON: where the next
+// window starts (null at the end of the replay).
+func nextLine(from int64, ok bool) []byte {
+	if !ok {
+		return []byte(`{"next_from_ts":null}` + "\n")
+	}
+	return []byte(`{"next_from_ts":` + strconv.FormatInt(from, 10) + "}\n")
+}
+
+// stream writes the segments of rows as f delivers them, each cut to the
+// window by trim when there is one. started is called just before the
+// first byte of the body is written.
+func (s *Server) stream(w http.ResponseWriter, f *fetcher, rows []store.Segment, out *framer, trim *trimmer, started func()) error {
 	rc := http.NewResponseController(w)
 	begin := func() error {
 		started()
@@ -94,6 +141,9 @@ func (s *Server) stream(w http.ResponseWriter, f *fetcher, rows []store.Segment,
 			if err != nil {
 				err = fmt.Errorf("decode segment %s: %w", rows[i].ID, err)
 			}
+		}
+		if err == nil && trim != nil {
+			doc, err = trim.trim(i, &rows[i], doc)
 		}
 		if err != nil {
 			return err
@@ -148,14 +198,16 @@ type recordingQuery struct {
 	typ      string
 	from, to int // inclusive segment range
 	ndjson   bool
+	window   *windowQuery // nil: the whole segment range
 }
 
-// parseRecordingQuery reads ?segments=A-B|A-|A, ?type= and ?format=.
+// parseRecordingQuery reads ?segments=A-B|A-|A, ?type=, ?format= and the
+// time window ?from_ts=&to_ts= (which excludes segments=).
 func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 	q := recordingQuery{typ: segment.DefaultType, from: 0, to: math.MaxInt32}
 	for name, vals := range v {
 		switch name {
-		case "segments", "type", "format":
+		case "segments", "type", "format", "from_ts", "to_ts":
 			if len(vals) > 1 {
 				return q, fmt.Errorf("%w: %s given %d times", derrors.InvalidArgument, name, len(vals))
 			}
@@ -173,6 +225,13 @@ func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 		q.ndjson = true
 	default:
 		return q, fmt.Errorf("%w: unknown format %q (want json or ndjson)", derrors.InvalidArgument, f)
+	}
+	var err error
+	if q.window, err = parseWindow(v); err != nil {
+		return q, err
+	}
+	if _, ok := v["segments"]; ok && q.window != nil {
+		return q, fmt.Errorf("%w: segments= and a time window (from_ts, to_ts) exclude each other", api.ErrBadRequest)
 	}
 	if s, ok := v["segments"]; ok {
 		var err error
@@ -221,9 +280,10 @@ func segmentNumber(s string) (int, bool) {
 // framer writes segments as one JSON array of all their events, or as one
 // segment array per line (NDJSON).
 type framer struct {
-	ndjson bool
-	events bool // an event has been written (JSON: the next needs a comma)
-	buf    bytes.Buffer
+	ndjson  bool
+	trailer []byte // NDJSON only: a last line after the segments
+	events  bool   // an event has been written (JSON: the next needs a comma)
+	buf     bytes.Buffer
 }
 
 func (f *framer) contentType() string {
@@ -243,7 +303,8 @@ func (f *framer) begin(w io.Writer) error {
 
 func (f *framer) end(w io.Writer) error {
 	if f.ndjson {
-		return nil
+		_, err := w.Write(f.trailer)
+		return err
 	}
 	_, err := io.WriteString(w, "]\n")
 	return err

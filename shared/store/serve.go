@@ -157,14 +157,21 @@ func replayMeta(ctx context.Context, q querier, project int64, replay uuid.UUID)
 }
 
 func replaySegments(ctx context.Context, q querier, project int64, replay uuid.UUID, typ string, from, to int) ([]Segment, error) {
+	return segmentRows(ctx, q, project, replay, typ, `AND segment_id BETWEEN $4 AND $5`, clampInt32(from), clampInt32(to))
+}
+
+// segmentRows reads the live segment rows of one replay and type that also
+// meet cond, a constant SQL condition over parameters $4 and on (args), in
+// segment order.
+func segmentRows(ctx context.Context, q querier, project int64, replay uuid.UUID, typ string, cond string, args ...any) ([]Segment, error) {
 	rows, err := q.Query(ctx, `
 		SELECT segment_id, blob_path, byte_start, byte_stop, encoding, raw_size, event_count,
 			first_ts, last_ts, has_full_snapshot, kek_id, wrapped_dek, expires_at
 		FROM segments
-		WHERE project_id = $1 AND replay_id = $2 AND type = $3
-			AND segment_id BETWEEN $4 AND $5 AND expires_at > now()
+		WHERE project_id = $1 AND replay_id = $2 AND type = $3 AND expires_at > now()
+			`+cond+`
 		ORDER BY segment_id`,
-		project, replay, typ, clampInt32(from), clampInt32(to))
+		append([]any{project, replay, typ}, args...)...)
 	if err != nil {
 		return nil, err
 	}

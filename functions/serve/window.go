@@ -1,0 +1,182 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/replayvault/replayvault/shared/api"
+	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// A window read (?from_ts=&to_ts=, ms since the epoch, inclusive) returns
+// what a player needs to show that span of a recording, which is exactly
+// what a full read gives, filtered:
+//
+//   - For recordings, every event from the chain start on, in full-read
+//     order, whose timestamp is at or before to_ts. The chain start is the
+//     last full snapshot (rrweb type 2) with a timestamp at or before
+//     from_ts, or the meta event (type 4) just before it when there is one;
+//     with no such snapshot, the replay's first event.
+//   - For slices (console, network, timeline), every event whose timestamp
+//     lies in [from_ts, to_ts].
+//
+// An event without a timestamp counts as at its segment's first timestamp
+// (0 for a segment with none). The segments read are chosen from their
+// stored metadata alone; only the segments at the window's edges are
+// parsed, to trim their events, and that is done in place in the
+// segment's own decoded buffer. The chain start is looked for in the last
+// snapshot segment starting at or before from_ts; when that segment's
+// snapshots all come later, the read starts again from the snapshot
+// segment before it (and, after maxChainAttempts, from the beginning), so
+// the result stays exact even then, at the cost of another read.
+
+// windowQuery is the parsed time window of a recording request.
+type windowQuery struct {
+	from, to int64
+	open     bool // to_ts was not given: through the end
+}
+
+// maxChainAttempts bounds how many snapshot segments a window read tries
+// before it starts at the replay's beginning.
+const maxChainAttempts = 3
+
+// parseWindow reads ?from_ts= and ?to_ts=; nil when neither is given.
+func parseWindow(v url.Values) (*windowQuery, error) {
+	_, hasFrom := v["from_ts"]
+	_, hasTo := v["to_ts"]
+	if !hasFrom && !hasTo {
+		return nil, nil
+	}
+	w := &windowQuery{to: math.MaxInt64, open: !hasTo}
+	var ok bool
+	if hasFrom {
+		if w.from, ok = millisParam(v.Get("from_ts")); !ok {
+			return nil, fmt.Errorf("%w: from_ts=%q must be milliseconds since the epoch (0 or more)", api.ErrBadRequest, v.Get("from_ts"))
+		}
+	}
+	if hasTo {
+		if w.to, ok = millisParam(v.Get("to_ts")); !ok {
+			return nil, fmt.Errorf("%w: to_ts=%q must be milliseconds since the epoch (0 or more)", api.ErrBadRequest, v.Get("to_ts"))
+		}
+	}
+	if w.to < w.from {
+		return nil, fmt.Errorf("%w: to_ts %d is before from_ts %d", api.ErrBadRequest, w.to, w.from)
+	}
+	return w, nil
+}
+
+// millisParam parses a timestamp: decimal digits only, within int64.
+func millisParam(s string) (int64, bool) {
+	if s == "" || len(s) > 19 || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// next returns the next window's bounds (same length), when there is one.
+func (w *windowQuery) next(info store.WindowInfo) (from, to int64, ok bool) {
+	if w.open || !info.More || w.to == math.MaxInt64 {
+		return 0, 0, false
+	}
+	from = w.to + 1
+	span := w.to - w.from
+	if span > math.MaxInt64-from {
+		return from, math.MaxInt64, true
+	}
+	return from, from + span, true
+}
+
+// nextLink is the Link header naming the next window, relative to the
+// request's path.
+func nextLink(path string, q url.Values, from, to int64) string {
+	n := url.Values{}
+	for k, vs := range q {
+		n[k] = vs
+	}
+	n.Set("from_ts", strconv.FormatInt(from, 10))
+	n.Set("to_ts", strconv.FormatInt(to, 10))
+	return "<" + path + "?" + n.Encode() + `>; rel="next"`
+}
+
+// errNoChain says that the window's first segment holds no full snapshot
+// at or before from_ts: the read must start earlier.
+var errNoChain = errors.New("no snapshot at or before from_ts in the first segment")
+
+// trimmer cuts a window's edge segments down to the window's events.
+type trimmer struct {
+	w     *windowQuery
+	chain bool
+	// findChain: rows[0] holds the snapshot the window starts at, and its
+	// events before the chain start are dropped.
+	findChain bool
+	spans     []span // reused between segments
+}
+
+type span struct {
+	start, end int
+	keep       bool
+}
+
+// trim returns the events of doc (segment i, row) that belong to the
+// window, as a JSON array. A segment entirely inside comes back as it is,
+// without parsing; an edge segment is compacted in doc's own storage.
+func (t *trimmer) trim(i int, row *store.Segment, doc []byte) ([]byte, error) {
+	chainHere := t.findChain && i == 0
+	lo := int64(math.MinInt64)
+	if !t.chain {
+		lo = t.w.from
+	}
+	if !chainHere && row.LastTS <= t.w.to && row.FirstTS >= lo && (row.FirstTS > 0 || lo <= 0) {
+		return doc, nil
+	}
+	t.spans = t.spans[:0]
+	chainAt := -1 // index in spans of the chain start
+	prevMeta := false
+	err := segment.Events(doc, func(ev segment.Event) error {
+		ts := ev.TS
+		if ts == 0 {
+			ts = row.FirstTS
+		}
+		k := len(t.spans)
+		if chainHere && ev.HasType && ev.Type == segment.EventFullSnapshot && ts <= t.w.from {
+			chainAt = k
+			if prevMeta {
+				chainAt = k - 1
+			}
+		}
+		prevMeta = ev.HasType && ev.Type == segment.EventMeta
+		start := cap(doc) - cap(ev.Raw) // offset of Raw within doc
+		t.spans = append(t.spans, span{start, start + len(ev.Raw), ts <= t.w.to && ts >= lo})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trim segment %s: %w", row.ID, err)
+	}
+	if chainHere && chainAt < 0 {
+		return nil, errNoChain
+	}
+	first := 0
+	if chainHere {
+		first = chainAt
+	}
+	out := doc[:1]
+	out[0] = '['
+	for _, s := range t.spans[first:] {
+		if !s.keep {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		// Kept events only move towards the front: out never overtakes the
+		// event being copied, so copying within doc is safe.
+		out = append(out, doc[s.start:s.end]...)
+	}
+	return append(out, ']'), nil
+}
