@@ -50,10 +50,12 @@ locals {
   })
 
   shred_env = merge(local.common_env, {
-    DB_USER      = local.db_users.shred
-    CORS_ORIGINS = join(",", var.cors_origins)
-    ORPHAN_GRACE = var.orphan_grace
-    SWEEP_BATCH  = var.sweep_batch
+    DB_USER           = local.db_users.shred
+    CORS_ORIGINS      = join(",", var.cors_origins)
+    ORPHAN_GRACE      = var.orphan_grace
+    SWEEP_BATCH       = var.sweep_batch
+    COMPACT_IDLE      = var.compact_idle
+    COMPACT_MAX_BYTES = var.compact_max_bytes
   })
 
   source_generation = var.deploy_functions ? data.google_storage_bucket_object.source[0].generation : null

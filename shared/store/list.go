@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // ErrFilterUnsupported marks a list filter on replay metadata that the
@@ -74,66 +75,75 @@ func (db *DB) ListReplays(ctx context.Context, project int64, f ListFilter, afte
 	}
 	var page ListPage
 	err := readOnly(ctx, func() error {
-		page = ListPage{}
-		rows, err := db.Pool.Query(ctx, `
-			WITH scanned AS MATERIALIZED (
+		return db.InTx(ctx, pgx.RepeatableRead, func(ctx context.Context, tx pgx.Tx) error {
+			page = ListPage{}
+			// The scan is not materialized: the outer LIMIT stops the index
+			// walk as soon as the page is full.
+			rows, err := tx.Query(ctx, `
 				SELECT replay_id, retention_days, first_seen, last_seen, segment_count, stored_bytes,
 					raw_bytes, started_at_ms, ended_at_ms
-				FROM replays
-				WHERE project_id = $1 AND deleted_at IS NULL AND started_at_ms IS NOT NULL
-					AND started_at_ms BETWEEN $2 AND $3
-					AND (started_at_ms, replay_id) < ($4, $5)
-				ORDER BY started_at_ms DESC, replay_id DESC
-				LIMIT $6)
-			(SELECT *, true AS hit FROM scanned
+				FROM (SELECT * FROM replays
+					WHERE `+listScan+`
+					ORDER BY started_at_ms DESC, replay_id DESC
+					LIMIT $6) AS scanned
 				WHERE `+listFilters+`
 				ORDER BY started_at_ms DESC, replay_id DESC
-				LIMIT $9)
-			UNION ALL
-			(SELECT *, false FROM scanned
-				WHERE (SELECT count(*) FROM scanned) = $6
-				ORDER BY started_at_ms, replay_id
-				LIMIT 1)`,
-			project, f.FromTS, to, afterTS, afterID, scan, f.MinDurationMS, f.MinSegments, limit+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var budgetEnd *ListCursor
-		for rows.Next() {
-			r := Replay{ProjectID: project}
-			var (
-				count int32
-				hit   bool
-			)
-			if err := rows.Scan(&r.ReplayID, &r.RetentionDays, &r.FirstSeen, &r.LastSeen, &count, &r.StoredBytes,
-				&r.RawBytes, &r.StartedAtMS, &r.EndedAtMS, &hit); err != nil {
+				LIMIT $9`,
+				project, f.FromTS, to, afterTS, afterID, scan, f.MinDurationMS, f.MinSegments, limit+1)
+			if err != nil {
 				return err
 			}
-			r.SegmentCount = int(count)
-			if !hit {
-				budgetEnd = &ListCursor{StartedAtMS: *r.StartedAtMS, ReplayID: r.ReplayID}
-				continue
+			defer rows.Close()
+			for rows.Next() {
+				r := Replay{ProjectID: project}
+				var count int32
+				if err := rows.Scan(&r.ReplayID, &r.RetentionDays, &r.FirstSeen, &r.LastSeen, &count, &r.StoredBytes,
+					&r.RawBytes, &r.StartedAtMS, &r.EndedAtMS); err != nil {
+					return err
+				}
+				r.SegmentCount = int(count)
+				page.Replays = append(page.Replays, r)
 			}
-			page.Replays = append(page.Replays, r)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(page.Replays) > limit {
-			page.Replays = page.Replays[:limit]
-			last := page.Replays[limit-1]
-			page.Next = &ListCursor{StartedAtMS: *last.StartedAtMS, ReplayID: last.ReplayID}
-		} else if budgetEnd != nil {
-			page.Next = budgetEnd
-		}
-		return nil
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(page.Replays) > limit {
+				page.Replays = page.Replays[:limit]
+				last := page.Replays[limit-1]
+				page.Next = &ListCursor{StartedAtMS: *last.StartedAtMS, ReplayID: last.ReplayID}
+				return nil
+			}
+			// A short page: either the list ended, or the scan budget ran
+			// out first and the next page starts after the last row
+			// examined.
+			var c ListCursor
+			err = tx.QueryRow(ctx, `
+				SELECT started_at_ms, replay_id FROM replays
+				WHERE `+listScan+`
+				ORDER BY started_at_ms DESC, replay_id DESC
+				OFFSET $6 - 1 LIMIT 1`,
+				project, f.FromTS, to, afterTS, afterID, scan).Scan(&c.StartedAtMS, &c.ReplayID)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				return nil
+			case err != nil:
+				return err
+			}
+			page.Next = &c
+			return nil
+		})
 	})
 	if err != nil {
 		return ListPage{}, fmt.Errorf("list replays of project %d: %w", project, err)
 	}
 	return page, nil
 }
+
+// listScan is the part of the list query the index serves: one project's
+// live replays with a first event time in [$2, $3], after the cursor
+// ($4, $5).
+const listScan = `project_id = $1 AND deleted_at IS NULL AND started_at_ms IS NOT NULL
+	AND started_at_ms BETWEEN $2 AND $3 AND (started_at_ms, replay_id) < ($4, $5)`
 
 // listFilters are the conditions the index does not serve, over $7
 // (minimum duration, ms) and $8 (minimum segments). The URL and error id
