@@ -37,6 +37,9 @@ type Config struct {
 	// FlushTimeout bounds one flush: upload plus transaction.
 	FlushTimeout time.Duration
 	Limits       segment.Limits
+	// DeriveSlices stores console, network and timeline slices taken from
+	// each recording segment beside it, in the same flush (see derive.go).
+	DeriveSlices bool
 }
 
 // ConfigFrom derives the packer's settings from the function's config.
@@ -50,6 +53,7 @@ func ConfigFrom(c *config.Pack) Config {
 		BufferWait:     10 * time.Second,
 		FlushTimeout:   c.GCSTimeout + c.DBTimeout,
 		Limits:         segment.Limits{MaxDecompressed: c.MaxDecompressedBytes},
+		DeriveSlices:   c.DeriveSlices,
 	}
 }
 
@@ -210,13 +214,16 @@ func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error)
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
 	}
+	if p.cfg.DeriveSlices && attrs.ID.Type == segment.DefaultType {
+		e.derived = p.deriveSlices(ctx, attrs, m.Data, info, kek)
+	}
 	return e, 0, nil
 }
 
 // add reserves buffer space for e, puts it in its batch and waits for the
 // batch's flush.
 func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
-	size := min(int64(len(e.ciphertext)), p.cfg.MaxBufferBytes)
+	size := min(e.bytes(), p.cfg.MaxBufferBytes)
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.BufferWait)
 	err := p.space.Acquire(wctx, size)
 	cancel()

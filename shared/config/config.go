@@ -144,6 +144,11 @@ type Pack struct {
 
 	// Rules configures the per-project edge rules (WASM modules).
 	Rules
+
+	// DeriveSlices makes Pack store console, network and timeline slices
+	// derived from each recording segment beside it. Turn it off for
+	// projects whose SDK sends its own slices under the same segment ids.
+	DeriveSlices bool `env:"DERIVE_SLICES, default=true"`
 }
 
 // Rules configures Pack's edge rules.
