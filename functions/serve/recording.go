@@ -40,7 +40,7 @@ func (s *Server) recording(w http.ResponseWriter, r *http.Request) {
 	}
 	var win store.Window
 	if q.window != nil {
-		win = store.Window{FromTS: q.window.from, ToTS: q.window.to, Chain: q.typ == segment.DefaultType}
+		win = store.Window{FromTS: q.window.from, ToTS: q.window.to, Chain: q.typ == segment.DefaultType && !q.window.noChain}
 	}
 	for attempt := 1; ; attempt++ {
 		var (
@@ -207,7 +207,7 @@ func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 	q := recordingQuery{typ: segment.DefaultType, from: 0, to: math.MaxInt32}
 	for name, vals := range v {
 		switch name {
-		case "segments", "type", "format", "from_ts", "to_ts":
+		case "segments", "type", "format", "from_ts", "to_ts", "chain":
 			if len(vals) > 1 {
 				return q, fmt.Errorf("%w: %s given %d times", derrors.InvalidArgument, name, len(vals))
 			}

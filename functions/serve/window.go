@@ -39,6 +39,11 @@ import (
 type windowQuery struct {
 	from, to int64
 	open     bool // to_ts was not given: through the end
+	// noChain (?chain=0) asks a recording's window without its snapshot
+	// chain: only the events in [from_ts, to_ts], as for slices. A player
+	// that already holds everything up to from_ts loads what follows this
+	// way, without reading the snapshot segment again.
+	noChain bool
 }
 
 // maxChainAttempts bounds how many snapshot segments a window read tries
@@ -49,10 +54,23 @@ const maxChainAttempts = 3
 func parseWindow(v url.Values) (*windowQuery, error) {
 	_, hasFrom := v["from_ts"]
 	_, hasTo := v["to_ts"]
+	chain, hasChain := v["chain"]
 	if !hasFrom && !hasTo {
+		if hasChain {
+			return nil, fmt.Errorf("%w: chain= applies to a time window (from_ts, to_ts) only", api.ErrBadRequest)
+		}
 		return nil, nil
 	}
 	w := &windowQuery{to: math.MaxInt64, open: !hasTo}
+	if hasChain {
+		switch chain[0] {
+		case "0":
+			w.noChain = true
+		case "1":
+		default:
+			return nil, fmt.Errorf("%w: chain=%q must be 0 or 1", api.ErrBadRequest, chain[0])
+		}
+	}
 	var ok bool
 	if hasFrom {
 		if w.from, ok = millisParam(v.Get("from_ts")); !ok {

@@ -197,11 +197,19 @@ func TestWindow(t *testing.T) {
 		{"from only", "recording", segStart(35), open, [2]int{30, n - 1}, 0, -1},
 		{"to only", "recording", -1, segStart(2), [2]int{0, 2}, segStart(2) + 1, -1},
 		{"console middle", "console", windowStart + 61_000, windowStart + 130_000, [2]int{1, 2}, windowStart + 130_001, -1},
+		{"recording without the chain", "recording-nochain", segStart(13) + 5_500, segStart(14) + 2_000, [2]int{13, 14}, segStart(14) + 2_001, -1},
 		{"console past the end", "console", windowStart + 1_000_000, windowStart + 2_000_000, [2]int{-1, -1}, 0, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			chain := tc.typ == "recording"
 			q := url.Values{"type": {tc.typ}}
+			src := all
+			if tc.typ == "recording-nochain" {
+				tc.typ = "recording"
+				q = url.Values{"type": {tc.typ}, "chain": {"0"}}
+			} else if !chain {
+				src = console
+			}
 			from, to := tc.from, tc.to
 			if from >= 0 {
 				q.Set("from_ts", strconv.FormatInt(from, 10))
@@ -212,10 +220,6 @@ func TestWindow(t *testing.T) {
 				q.Set("to_ts", strconv.FormatInt(to, 10))
 			} else {
 				to = 1<<63 - 1
-			}
-			src := all
-			if !chain {
-				src = console
 			}
 			want := filterWindow(src, from, to, chain)
 
@@ -299,7 +303,8 @@ func TestWindowBadBounds(t *testing.T) {
 	for _, q := range []string{
 		"from_ts=", "to_ts=", "from_ts=-1", "to_ts=-5", "from_ts=1.5", "from_ts=abc", "from_ts=%2B5",
 		"from_ts=99999999999999999999", "from_ts=10&to_ts=9", "from_ts=1&from_ts=2", "to_ts=1&to_ts=2",
-		"from_ts=1&to_ts=2&segments=0-1", "from_ts=0x10", "from_ts=1e3",
+		"from_ts=1&to_ts=2&segments=0-1", "from_ts=0x10", "from_ts=1e3", "chain=0", "from_ts=1&chain=2",
+		"from_ts=1&chain=0&chain=1",
 	} {
 		resp := get(t, recordingURL(e.url, 1, replay, q), token(t, 1))
 		resp.Body.Close()
