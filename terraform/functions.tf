@@ -37,6 +37,7 @@ locals {
     RULES_TIMEOUT          = var.rules_timeout
     RULES_MEMORY_BYTES     = var.rules_memory_bytes
     RULES_MAX_INPUT_BYTES  = var.rules_max_input_bytes
+    DERIVE_SLICES          = var.derive_slices
   })
 
   serve_env = merge(local.common_env, local.kms_env, {

@@ -310,8 +310,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{
 			name: "local-only env var set",
 			file: "functions.tf",
-			old:  `SWEEP_BATCH  = var.sweep_batch`,
-			new:  "SWEEP_BATCH  = var.sweep_batch\n    SWEEP_TOKEN  = \"t\"",
+			old:  `SWEEP_BATCH       = var.sweep_batch`,
+			new:  "SWEEP_BATCH       = var.sweep_batch\n    SWEEP_TOKEN       = \"t\"",
 			want: `Shred: environment differs from config.Shred`,
 		},
 		{

@@ -443,6 +443,12 @@ variable "orphan_grace" {
   default     = "1h"
 }
 
+variable "derive_slices" {
+  description = "DERIVE_SLICES: Pack stores console, network and timeline slices derived from each recording segment."
+  type        = bool
+  default     = true
+}
+
 variable "compact_idle" {
   description = "COMPACT_IDLE: how long a replay goes without a new segment before the sweep re-packs it into one object (0s: never)."
   type        = string
