@@ -13,6 +13,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/api"
 	"github.com/replayvault/replayvault/shared/auth"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/store"
 )
 
@@ -38,7 +39,7 @@ type ListResponse struct {
 // list answers GET /v1/projects/{project}/replays: the project's live
 // replays, newest first, filtered and keyset-paginated.
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
-	project, err := s.authorizeProject(r)
+	project, _, err := api.Authorize(r, s.verifier, r.PathValue("project"), auth.ScopeRead)
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return
@@ -50,7 +51,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := s.db.ListReplays(r.Context(), project, f, after, limit, listScanBudget)
 	if errors.Is(err, store.ErrFilterUnsupported) {
-		err = fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+		err = fmt.Errorf("%w: %w", derrors.InvalidArgument, err)
 	}
 	if err != nil {
 		api.WriteError(w, r, err, nil)
@@ -68,26 +69,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, resp)
 }
 
-// authorizeProject is authorize for a path with a project and no replay.
-func (s *Server) authorizeProject(r *http.Request) (int64, error) {
-	project, perr := api.ProjectID(r.PathValue("project"))
-	_, aerr := s.verifier.Authorize(r, project, auth.ScopeRead)
-	switch {
-	case errors.Is(aerr, auth.ErrUnauthenticated):
-		return 0, aerr
-	case perr != nil:
-		return 0, perr
-	case aerr != nil:
-		return 0, aerr
-	}
-	return project, nil
-}
-
 // parseListQuery reads from_ts, to_ts (ms, the first event's time),
 // min_duration_ms, min_segments, url, error_id, cursor and limit.
 func parseListQuery(v url.Values) (f store.ListFilter, after *store.ListCursor, limit int, err error) {
 	bad := func(format string, args ...any) (store.ListFilter, *store.ListCursor, int, error) {
-		return store.ListFilter{}, nil, 0, fmt.Errorf("%w: "+format, append([]any{api.ErrBadRequest}, args...)...)
+		return store.ListFilter{}, nil, 0, fmt.Errorf("%w: "+format, append([]any{derrors.InvalidArgument}, args...)...)
 	}
 	known := map[string]bool{"from_ts": true, "to_ts": true, "min_duration_ms": true, "min_segments": true,
 		"url": true, "error_id": true, "cursor": true, "limit": true}

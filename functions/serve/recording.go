@@ -231,7 +231,7 @@ func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 		return q, err
 	}
 	if _, ok := v["segments"]; ok && q.window != nil {
-		return q, fmt.Errorf("%w: segments= and a time window (from_ts, to_ts) exclude each other", api.ErrBadRequest)
+		return q, fmt.Errorf("%w: segments= and a time window (from_ts, to_ts) exclude each other", derrors.InvalidArgument)
 	}
 	if s, ok := v["segments"]; ok {
 		var err error

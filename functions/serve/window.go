@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/replayvault/replayvault/shared/api"
+	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -57,7 +57,7 @@ func parseWindow(v url.Values) (*windowQuery, error) {
 	chain, hasChain := v["chain"]
 	if !hasFrom && !hasTo {
 		if hasChain {
-			return nil, fmt.Errorf("%w: chain= applies to a time window (from_ts, to_ts) only", api.ErrBadRequest)
+			return nil, fmt.Errorf("%w: chain= applies to a time window (from_ts, to_ts) only", derrors.InvalidArgument)
 		}
 		return nil, nil
 	}
@@ -68,22 +68,22 @@ func parseWindow(v url.Values) (*windowQuery, error) {
 			w.noChain = true
 		case "1":
 		default:
-			return nil, fmt.Errorf("%w: chain=%q must be 0 or 1", api.ErrBadRequest, chain[0])
+			return nil, fmt.Errorf("%w: chain=%q must be 0 or 1", derrors.InvalidArgument, chain[0])
 		}
 	}
 	var ok bool
 	if hasFrom {
 		if w.from, ok = millisParam(v.Get("from_ts")); !ok {
-			return nil, fmt.Errorf("%w: from_ts=%q must be milliseconds since the epoch (0 or more)", api.ErrBadRequest, v.Get("from_ts"))
+			return nil, fmt.Errorf("%w: from_ts=%q must be milliseconds since the epoch (0 or more)", derrors.InvalidArgument, v.Get("from_ts"))
 		}
 	}
 	if hasTo {
 		if w.to, ok = millisParam(v.Get("to_ts")); !ok {
-			return nil, fmt.Errorf("%w: to_ts=%q must be milliseconds since the epoch (0 or more)", api.ErrBadRequest, v.Get("to_ts"))
+			return nil, fmt.Errorf("%w: to_ts=%q must be milliseconds since the epoch (0 or more)", derrors.InvalidArgument, v.Get("to_ts"))
 		}
 	}
 	if w.to < w.from {
-		return nil, fmt.Errorf("%w: to_ts %d is before from_ts %d", api.ErrBadRequest, w.to, w.from)
+		return nil, fmt.Errorf("%w: to_ts %d is before from_ts %d", derrors.InvalidArgument, w.to, w.from)
 	}
 	return w, nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/replayvault/replayvault/functions/shred"
 	"github.com/replayvault/replayvault/shared/auth"
-	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/testenv"
 )
 
 // longReplay generates a two-hour recording: n segments of 5 s, a meta
@@ -71,7 +71,7 @@ func BenchmarkWindowSeek(b *testing.B) {
 	minute90 := windowStart + 90*60_000
 
 	run := func(b *testing.B, query string) {
-		st := blob.NewInstrumented(e.d.Blobs, latency)
+		st := testenv.NewCountingStore(e.d.Blobs, latency)
 		url := recordingURL(e.server(defaults(), nil, st, nil), 1, id, query)
 		var ttfb, total time.Duration
 		n := 0

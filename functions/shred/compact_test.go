@@ -205,7 +205,7 @@ func TestCompactRaces(t *testing.T) {
 			case res == packer.Stored:
 				keep = append(keep, 6+s)
 				lateStored++
-			case res == packer.Discarded && shred:
+			case res == packer.Shredded && shred:
 			default:
 				t.Errorf("round %d: late segment %d: %v", round, 6+s, res)
 			}
@@ -217,7 +217,7 @@ func TestCompactRaces(t *testing.T) {
 			if _, _, err := e.svc.Compact(ctx, time.Now().Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
-			e.pack(t, packer.Discarded, r)
+			e.pack(t, packer.Shredded, r)
 			if rows := e.segments(t, r.project, r.id); len(rows) != 0 {
 				t.Fatalf("round %d: %d segment rows of a shredded replay", round, len(rows))
 			}
