@@ -255,4 +255,23 @@ async function seekLongReplay(t, page, info) {
   const seekRead = reads[before];
   assert.equal(Number(seekRead.searchParams.get('from_ts')), target, 'the seek read the window at the target');
   assert.ok(!seekRead.searchParams.has('chain'), 'the seek window comes with its snapshot chain');
+
+  // rrweb's Replayer shows the same DOM at the target from the whole
+  // recording as the viewer shows from the window.
+  const windowDOM = await page.evaluate(() => document.querySelector('.replayer-wrapper iframe').contentDocument.body.outerHTML);
+  const fullDOM = await page.evaluate(async ({ serve, project, replay, token, offset }) => {
+    const res = await fetch(`${serve}/v1/projects/${project}/replays/${replay}/recording`, { headers: { Authorization: `Bearer ${token}` } });
+    const events = await res.json();
+    const { Replayer } = await import('/vendor/rrweb/rrweb.js');
+    const root = document.createElement('div');
+    root.style.visibility = 'hidden';
+    document.body.appendChild(root);
+    const replayer = new Replayer(events, { root });
+    replayer.pause(offset);
+    const html = replayer.iframe.contentDocument.body.outerHTML;
+    replayer.destroy?.();
+    root.remove();
+    return html;
+  }, { serve: info.serve_url, project: info.project, replay, token: info.token, offset: target - t0 });
+  assert.equal(windowDOM, fullDOM, 'the window shows the same DOM as the whole recording at the seek time');
 }
