@@ -133,12 +133,6 @@ type trimmer struct {
 	// findChain: rows[0] holds the snapshot the window starts at, and its
 	// events before the chain start are dropped.
 	findChain bool
-	spans     []span // reused between segments
-}
-
-type span struct {
-	start, end int
-	keep       bool
 }
 
 // trim returns the events of doc (segment i, row) that belong to the
@@ -153,48 +147,58 @@ func (t *trimmer) trim(i int, row *store.Segment, doc []byte) ([]byte, error) {
 	if !chainHere && row.LastTS <= t.w.to && row.FirstTS >= lo && (row.FirstTS > 0 || lo <= 0) {
 		return doc, nil
 	}
-	t.spans = t.spans[:0]
-	chainAt := -1 // index in spans of the chain start
-	prevMeta := false
-	err := segment.Events(doc, func(ev segment.Event) error {
-		ts := ev.TS
-		if ts == 0 {
-			ts = row.FirstTS
+	tsOf := func(ev segment.Event) int64 {
+		if ev.TS == 0 {
+			return row.FirstTS
 		}
-		k := len(t.spans)
-		if chainHere && ev.HasType && ev.Type == segment.EventFullSnapshot && ts <= t.w.from {
-			chainAt = k
-			if prevMeta {
-				chainAt = k - 1
+		return ev.TS
+	}
+	// Two passes over the chain segment rather than a list of its events:
+	// a segment of millions of tiny events must not cost memory per event.
+	chainAt := 0 // index of the first event the window may keep
+	if chainHere {
+		chainAt = -1
+		k, prevMeta := 0, false
+		err := segment.Events(doc, func(ev segment.Event) error {
+			if ev.HasType && ev.Type == segment.EventFullSnapshot && tsOf(ev) <= t.w.from {
+				chainAt = k
+				if prevMeta {
+					chainAt = k - 1
+				}
 			}
+			prevMeta = ev.HasType && ev.Type == segment.EventMeta
+			k++
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("trim segment %s: %w", row.ID, err)
 		}
-		prevMeta = ev.HasType && ev.Type == segment.EventMeta
-		start := cap(doc) - cap(ev.Raw) // offset of Raw within doc
-		t.spans = append(t.spans, span{start, start + len(ev.Raw), ts <= t.w.to && ts >= lo})
+		if chainAt < 0 {
+			return nil, errNoChain
+		}
+	}
+	// Compact the kept events towards the front of doc as the walk goes.
+	// Writing stays behind reading: every event is preceded in doc by at
+	// least a '[' or a ',', so n never passes the start of the event being
+	// copied, and the walk only reads ahead of it. The opening bracket is
+	// written last, as doc's own may lie after leading whitespace.
+	n, k := 1, 0
+	err := segment.Events(doc, func(ev segment.Event) error {
+		idx := k
+		k++
+		if ts := tsOf(ev); idx < chainAt || ts > t.w.to || ts < lo {
+			return nil
+		}
+		if n > 1 {
+			doc[n] = ','
+			n++
+		}
+		n += copy(doc[n:], ev.Raw)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trim segment %s: %w", row.ID, err)
 	}
-	if chainHere && chainAt < 0 {
-		return nil, errNoChain
-	}
-	first := 0
-	if chainHere {
-		first = chainAt
-	}
-	out := doc[:1]
-	out[0] = '['
-	for _, s := range t.spans[first:] {
-		if !s.keep {
-			continue
-		}
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		// Kept events only move towards the front: out never overtakes the
-		// event being copied, so copying within doc is safe.
-		out = append(out, doc[s.start:s.end]...)
-	}
-	return append(out, ']'), nil
+	doc[0], doc[n] = '[', ']'
+	return doc[:n+1], nil
 }

@@ -58,6 +58,7 @@ func Events(doc []byte, fn func(Event) error) error {
 		return nil
 	}
 	p := parsers.Get()
+	var scratch [2][]byte
 	largest := 0
 	defer func() {
 		if largest <= maxPooledBuf {
@@ -70,7 +71,7 @@ func Events(doc []byte, fn func(Event) error) error {
 			return fmt.Errorf("events: event %d: %w", n, err)
 		}
 		largest = max(largest, end-i)
-		ev, err := eventMeta(p, doc[i:end])
+		ev, err := eventMeta(p, doc[i:end], &scratch)
 		if err != nil {
 			return fmt.Errorf("events: event %d: %w", n, err)
 		}
@@ -98,10 +99,11 @@ func Events(doc []byte, fn func(Event) error) error {
 	}
 }
 
-// eventMeta reads an element's type and timestamp.
-func eventMeta(p *fastjson.Parser, raw []byte) (Event, error) {
+// eventMeta reads an element's type and timestamp. It allocates nothing
+// per event in the usual case: the number literals go through scratch.
+func eventMeta(p *fastjson.Parser, raw []byte, scratch *[2][]byte) (Event, error) {
 	ev := Event{Raw: raw}
-	var typ, ts json.Number
+	var typ, ts []byte
 	v, err := p.ParseBytes(raw)
 	switch {
 	case err != nil && strings.Contains(err.Error(), "too big depth"):
@@ -111,27 +113,27 @@ func eventMeta(p *fastjson.Parser, raw []byte) (Event, error) {
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return ev, err
 		}
-		typ, ts = e.Type, e.Timestamp
+		typ, ts = []byte(e.Type), []byte(e.Timestamp)
 	case err != nil:
 		return ev, err
 	case v.Type() != fastjson.TypeObject:
 		return ev, fmt.Errorf("a JSON %s, not an object", v.Type())
 	default:
-		if typ, err = numberField(v, "type"); err != nil {
+		if typ, err = numberText(v, "type", &scratch[0]); err != nil {
 			return ev, err
 		}
-		if ts, err = numberField(v, "timestamp"); err != nil {
+		if ts, err = numberText(v, "timestamp", &scratch[1]); err != nil {
 			return ev, err
 		}
 	}
-	if typ != "" {
+	if len(typ) > 0 {
 		n, err := strconv.ParseInt(string(typ), 10, 64)
 		if err != nil {
 			return ev, fmt.Errorf("type %s is not an integer", quote(string(typ)))
 		}
 		ev.Type, ev.HasType = n, true
 	}
-	if ts != "" {
+	if len(ts) > 0 {
 		ms, ok := millis(string(ts))
 		if !ok {
 			return ev, fmt.Errorf("timestamp %s is not a positive time", quote(string(ts)))
@@ -139,6 +141,30 @@ func eventMeta(p *fastjson.Parser, raw []byte) (Event, error) {
 		ev.TS = ms
 	}
 	return ev, nil
+}
+
+// numberText is numberField without the allocation: the literal of o's
+// numeric field key (nil when absent or null), in *buf for a number or
+// pointing into the value for a string holding one.
+func numberText(o *fastjson.Value, key string, buf *[]byte) ([]byte, error) {
+	f := o.Get(key)
+	if f == nil {
+		return nil, nil
+	}
+	switch f.Type() {
+	case fastjson.TypeNull:
+		return nil, nil
+	case fastjson.TypeNumber:
+		*buf = f.MarshalTo((*buf)[:0])
+		return *buf, nil
+	case fastjson.TypeString:
+		b, _ := f.StringBytes()
+		if !json.Valid(b) || len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+			return nil, fmt.Errorf("%s %q is not a number", key, b)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s is a JSON %s, not a number", key, f.Type())
 }
 
 // elementEnd returns the index just past the JSON value that starts at
