@@ -9,23 +9,33 @@ import (
 	"github.com/replayvault/replayvault/shared/segment"
 )
 
-// deriveSlices takes the console, network and timeline slices out of a
-// recording segment and seals each under its own identity (same replay and
-// segment id, the slice's type). It is a pass of its own over the
-// decompressed payload until the validator offers a per-event hook; then
-// derive.Slicer plugs into that instead. The slices are an index, not the
-// record: if the payload cannot be sliced, the recording is stored without
+// maxSliceEvent caps the bytes of one event the validator hands to the
+// slicer (and buffers, when the event spans decompressed chunks); a longer
+// console or network event stays in the recording but not in its slice.
+const maxSliceEvent = 256 << 10
+
+// validate validates a payload; for a recording segment, with DeriveSlices,
+// it also takes the console, network and timeline slices out of it in the
+// same scan (the validator's event hook) and returns the slicer holding
 // them.
-func (p *Packer) deriveSlices(ctx context.Context, attrs segment.Attributes, data []byte, info segment.Info, kek *crypt.KEK) []*entry {
-	doc, err := segment.Decode(info.Encoding, data, p.cfg.Limits.MaxDecompressed)
-	var slices []derive.Slice
-	if err == nil {
-		slices, err = derive.From(doc)
+func (p *Packer) validate(attrs segment.Attributes, data []byte) (segment.Info, *derive.Slicer, error) {
+	if !p.cfg.DeriveSlices || attrs.ID.Type != segment.DefaultType {
+		info, err := segment.Validate(data, p.cfg.Limits)
+		return info, nil, err
 	}
+	s := new(derive.Slicer)
+	info, err := segment.ValidateEvents(data, p.cfg.Limits, s.Hook(maxSliceEvent))
 	if err != nil {
-		slog.WarnContext(ctx, "slices not derived", "segment", attrs.ID.String(), "error", err)
-		return nil
+		return info, nil, err // what the hook gathered is discarded
 	}
+	return info, s, nil
+}
+
+// sealSlices seals each slice under its own identity (the recording's
+// replay and segment id, the slice's type) for the recording's batch. The
+// slices are an index, not the record: one that cannot be sealed is left
+// out, and the recording is stored all the same.
+func (p *Packer) sealSlices(ctx context.Context, attrs segment.Attributes, slices []derive.Slice, kek *crypt.KEK) []*entry {
 	var out []*entry
 	for _, sl := range slices {
 		id := attrs.ID

@@ -18,6 +18,7 @@ import (
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derive"
 	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/segment"
@@ -171,9 +172,12 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 // and the final result (rejected) or error.
 func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error) {
 	attrs, err := segment.ParseAttributes(m.Attributes)
-	var info segment.Info
+	var (
+		info   segment.Info
+		slicer *derive.Slicer
+	)
 	if err == nil {
-		info, err = segment.Validate(m.Data, p.cfg.Limits)
+		info, slicer, err = p.validate(attrs, m.Data)
 	}
 	if reason, ok := segment.Reason(err); ok {
 		if err := p.reject.Reject(ctx, m.Attributes, m.Data, reason); err != nil {
@@ -214,8 +218,8 @@ func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error)
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
 	}
-	if p.cfg.DeriveSlices && attrs.ID.Type == segment.DefaultType {
-		e.derived = p.deriveSlices(ctx, attrs, m.Data, info, kek)
+	if slicer != nil {
+		e.derived = p.sealSlices(ctx, attrs, slicer.Slices(), kek)
 	}
 	return e, 0, nil
 }

@@ -160,13 +160,13 @@ func (t *trimmer) trim(i int, row *store.Segment, doc []byte) ([]byte, error) {
 		chainAt = -1
 		k, prevMeta := 0, false
 		err := segment.Events(doc, func(ev segment.Event) error {
-			if ev.HasType && ev.Type == segment.EventFullSnapshot && tsOf(ev) <= t.w.from {
+			if ev.HasType && ev.Type == segment.EventTypeFullSnapshot && tsOf(ev) <= t.w.from {
 				chainAt = k
 				if prevMeta {
 					chainAt = k - 1
 				}
 			}
-			prevMeta = ev.HasType && ev.Type == segment.EventMeta
+			prevMeta = ev.HasType && ev.Type == segment.EventTypeMeta
 			k++
 			return nil
 		})

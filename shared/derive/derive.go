@@ -17,17 +17,17 @@
 //     breadcrumbs (clicks, navigations), the other performance spans (web
 //     vitals, navigation timing) and every other custom event.
 //
-// A Slicer takes events one at a time (type, timestamp, raw JSON), the
-// shape of a validator's per-event hook, so it can run inside the one scan
-// of a segment; From runs it as a pass of its own over a decoded segment.
+// A Slicer takes events one at a time (type, timestamp, raw JSON); Hook
+// plugs it into the validator's scan (segment.ValidateEvents), so Pack
+// slices a segment in the same pass that validates it. From runs it as a
+// pass of its own over a decoded segment.
 package derive
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
-
-	"github.com/valyala/fastjson"
 
 	"github.com/replayvault/replayvault/shared/segment"
 )
@@ -49,9 +49,8 @@ type Slice struct {
 
 // Slicer collects slice events. The zero value is ready to use.
 type Slicer struct {
-	parser fastjson.Parser
-	bufs   [3]bytes.Buffer
-	infos  [3]segment.Info
+	bufs  [3]bytes.Buffer
+	infos [3]segment.Info
 }
 
 var sliceTypes = [3]string{Console, Network, Timeline}
@@ -65,9 +64,9 @@ func (s *Slicer) Event(typ int64, hasType bool, ts int64, raw []byte) {
 	}
 	k := -1
 	switch typ {
-	case segment.EventMeta:
+	case segment.EventTypeMeta:
 		k = 2
-	case segment.EventCustom, segment.EventPlugin:
+	case segment.EventTypeCustom, segment.EventTypePlugin:
 		k = s.classify(typ, raw)
 	}
 	if k < 0 {
@@ -90,41 +89,72 @@ func (s *Slicer) Event(typ int64, hasType bool, ts int64, raw []byte) {
 	}
 }
 
+// devtoolsEvent holds the fields of a custom or plugin event that decide
+// its slice; decoding skips the rest.
+type devtoolsEvent struct {
+	Data struct {
+		Plugin  string `json:"plugin"`
+		Tag     string `json:"tag"`
+		Payload struct {
+			Category string `json:"category"`
+			Op       string `json:"op"`
+		} `json:"payload"`
+	} `json:"data"`
+}
+
 // classify returns the slice (index into sliceTypes) of a custom or plugin
-// event, or -1.
+// event, or -1. Only these events are decoded, and they are small (the
+// packer hands over at most MaxRaw bytes of one).
 func (s *Slicer) classify(typ int64, raw []byte) int {
-	v, err := s.parser.ParseBytes(raw)
-	if err != nil {
-		return -1 // too deep for fastjson: not a shape we slice
-	}
-	data := v.Get("data")
-	if data == nil {
+	var ev devtoolsEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		// Fields of unexpected JSON types (a numeric tag, say): not a
+		// shape we slice, except that a custom event still belongs on the
+		// timeline.
+		if typ == segment.EventTypeCustom {
+			return 2
+		}
 		return -1
 	}
-	if typ == segment.EventPlugin {
-		switch plugin := string(data.GetStringBytes("plugin")); {
-		case strings.HasPrefix(plugin, "rrweb/console@"):
+	d := ev.Data
+	if typ == segment.EventTypePlugin {
+		switch {
+		case strings.HasPrefix(d.Plugin, "rrweb/console@"):
 			return 0
-		case strings.HasPrefix(plugin, "rrweb/network@"):
+		case strings.HasPrefix(d.Plugin, "rrweb/network@"):
 			return 1
 		}
 		return -1
 	}
-	switch string(data.GetStringBytes("tag")) {
+	switch d.Tag {
 	case "breadcrumb":
-		switch string(data.GetStringBytes("payload", "category")) {
+		switch d.Payload.Category {
 		case "console":
 			return 0
 		case "fetch", "xhr":
 			return 1
 		}
 	case "performanceSpan":
-		op := string(data.GetStringBytes("payload", "op"))
-		if strings.HasPrefix(op, "resource.fetch") || strings.HasPrefix(op, "resource.xhr") {
+		if strings.HasPrefix(d.Payload.Op, "resource.fetch") || strings.HasPrefix(d.Payload.Op, "resource.xhr") {
 			return 1
 		}
 	}
 	return 2
+}
+
+// Hook returns a validator hook that feeds s during Validate's own scan
+// (segment.ValidateEvents): meta, custom and plugin events with their raw
+// bytes, up to maxRaw bytes each (a longer one is not sliced).
+func (s *Slicer) Hook(maxRaw int) *segment.EventHook {
+	return &segment.EventHook{
+		OnEvent: func(m segment.EventMeta) {
+			if m.Raw != nil {
+				s.Event(m.Type, m.HasType, m.Timestamp, m.Raw)
+			}
+		},
+		RawTypes: []int64{segment.EventTypeMeta, segment.EventTypeCustom, segment.EventTypePlugin},
+		MaxRaw:   maxRaw,
+	}
 }
 
 // Slices returns the non-empty slices collected so far and resets s.

@@ -86,7 +86,7 @@ func TestEventsMatchesValidate(t *testing.T) {
 				first = ev.TS
 			}
 			last = max(last, ev.TS)
-			full = full || ev.Type == EventFullSnapshot
+			full = full || ev.Type == EventTypeFullSnapshot
 			return nil
 		})
 		if err != nil {
