@@ -57,3 +57,9 @@ func (p *Packer) sealSlices(ctx context.Context, attrs segment.Attributes, slice
 	}
 	return out
 }
+
+// rewritten reports whether a rule replaced the payload (applyRules returns
+// the same slice when it did not).
+func rewritten(orig, now []byte) bool {
+	return len(orig) != len(now) || len(now) > 0 && &orig[0] != &now[0]
+}

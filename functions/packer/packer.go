@@ -192,8 +192,16 @@ func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error)
 	}
 	if p.rules != nil {
 		var res Result
+		orig := m.Data
 		if m, info, res, err = p.applyRules(ctx, attrs, m, info); err != nil || res != Stored {
 			return nil, res, err
+		}
+		if slicer != nil && rewritten(orig, m.Data) {
+			// Slices are taken from what is stored, never from what a rule
+			// removed (a PII scrub, say).
+			if _, slicer, err = p.validate(attrs, m.Data); err != nil {
+				return nil, 0, err
+			}
 		}
 	}
 
