@@ -45,6 +45,7 @@ locals {
     RULES_TIMEOUT          = var.rules_timeout
     RULES_MEMORY_BYTES     = var.rules_memory_bytes
     RULES_MAX_INPUT_BYTES  = var.rules_max_input_bytes
+    DERIVE_SLICES          = var.derive_slices
   })
 
   # MAX_DECOMPRESSED_BYTES is Pack's value: Serve must inflate every segment
@@ -82,9 +83,11 @@ locals {
   }
 
   shred_env = merge(local.common_env, local.auth_env, {
-    DB_USER      = local.db_users.shred
-    ORPHAN_GRACE = var.orphan_grace
-    SWEEP_BATCH  = var.sweep_batch
+    DB_USER           = local.db_users.shred
+    ORPHAN_GRACE      = var.orphan_grace
+    SWEEP_BATCH       = var.sweep_batch
+    COMPACT_IDLE      = var.compact_idle
+    COMPACT_MAX_BYTES = var.compact_max_bytes
   })
 
   source_generation = var.deploy_functions ? data.google_storage_bucket_object.source[0].generation : null

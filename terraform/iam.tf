@@ -153,14 +153,16 @@ resource "google_kms_crypto_key_iam_member" "serve_decrypt" {
   member        = google_service_account.serve.member
 }
 
-# Shred: the orphan sweep lists objects and deletes those without a blob row.
-# No predefined role has just these two permissions (objectUser also creates
-# and reads), hence a custom role, bound on the bucket only.
+# Shred: the orphan sweep lists objects and deletes those without a blob row;
+# compaction reads an idle replay's sealed ranges and writes them as one new
+# object (create-if-absent: it never overwrites). No predefined role has just
+# these permissions (objectUser also updates metadata and ACLs), hence a
+# custom role, bound on the bucket only.
 resource "google_project_iam_custom_role" "shred_objects" {
   role_id     = "${replace(var.name, "-", "_")}_shred_objects"
-  title       = "replayvault Shred object cleanup"
-  description = "List and delete objects; bound on the blob bucket only."
-  permissions = ["storage.objects.delete", "storage.objects.list"]
+  title       = "replayvault Shred object cleanup and compaction"
+  description = "List, read, create and delete objects; bound on the blob bucket only."
+  permissions = ["storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list"]
   depends_on  = [google_project_service.apis]
 }
 

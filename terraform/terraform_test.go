@@ -90,7 +90,7 @@ var expectedGrants = map[string][]string{
 		"google_project_iam_member roles/alloydb.databaseUser",
 		"google_project_iam_member roles/serviceusage.serviceUsageConsumer",
 		"google_secret_manager_secret_iam_member roles/secretmanager.secretAccessor on google_secret_manager_secret.jwt",
-		"google_storage_bucket_iam_member custom[storage.objects.delete storage.objects.list] on google_storage_bucket.blobs",
+		"google_storage_bucket_iam_member custom[storage.objects.create storage.objects.delete storage.objects.get storage.objects.list] on google_storage_bucket.blobs",
 	},
 }
 
@@ -223,7 +223,7 @@ func TestChecksCatchMistakes(t *testing.T) {
   role    = google_project_iam_custom_role.shred_objects.id
   member  = google_service_account.shred.member
 }`,
-			want: `project-level grant of custom role google_project_iam_custom_role.shred_objects with storage.objects.delete`,
+			want: `project-level grant of custom role google_project_iam_custom_role.shred_objects with storage.objects.create`,
 		},
 		{
 			name: "owner on a bucket",
@@ -324,8 +324,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{
 			name: "local-only env var set",
 			file: "functions.tf",
-			old:  `SWEEP_BATCH  = var.sweep_batch`,
-			new:  "SWEEP_BATCH  = var.sweep_batch\n    SWEEP_TOKEN  = \"t\"",
+			old:  `SWEEP_BATCH       = var.sweep_batch`,
+			new:  "SWEEP_BATCH       = var.sweep_batch\n    SWEEP_TOKEN       = \"t\"",
 			want: `Shred: environment differs from config.Shred`,
 		},
 		{

@@ -477,6 +477,24 @@ variable "orphan_grace" {
   default     = "1h"
 }
 
+variable "derive_slices" {
+  description = "DERIVE_SLICES: Pack stores console, network and timeline slices derived from each recording segment."
+  type        = bool
+  default     = true
+}
+
+variable "compact_idle" {
+  description = "COMPACT_IDLE: how long a replay goes without a new segment before the sweep re-packs it into one object (0s: never)."
+  type        = string
+  default     = "1h"
+}
+
+variable "compact_max_bytes" {
+  description = "COMPACT_MAX_BYTES: largest replay (stored bytes) the sweep re-packs; the Shred function holds it in memory."
+  type        = number
+  default     = 67108864
+}
+
 variable "sweep_batch" {
   description = "SWEEP_BATCH: expired segment rows one sweep statement deletes."
   type        = number

@@ -119,7 +119,7 @@ func TestDevStack(t *testing.T) {
 		}
 	}
 	t.Logf("%d segments through the emulator, Pack and Serve in %s", replays*segments, time.Since(start).Round(time.Millisecond))
-	if n := countRows(t, s, "segments"); n != replays*segments {
+	if n := countRows(t, s, "segments WHERE type = 'recording'"); n != replays*segments {
 		t.Fatalf("segment rows = %d, want %d", n, replays*segments)
 	}
 	blobsBefore := countRows(t, s, "blobs")
@@ -139,7 +139,7 @@ func TestDevStack(t *testing.T) {
 				t.Errorf("message %s: Pack result %q, want duplicate", id, res)
 			}
 		}
-		if n := countRows(t, s, "segments"); n != replays*segments {
+		if n := countRows(t, s, "segments WHERE type = 'recording'"); n != replays*segments {
 			t.Errorf("segment rows = %d after the duplicates, want %d", n, replays*segments)
 		}
 		code, body, err := getRecording(ctx, serve, tok, devProject, ids[0], "json")
@@ -201,7 +201,7 @@ func TestDevStack(t *testing.T) {
 			}
 			t.Logf("rejected: replay_id=%q reject_reason=%s", m.Attributes["replay_id"], m.Attributes["reject_reason"])
 		}
-		if n := countRows(t, s, "segments"); n != replays*segments {
+		if n := countRows(t, s, "segments WHERE type = 'recording'"); n != replays*segments {
 			t.Errorf("segment rows = %d after the poison, want %d", n, replays*segments)
 		}
 	})
@@ -250,12 +250,11 @@ func TestDevStack(t *testing.T) {
 		}
 
 		for path, want := range map[string]string{
-			"/":                           "replayvault-dev dev",
+			"/":                           replay.String(), // listed through Serve
 			"/recorder":                   "/static/recorder.js",
 			"/viewer":                     "/static/viewer.js",
 			"/static/viewer.js":           "rrweb-player",
 			"/api/config":                 `"serve_url":"` + serve + `"`,
-			"/api/replays?project=1":      replay.String(),
 			"/ingest?project=1":           "", // GET is not allowed
 			"/vendor/rrweb/no-such-file":  "",
 			"/api/token?project=notanint": "",

@@ -62,7 +62,6 @@ func (s *stack) webHandler() http.Handler {
 	mux.HandleFunc("POST /ingest", s.handleIngest)
 	mux.HandleFunc("GET /api/config", s.handleConfig)
 	mux.HandleFunc("GET /api/token", s.handleToken)
-	mux.HandleFunc("GET /api/replays", s.handleReplays)
 	return mux
 }
 
@@ -165,52 +164,55 @@ func (s *stack) handleToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "project": project, "expires_in": int(devTokenTTL.Seconds())})
 }
 
-// replaySummary is one row of the recent replays list.
+// replaySummary is one row of the recent replays list, as Serve's list
+// endpoint reports it.
 type replaySummary struct {
-	Project  int64     `json:"project"`
-	Replay   string    `json:"replay"`
-	Segments int       `json:"segments"`
-	RawBytes int64     `json:"raw_bytes"`
-	LastSeen time.Time `json:"last_seen"`
-	Shredded bool      `json:"shredded"`
+	ProjectID    int64  `json:"project_id"`
+	ReplayID     string `json:"replay_id"`
+	SegmentCount int    `json:"segment_count"`
+	RawBytes     int64  `json:"raw_bytes"`
+	StartedAtMS  *int64 `json:"started_at_ms"`
+	EndedAtMS    *int64 `json:"ended_at_ms"`
 }
 
-// handleReplays lists a project's most recently seen replays.
-func (s *stack) handleReplays(w http.ResponseWriter, r *http.Request) {
-	project, ok := projectParam(w, r)
-	if !ok {
-		return
+// Started is the replay's first event time, for the page.
+func (r replaySummary) Started() time.Time {
+	if r.StartedAtMS == nil {
+		return time.Time{}
 	}
-	list, err := s.recentReplays(r.Context(), project, 50)
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	return time.UnixMilli(*r.StartedAtMS)
 }
 
-// recentReplays reads the replays table directly: a development aid, not
-// an API of the system.
+// recentReplays lists a project's newest replays through Serve's list
+// endpoint, with a token of its own, as the product's backend would.
 func (s *stack) recentReplays(ctx context.Context, project int64, limit int) ([]replaySummary, error) {
-	rows, err := s.db.Pool.Query(ctx, `
-		SELECT project_id, replay_id::text, segment_count, raw_bytes, last_seen, deleted_at IS NOT NULL
-		FROM replays WHERE project_id = $1 ORDER BY last_seen DESC LIMIT $2`, project, limit)
+	tok, err := s.token(project)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := fmt.Sprintf("%s/v1/projects/%d/replays?limit=%d", s.funcs["Serve"].url, project, limit)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("list replays: %w", err)
 	}
-	defer rows.Close()
-	list := []replaySummary{}
-	for rows.Next() {
-		var rs replaySummary
-		if err := rows.Scan(&rs.Project, &rs.Replay, &rs.Segments, &rs.RawBytes, &rs.LastSeen, &rs.Shredded); err != nil {
-			return nil, fmt.Errorf("list replays: %w", err)
-		}
-		list = append(list, rs)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("list replays: Serve answered %s", resp.Status)
 	}
-	if err := rows.Err(); err != nil {
+	var body struct {
+		Replays []replaySummary `json:"replays"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&body); err != nil {
 		return nil, fmt.Errorf("list replays: %w", err)
 	}
-	return list, nil
+	return body.Replays, nil
 }
 
 // handleIndex is the start page: what runs where and the recent replays.

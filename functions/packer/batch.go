@@ -24,6 +24,9 @@ type entry struct {
 	kekID      uuid.UUID
 	meta       replaymeta.Meta
 	reserved   int64 // buffer bytes held until the flush ends
+	// derived are the slices taken from this recording segment; they join
+	// its batch and have no request of their own.
+	derived []*entry
 
 	// Set by the flush, read after done is closed.
 	outcome store.Outcome
@@ -50,6 +53,20 @@ func (b *batch) addEntry(e *entry) {
 	b.entries = append(b.entries, e)
 	b.ids[e.id] = e
 	b.size += int64(len(e.ciphertext))
+	for _, d := range e.derived {
+		if _, dup := b.ids[d.id]; !dup {
+			b.addEntry(d)
+		}
+	}
+}
+
+// bytes is the sealed size of e with its derived slices.
+func (e *entry) bytes() int64 {
+	n := int64(len(e.ciphertext))
+	for _, d := range e.derived {
+		n += int64(len(d.ciphertext))
+	}
+	return n
 }
 
 // objectPath is where a batch's object lives: one prefix per retention class

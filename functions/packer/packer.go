@@ -18,6 +18,7 @@ import (
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/derive"
 	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/rules"
@@ -43,6 +44,9 @@ type Config struct {
 	// FlushTimeout bounds one flush: upload plus transaction.
 	FlushTimeout time.Duration
 	Limits       segment.Limits
+	// DeriveSlices stores console, network and timeline slices taken from
+	// each recording segment beside it, in the same flush (see derive.go).
+	DeriveSlices bool
 }
 
 // ConfigFrom derives the packer's settings from the function's config.
@@ -55,6 +59,7 @@ func ConfigFrom(c *config.Pack) Config {
 		MaxBufferBytes: c.MaxBufferBytes,
 		FlushTimeout:   c.GCSTimeout + c.DBTimeout,
 		Limits:         segment.Limits{MaxDecompressed: c.MaxDecompressedBytes},
+		DeriveSlices:   c.DeriveSlices,
 	}
 }
 
@@ -204,11 +209,11 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 	// From here the request holds its envelope and the sealed segment; the
 	// sealed part moves to the batch, which releases it after the flush
 	// (even if this request has gone by then).
-	if !h.resize(int64(m.EnvelopeBytes) + int64(len(e.ciphertext))) {
+	if !h.resize(int64(m.EnvelopeBytes) + e.bytes()) {
 		p.stats.Overloaded.Add(1)
 		return 0, fmt.Errorf("%w: sealed segment does not fit in MAX_BUFFER_BYTES", ErrOverloaded)
 	}
-	e.reserved = h.take(int64(len(e.ciphertext)))
+	e.reserved = h.take(e.bytes())
 	return p.add(ctx, e)
 }
 
@@ -269,6 +274,9 @@ type validated struct {
 	// meta is what the message's attributes say about the replay (SDK,
 	// URLs, error ids), stored on the replay row.
 	meta replaymeta.Meta
+	// slices are the console, network and timeline slices derived from
+	// the stored events (nil unless DeriveSlices and a recording).
+	slices []derive.Slice
 	// filtered: a rule dropped the segment; nothing is stored.
 	filtered bool
 }
@@ -282,7 +290,7 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	if err != nil {
 		return validated{}, err
 	}
-	info, err := segment.Validate(m.Data, p.cfg.Limits)
+	info, slicer, err := p.scan(attrs, m.Data)
 	if err != nil {
 		return validated{}, err
 	}
@@ -292,8 +300,18 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 		if data, info, keep, err = p.applyRules(ctx, attrs, m, info); err != nil || !keep {
 			return validated{filtered: !keep}, err
 		}
+		if slicer != nil && rewritten(m.Data, data) {
+			// Slices are taken from what is stored, never from what a rule
+			// removed (a PII scrub, say).
+			if _, slicer, err = p.scan(attrs, data); err != nil {
+				return validated{}, err
+			}
+		}
 	}
 	v := validated{attrs: attrs, info: info, stored: data, enc: info.Encoding, meta: replaymeta.FromAttributes(m.Attributes)}
+	if slicer != nil {
+		v.slices = slicer.Slices()
+	}
 	if v.enc == segment.Plain {
 		v.stored, v.enc = segment.Compress(data), segment.Zstd
 	}
@@ -322,6 +340,7 @@ func (p *Packer) seal(ctx context.Context, v validated) (*entry, error) {
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
 		meta:       v.meta,
+		derived:    p.sealSlices(ctx, v.attrs, v.slices, kek),
 	}, nil
 }
 

@@ -176,3 +176,43 @@ func TestRulesRefresh(t *testing.T) {
 	}
 	waitFor(Stored)
 }
+
+// TestRewrittenEventsAreSliced: with slices derived, a segment a rule
+// rewrites (a scrub) gets its console slice from the rewritten events, so
+// what the rule removed is in no slice either.
+func TestRewrittenEventsAreSliced(t *testing.T) {
+	d := testenv.NewDeps(t)
+	echo := rulestest.Push(t, d.DB, d.Blobs, "echo", rulestest.Build(t, "shared/rules/testdata/echo"))
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 5, Name: "echo", ModuleHash: echo})
+	cfg := testConfig()
+	cfg.DeriveSlices = true
+	p := newPacker(t, d, cfg, nil)
+	p.UseRules(newRuleSet(t, d))
+	console := func(text string) string {
+		return `{"type":6,"data":{"plugin":"rrweb/console@1","payload":{"level":"log","payload":["` + text + `"]}},"timestamp":1700000000001}`
+	}
+	replacement := `[{"type":3,"data":{"source":1},"timestamp":1700000000000},` + console("scrubbed") + `]`
+	m := message(5, uuid.New(), 0, workload.Gzip([]byte(`[{"type":3,"data":{"source":1},"timestamp":1700000000000},`+console("secret@example.test")+`]`)))
+	m.Attributes["echo"] = "rewrite"
+	m.Attributes["events"] = replacement
+	if res, err := p.Ingest(context.Background(), m); err != nil || res != Stored {
+		t.Fatalf("Ingest = %s, %v", res, err)
+	}
+	var slices int
+	for _, r := range rows(t, d) {
+		if r.typ != "console" {
+			continue
+		}
+		slices++
+		pt, err := open(context.Background(), d, d.KEKCache(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "[" + console("scrubbed") + "]"; string(pt) != want {
+			t.Errorf("console slice = %s, want %s", pt, want)
+		}
+	}
+	if slices != 1 {
+		t.Errorf("%d console slices, want 1", slices)
+	}
+}

@@ -169,6 +169,12 @@ func packLimited(t testing.TB, d *testenv.Deps, flushSegments int, flushAge time
 		FlushTimeout:   60 * time.Second,
 		Limits:         lim,
 	}
+	packWith(t, d, cfg, segs)
+}
+
+// packWith is pack with the packer configured by cfg.
+func packWith(t testing.TB, d *testenv.Deps, cfg packer.Config, segs []seg) {
+	t.Helper()
 	p := packer.New(cfg, d.DB, d.Blobs, d.Keyring(), failReject{t})
 	defer p.Close()
 	order := make([]int, len(segs))

@@ -40,38 +40,84 @@ func (s *Server) recording(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err, nil)
 		return
 	}
-	meta, rows, err := s.db.ReplaySegmentsPage(r.Context(), project, replay, q.typ, q.from, q.to, s.cfg.RowPage)
-	if err != nil {
-		api.WriteError(w, r, err, nil)
-		return
+	var win store.Window
+	if q.window != nil {
+		win = store.Window{FromTS: q.window.from, ToTS: q.window.to, Chain: q.typ == segment.DefaultType && !q.window.noChain}
 	}
-	if at, gone := meta.Shredded(); gone {
-		writeGone(w, r, at)
-		return
-	}
+	for attempt := 1; ; attempt++ {
+		var (
+			meta *store.Replay
+			rows []store.Segment
+			info store.WindowInfo
+			trim *trimmer
+		)
+		if q.window == nil {
+			meta, rows, err = s.db.ReplaySegmentsPage(r.Context(), project, replay, q.typ, q.from, q.to, s.cfg.RowPage)
+		} else {
+			meta, rows, info, err = s.db.ReplayWindow(r.Context(), project, replay, q.typ, win)
+			trim = &trimmer{w: q.window, chain: win.Chain, findChain: win.Chain && info.Start >= 0}
+		}
+		if err != nil {
+			api.WriteError(w, r, err, nil)
+			return
+		}
+		if at, gone := meta.Shredded(); gone {
+			writeGone(w, r, at)
+			return
+		}
 
-	out := &framer{ndjson: q.ndjson}
-	h := w.Header()
-	h.Set("Content-Type", out.contentType())
-	api.NoStore(w)
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
+		out := &framer{ndjson: q.ndjson}
+		h := w.Header()
+		h.Set("Content-Type", out.contentType())
+		api.NoStore(w)
+		if q.window != nil {
+			h.Set("Access-Control-Expose-Headers", "Link")
+			from, to, ok := q.window.next(info)
+			if ok {
+				h.Set("Link", nextLink(r.URL.Path, r.URL.Query(), from, to))
+			}
+			if q.ndjson {
+				out.trailer = nextLine(from, ok)
+			}
+		}
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+
+		st := &streamState{start: start}
+		err = s.stream(r, w, project, replay, q, rows, out, trim, st)
+		if errors.Is(err, errNoChain) && !st.started {
+			// The snapshot segment's snapshots all come after from_ts:
+			// start from the one before it, or at last from the beginning.
+			win.Before = info.Start
+			if attempt >= maxChainAttempts-1 {
+				win.Before = -1
+			}
+			continue
+		}
+		gone := r.Context().Err() != nil || errors.Is(err, errWrite) // the client left
+		if err == nil || gone || st.started {
+			logStream(r, project, replay, st.segments, st.stats, st.ttfb, time.Since(start), err, gone)
+		}
+		switch {
+		case err == nil:
+		case st.started:
+			abort(w)
+		case !gone:
+			api.WriteError(w, r, err, nil) // logs it
+		}
 		return
 	}
+}
 
-	st := &streamState{start: start}
-	err = s.stream(r, w, project, replay, q, rows, out, st)
-	gone := r.Context().Err() != nil || errors.Is(err, errWrite) // the client left
-	if err == nil || gone || st.started {
-		logStream(r, project, replay, st.segments, st.stats, st.ttfb, time.Since(start), err, gone)
+// nextLine is the last line of a window read in NDJSON: where the next
+// window starts (null at the end of the replay).
+func nextLine(from int64, ok bool) []byte {
+	if !ok {
+		return []byte(`{"next_from_ts":null}` + "\n")
 	}
-	switch {
-	case err == nil:
-	case st.started:
-		abort(w)
-	case !gone:
-		api.WriteError(w, r, err, nil) // logs it
-	}
+	return []byte(`{"next_from_ts":` + strconv.FormatInt(from, 10) + "}\n")
 }
 
 // streamState is what stream reports about one response.
@@ -85,7 +131,9 @@ type streamState struct {
 
 // stream writes the replay's segments, from the first page of rows on,
 // reading the next page (keyset: after the last segment id) as each ends.
-func (s *Server) stream(r *http.Request, w http.ResponseWriter, project int64, replay uuid.UUID, q recordingQuery, rows []store.Segment, out *framer, st *streamState) error {
+// A time window's rows are one page, each segment cut to the window by
+// trim.
+func (s *Server) stream(r *http.Request, w http.ResponseWriter, project int64, replay uuid.UUID, q recordingQuery, rows []store.Segment, out *framer, trim *trimmer, st *streamState) error {
 	rc := http.NewResponseController(w)
 	begin := func() error {
 		st.started, st.ttfb = true, time.Since(st.start)
@@ -94,7 +142,7 @@ func (s *Server) stream(r *http.Request, w http.ResponseWriter, project int64, r
 	}
 	for {
 		f := newFetcher(r.Context(), s.cfg, s.blobs, s.keks, s.budget, rows)
-		err := s.streamPage(w, rc, f, rows, out, st, begin)
+		err := s.streamPage(w, rc, f, rows, out, trim, st, begin)
 		fs := f.stop()
 		st.stats.Reads += fs.Reads
 		st.stats.BytesRead += fs.BytesRead
@@ -102,7 +150,7 @@ func (s *Server) stream(r *http.Request, w http.ResponseWriter, project int64, r
 		if err != nil {
 			return err
 		}
-		if len(rows) < s.cfg.RowPage {
+		if trim != nil || len(rows) < s.cfg.RowPage {
 			break
 		}
 		next := rows[len(rows)-1].ID.SegmentID + 1
@@ -129,9 +177,12 @@ func (s *Server) stream(r *http.Request, w http.ResponseWriter, project int64, r
 }
 
 // streamPage writes the segments of one page of rows as f delivers them.
-func (s *Server) streamPage(w http.ResponseWriter, rc *http.ResponseController, f *fetcher, rows []store.Segment, out *framer, st *streamState, begin func() error) error {
+func (s *Server) streamPage(w http.ResponseWriter, rc *http.ResponseController, f *fetcher, rows []store.Segment, out *framer, trim *trimmer, st *streamState, begin func() error) error {
 	for i := range rows {
 		doc, err := f.next(i)
+		if err == nil && trim != nil {
+			doc, err = trim.trim(i, &rows[i], doc)
+		}
 		if err != nil {
 			return err
 		}
@@ -181,14 +232,16 @@ type recordingQuery struct {
 	typ      string
 	from, to int // inclusive segment range
 	ndjson   bool
+	window   *windowQuery // nil: the whole segment range
 }
 
-// parseRecordingQuery reads ?segments=A-B|A-|A, ?type= and ?format=.
+// parseRecordingQuery reads ?segments=A-B|A-|A, ?type=, ?format= and the
+// time window ?from_ts=&to_ts= (which excludes segments=).
 func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 	q := recordingQuery{typ: segment.DefaultType, from: 0, to: math.MaxInt32}
 	for name, vals := range v {
 		switch name {
-		case "segments", "type", "format":
+		case "segments", "type", "format", "from_ts", "to_ts", "chain":
 			if len(vals) > 1 {
 				return q, fmt.Errorf("%w: %s given %d times", derrors.InvalidArgument, name, len(vals))
 			}
@@ -206,6 +259,13 @@ func parseRecordingQuery(v url.Values) (recordingQuery, error) {
 		q.ndjson = true
 	default:
 		return q, fmt.Errorf("%w: unknown format %q (want json or ndjson)", derrors.InvalidArgument, f)
+	}
+	var err error
+	if q.window, err = parseWindow(v); err != nil {
+		return q, err
+	}
+	if _, ok := v["segments"]; ok && q.window != nil {
+		return q, fmt.Errorf("%w: segments= and a time window (from_ts, to_ts) exclude each other", derrors.InvalidArgument)
 	}
 	if s, ok := v["segments"]; ok {
 		var err error
@@ -254,9 +314,10 @@ func segmentNumber(s string) (int, bool) {
 // framer writes segments as one JSON array of all their events, or as one
 // segment array per line (NDJSON).
 type framer struct {
-	ndjson bool
-	events bool // an event has been written (JSON: the next needs a comma)
-	buf    bytes.Buffer
+	ndjson  bool
+	trailer []byte // NDJSON only: a last line after the segments
+	events  bool   // an event has been written (JSON: the next needs a comma)
+	buf     bytes.Buffer
 }
 
 func (f *framer) contentType() string {
@@ -276,7 +337,8 @@ func (f *framer) begin(w io.Writer) error {
 
 func (f *framer) end(w io.Writer) error {
 	if f.ndjson {
-		return nil
+		_, err := w.Write(f.trailer)
+		return err
 	}
 	_, err := io.WriteString(w, "]\n")
 	return err

@@ -125,6 +125,8 @@ func New(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEKCache, verif
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/projects/{project}/replays/{replay}/recording", s.recording)
 	mux.HandleFunc("GET /v1/projects/{project}/replays/{replay}", s.metadata)
+	mux.HandleFunc("GET /v1/projects/{project}/replays", s.list)
+	mux.HandleFunc("/v1/projects/{project}/replays", methodNotAllowed)
 	mux.HandleFunc("/v1/projects/{project}/replays/{replay}/recording", methodNotAllowed)
 	mux.HandleFunc("/v1/projects/{project}/replays/{replay}", methodNotAllowed)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -52,12 +52,20 @@ type Config struct {
 	// cutoff the orphan pass lists; 0 lists the whole bucket. Orphans older
 	// than that are left to the bucket's lifecycle rule.
 	OrphanLookback time.Duration
-	// DeleteParallelism bounds the object deletes in flight.
+	// DeleteParallelism bounds the object deletes in flight (and the
+	// compaction's reads).
 	DeleteParallelism int
 	// ProjectShredBudget bounds the deleting one whole-project shred
 	// request does before it answers 202 with its progress; the sweep
 	// finishes the rest. The tombstone is in force from the first moment.
 	ProjectShredBudget time.Duration
+	// CompactIdle is how long a replay must have had no new segment before
+	// the sweep re-packs it into one object; 0 turns compaction off.
+	CompactIdle time.Duration
+	// CompactMaxBytes caps the sealed bytes of a replay that compaction
+	// re-packs (they are held in memory); larger replays are left as they
+	// are.
+	CompactMaxBytes int64
 }
 
 // Defaults for the settings config.Shred does not carry.
@@ -86,6 +94,8 @@ func ConfigFrom(c *config.Shred) Config {
 		OrphanLookback:     DefaultOrphanLookback,
 		DeleteParallelism:  DefaultDeleteParallelism,
 		ProjectShredBudget: DefaultProjectShredBudget,
+		CompactIdle:        c.CompactIdle,
+		CompactMaxBytes:    c.CompactMaxBytes,
 	}
 }
 
@@ -96,6 +106,8 @@ type Service struct {
 	blobs    blob.Store
 	verifier *auth.Verifier
 	now      func() time.Time
+	// crashAt, set by tests, stops a compaction after a step.
+	crashAt func(compactStep) error
 }
 
 // New returns a Service.

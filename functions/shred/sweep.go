@@ -28,6 +28,9 @@ type SweepReport struct {
 	// carried on; ProjectShredsCompleted of them finished.
 	ProjectShredsResumed   int `json:"project_shreds_resumed"`
 	ProjectShredsCompleted int `json:"project_shreds_completed"`
+	// Compaction is what the compaction pass did; absent when compaction
+	// is off (COMPACT_IDLE=0).
+	Compaction *CompactReport `json:"compaction,omitempty"`
 	// DurationMS is how long the sweep took.
 	DurationMS int64 `json:"duration_ms"`
 	// Complete is false when the time budget ran out first; the next run
@@ -48,9 +51,12 @@ var errBudget = errors.New("sweep budget spent")
 //     unfinished (its time ran out, or the instance died);
 //  1. expire: delete segment rows past their expires_at (destroying their
 //     wrapped DEKs);
-//  2. empty blobs: delete blob rows older than the grace that no segment
-//     references (expired or shredded), then their objects;
-//  3. orphans: delete objects older than the grace that have no blob row
+//  2. compact: re-pack idle replays into one object each (see Compact),
+//     with at most half the budget, so the passes after it always run;
+//  3. empty blobs: delete blob rows older than the grace that no segment
+//     references (expired, shredded or compacted elsewhere), then their
+//     objects;
+//  4. orphans: delete objects older than the grace that have no blob row
 //     (their flush transaction failed).
 //
 // It is safe alongside packing: a flush writes its object before its
@@ -67,7 +73,7 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	defer func() {
 		rep.DurationMS = s.now().Sub(start).Milliseconds()
 		slog.InfoContext(ctx, "sweep", "segments_expired", rep.SegmentsExpired, "blobs_deleted", rep.BlobsDeleted,
-			"orphans_deleted", rep.OrphansDeleted, "complete", rep.Complete, "duration_ms", rep.DurationMS,
+			"orphans_deleted", rep.OrphansDeleted, "compaction", rep.Compaction, "complete", rep.Complete, "duration_ms", rep.DurationMS,
 			"failed_object_deletes", len(errs))
 	}()
 
@@ -108,6 +114,11 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 		forgotten = n < int64(s.cfg.SweepBatch)
 	}
 
+	compacted, err := s.compactWithin(ctx, start, &rep)
+	if err != nil {
+		return rep, err
+	}
+
 	emptied := false
 	for !emptied && inBudget() {
 		paths, err := s.db.DeleteEmptyBlobs(ctx, cutoff, s.cfg.SweepBatch)
@@ -129,8 +140,21 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 	if err != nil {
 		return rep, errors.Join(append(errs, err)...)
 	}
-	rep.Complete = shredsDone && expired && emptied && listed
+	rep.Complete = shredsDone && expired && compacted && emptied && listed
 	return rep, errors.Join(errs...)
+}
+
+// compactWithin runs the compaction pass with half of the sweep's budget.
+func (s *Service) compactWithin(ctx context.Context, start time.Time, rep *SweepReport) (bool, error) {
+	deadline := start.Add(s.cfg.SweepBudget / 2)
+	if !s.now().Before(deadline) {
+		return s.cfg.CompactIdle <= 0, nil
+	}
+	c, complete, err := s.Compact(ctx, deadline)
+	if s.cfg.CompactIdle > 0 {
+		rep.Compaction = &c
+	}
+	return complete, err
 }
 
 // sweepOrphans lists the object prefixes that may hold orphans and deletes

@@ -175,6 +175,11 @@ type Pack struct {
 
 	// Rules configures the per-project edge rules (WASM modules).
 	Rules
+
+	// DeriveSlices makes Pack store console, network and timeline slices
+	// derived from each recording segment beside it. Turn it off for
+	// projects whose SDK sends its own slices under the same segment ids.
+	DeriveSlices bool `env:"DERIVE_SLICES, default=true"`
 }
 
 // Rules configures Pack's edge rules.
@@ -246,6 +251,11 @@ type Shred struct {
 	// SweepToken, when set, is a bearer token that POST /v1/sweep accepts in
 	// addition to Cloud Run IAM (for local runs; production relies on IAM).
 	SweepToken string `env:"SWEEP_TOKEN"`
+	// CompactIdle is how long a replay must go without a new segment before
+	// the sweep re-packs its segments into one object; 0 turns it off.
+	CompactIdle time.Duration `env:"COMPACT_IDLE, default=1h"`
+	// CompactMaxBytes caps the stored bytes of a replay the sweep re-packs.
+	CompactMaxBytes int64 `env:"COMPACT_MAX_BYTES, default=67108864"`
 }
 
 // TokenPolicy is what a token must say to be accepted.
@@ -342,6 +352,9 @@ func (c *Shred) validate() error {
 	}
 	if c.SweepBatch < 1 {
 		errs = append(errs, fmt.Errorf("SWEEP_BATCH must be at least 1, got %d", c.SweepBatch))
+	}
+	if c.CompactIdle < 0 || c.CompactMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("COMPACT_IDLE and COMPACT_MAX_BYTES must not be negative"))
 	}
 	return errors.Join(errs...)
 }

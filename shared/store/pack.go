@@ -176,7 +176,7 @@ type replayTotal struct {
 	retention       int
 	minTS, maxTS    int64
 	stored, rawSize int64
-	count           int
+	count, inserted int
 }
 
 func newReplayTotals(segs []Segment) *replayTotals {
@@ -198,7 +198,10 @@ func newReplayTotals(segs []Segment) *replayTotals {
 // add counts a stored segment.
 func (t *replayTotals) add(s Segment) {
 	a := t.by[replayKey{s.ID.ProjectID, s.ID.ReplayID}]
-	a.count++
+	a.inserted++
+	if s.ID.Type == segment.DefaultType {
+		a.count++ // segment_count counts the recording's segments, not its slices
+	}
 	a.stored += s.ByteStop - s.ByteStart
 	a.rawSize += s.RawSize
 	if s.FirstTS > 0 && (a.minTS == 0 || s.FirstTS < a.minTS) {
@@ -252,7 +255,7 @@ func updateReplayCounters(ctx context.Context, tx pgx.Tx, t *replayTotals) error
 	)
 	for _, k := range t.keys {
 		a := t.by[k]
-		if a.count == 0 {
+		if a.inserted == 0 {
 			continue
 		}
 		projects, ids, counts = append(projects, k.project), append(ids, k.replay), append(counts, int32(a.count))

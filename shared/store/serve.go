@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -177,20 +178,27 @@ func replayMeta(ctx context.Context, q querier, project int64, replay uuid.UUID)
 }
 
 func replaySegments(ctx context.Context, q querier, project int64, replay uuid.UUID, typ string, from, to, limit int) ([]Segment, error) {
+	return segmentRows(ctx, q, project, replay, typ, limit, `AND segment_id BETWEEN $4 AND $5`, clampInt32(from), clampInt32(to))
+}
+
+// segmentRows reads the live segment rows of one replay and type that also
+// meet cond, a constant SQL condition over parameters $4 and on (args), in
+// segment order, at most limit of them (0: all).
+func segmentRows(ctx context.Context, q querier, project int64, replay uuid.UUID, typ string, limit int, cond string, args ...any) ([]Segment, error) {
 	var lim *int32 // LIMIT NULL: all rows
 	if limit > 0 {
 		l := clampInt32(limit)
 		lim = &l
 	}
+	args = append(append([]any{project, replay, typ}, args...), lim)
 	rows, err := q.Query(ctx, `
 		SELECT segment_id, blob_path, byte_start, byte_stop, encoding, raw_size, event_count,
 			first_ts, last_ts, has_full_snapshot, kek_id, wrapped_dek, expires_at
 		FROM segments
-		WHERE project_id = $1 AND replay_id = $2 AND type = $3
-			AND segment_id BETWEEN $4 AND $5 AND expires_at > now()
+		WHERE project_id = $1 AND replay_id = $2 AND type = $3 AND expires_at > now()
+			`+cond+`
 		ORDER BY segment_id
-		LIMIT $6`,
-		project, replay, typ, clampInt32(from), clampInt32(to), lim)
+		LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -27,16 +27,18 @@ func (db *DB) ExpireSegments(ctx context.Context, now time.Time, limit int) (int
 	return tag.RowsAffected(), nil
 }
 
-// DeleteEmptyBlobs deletes up to limit blob rows created before olderThan
-// that no segment row references any more (every segment expired or was
-// shredded), and returns their paths: the objects the caller deletes next.
+// DeleteEmptyBlobs deletes up to limit blob rows created (and, if a
+// compaction moved segments out of them, released) before olderThan that no
+// segment row references any more (every segment expired, was shredded or
+// was compacted elsewhere), and returns their paths: the objects the caller
+// deletes next.
 //
 // The row goes first and the object only after, so an object is deleted only
 // once the database has proved, in the same statement that removed its row,
 // that no segment points into it; the foreign key from segments to blobs
-// would refuse the delete otherwise. Segment rows are only ever inserted
-// together with a new blob row, so a blob that has lost its last segment
-// never gains another. If deleting the object then fails, it is an orphan
+// would refuse the delete otherwise. Segment rows are only ever inserted,
+// or moved by compaction, together with a new blob row, so a blob that has
+// lost its last segment never gains another. If deleting the object then fails, it is an orphan
 // that the orphan pass (or the bucket's lifecycle rule) removes later.
 func (db *DB) DeleteEmptyBlobs(ctx context.Context, olderThan time.Time, limit int) ([]string, error) {
 	ctx, cancel := db.WithTimeout(ctx)
@@ -45,7 +47,7 @@ func (db *DB) DeleteEmptyBlobs(ctx context.Context, olderThan time.Time, limit i
 		DELETE FROM blobs
 		WHERE path IN (
 			SELECT path FROM blobs AS b
-			WHERE b.created_at < $1
+			WHERE b.created_at < $1 AND (b.released_at IS NULL OR b.released_at < $1)
 				AND NOT EXISTS (SELECT 1 FROM segments AS s WHERE s.blob_path = b.path)
 			LIMIT $2
 			FOR UPDATE OF b SKIP LOCKED)

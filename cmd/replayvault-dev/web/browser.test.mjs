@@ -126,6 +126,9 @@ test('a recorded interaction flows through Pub/Sub, Pack and Serve into the play
     t.diagnostic(`screenshot: ${shot}`);
     console.log(`screenshot of the replayed page: ${shot}`);
     assert.deepEqual(consoleErrors, [], 'no errors in the browser console');
+
+    await seekLongReplay(t, page, info);
+    assert.deepEqual(consoleErrors, [], 'no errors in the browser console');
   } finally {
     if (browser) await browser.close();
     const stopping = Date.now();
@@ -136,3 +139,96 @@ test('a recorded interaction flows through Pub/Sub, Pack and Serve into the play
   }
   t.diagnostic(`browser test took ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
+
+// seekLongReplay publishes a 20-minute replay (40 segments of 30 s, a full
+// snapshot every 5 minutes, a text that changes every second), opens it in
+// the viewer without playing, seeks to minute 12 and checks that the player
+// shows that second's frame and that the viewer read only time windows:
+// the first, a bounded read-ahead, and the window of the seek, from its
+// snapshot, never the whole recording.
+async function seekLongReplay(t, page, info) {
+  const replay = crypto.randomUUID();
+  const t0 = Date.now() - 3_600_000;
+  const segments = 40;
+  for (let i = 0; i < segments; i++) {
+    const base = t0 + i * 30_000;
+    const events = [];
+    if (i % 10 === 0) {
+      events.push({ type: 4, data: { href: 'http://example.test/long', width: 800, height: 600 }, timestamp: base });
+      events.push({
+        type: 2,
+        timestamp: base,
+        data: {
+          initialOffset: { left: 0, top: 0 },
+          node: { type: 0, id: 1, childNodes: [{ type: 2, tagName: 'html', attributes: {}, id: 2, childNodes: [
+            { type: 2, tagName: 'head', attributes: {}, id: 3, childNodes: [] },
+            { type: 2, tagName: 'body', attributes: {}, id: 4, childNodes: [
+              { type: 2, tagName: 'p', attributes: { id: 'at' }, id: 5, childNodes: [{ type: 3, textContent: `checkpoint ${i}`, id: 6 }] },
+            ] },
+          ] }] },
+        },
+      });
+    }
+    for (let k = 0; k < 30; k++) {
+      events.push({ type: 3, data: { source: 0, texts: [{ id: 6, value: `segment ${i} second ${k}` }], attributes: [], removes: [], adds: [] }, timestamp: base + k * 1000 + 1 });
+    }
+    const q = new URLSearchParams({ project: String(info.project), replay, segment: String(i) });
+    const res = await fetch(`${info.web_url}/ingest?${q}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(events) });
+    assert.equal(res.status, 200, `ingest segment ${i}: ${res.status}`);
+  }
+  let stored = [];
+  const deadline = Date.now() + 60_000;
+  while (stored.length < segments && Date.now() < deadline) {
+    stored = await recordingSegments(info, replay);
+    if (stored.length < segments) await sleep(200);
+  }
+  assert.equal(stored.length, segments, 'long replay stored');
+
+  const reads = [];
+  page.on('request', (r) => { if (r.url().includes(`/replays/${replay}/recording`)) reads.push(new URL(r.url())); });
+  const viewer = `${info.web_url}/viewer?${new URLSearchParams({ project: String(info.project), replay, token: info.token, autoplay: '0', window_ms: '60000' })}`;
+  await page.goto(viewer);
+  await page.waitForFunction(() => window.__replayvault?.ready, null, { timeout: 30_000 });
+  await sleep(1500); // let the read-ahead run to its bound
+
+  const target = t0 + 25 * 30_000 + 12_500; // minute 12.5: segment 25, second 12
+  const before = reads.length;
+  await page.evaluate((offset) => window.__replayvault.seek(offset), target - t0);
+  await page.waitForFunction(() => window.__replayvault.ready, null, { timeout: 30_000 });
+  const replayed = page.frameLocator('.replayer-wrapper iframe');
+  await assert.doesNotReject(
+    replayed.locator('#at').filter({ hasText: 'segment 25 second 12' }).waitFor({ timeout: 10_000 }),
+    'the player shows the frame at the seek time',
+  );
+  const shot = join(out, 'seek.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  t.diagnostic(`seek screenshot: ${shot}; recording reads: ${reads.map((u) => u.search).join(' ')}`);
+
+  for (const u of reads) {
+    assert.ok(u.searchParams.has('from_ts') && u.searchParams.has('to_ts'), `a read that is not a window: ${u.search}`);
+    assert.ok(Number(u.searchParams.get('to_ts')) - Number(u.searchParams.get('from_ts')) <= 60_000, `a window over a minute: ${u.search}`);
+  }
+  assert.ok(reads.slice(0, before).every((u) => Number(u.searchParams.get('to_ts')) < target), 'the read-ahead stopped before the seek target');
+  const seekRead = reads[before];
+  assert.equal(Number(seekRead.searchParams.get('from_ts')), target, 'the seek read the window at the target');
+  assert.ok(!seekRead.searchParams.has('chain'), 'the seek window comes with its snapshot chain');
+
+  // rrweb's Replayer shows the same DOM at the target from the whole
+  // recording as the viewer shows from the window.
+  const windowDOM = await page.evaluate(() => document.querySelector('.replayer-wrapper iframe').contentDocument.body.outerHTML);
+  const fullDOM = await page.evaluate(async ({ serve, project, replay, token, offset }) => {
+    const res = await fetch(`${serve}/v1/projects/${project}/replays/${replay}/recording`, { headers: { Authorization: `Bearer ${token}` } });
+    const events = await res.json();
+    const { Replayer } = await import('/vendor/rrweb/rrweb.js');
+    const root = document.createElement('div');
+    root.style.visibility = 'hidden';
+    document.body.appendChild(root);
+    const replayer = new Replayer(events, { root });
+    replayer.pause(offset);
+    const html = replayer.iframe.contentDocument.body.outerHTML;
+    replayer.destroy?.();
+    root.remove();
+    return html;
+  }, { serve: info.serve_url, project: info.project, replay, token: info.token, offset: target - t0 });
+  assert.equal(windowDOM, fullDOM, 'the window shows the same DOM as the whole recording at the seek time');
+}

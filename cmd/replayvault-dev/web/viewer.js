@@ -1,12 +1,18 @@
 // The viewer fetches a replay's recording from Serve with a bearer token,
 // as the product's frontend would, and plays it with rrweb-player.
 //
-//   /viewer?project=1&replay=UUID[&token=JWT][&autoplay=0]
+//   /viewer?project=1&replay=UUID[&token=JWT][&autoplay=0][&window_ms=60000]
+//
+// It reads the recording in time windows: the first window (from the
+// first snapshot) starts playing at once while the following ones load in
+// the background (?chain=0: no snapshot again), and seeking beyond what is
+// loaded, on the page's own timeline, loads the window for that time (from
+// its nearest snapshot) and plays from there.
 //
 // Without a token it asks the dev stack for one; without a replay it lists
-// the project's recent replays. window.__replayvault tells the browser test
-// what loaded: {ready, events, status, error}, plus seekEnd() to show the
-// replay's last frame.
+// the project's replays through Serve's list endpoint. window.__replayvault
+// tells the browser test what loaded: {ready, events, status, error,
+// reads}, plus seek(offsetMs) and seekEnd().
 
 const state = { ready: false, events: 0, status: 0, error: '' };
 window.__replayvault = state;
@@ -27,19 +33,33 @@ async function getJSON(url) {
   return res.json();
 }
 
-async function listReplays(project, token) {
-  const replays = await getJSON(`/api/replays?project=${encodeURIComponent(project)}`);
+async function listReplays(cfg, project, token) {
+  // Listed by Serve, as the product's frontend would: newest first, with
+  // the filters of the form on the page.
+  const q = new URLSearchParams({ limit: '50' });
+  for (const f of ['min_segments', 'min_duration_ms']) if (params.get(f)) q.set(f, params.get(f));
+  if (params.get('cursor')) q.set('cursor', params.get('cursor'));
+  const res = await fetch(`${cfg.serve_url}/v1/projects/${encodeURIComponent(project)}/replays?${q}`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (!res.ok) throw new Error(`Serve list: HTTP ${res.status} ${await res.text()}`);
+  const { replays, next_cursor: next } = await res.json();
   const table = $('replays');
-  table.innerHTML = '<tr><th>replay</th><th>segments</th><th>last seen</th><th></th></tr>';
+  table.innerHTML = '<tr><th>replay</th><th>segments</th><th>started</th><th>duration</th><th></th></tr>';
   for (const r of replays) {
     const tr = document.createElement('tr');
-    const link = r.shredded
-      ? '<span class="muted">shredded</span>'
-      : `<a href="/viewer?${new URLSearchParams({ project, replay: r.replay, token })}">view</a>`;
-    tr.innerHTML = `<td class="mono">${r.replay}</td><td>${r.segments}</td><td>${new Date(r.last_seen).toLocaleTimeString()}</td><td>${link}</td>`;
+    const link = `<a href="/viewer?${new URLSearchParams({ project, replay: r.replay_id, token })}">view</a>`;
+    const dur = r.ended_at_ms - r.started_at_ms;
+    tr.innerHTML = `<td class="mono">${r.replay_id}</td><td>${r.segment_count}</td><td>${new Date(r.started_at_ms).toLocaleString()}</td><td>${(dur / 1000).toFixed(0)} s</td><td>${link}</td>`;
     table.appendChild(tr);
   }
-  if (replays.length === 0) table.innerHTML = '<tr><td class="muted">No replays yet: record one with the <a href="/recorder">recorder</a>.</td></tr>';
+  if (replays.length === 0) table.innerHTML = '<tr><td class="muted">No replays: record one with the <a href="/recorder">recorder</a>.</td></tr>';
+  if (next) {
+    const more = new URLSearchParams(params);
+    more.set('cursor', next);
+    $('more').href = `/viewer?${more}`;
+    $('more').hidden = false;
+  }
   $('list').hidden = false;
   $('st-state').textContent = `${replays.length} replays`;
   state.ready = true;
@@ -54,24 +74,13 @@ async function main() {
   if (!replay) {
     $('st-replay').textContent = '—';
     $('st-events').textContent = '—';
-    await listReplays(project, token);
+    await listReplays(cfg, project, token);
     return;
   }
   $('st-replay').textContent = replay;
 
-  const url = `${cfg.serve_url}/v1/projects/${encodeURIComponent(project)}/replays/${encodeURIComponent(replay)}/recording`;
+  const base = `${cfg.serve_url}/v1/projects/${encodeURIComponent(project)}/replays/${encodeURIComponent(replay)}`;
   const auth = { Authorization: `Bearer ${token}` };
-  $('st-state').textContent = 'fetching from Serve…';
-  const res = await fetch(url, { headers: auth });
-  state.status = res.status;
-  if (!res.ok) {
-    fail(`Serve answered HTTP ${res.status}: ${await res.text()}`);
-    return;
-  }
-  const events = await res.json();
-  state.events = events.length;
-  $('st-events').textContent = events.length;
-
   let Player;
   try {
     ({ default: Player } = await import('/vendor/rrweb-player/rrweb-player.js'));
@@ -79,25 +88,27 @@ async function main() {
     fail(`cannot load rrweb-player from /vendor (run npm ci in the repository root): ${e}`);
     return;
   }
-  if (events.length < 2) {
-    fail(`the replay has ${events.length} event(s); the player needs at least 2`);
+  $('st-state').textContent = 'fetching from Serve…';
+  const metaRes = await fetch(base, { headers: auth });
+  state.status = metaRes.status;
+  if (!metaRes.ok) {
+    fail(`Serve answered HTTP ${metaRes.status}: ${await metaRes.text()}`);
     return;
   }
-  const player = new Player({
-    target: $('player'),
-    props: {
-      events,
-      autoPlay: params.get('autoplay') !== '0',
-      width: 1024,
-      height: 576,
-      skipInactive: true,
-    },
-  });
-  const meta = player.getMetaData();
-  state.totalTime = meta.totalTime;
-  state.seekEnd = () => player.goto(meta.totalTime, false);
-  state.player = player;
-  $('st-state').textContent = `${(meta.totalTime / 1000).toFixed(1)} s`;
+  const meta = await metaRes.json();
+  if (meta.started_at_ms == null) {
+    fail('the replay has no timestamped events yet');
+    return;
+  }
+  const view = new WindowedView(Player, base, auth, meta);
+  state.view = view;
+  state.reads = view.reads;
+  state.totalTime = meta.ended_at_ms - meta.started_at_ms;
+  state.seek = (offset) => view.seek(meta.started_at_ms + offset);
+  state.seekEnd = () => view.seek(meta.ended_at_ms);
+  await view.open(meta.started_at_ms, params.get('autoplay') !== '0');
+  if (state.error) return;
+  $('st-state').textContent = `${(state.totalTime / 1000).toFixed(1)} s`;
 
   const shred = $('shred');
   shred.hidden = false;
@@ -107,6 +118,108 @@ async function main() {
     $('st-state').textContent = del.ok ? 'shredded: reload to see Serve answer 410' : `shred failed: HTTP ${del.status}`;
   });
   state.ready = true;
+}
+
+// WindowedView plays a replay loaded window by window.
+class WindowedView {
+  constructor(Player, base, auth, meta) {
+    this.Player = Player;
+    this.base = base;
+    this.auth = auth;
+    this.start = meta.started_at_ms;
+    this.end = meta.ended_at_ms;
+    this.windowMs = Number(params.get('window_ms')) || 60000;
+    this.aheadWindows = 3;
+    this.reads = []; // {from, to, chain, events}: what was asked of Serve
+    this.gen = 0; // a seek starts a new generation; older loaders stop
+    this.player = null;
+    const slider = $('timeline');
+    slider.max = String(this.end - this.start);
+    slider.hidden = false;
+    slider.addEventListener('change', () => this.seek(this.start + Number(slider.value)));
+  }
+
+  async fetchWindow(from, to, chain) {
+    const q = new URLSearchParams({ from_ts: String(from), to_ts: String(to) });
+    if (!chain) q.set('chain', '0');
+    const res = await fetch(`${this.base}/recording?${q}`, { headers: this.auth });
+    state.status = res.status;
+    if (!res.ok) throw new Error(`Serve answered HTTP ${res.status}: ${await res.text()}`);
+    const events = await res.json();
+    this.reads.push({ from, to, chain, events: events.length });
+    return events;
+  }
+
+  // open shows the replay at time t (ms since the epoch): the window from
+  // t's snapshot to t + windowMs, then loads the rest in the background.
+  async open(t, autoPlay) {
+    const gen = ++this.gen;
+    const to = Math.min(t + this.windowMs, this.end);
+    const events = await this.fetchWindow(t, to, true);
+    if (gen !== this.gen) return;
+    if (events.length < 2) {
+      fail(`the window has ${events.length} event(s); the player needs at least 2`);
+      return;
+    }
+    if (this.player) {
+      this.player.$destroy();
+      $('player').innerHTML = '';
+    }
+    this.player = new this.Player({
+      target: $('player'),
+      props: { events, autoPlay, width: 1024, height: 576, skipInactive: true },
+    });
+    state.player = this.player;
+    this.first = events[0].timestamp;
+    this.loadedTo = to;
+    state.events = events.length;
+    $('st-events').textContent = state.events;
+    this.player.goto(Math.max(0, t - this.first), autoPlay);
+    state.ready = true;
+    this.loadRest(gen);
+  }
+
+  // loadRest appends the following windows, without their snapshot
+  // chains, while the player plays what it has. It keeps aheadWindows
+  // windows ahead of the playhead, no more: a viewer who watches a minute
+  // of a two-hour replay does not download two hours.
+  async loadRest(gen) {
+    while (gen === this.gen && this.loadedTo < this.end) {
+      const playhead = this.first + this.player.getReplayer().getCurrentTime();
+      if (this.loadedTo - playhead > this.aheadWindows * this.windowMs) {
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      const from = this.loadedTo + 1;
+      const to = Math.min(from + this.windowMs - 1, this.end);
+      let events;
+      try {
+        events = await this.fetchWindow(from, to, false);
+      } catch (e) {
+        fail(String(e));
+        return;
+      }
+      if (gen !== this.gen) return;
+      for (const ev of events) this.player.addEvent(ev);
+      this.loadedTo = to;
+      state.events += events.length;
+      $('st-events').textContent = state.events;
+    }
+    if (gen === this.gen) state.loaded = true;
+  }
+
+  // seek plays from t: within what is loaded the player just jumps there;
+  // otherwise the window for t is loaded first.
+  async seek(t) {
+    t = Math.max(this.start, Math.min(t, this.end));
+    $('timeline').value = String(t - this.start);
+    if (this.player && t >= this.first && t <= this.loadedTo) {
+      this.player.goto(t - this.first, false);
+      return;
+    }
+    state.ready = false;
+    await this.open(t, false);
+  }
 }
 
 main().catch((e) => fail(String(e)));
