@@ -2,6 +2,7 @@ package segment
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 )
 
@@ -81,12 +82,9 @@ func invalid(reason string, err error) *InvalidError {
 	return &InvalidError{Reason: reason, Err: err}
 }
 
-// quote quotes an untrusted value for an error message, cut short so that a
-// hostile attribute cannot blow up logs.
+// quote describes an untrusted value for an error message by its size
+// only: attribute values come from publishers and may carry anything, and
+// these messages reach the logs.
 func quote(s string) string {
-	const keep = 64
-	if len(s) > keep {
-		return strconv.Quote(s[:keep]) + "..."
-	}
-	return strconv.Quote(s)
+	return fmt.Sprintf("(a value of %d bytes)", len(s))
 }
