@@ -37,6 +37,10 @@ type Segment struct {
 	RetentionDays   int
 	CreatedAt       time.Time
 	ExpiresAt       time.Time
+	// Occurrences are the issues detected in the segment; they are
+	// recorded only if the segment row is inserted (never for a
+	// redelivery), in the same transaction.
+	Occurrences []Occurrence
 }
 
 // Outcome is what a batch commit did with one segment.
@@ -58,7 +62,7 @@ const (
 // outcomes[i] says what happened to segs[i].
 func (db *DB) CommitBatch(ctx context.Context, blob Blob, segs []Segment) (outcomes []Outcome, err error) {
 	err = db.InTx(ctx, pgx.ReadCommitted, func(ctx context.Context, tx pgx.Tx) error {
-		outcomes, err = commitBatch(ctx, tx, blob, segs)
+		outcomes, err = commitBatch(ctx, tx, db.throttle(), blob, segs)
 		return err
 	})
 	if err != nil {
@@ -72,7 +76,7 @@ type replayKey struct {
 	replay  uuid.UUID
 }
 
-func commitBatch(ctx context.Context, tx pgx.Tx, blob Blob, segs []Segment) ([]Outcome, error) {
+func commitBatch(ctx context.Context, tx pgx.Tx, th IssueThrottle, blob Blob, segs []Segment) ([]Outcome, error) {
 	if _, err := tx.Exec(ctx,
 		`INSERT INTO blobs (path, retention_days, size, segment_count) VALUES ($1, $2, $3, $4)`,
 		blob.Path, blob.RetentionDays, blob.Size, blob.SegmentCount); err != nil {
@@ -206,6 +210,9 @@ func commitBatch(ctx context.Context, tx pgx.Tx, blob Blob, segs []Segment) ([]O
 			}
 			a.maxTS = max(a.maxTS, s.LastTS)
 		}
+		if err := recordOccurrences(ctx, tx, th, occurrencesOf(segs, inserted)); err != nil {
+			return nil, err
+		}
 	}
 
 	// Replay counters, in the same key order.
@@ -245,6 +252,18 @@ func commitBatch(ctx context.Context, tx pgx.Tx, blob Blob, segs []Segment) ([]O
 		}
 	}
 	return outcomes, nil
+}
+
+// occurrencesOf lists the occurrences of the segments segs[idx].
+func occurrencesOf(segs []Segment, idx []int) []occRow {
+	var occs []occRow
+	for _, i := range idx {
+		s := segs[i]
+		for _, o := range s.Occurrences {
+			occs = append(occs, occRow{Occurrence: o, project: s.ID.ProjectID, replay: s.ID.ReplayID, segment: s.ID.SegmentID})
+		}
+	}
+	return occs
 }
 
 func insertSegments(ctx context.Context, tx pgx.Tx, segs []Segment, idx []int) ([]int, error) {

@@ -61,6 +61,9 @@ func (db *DB) ShredReplays(ctx context.Context, project int64, replays []uuid.UU
 			return fmt.Errorf("delete segments: %w", err)
 		}
 		rc.SegmentsShredded = tag.RowsAffected()
+		if err := unlinkReplayIssues(ctx, tx, project, ids); err != nil {
+			return err
+		}
 		return insertReceipt(ctx, tx, &rc)
 	})
 	if err != nil {
@@ -100,6 +103,9 @@ func (db *DB) ShredProject(ctx context.Context, project int64, requestedBy strin
 			return fmt.Errorf("delete segments: %w", err)
 		}
 		rc.SegmentsShredded = tag.RowsAffected()
+		if err := deleteProjectIssues(ctx, tx, project); err != nil {
+			return err
+		}
 		return insertReceipt(ctx, tx, &rc)
 	})
 	if err != nil {

@@ -31,6 +31,8 @@ type DB struct {
 	timeout time.Duration
 	closers []func() error
 	stats   *Stats
+
+	issueThrottle IssueThrottle
 }
 
 // Stats counts the database work of one pool: statements sent (each a round
