@@ -21,7 +21,8 @@ type entry struct {
 	ciphertext []byte
 	wrappedDEK []byte
 	kekID      uuid.UUID
-	reserved   int64 // buffer bytes held until the flush ends
+	issues     []store.Occurrence // detected in the segment
+	reserved   int64              // buffer bytes held until the flush ends
 
 	// Set by the flush, read after done is closed.
 	outcome store.Outcome
@@ -117,6 +118,7 @@ func (p *Packer) flush(b *batch) {
 			RetentionDays:   b.retention,
 			CreatedAt:       start,
 			ExpiresAt:       expires,
+			Occurrences:     e.issues,
 		}
 	}
 	if err := p.blobs.Create(ctx, path, data); err != nil {

@@ -198,6 +198,7 @@ func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error)
 		ciphertext: sealed.Ciphertext,
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
+		issues:     p.detectIssues(ctx, attrs.ID, m.Data, info),
 	}
 	return e, 0, nil
 }
