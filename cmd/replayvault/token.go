@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,9 +17,9 @@ import (
 // runToken mints an HS256 token with JWT_SECRET from the environment (never
 // from a flag, so it stays out of shell history and process lists).
 func runToken(_ context.Context, args []string, out io.Writer) error {
-	fs := cli.NewFlagSet("replayvault token", "-project N [-scope replay:read,replay:delete] [-ttl 1h] [-subject NAME]")
+	fs := cli.NewFlagSet("replayvault token", "-project N [-scope replay:read,replay:delete,issue:read,issue:write] [-ttl 1h] [-subject NAME]")
 	project := fs.Int64("project", 0, "project id the token is for (required)")
-	scope := fs.String("scope", auth.ScopeRead, "comma-separated scopes: replay:read, replay:delete")
+	scope := fs.String("scope", auth.ScopeRead, "comma-separated scopes: "+strings.Join(auth.Scopes, ", "))
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	subject := fs.String("subject", "replayvault-cli", "who the token identifies (recorded on shred receipts)")
 	if err := fs.Parse(args); err != nil {
@@ -30,8 +31,8 @@ func runToken(_ context.Context, args []string, out io.Writer) error {
 	var scopes []string
 	for _, s := range strings.Split(*scope, ",") {
 		s = strings.TrimSpace(s)
-		if s != auth.ScopeRead && s != auth.ScopeDelete {
-			return fmt.Errorf("unknown scope %q (want %s or %s)", s, auth.ScopeRead, auth.ScopeDelete)
+		if !slices.Contains(auth.Scopes, s) {
+			return fmt.Errorf("unknown scope %q (want one of %s)", s, strings.Join(auth.Scopes, ", "))
 		}
 		scopes = append(scopes, s)
 	}

@@ -18,7 +18,14 @@ import (
 const (
 	ScopeRead   = "replay:read"
 	ScopeDelete = "replay:delete"
+	// ScopeIssueRead lists and reads replay issues.
+	ScopeIssueRead = "issue:read"
+	// ScopeIssueWrite merges, unmerges, sets status and adds notes.
+	ScopeIssueWrite = "issue:write"
 )
+
+// Scopes are every scope a token may carry.
+var Scopes = []string{ScopeRead, ScopeDelete, ScopeIssueRead, ScopeIssueWrite}
 
 var (
 	// ErrUnauthenticated: no token, or one that is malformed, badly signed or
