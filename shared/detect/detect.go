@@ -121,6 +121,12 @@ func (d Details) JSON() json.RawMessage {
 // detection for the segment.
 var errNotEvents = errors.New("detect: not a JSON array of events within the parser's depth limit")
 
+// parsers reuse their value caches: a fresh parser spends most of its time
+// growing them. A pooled parser keeps memory in proportion to the largest
+// segment it parsed (at most Limits.MaxInput of JSON); the GC empties the
+// pool.
+var parsers fastjson.ParserPool
+
 // Detect scans raw, a JSON array of rrweb events, and returns the
 // occurrences found, in time order. Work is bounded by lim; input over
 // lim.MaxInput is not scanned. An error means raw is not an event array.
@@ -129,7 +135,8 @@ func Detect(raw []byte, rules Rules, lim Limits) ([]Occurrence, error) {
 	if len(raw) > lim.MaxInput {
 		return nil, nil
 	}
-	var p fastjson.Parser
+	p := parsers.Get()
+	defer parsers.Put(p)
 	// The parser's errors quote the input: never pass them on.
 	v, err := p.ParseBytes(raw)
 	if err != nil {

@@ -3,10 +3,13 @@ package detect
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/replayvault/replayvault/shared/workload"
 )
 
 const t0 = 1_700_000_000_000
@@ -319,5 +322,18 @@ func TestTemplates(t *testing.T) {
 	}
 	if got := MessageTemplate("Error 404 at 'x'\nstack"); got != `Error {n} at "…"` {
 		t.Errorf("MessageTemplate = %q", got)
+	}
+}
+
+// BenchmarkDetect scans a generated rrweb segment of about 200 KB, as Pack
+// does for every segment (throughput in MB/s; compare with the packer's
+// validation in shared/segment's benchmarks).
+func BenchmarkDetect(b *testing.B) {
+	raw := workload.Segment(rand.New(rand.NewPCG(1, 2)), 1, t0, 200_000)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := Detect(raw, Rules{}, Limits{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
