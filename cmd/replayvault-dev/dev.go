@@ -657,7 +657,7 @@ func (s *stack) Stop() error {
 
 // token mints a read+delete token for project, valid for devTokenTTL.
 func (s *stack) token(project int64) (string, error) {
-	return auth.Mint(s.jwtSecret, project, []string{auth.ScopeRead, auth.ScopeDelete}, "replayvault-dev", devTokenTTL)
+	return auth.Mint(s.jwtSecret, project, []string{auth.ScopeRead, auth.ScopeDelete, auth.ScopeIssueRead, auth.ScopeIssueWrite}, "replayvault-dev", devTokenTTL)
 }
 
 // stackInfo is what --info-file writes and /api/config partly serves.

@@ -230,7 +230,12 @@ func (s *scan) event(e *fastjson.Value) {
 				msg := ""
 				if args := pl.GetArray("payload"); len(args) > 0 {
 					if b := args[0].GetStringBytes(); b != nil {
+						// rrweb's console plugin sends each argument
+						// JSON-stringified: a string arrives quoted.
 						msg = string(b)
+						if unq, err := strconv.Unquote(msg); err == nil && strings.HasPrefix(msg, `"`) {
+							msg = unq
+						}
 					} else {
 						msg = string(args[0].MarshalTo(nil))
 					}

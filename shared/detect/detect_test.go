@@ -160,7 +160,7 @@ func TestDetect(t *testing.T) {
 			events: []map[string]any{meta(t0, page),
 				consoleError(t0+100, `TypeError: cannot read "total" of undefined at line 42`),
 				consoleLog(t0+200, "fine"),
-				consoleError(t0+300, "other"), consoleError(t0+4000, "third"), consoleError(t0+4100, "fourth"),
+				consoleError(t0+300, `"other"`), consoleError(t0+4000, "third"), consoleError(t0+4100, "fourth"),
 				consoleError(t0+60_000, "late"), consoleError(t0+60_100, "late")},
 			want: []got{{ConsoleErrors, t0 + 4000, "", "/orders/{n}/checkout", 4, "",
 				`TypeError: cannot read "…" of undefined at line {n}`}},
