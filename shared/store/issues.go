@@ -573,7 +573,7 @@ func (db *DB) issues(ctx context.Context, project int64, ids []int64) ([]Issue, 
 			ARRAY(SELECT r.replay_id FROM tree t
 				CROSS JOIN LATERAL (SELECT r.replay_id, r.last_ts FROM issue_replays r
 					WHERE r.project_id = $1 AND r.group_id = t.id ORDER BY r.last_ts DESC LIMIT 3) r
-				WHERE t.top = g.id ORDER BY r.last_ts DESC LIMIT 3)
+				WHERE t.top = g.id GROUP BY r.replay_id ORDER BY max(r.last_ts) DESC, r.replay_id LIMIT 3)
 		FROM agg a JOIN issue_groups g ON g.project_id = $1 AND g.id = a.top`, project, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read issues of project %d: %w", project, classify(err))
@@ -952,4 +952,24 @@ func deleteProjectIssues(ctx context.Context, tx pgx.Tx, project int64) error {
 		}
 	}
 	return nil
+}
+
+// ExpireIssueThrottle deletes up to limit throttle windows that started
+// before before (event time) and returns how many it deleted. A window
+// that old takes no more occurrences in practice; if a late segment does
+// bring one, the window starts counting again, which costs at most one
+// more quota of rows.
+func (db *DB) ExpireIssueThrottle(ctx context.Context, before time.Time, limit int) (int64, error) {
+	ctx, cancel := db.WithTimeout(ctx)
+	defer cancel()
+	tag, err := db.Pool.Exec(ctx, `
+		DELETE FROM issue_throttle AS t
+		USING (SELECT project_id, edge_fp, window_start FROM issue_throttle
+			WHERE window_start < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) AS e
+		WHERE t.project_id = e.project_id AND t.edge_fp = e.edge_fp AND t.window_start = e.window_start`,
+		before.UnixMilli(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("expire issue throttle: %w", classify(err))
+	}
+	return tag.RowsAffected(), nil
 }

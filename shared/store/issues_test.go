@@ -165,6 +165,14 @@ func TestIssueThrottle(t *testing.T) {
 	if n := count(t, db, `SELECT sum(times_seen) FROM issue_replays`); n != segments*perSeg {
 		t.Errorf("per-replay counts sum to %d, want %d", n, segments*perSeg)
 	}
+	// The sweep drops windows that started before its cutoff.
+	n, err := db.ExpireIssueThrottle(ctx, time.UnixMilli(baseTS), 100)
+	if err != nil || n != 1 {
+		t.Errorf("ExpireIssueThrottle = %d, %v; want the first window", n, err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM issue_throttle`); n != 1 {
+		t.Errorf("throttle windows left = %d, want 1", n)
+	}
 }
 
 func TestShredUnlinksIssues(t *testing.T) {
@@ -362,6 +370,9 @@ func TestMergeRedirects(t *testing.T) {
 	if d.ID != super || d.RequestedID != b || d.TimesSeen != 4 || d.ReplayCount != 1 || len(d.Members) != 2 ||
 		len(d.Occurrences) != 4 || *d.FirstTS != baseTS || *d.LastTS != baseTS+3 {
 		t.Errorf("issue b redirects to %+v, want the supergroup %d with 4 occurrences", d, super)
+	}
+	if !slices.Equal(d.RecentReplays, []uuid.UUID{r}) {
+		t.Errorf("recent replays of the supergroup = %v, want the one replay once", d.RecentReplays)
 	}
 	if _, err := db.Merge(ctx, 1, []int64{a, c}); err == nil {
 		t.Error("merging two members of one view succeeded")
