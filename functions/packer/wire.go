@@ -2,9 +2,6 @@ package packer
 
 import (
 	"context"
-	"fmt"
-
-	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/replayvault/replayvault/shared/clients"
 	"github.com/replayvault/replayvault/shared/closer"
@@ -14,42 +11,25 @@ import (
 
 // Build connects every dependency named by cfg and returns a ready Packer
 // plus a function that flushes it and releases the clients.
-func Build(ctx context.Context, cfg *config.Pack) (_ *Packer, _ func(), err error) {
-	var c closer.Stack
-	defer func() {
+func Build(ctx context.Context, cfg *config.Pack) (*Packer, func(), error) {
+	return closer.Build(func(c *closer.Stack) (*Packer, error) {
+		db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, c)
 		if err != nil {
-			c.Close()
+			return nil, err
 		}
-	}()
-	db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, &c)
-	if err != nil {
-		return nil, nil, err
-	}
-	wrapper, err := clients.KMS(ctx, cfg.KMS, &c)
-	if err != nil {
-		return nil, nil, err
-	}
-	rej, err := BuildRejecter(ctx, cfg, &c)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys := crypt.NewKeyring(wrapper, func(ctx context.Context, k *crypt.KEK) error {
-		return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
-	}, cfg.KEKRotate)
-	p := New(ConfigFrom(cfg), db, blobs, keys, rej)
-	c.Add(p.Close)
-	return p, c.Close, nil
-}
-
-// BuildRejecter connects the reject topic's publisher named by cfg
-// (PUBSUB_EMULATOR_HOST, read by the library, points it at the emulator).
-func BuildRejecter(ctx context.Context, cfg *config.Pack, c *closer.Stack) (*PubSubRejecter, error) {
-	ps, err := pubsub.NewClient(ctx, cfg.GoogleCloudProject)
-	if err != nil {
-		return nil, fmt.Errorf("pubsub client: %w", err)
-	}
-	c.Add(func() { ps.Close() })
-	rej := NewPubSubRejecter(ps, cfg.RejectTopic, cfg.PubSubTimeout)
-	c.Add(rej.Stop)
-	return rej, nil
+		wrapper, err := clients.KMS(ctx, cfg.KMS, c)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := clients.Publisher(ctx, cfg.GoogleCloudProject, cfg.RejectTopic, c)
+		if err != nil {
+			return nil, err
+		}
+		keys := crypt.NewKeyring(wrapper, func(ctx context.Context, k *crypt.KEK) error {
+			return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
+		}, cfg.KEKRotate)
+		p := New(ConfigFrom(cfg), db, blobs, keys, NewPubSubRejecter(pub, cfg.PubSubTimeout))
+		c.Add(p.Close)
+		return p, nil
+	})
 }

@@ -14,21 +14,17 @@ import (
 // plus a function that releases the clients. Locally STORAGE_EMULATOR_HOST
 // (read by the storage library) and KMS_ENDPOINT point the clients at the
 // stand-ins.
-func Build(ctx context.Context, cfg *config.Serve) (_ *Server, _ func(), err error) {
-	var c closer.Stack
-	defer func() {
+func Build(ctx context.Context, cfg *config.Serve) (*Server, func(), error) {
+	return closer.Build(func(c *closer.Stack) (*Server, error) {
+		db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, c)
 		if err != nil {
-			c.Close()
+			return nil, err
 		}
-	}()
-	db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, &c)
-	if err != nil {
-		return nil, nil, err
-	}
-	wrapper, err := clients.KMS(ctx, cfg.KMS, &c)
-	if err != nil {
-		return nil, nil, err
-	}
-	keks := crypt.NewKEKCache(wrapper, db.WrappedKEK, cfg.KEKCacheSize, cfg.KEKCacheTTL)
-	return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret)), c.Close, nil
+		wrapper, err := clients.KMS(ctx, cfg.KMS, c)
+		if err != nil {
+			return nil, err
+		}
+		keks := crypt.NewKEKCache(wrapper, db.WrappedKEK, cfg.KEKCacheSize, cfg.KEKCacheTTL)
+		return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret)), nil
+	})
 }

@@ -11,16 +11,12 @@ import (
 
 // Build connects every dependency named by cfg and returns a ready Service
 // plus a function that releases the clients.
-func Build(ctx context.Context, cfg *config.Shred) (_ *Service, _ func(), err error) {
-	var c closer.Stack
-	defer func() {
+func Build(ctx context.Context, cfg *config.Shred) (*Service, func(), error) {
+	return closer.Build(func(c *closer.Stack) (*Service, error) {
+		db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, c)
 		if err != nil {
-			c.Close()
+			return nil, err
 		}
-	}()
-	db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, &c)
-	if err != nil {
-		return nil, nil, err
-	}
-	return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret)), c.Close, nil
+		return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret)), nil
+	})
 }

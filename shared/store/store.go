@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/alloydbconn"
@@ -30,39 +29,28 @@ type DB struct {
 	Pool    *pgxpool.Pool
 	timeout time.Duration
 	closers []func() error
-	stats   *Stats
 
 	issueThrottle IssueThrottle
 }
 
-// Stats counts the database work of one pool: statements sent (each a round
-// trip, including BEGIN and COMMIT) and transactions committed.
-type Stats struct {
-	Statements   atomic.Int64
-	Transactions atomic.Int64
+// Option configures a pool at Open.
+type Option func(*pgxpool.Config)
+
+// WithTracer traces every statement of the pool's connections with t
+// (benchmarks count round trips with a Stats; telemetry records spans).
+func WithTracer(t pgx.QueryTracer) Option {
+	return func(c *pgxpool.Config) { c.ConnConfig.Tracer = t }
 }
-
-// TraceQueryStart counts a statement (pgx.QueryTracer).
-func (s *Stats) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	s.Statements.Add(1)
-	return ctx
-}
-
-// TraceQueryEnd implements pgx.QueryTracer.
-func (s *Stats) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-// Stats returns the pool's counters.
-func (db *DB) Stats() *Stats { return db.stats }
 
 // Open connects with cfg: DATABASE_URL if set, otherwise AlloyDB through the
 // connector with IAM authentication.
-func Open(ctx context.Context, cfg config.DB) (*DB, error) {
-	return open(ctx, cfg, "")
+func Open(ctx context.Context, cfg config.DB, opts ...Option) (*DB, error) {
+	return open(ctx, cfg, "", opts...)
 }
 
 // open is Open, optionally to another database of the same server.
-func open(ctx context.Context, cfg config.DB, dbname string) (*DB, error) {
-	db := &DB{timeout: cfg.DBTimeout, stats: &Stats{}}
+func open(ctx context.Context, cfg config.DB, dbname string, opts ...Option) (*DB, error) {
+	db := &DB{timeout: cfg.DBTimeout}
 	var pcfg *pgxpool.Config
 	var err error
 	if cfg.DatabaseURL != "" {
@@ -91,8 +79,10 @@ func open(ctx context.Context, cfg config.DB, dbname string) (*DB, error) {
 		pcfg.ConnConfig.Database = dbname
 	}
 	pcfg.MaxConns = cfg.DBMaxConns
-	pcfg.ConnConfig.Tracer = db.stats
 	pcfg.ConnConfig.ConnectTimeout = cfg.DBTimeout
+	for _, o := range opts {
+		o(pcfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		db.Close()
@@ -145,8 +135,8 @@ func EnsureDatabase(ctx context.Context, cfg config.DB) (bool, error) {
 
 // OpenURL is Open for a plain PostgreSQL URL with default pool settings (tests,
 // the dev stack and the CLI).
-func OpenURL(ctx context.Context, url string) (*DB, error) {
-	return Open(ctx, config.DB{DatabaseURL: url, DBMaxConns: 16, DBTimeout: 30 * time.Second})
+func OpenURL(ctx context.Context, url string, opts ...Option) (*DB, error) {
+	return Open(ctx, config.DB{DatabaseURL: url, DBMaxConns: 16, DBTimeout: 30 * time.Second}, opts...)
 }
 
 // Close releases the pool and the connector.
@@ -195,7 +185,6 @@ func (db *DB) inTxOnce(ctx context.Context, iso pgx.TxIsoLevel, fn func(context.
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	db.stats.Transactions.Add(1)
 	return nil
 }
 

@@ -102,10 +102,11 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err 
 	if err != nil {
 		return nil, nil, err
 	}
-	rej, err := packer.BuildRejecter(ctx, cfg, &c)
+	pub, err := clients.Publisher(ctx, cfg.GoogleCloudProject, cfg.RejectTopic, &c)
 	if err != nil {
 		return nil, nil, err
 	}
+	rej := packer.NewPubSubRejecter(pub, cfg.PubSubTimeout)
 	n := NewNaive(db, blobs, wrapper, rej, segment.Limits{MaxDecompressed: cfg.MaxDecompressedBytes})
 	return n, c.Close, nil
 }
