@@ -93,6 +93,7 @@ type occRow struct {
 	project int64
 	replay  uuid.UUID
 	segment int
+	expires time.Time // the segment's
 	group   int64
 	keep    bool
 }
@@ -147,7 +148,10 @@ func recordOccurrences(ctx context.Context, tx pgx.Tx, th IssueThrottle, occs []
 		project, group int64
 		replay         uuid.UUID
 	}
-	type tally struct{ seen, rows, first, last int64 }
+	type tally struct {
+		seen, rows, first, last int64
+		expires                 time.Time
+	}
 	per := map[grKey]*tally{}
 	for _, o := range occs {
 		k := grKey{o.project, o.group, o.replay}
@@ -155,6 +159,9 @@ func recordOccurrences(ctx context.Context, tx pgx.Tx, th IssueThrottle, occs []
 		if t == nil {
 			t = &tally{first: o.TS, last: o.TS}
 			per[k] = t
+		}
+		if o.expires.After(t.expires) {
+			t.expires = o.expires
 		}
 		t.seen++
 		if o.keep {
@@ -178,24 +185,27 @@ func recordOccurrences(ctx context.Context, tx pgx.Tx, th IssueThrottle, occs []
 	var (
 		rp, rg, rs, rr, rf, rl []int64
 		rid                    []uuid.UUID
+		rx                     []time.Time
 	)
 	for _, k := range keys {
 		t := per[k]
 		rp, rg, rid = append(rp, k.project), append(rg, k.group), append(rid, k.replay)
 		rs, rr, rf, rl = append(rs, t.seen), append(rr, t.rows), append(rf, t.first), append(rl, t.last)
+		rx = append(rx, t.expires)
 	}
 	rows, err := tx.Query(ctx, `
-		INSERT INTO issue_replays AS r (project_id, group_id, replay_id, times_seen, row_count, first_ts, last_ts)
-		SELECT p, g, id, s, n, f, l
-		FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
-			WITH ORDINALITY AS t(p, g, id, s, n, f, l, ord)
+		INSERT INTO issue_replays AS r (project_id, group_id, replay_id, times_seen, row_count, first_ts, last_ts, expires_at)
+		SELECT p, g, id, s, n, f, l, x
+		FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+			$8::timestamptz[]) WITH ORDINALITY AS t(p, g, id, s, n, f, l, x, ord)
 		ORDER BY ord
 		ON CONFLICT (project_id, group_id, replay_id) DO UPDATE SET
 			times_seen = r.times_seen + excluded.times_seen,
 			row_count = r.row_count + excluded.row_count,
 			first_ts = least(r.first_ts, excluded.first_ts),
-			last_ts = greatest(r.last_ts, excluded.last_ts)
-		RETURNING project_id, group_id, xmax = 0`, rp, rg, rid, rs, rr, rf, rl)
+			last_ts = greatest(r.last_ts, excluded.last_ts),
+			expires_at = greatest(r.expires_at, excluded.expires_at)
+		RETURNING project_id, group_id, xmax = 0`, rp, rg, rid, rs, rr, rf, rl, rx)
 	if err != nil {
 		return fmt.Errorf("upsert issue replays: %w", err)
 	}
@@ -902,39 +912,97 @@ func unlinkReplayIssues(ctx context.Context, tx pgx.Tx, project int64, replays [
 		project, replays); err != nil {
 		return fmt.Errorf("delete issue occurrences: %w", err)
 	}
+	return unlinkIssueReplays(ctx, tx, `
+		DELETE FROM issue_replays WHERE project_id = $1 AND replay_id = ANY($2::uuid[])
+		RETURNING project_id, group_id, replay_id, times_seen, row_count`, project, replays)
+}
+
+// unlinkIssueReplays runs gone, a DELETE of issue_replays rows RETURNING
+// project_id, group_id, replay_id, times_seen, row_count, and takes what
+// those rows counted out of their groups' counters; first and last seen are
+// recomputed from the replays left.
+func unlinkIssueReplays(ctx context.Context, tx pgx.Tx, gone string, args ...any) error {
 	rows, err := tx.Query(ctx, `
-		WITH gone AS (
-			DELETE FROM issue_replays WHERE project_id = $1 AND replay_id = ANY($2::uuid[])
-			RETURNING group_id, times_seen, row_count
+		WITH gone AS (`+gone+`
 		), t AS (
-			SELECT group_id, sum(times_seen) AS s, sum(row_count) AS n, count(*) AS links FROM gone GROUP BY group_id
+			SELECT project_id, group_id, sum(times_seen) AS s, sum(row_count) AS n, count(*) AS links
+			FROM gone GROUP BY project_id, group_id
 		)
 		UPDATE issue_groups AS g SET
 			times_seen = g.times_seen - t.s,
 			row_count = g.row_count - t.n,
 			replay_count = g.replay_count - t.links
-		FROM t WHERE g.project_id = $1 AND g.id = t.group_id
-		RETURNING g.id`, project, replays)
+		FROM t WHERE g.project_id = t.project_id AND g.id = t.group_id
+		RETURNING g.project_id, g.id`, args...)
 	if err != nil {
 		return fmt.Errorf("unlink issue replays: %w", err)
 	}
-	groups, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
+	var ps, gs []int64
+	var p, g int64
+	if _, err := pgx.ForEachRow(rows, []any{&p, &g}, func() error {
+		ps, gs = append(ps, p), append(gs, g)
+		return nil
+	}); err != nil {
 		return fmt.Errorf("unlink issue replays: %w", err)
 	}
-	if len(groups) == 0 {
+	if len(gs) == 0 {
 		return nil
 	}
-	// First and last seen from the replays left: the statement above
-	// deleted in a CTE, which its own UPDATE could not see yet.
+	// The statement above deleted in a CTE, which its own UPDATE could not
+	// see yet; this one can.
 	if _, err := tx.Exec(ctx, `
 		UPDATE issue_groups AS g SET
 			first_ts = (SELECT min(r.first_ts) FROM issue_replays r WHERE r.project_id = g.project_id AND r.group_id = g.id),
 			last_ts = (SELECT max(r.last_ts) FROM issue_replays r WHERE r.project_id = g.project_id AND r.group_id = g.id)
-		WHERE g.project_id = $1 AND g.id = ANY($2::bigint[])`, project, groups); err != nil {
+		FROM unnest($1::bigint[], $2::bigint[]) AS t(p, id)
+		WHERE g.project_id = t.p AND g.id = t.id`, ps, gs); err != nil {
 		return fmt.Errorf("recompute issue times: %w", err)
 	}
 	return nil
+}
+
+// ExpireIssueReplays unlinks up to limit (group, replay) links whose
+// replay's segments have all expired by now (the link keeps the latest
+// expiry of the segments that brought it), as a shred does: their
+// occurrence rows go and the groups' counters lose what they brought. It
+// returns how many links it removed.
+func (db *DB) ExpireIssueReplays(ctx context.Context, now time.Time, limit int) (int64, error) {
+	var n int64
+	err := db.InTx(ctx, pgx.ReadCommitted, func(ctx context.Context, tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT project_id, group_id, replay_id FROM issue_replays
+			WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
+		if err != nil {
+			return fmt.Errorf("find expired issue links: %w", err)
+		}
+		var ps, gs []int64
+		var rs []uuid.UUID
+		var p, g int64
+		var r uuid.UUID
+		if _, err := pgx.ForEachRow(rows, []any{&p, &g, &r}, func() error {
+			ps, gs, rs = append(ps, p), append(gs, g), append(rs, r)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("find expired issue links: %w", err)
+		}
+		n = int64(len(ps))
+		if n == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `
+			DELETE FROM issue_occurrences o USING unnest($1::bigint[], $2::bigint[], $3::uuid[]) AS t(p, g, r)
+			WHERE o.project_id = t.p AND o.group_id = t.g AND o.replay_id = t.r`, ps, gs, rs); err != nil {
+			return fmt.Errorf("delete expired occurrences: %w", err)
+		}
+		return unlinkIssueReplays(ctx, tx, `
+			DELETE FROM issue_replays r USING unnest($1::bigint[], $2::bigint[], $3::uuid[]) AS t(p, g, id)
+			WHERE r.project_id = t.p AND r.group_id = t.g AND r.replay_id = t.id
+			RETURNING r.project_id, r.group_id, r.replay_id, r.times_seen, r.row_count`, ps, gs, rs)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire issue links: %w", err)
+	}
+	return n, nil
 }
 
 // deleteProjectIssues removes every issue row of a shredded project.

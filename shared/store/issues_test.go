@@ -404,3 +404,39 @@ func TestMergeRedirects(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestExpireIssueReplays: once a replay's segments have expired, the sweep
+// unlinks it from its issues exactly as a shred does.
+func TestExpireIssueReplays(t *testing.T) {
+	db := newDB(t)
+	s := newIssueSeeder(t, db)
+	ctx := context.Background()
+	old, fresh := uuid.New(), uuid.New()
+	s.commit(1, old, 0, occ("a", baseTS+1), occ("a", baseTS+2))
+	s.commit(1, fresh, 0, occ("a", baseTS+50))
+	a := groupOf(t, db, 1, "a")
+	// The link keeps the segments' expiry.
+	if n := count(t, db, `SELECT count(*) FROM issue_replays r JOIN segments s USING (project_id, replay_id)
+		WHERE r.expires_at = s.expires_at`); n != 2 {
+		t.Fatalf("links carrying their segment's expiry = %d, want 2", n)
+	}
+	if n, err := db.ExpireIssueReplays(ctx, time.Now(), 100); err != nil || n != 0 {
+		t.Fatalf("ExpireIssueReplays before expiry = %d, %v", n, err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE issue_replays SET expires_at = now() - interval '1 hour' WHERE replay_id = $1`, old); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.ExpireIssueReplays(ctx, time.Now(), 100); err != nil || n != 1 {
+		t.Fatalf("ExpireIssueReplays = %d, %v; want 1", n, err)
+	}
+	g, err := db.GroupState(ctx, 1, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.TimesSeen != 1 || g.RowCount != 1 || g.ReplayCount != 1 || *g.FirstTS != baseTS+50 {
+		t.Errorf("group after expiry = %+v, want only the fresh replay's occurrence", g)
+	}
+	if n := count(t, db, `SELECT count(*) FROM issue_occurrences WHERE replay_id = $1`, old); n != 0 {
+		t.Errorf("occurrences of the expired replay = %d", n)
+	}
+}

@@ -321,7 +321,8 @@ func occurrencesOf(segs []Segment, idx []int) []occRow {
 	for _, i := range idx {
 		s := segs[i]
 		for _, o := range s.Occurrences {
-			occs = append(occs, occRow{Occurrence: o, project: s.ID.ProjectID, replay: s.ID.ReplayID, segment: s.ID.SegmentID})
+			occs = append(occs, occRow{Occurrence: o, project: s.ID.ProjectID, replay: s.ID.ReplayID, segment: s.ID.SegmentID,
+				expires: s.ExpiresAt})
 		}
 	}
 	return occs

@@ -61,11 +61,13 @@ CREATE TABLE issue_replays (
     row_count   bigint NOT NULL,
     first_ts    bigint NOT NULL,
     last_ts     bigint NOT NULL,
+    expires_at  timestamptz NOT NULL, -- the latest expiry of the replay's segments that brought it
     PRIMARY KEY (project_id, group_id, replay_id),
     FOREIGN KEY (project_id, group_id) REFERENCES issue_groups (project_id, id)
 );
 CREATE INDEX issue_replays_replay ON issue_replays (project_id, replay_id);
 CREATE INDEX issue_replays_recent ON issue_replays (project_id, group_id, last_ts DESC);
+CREATE INDEX issue_replays_expires_at ON issue_replays (expires_at);
 
 -- Occurrences kept as rows (at most the throttle's quota per edge
 -- fingerprint and window). Idempotent on the segment and the event.
