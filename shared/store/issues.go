@@ -35,16 +35,19 @@ type Occurrence struct {
 	Details json.RawMessage
 }
 
-// IssueThrottle bounds the occurrence rows one edge fingerprint may add per
-// window of event time; past Rows, occurrences are only counted.
+// IssueThrottle bounds what occurrences may cost: the rows one edge
+// fingerprint may add per window of event time (past Rows, occurrences are
+// only counted), and the groups a project may have (past MaxGroups, new
+// fingerprints share one overflow group per kind).
 type IssueThrottle struct {
-	Rows   int64
-	Window time.Duration
+	Rows      int64
+	Window    time.Duration
+	MaxGroups int64
 }
 
 // DefaultIssueThrottle is the throttle of a DB whose SetIssueThrottle was
-// not called.
-var DefaultIssueThrottle = IssueThrottle{Rows: 100, Window: time.Hour}
+// not called (a zero field takes its value here too).
+var DefaultIssueThrottle = IssueThrottle{Rows: 100, Window: time.Hour, MaxGroups: 100_000}
 
 // SetIssueThrottle sets the throttle CommitBatch applies. Call it before
 // the DB is used.
@@ -57,6 +60,9 @@ func (db *DB) throttle() IssueThrottle {
 	}
 	if t.Window <= 0 {
 		t.Window = DefaultIssueThrottle.Window
+	}
+	if t.MaxGroups <= 0 {
+		t.MaxGroups = DefaultIssueThrottle.MaxGroups
 	}
 	return t
 }
@@ -108,7 +114,7 @@ func recordOccurrences(ctx context.Context, tx pgx.Tx, th IssueThrottle, occs []
 	if len(occs) == 0 {
 		return nil
 	}
-	if err := assignGroups(ctx, tx, occs); err != nil {
+	if err := assignGroups(ctx, tx, th, occs); err != nil {
 		return err
 	}
 	if err := applyThrottle(ctx, tx, th, occs); err != nil {
@@ -276,7 +282,7 @@ func cmpInt(a, b int64) int {
 // fingerprint, created if the project has none yet. New ids come from the
 // project's counter row, locked for the rest of the transaction, so two
 // flushes that meet a new fingerprint at once create it once.
-func assignGroups(ctx context.Context, tx pgx.Tx, occs []occRow) error {
+func assignGroups(ctx context.Context, tx pgx.Tx, th IssueThrottle, occs []occRow) error {
 	type fpKey struct {
 		project int64
 		fp      string
@@ -337,20 +343,39 @@ func assignGroups(ctx context.Context, tx pgx.Tx, occs []occRow) error {
 		if err != nil {
 			return err
 		}
-		// Another flush may have created some while we waited for the lock.
-		if err := lookup(missing[p]); err != nil {
+		// Another flush may have created some while we waited for the lock;
+		// and past the project's group cap, fingerprints go to an overflow
+		// group per kind.
+		keys := slices.Clone(missing[p])
+		for _, k := range missing[p] {
+			keys = append(keys, fpKey{p, overflowFingerprint(first[k].Kind)})
+		}
+		if err := lookup(keys); err != nil {
 			return err
 		}
 		var ids []int64
 		var kinds, fpsNew, titles []string
+		create := func(k fpKey, kind, title string) int64 {
+			last++
+			ids, kinds, fpsNew, titles = append(ids, last), append(kinds, kind), append(fpsNew, k.fp), append(titles, title)
+			found[k] = last
+			return last
+		}
 		for _, k := range missing[p] {
 			if _, ok := found[k]; ok {
 				continue
 			}
-			last++
 			o := first[k]
-			ids, kinds, fpsNew, titles = append(ids, last), append(kinds, o.Kind), append(fpsNew, k.fp), append(titles, o.Title)
-			found[k] = last
+			if last < th.MaxGroups {
+				create(k, o.Kind, o.Title)
+				continue
+			}
+			ok := fpKey{p, overflowFingerprint(o.Kind)}
+			id, exists := found[ok]
+			if !exists {
+				id = create(ok, o.Kind, "Other "+o.Kind+" issues (the project reached its group limit)")
+			}
+			found[k] = id
 		}
 		if len(ids) == 0 {
 			continue
@@ -370,6 +395,12 @@ func assignGroups(ctx context.Context, tx pgx.Tx, occs []occRow) error {
 	}
 	return nil
 }
+
+// overflowFingerprint is the fingerprint of a project's overflow group for
+// kind, where new fingerprints go once the project has MaxGroups groups.
+// Their occurrences keep their own final fingerprint, so a later merge or
+// regrouping can still tell them apart.
+func overflowFingerprint(kind string) string { return "overflow:" + kind }
 
 // lockIssueCounter locks project's id counter row (creating it) and
 // returns the last id handed out.

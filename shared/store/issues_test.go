@@ -440,3 +440,31 @@ func TestExpireIssueReplays(t *testing.T) {
 		t.Errorf("occurrences of the expired replay = %d", n)
 	}
 }
+
+// TestIssueGroupCap: past the project's group cap, new fingerprints share
+// one overflow group per kind, so no input creates groups without bound.
+func TestIssueGroupCap(t *testing.T) {
+	db := newDB(t)
+	db.SetIssueThrottle(store.IssueThrottle{MaxGroups: 3})
+	s := newIssueSeeder(t, db)
+	s.commit(1, uuid.New(), 0, occ("a", baseTS), occ("b", baseTS))
+	s.commit(1, uuid.New(), 0, occ("c", baseTS), occ("d", baseTS), occ("e", baseTS))
+	s.commit(1, uuid.New(), 0, occ("f", baseTS), occ("a", baseTS+1))
+	s.commit(2, uuid.New(), 0, occ("x", baseTS)) // another project has its own cap
+	if n := count(t, db, `SELECT count(*) FROM issue_groups WHERE project_id = 1`); n != 4 {
+		t.Errorf("groups = %d, want 4 (a, b, c and one overflow group)", n)
+	}
+	if n := count(t, db, `SELECT times_seen FROM issue_groups WHERE project_id = 1 AND fingerprint = 'overflow:dead_click'`); n != 3 {
+		t.Errorf("overflow group counted %d, want 3 (d, e, f)", n)
+	}
+	if n := count(t, db, `SELECT times_seen FROM issue_groups WHERE project_id = 1 AND fingerprint = 'v1:a'`); n != 2 {
+		t.Errorf("group a counted %d, want 2", n)
+	}
+	if n := count(t, db, `SELECT count(DISTINCT final_fp) FROM issue_occurrences WHERE project_id = 1 AND group_id =
+		(SELECT id FROM issue_groups WHERE project_id = 1 AND fingerprint = 'overflow:dead_click')`); n != 3 {
+		t.Errorf("overflow occurrences keep %d final fingerprints, want 3", n)
+	}
+	if n := count(t, db, `SELECT count(*) FROM issue_groups WHERE project_id = 2`); n != 1 {
+		t.Errorf("project 2 groups = %d, want 1", n)
+	}
+}
