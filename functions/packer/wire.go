@@ -28,7 +28,14 @@ func Build(ctx context.Context, cfg *config.Pack) (*Packer, func(), error) {
 		keys := crypt.NewKeyring(wrapper, func(ctx context.Context, k *crypt.KEK) error {
 			return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
 		}, cfg.KEKRotate)
+		// Rules are built first so that they close after the packer (the
+		// stack closes in reverse).
+		rs, err := BuildRules(ctx, cfg.Rules, db, blobs, c)
+		if err != nil {
+			return nil, err
+		}
 		p := New(ConfigFrom(cfg), db, blobs, keys, NewPubSubRejecter(pub, cfg.PubSubTimeout))
+		p.UseRules(rs)
 		c.Add(p.Close)
 		return p, nil
 	})
