@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -466,5 +467,32 @@ func TestIssueGroupCap(t *testing.T) {
 	}
 	if n := count(t, db, `SELECT count(*) FROM issue_groups WHERE project_id = 2`); n != 1 {
 		t.Errorf("project 2 groups = %d, want 1", n)
+	}
+}
+
+// TestIssueGroupRace: flushes on several instances that meet one new
+// fingerprint at once create its group once and count every occurrence.
+func TestIssueGroupRace(t *testing.T) {
+	db := newDB(t)
+	s := newIssueSeeder(t, db)
+	const n = 8
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.commit(1, uuid.New(), 0, occ("new", baseTS+int64(i)), occ(fmt.Sprintf("own%d", i), baseTS))
+		}()
+	}
+	wg.Wait()
+	if c := count(t, db, `SELECT count(*) FROM issue_groups WHERE project_id = 1 AND fingerprint = 'v1:new'`); c != 1 {
+		t.Errorf("groups of one fingerprint = %d, want 1", c)
+	}
+	if c := count(t, db, `SELECT times_seen FROM issue_groups WHERE project_id = 1 AND fingerprint = 'v1:new'`); c != n {
+		t.Errorf("times seen = %d, want %d", c, n)
+	}
+	// Ids are dense: every id handed out names a group.
+	if c := count(t, db, `SELECT last_id - (SELECT count(*) FROM issue_groups WHERE project_id = 1) FROM issue_projects WHERE project_id = 1`); c != 0 {
+		t.Errorf("%d ids handed out without a group", c)
 	}
 }
