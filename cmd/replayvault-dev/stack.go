@@ -358,5 +358,5 @@ func (s *stack) Stop() error {
 
 // token mints a read+delete token for project, valid for devTokenTTL.
 func (s *stack) token(project int64) (string, error) {
-	return auth.Mint(s.jwtSecret, project, []string{auth.ScopeRead, auth.ScopeDelete}, "replayvault-dev", devTokenTTL)
+	return auth.Mint(s.jwtSecret, project, []string{auth.ScopeRead, auth.ScopeDelete, auth.ScopeIssueRead, auth.ScopeIssueWrite}, "replayvault-dev", devTokenTTL)
 }

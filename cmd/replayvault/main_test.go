@@ -28,6 +28,7 @@ func TestToken(t *testing.T) {
 		{"read", []string{"-project", "7"}, "", auth.ScopeRead},
 		{"both", []string{"-project", "7", "-scope", "replay:read,replay:delete"}, "", auth.ScopeDelete},
 		{"no project", []string{}, "-project", ""},
+		{"issue scopes", []string{"-project", "7", "-scope", "issue:read,issue:write"}, "", auth.ScopeIssueWrite},
 		{"bad scope", []string{"-project", "7", "-scope", "admin"}, "unknown scope", ""},
 		{"bad ttl", []string{"-project", "7", "-ttl", "-1s"}, "-ttl", ""},
 		{"project delete", []string{"-project", "7", "-scope", "project:delete"}, "", auth.ScopeProjectDelete},

@@ -20,7 +20,7 @@ import (
 // (JWT_AUDIENCE, JWT_ISSUER, JWT_MAX_LIFETIME), with the same defaults, so
 // a token minted here is one the functions accept.
 func runToken(_ context.Context, args []string, out io.Writer) error {
-	fs := cli.NewFlagSet("replayvault token", "-project N [-scope replay:read,replay:delete,project:delete] [-ttl 1h] [-subject NAME]")
+	fs := cli.NewFlagSet("replayvault token", "-project N [-scope replay:read,replay:delete,project:delete,issue:read,issue:write] [-ttl 1h] [-subject NAME]")
 	project := fs.Int64("project", 0, "project id the token is for (required)")
 	scope := fs.String("scope", auth.ScopeRead, "comma-separated scopes: "+strings.Join(auth.Scopes, ", ")+" (project:delete shreds a whole project)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")

@@ -23,7 +23,8 @@ type entry struct {
 	wrappedDEK []byte
 	kekID      uuid.UUID
 	meta       replaymeta.Meta
-	reserved   int64 // buffer bytes held until the flush ends
+	issues     []store.Occurrence // detected in the segment
+	reserved   int64              // buffer bytes held until the flush ends
 	// derived are the slices taken from this recording segment; they join
 	// its batch and have no request of their own.
 	derived []*entry
@@ -165,6 +166,7 @@ func assemble(retention int, start time.Time, size int64, entries []*entry) (str
 			CreatedAt:       start,
 			ExpiresAt:       expires,
 			Meta:            e.meta,
+			Occurrences:     e.issues,
 		}
 	}
 	return path, data, segs

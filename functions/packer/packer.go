@@ -277,6 +277,8 @@ type validated struct {
 	// slices are the console, network and timeline slices derived from
 	// the stored events (nil unless DeriveSlices and a recording).
 	slices []derive.Slice
+	// issues are the replay issues detected in the stored events.
+	issues []store.Occurrence
 	// filtered: a rule dropped the segment; nothing is stored.
 	filtered bool
 }
@@ -312,6 +314,8 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	if slicer != nil {
 		v.slices = slicer.Slices()
 	}
+	// After the rules: what a scrub masked never reaches an occurrence.
+	v.issues = p.detectIssues(ctx, attrs.ID, data, info)
 	if v.enc == segment.Plain {
 		v.stored, v.enc = segment.Compress(data), segment.Zstd
 	}
@@ -340,6 +344,7 @@ func (p *Packer) seal(ctx context.Context, v validated) (*entry, error) {
 		wrappedDEK: sealed.WrappedDEK,
 		kekID:      kek.ID,
 		meta:       v.meta,
+		issues:     v.issues,
 		derived:    p.sealSlices(ctx, v.attrs, v.slices, kek),
 	}, nil
 }

@@ -129,10 +129,11 @@ func New(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEKCache, verif
 	mux.HandleFunc("/v1/projects/{project}/replays", methodNotAllowed)
 	mux.HandleFunc("/v1/projects/{project}/replays/{replay}/recording", methodNotAllowed)
 	mux.HandleFunc("/v1/projects/{project}/replays/{replay}", methodNotAllowed)
+	s.registerIssues(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, fmt.Errorf("%w: no route for %s", derrors.NotFound, r.URL.Path), nil)
 	})
-	s.handler = api.CORS(s.cfg.CORSOrigins, "GET, OPTIONS", mux)
+	s.handler = api.CORS(s.cfg.CORSOrigins, "GET, POST, OPTIONS", mux)
 	return s
 }
 

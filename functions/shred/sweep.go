@@ -119,6 +119,15 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 		return rep, err
 	}
 
+	// Replay issues: links to replays whose segments all expired go, as
+	// on a shred; throttle windows a day old count nothing any more.
+	if _, err := s.db.ExpireIssueReplays(ctx, start, s.cfg.SweepBatch); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := s.db.ExpireIssueThrottle(ctx, start.Add(-24*time.Hour), s.cfg.SweepBatch); err != nil {
+		errs = append(errs, err)
+	}
+
 	emptied := false
 	for !emptied && inBudget() {
 		paths, err := s.db.DeleteEmptyBlobs(ctx, cutoff, s.cfg.SweepBatch)

@@ -23,10 +23,14 @@ const (
 	// ScopeProjectDelete shreds a whole project: permanent for every replay
 	// of the project, so it never rides on replay:delete.
 	ScopeProjectDelete = "project:delete"
+	// ScopeIssueRead lists and reads replay issues.
+	ScopeIssueRead = "issue:read"
+	// ScopeIssueWrite merges, unmerges, sets status and adds notes.
+	ScopeIssueWrite = "issue:write"
 )
 
 // Scopes lists every scope, for tools that mint tokens.
-var Scopes = []string{ScopeRead, ScopeDelete, ScopeProjectDelete}
+var Scopes = []string{ScopeRead, ScopeDelete, ScopeProjectDelete, ScopeIssueRead, ScopeIssueWrite}
 
 // Defaults of Policy (and of JWT_AUDIENCE, JWT_ISSUER, JWT_MAX_LIFETIME).
 const (

@@ -41,6 +41,10 @@ type Segment struct {
 	// Meta is what the SDK said about the replay (from Ingest); it is kept
 	// on the replay row.
 	Meta replaymeta.Meta
+	// Occurrences are the issues detected in the segment; they are
+	// recorded only if the segment row is inserted (never for a
+	// redelivery), in the same transaction.
+	Occurrences []Occurrence
 }
 
 // Outcome is what a batch commit did with one segment.
@@ -62,7 +66,7 @@ const (
 // outcomes[i] says what happened to segs[i].
 func (db *DB) CommitBatch(ctx context.Context, blob Blob, segs []Segment) (outcomes []Outcome, err error) {
 	err = db.InTx(ctx, pgx.ReadCommitted, func(ctx context.Context, tx pgx.Tx) error {
-		outcomes, err = commitBatch(ctx, tx, blob, segs)
+		outcomes, err = commitBatch(ctx, tx, db.throttle(), blob, segs)
 		return err
 	})
 	if err != nil {
@@ -85,7 +89,7 @@ func compareReplayKeys(a, b replayKey) int {
 
 // commitBatch runs CommitBatch's statements, taking locks in the order a
 // shred takes them (projects, then replays, each in key order).
-func commitBatch(ctx context.Context, tx pgx.Tx, blob Blob, segs []Segment) ([]Outcome, error) {
+func commitBatch(ctx context.Context, tx pgx.Tx, th IssueThrottle, blob Blob, segs []Segment) ([]Outcome, error) {
 	if _, err := tx.Exec(ctx,
 		`INSERT INTO blobs (path, retention_days, size, segment_count) VALUES ($1, $2, $3, $4)`,
 		blob.Path, blob.RetentionDays, blob.Size, blob.SegmentCount); err != nil {
@@ -128,6 +132,9 @@ func commitBatch(ctx context.Context, tx pgx.Tx, blob Blob, segs []Segment) ([]O
 		return nil, err
 	}
 	if err := updateReplayMeta(ctx, tx, segs, outcomes); err != nil {
+		return nil, err
+	}
+	if err := recordOccurrences(ctx, tx, th, occurrencesOf(segs, inserted)); err != nil {
 		return nil, err
 	}
 	return outcomes, nil
@@ -318,6 +325,19 @@ func (c *segmentColumns) args() []any {
 
 // insertSegments inserts segs[idx...] in one statement, in key order, and
 // returns the indexes of those inserted (the others were there already).
+// occurrencesOf lists the occurrences of the segments segs[idx].
+func occurrencesOf(segs []Segment, idx []int) []occRow {
+	var occs []occRow
+	for _, i := range idx {
+		s := segs[i]
+		for _, o := range s.Occurrences {
+			occs = append(occs, occRow{Occurrence: o, project: s.ID.ProjectID, replay: s.ID.ReplayID, segment: s.ID.SegmentID,
+				expires: s.ExpiresAt})
+		}
+	}
+	return occs
+}
+
 func insertSegments(ctx context.Context, tx pgx.Tx, segs []Segment, idx []int) ([]int, error) {
 	var cols segmentColumns
 	pos := make(map[segment.ID]int, len(idx))

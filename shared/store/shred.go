@@ -66,6 +66,9 @@ func (db *DB) ShredReplays(ctx context.Context, project int64, replays []uuid.UU
 			return fmt.Errorf("delete segments: %w", err)
 		}
 		rc.SegmentsShredded = tag.RowsAffected()
+		if err := unlinkReplayIssues(ctx, tx, project, ids); err != nil {
+			return err
+		}
 		return insertReceipt(ctx, tx, &rc)
 	})
 	if err != nil {
@@ -134,6 +137,11 @@ func (db *DB) ShredProjectLimited(ctx context.Context, project int64, requestedB
 			return fmt.Errorf("find unfinished shred: %w", err)
 		}
 		rc.ID, rc.SegmentsShredded = uuid.New(), 0
+		// The project's issue rows go with the tombstone: they are
+		// bounded (throttled occurrences, capped groups), unlike segments.
+		if err := deleteProjectIssues(ctx, tx, project); err != nil {
+			return err
+		}
 		return insertReceipt(ctx, tx, &rc)
 	})
 	if err != nil {

@@ -29,6 +29,8 @@ type DB struct {
 	Pool    *pgxpool.Pool
 	timeout time.Duration
 	closers []func() error
+
+	issueThrottle IssueThrottle
 }
 
 // Option configures a pool at Open.

@@ -232,3 +232,95 @@ async function seekLongReplay(t, page, info) {
   }, { serve: info.serve_url, project: info.project, replay, token: info.token, offset: target - t0 });
   assert.equal(windowDOM, fullDOM, 'the window shows the same DOM as the whole recording at the seek time');
 }
+
+// issuesOf lists the project's top-level issues from Serve.
+async function issuesOf(info) {
+  const res = await fetch(`${info.serve_url}/v1/projects/${info.project}/issues`, {
+    headers: { Authorization: `Bearer ${info.token}` },
+  });
+  const body = await res.text();
+  assert.equal(res.status, 200, `Serve answered ${res.status}: ${body}`);
+  return JSON.parse(body).issues;
+}
+
+test('a dead button clicked five times and a burst of console errors become issues, one group across two replays', { timeout: 300_000 }, async (t) => {
+  assert.ok(bin, 'set REPLAYVAULT_BIN to a replayvault-dev binary');
+  assert.ok(out, 'set BROWSER_TEST_OUT to a directory for the screenshot');
+  const dev = await startDev();
+  const { info } = dev;
+  let browser;
+  try {
+    browser = await chromium.launch({ executablePath, headless: true, args: chromiumArgs });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const replays = [];
+    const clickTimes = [];
+    // The same interaction in two recordings. One segment each (a long
+    // flush interval), so the snapshot names the button by its selector.
+    for (let run = 0; run < 2; run++) {
+      await page.goto(`${info.recorder_url}?flush_ms=60000&max_events=100000`);
+      await page.waitForFunction(() => window.__recorder?.ready, null, { timeout: 30_000 });
+      const before = await page.evaluate(() => Date.now());
+      for (let i = 0; i < 5; i++) await page.locator('#dead').click({ delay: 20 });
+      clickTimes.push([before, await page.evaluate(() => Date.now())]);
+      await sleep(1500); // past the dead-click window, with nothing changing
+      await page.locator('#errors').click();
+      await page.mouse.move(10, 10);
+      await sleep(300);
+      await page.mouse.move(200, 200);
+      await page.locator('#stop').click();
+      await page.waitForFunction(() => window.__recorder.stopped, null, { timeout: 60_000 });
+      const rec = await page.evaluate(() => ({ ...window.__recorder }));
+      assert.equal(rec.error, '', 'recorder reported an error');
+      replays.push(rec.replay);
+    }
+
+    // Pack stores asynchronously: wait for both replays' issues.
+    let issues = [];
+    const want = ['console_errors', 'dead_click', 'rage_click'];
+    const deadline = Date.now() + 90_000;
+    const complete = (list) => want.every((k) => list.some((i) => i.kind === k && i.replay_count === 2));
+    while (!complete(issues) && Date.now() < deadline) {
+      issues = await issuesOf(info);
+      if (!complete(issues)) await sleep(300);
+    }
+    t.diagnostic(`issues: ${JSON.stringify(issues.map((i) => [i.id, i.kind, i.times_seen, i.replay_count]))}`);
+    for (const kind of want) {
+      const found = issues.filter((i) => i.kind === kind);
+      assert.equal(found.length, 1, `one ${kind} issue for both replays`);
+      assert.equal(found[0].replay_count, 2, `${kind} seen in both replays`);
+      assert.deepEqual([...found[0].recent_replays].sort(), [...replays].sort());
+    }
+    const dead = issues.find((i) => i.kind === 'dead_click');
+    assert.equal(dead.times_seen, 10, 'five dead clicks in each replay');
+    assert.match(dead.title, /button#dead/);
+
+    // One issue's occurrences carry their replay and the click's time.
+    const res = await fetch(`${info.serve_url}/v1/projects/${info.project}/issues/${dead.id}`, {
+      headers: { Authorization: `Bearer ${info.token}` },
+    });
+    const detail = await res.json();
+    assert.equal(detail.occurrences.length, 10);
+    for (const o of detail.occurrences) {
+      const run = replays.indexOf(o.replay_id);
+      assert.ok(run >= 0, `occurrence in a recorded replay: ${o.replay_id}`);
+      const [from, to] = clickTimes[run];
+      assert.ok(o.timestamp_ms >= from && o.timestamp_ms <= to, `click time ${o.timestamp_ms} within [${from}, ${to}]`);
+    }
+
+    // The viewer puts them on the timeline; a marker seeks the player there.
+    const viewer = `${info.web_url}/viewer?${new URLSearchParams({ project: String(info.project), replay: replays[0], token: info.token, autoplay: '0' })}`;
+    await page.goto(viewer);
+    await page.waitForFunction(() => window.__replayvault?.ready, null, { timeout: 30_000 });
+    const shown = await page.evaluate(() => window.__replayvault.issues.map((o) => o.kind));
+    assert.equal(shown.filter((k) => k === 'dead_click').length, 5);
+    assert.ok(shown.includes('rage_click') && shown.includes('console_errors'), `timeline: ${shown}`);
+    await page.locator('.timeline .marker.rage_click').click();
+    const seeked = await page.evaluate(() => window.__replayvault.seekedTo);
+    assert.ok(seeked > 0, `seeked to ${seeked} ms`);
+    await page.screenshot({ path: join(out, 'issues.png'), fullPage: true });
+  } finally {
+    if (browser) await browser.close();
+    const result = await dev.stop();
+    assert.equal(result.code, 0, `replayvault-dev dev exited with ${JSON.stringify(result)}; log ${dev.logPath}`);
+  }
+});

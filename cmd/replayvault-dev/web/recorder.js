@@ -106,6 +106,23 @@ async function stop() {
   render();
 }
 
+// consolePlugin records console.error calls as rrweb plugin events in the
+// format of rrweb's console plugin ("rrweb/console@1"), which Pack's issue
+// detection reads. (rrweb's own plugin is a separate package; this page
+// needs only errors.)
+const consolePlugin = {
+  name: 'rrweb/console@1',
+  options: {},
+  observer(cb) {
+    const original = console.error;
+    console.error = (...args) => {
+      cb({ level: 'error', trace: [], payload: args.map((a) => JSON.stringify(String(a))) });
+      original.apply(console, args);
+    };
+    return () => { console.error = original; };
+  },
+};
+
 // The demo page itself.
 function setUpDemo() {
   let clicks = 0;
@@ -122,6 +139,12 @@ function setUpDemo() {
     $('item').value = '';
   });
   $('theme').addEventListener('click', () => document.body.classList.toggle('dark'));
+  // #dead has no handler on purpose (a dead click for issue detection);
+  // #errors logs a burst of console errors.
+  $('errors').addEventListener('click', () => {
+    for (let i = 1; i <= 3; i++) console.error(`demo error ${i} of 3`);
+    $('errors').textContent = 'Logged 3 errors';
+  });
   $('demo').addEventListener('submit', (e) => {
     e.preventDefault();
     const name = $('name').value || 'someone';
@@ -156,6 +179,7 @@ async function main() {
       if (buffer.length >= maxEvents) flush();
     },
     blockClass: 'rr-block',
+    plugins: [consolePlugin],
   });
   timer = setInterval(flush, flushMs);
   $('stop').disabled = false;

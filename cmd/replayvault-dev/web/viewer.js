@@ -8,6 +8,12 @@
 // the background (?chain=0: no snapshot again), and seeking beyond what is
 // loaded, on the page's own timeline, loads the window for that time (from
 // its nearest snapshot) and plays from there.
+//   /viewer?project=1&issue=P1-3     an issue and the replays it was seen in
+//
+// A replay shows the issues found in it (Serve's replay issues API) as
+// markers on a timeline under the player; clicking one seeks there (loading
+// that time's window). t=MS (ms since the epoch) seeks to that moment once
+// loaded.
 //
 // Without a token it asks the dev stack for one; without a replay it lists
 // the project's replays through Serve's list endpoint. window.__replayvault
@@ -71,6 +77,11 @@ async function main() {
   const replay = params.get('replay');
   const token = params.get('token') || (await getJSON(`/api/token?project=${encodeURIComponent(project)}`)).token;
   $('st-project').textContent = project;
+  const issue = params.get('issue');
+  if (issue) {
+    await showIssue(cfg, project, issue, token);
+    return;
+  }
   if (!replay) {
     $('st-replay').textContent = '—';
     $('st-events').textContent = '—';
@@ -109,6 +120,12 @@ async function main() {
   await view.open(meta.started_at_ms, params.get('autoplay') !== '0');
   if (state.error) return;
   $('st-state').textContent = `${(state.totalTime / 1000).toFixed(1)} s`;
+  // The issue markers seek through the windowed view, which loads the
+  // window of that time.
+  const seekable = { goto: (offset) => view.seek(meta.started_at_ms + offset) };
+  await showReplayIssues(cfg, project, replay, token, seekable,
+    { totalTime: state.totalTime, startTime: meta.started_at_ms });
+  if (params.get('t')) await view.seek(Number(params.get('t')));
 
   const shred = $('shred');
   shred.hidden = false;
@@ -220,6 +237,102 @@ class WindowedView {
     state.ready = false;
     await this.open(t, false);
   }
+}
+
+// showReplayIssues puts the replay's issue occurrences on a timeline under
+// the player; a marker or a row seeks the player to the occurrence.
+async function showReplayIssues(cfg, project, replay, token, player, meta) {
+  const url = `${cfg.serve_url}/v1/projects/${encodeURIComponent(project)}/replays/${encodeURIComponent(replay)}/issues`;
+  const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  state.issues = [];
+  if (!res.ok) return; // a token without issue:read: the replay still plays
+  const { occurrences } = await res.json();
+  state.issues = occurrences;
+  const seek = (ts) => {
+    const offset = Math.max(0, Math.min(meta.totalTime, ts - meta.startTime));
+    player.goto(offset, false);
+    state.seekedTo = offset;
+  };
+  state.seekIssue = (i) => seek(occurrences[i].timestamp_ms);
+  const bar = $('timeline');
+  const list = $('issue-list');
+  list.innerHTML = '<tr><th>at</th><th>kind</th><th>issue</th><th>target</th></tr>';
+  occurrences.forEach((o, i) => {
+    const pct = meta.totalTime > 0 ? (100 * (o.timestamp_ms - meta.startTime)) / meta.totalTime : 0;
+    const mark = document.createElement('button');
+    mark.type = 'button';
+    mark.className = `marker ${o.kind}`;
+    mark.style.left = `${Math.max(0, Math.min(100, pct))}%`;
+    mark.title = `${o.kind} at ${((o.timestamp_ms - meta.startTime) / 1000).toFixed(1)} s`;
+    mark.dataset.index = String(i);
+    mark.addEventListener('click', () => seek(o.timestamp_ms));
+    bar.appendChild(mark);
+    const tr = document.createElement('tr');
+    const at = document.createElement('td');
+    const go = document.createElement('a');
+    go.href = '#';
+    go.textContent = `${((o.timestamp_ms - meta.startTime) / 1000).toFixed(1)} s`;
+    go.addEventListener('click', (e) => { e.preventDefault(); seek(o.timestamp_ms); });
+    at.appendChild(go);
+    tr.appendChild(at);
+    for (const text of [o.kind, null, (o.details && (o.details.target || o.details.request || o.details.message)) || '']) {
+      const td = document.createElement('td');
+      if (text === null) {
+        const a = document.createElement('a');
+        a.href = `/viewer?${new URLSearchParams({ project, issue: o.issue_id, token })}`;
+        a.textContent = o.issue_id;
+        td.appendChild(a);
+      } else {
+        td.textContent = text;
+      }
+      tr.appendChild(td);
+    }
+    list.appendChild(tr);
+  });
+  if (occurrences.length === 0) list.innerHTML = '<tr><td class="muted">No issues found in this replay.</td></tr>';
+  $('issues').hidden = false;
+  const t = Number(params.get('t'));
+  if (t > 0) seek(t);
+}
+
+// showIssue shows one issue (a member's id shows its merge) and links each
+// of its occurrences' replays, at the occurrence's moment.
+async function showIssue(cfg, project, issue, token) {
+  $('st-replay').textContent = '—';
+  $('st-events').textContent = '—';
+  const url = `${cfg.serve_url}/v1/projects/${encodeURIComponent(project)}/issues/${encodeURIComponent(issue)}`;
+  const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  state.status = res.status;
+  if (!res.ok) {
+    fail(`Serve answered HTTP ${res.status}: ${await res.text()}`);
+    return;
+  }
+  const d = await res.json();
+  state.issue = d;
+  $('issue-title').textContent = `${d.id}: ${d.title}`;
+  $('issue-meta').textContent = `${d.kind}, ${d.status}, seen ${d.times_seen} times in ${d.replay_count} replays` +
+    (d.requested_id !== d.id ? ` (${d.requested_id} is merged into it)` : '');
+  const table = $('issue-replays');
+  table.innerHTML = '<tr><th>replay</th><th>at</th><th>group</th><th></th></tr>';
+  for (const o of d.occurrences) {
+    const tr = document.createElement('tr');
+    const cells = [o.replay_id, new Date(o.timestamp_ms).toLocaleTimeString(), o.group_id];
+    for (const text of cells) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    const td = document.createElement('td');
+    const a = document.createElement('a');
+    a.href = `/viewer?${new URLSearchParams({ project, replay: o.replay_id, token, t: String(o.timestamp_ms), autoplay: '0' })}`;
+    a.textContent = 'view';
+    td.appendChild(a);
+    tr.appendChild(td);
+    table.appendChild(tr);
+  }
+  $('issue').hidden = false;
+  $('st-state').textContent = `issue ${d.id}`;
+  state.ready = true;
 }
 
 main().catch((e) => fail(String(e)));
