@@ -132,6 +132,8 @@ func TestFunctionRoles(t *testing.T) {
 	// The new replay comes through Ingest: Pack stores what the SDK said.
 	withMeta := seg(2, fresh, 0)
 	withMeta.Meta = replaymeta.Meta{Source: "sentry", SDK: "sentry.javascript.browser", URLs: []string{"https://x/a"}}
+	// ... and a replay issue was detected in it: Pack records it.
+	withMeta.Occurrences = []store.Occurrence{{TS: 1, Kind: "rage_click", EdgeFP: "e1", FinalFP: "v1:f1", Title: "Rage click", Details: []byte(`{}`)}}
 	outcomes, err := pack.CommitBatch(ctx, store.Blob{Path: "r90/role", RetentionDays: 90, Size: 30, SegmentCount: 3},
 		[]store.Segment{seg(1, ids[0], 10), seg(1, ids[1], 10), withMeta})
 	if err != nil {
