@@ -7,9 +7,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // entry is one sealed segment waiting in a batch.
@@ -22,6 +26,9 @@ type entry struct {
 	wrappedDEK []byte
 	kekID      uuid.UUID
 	reserved   int64 // buffer bytes held until the flush ends
+	// request is the span of the request that brought the segment, for
+	// the flush span's links.
+	request trace.SpanContext
 
 	// Set by the flush, read after done is closed.
 	outcome store.Outcome
@@ -35,9 +42,12 @@ type batch struct {
 	ids       map[segment.ID]*entry
 	size      int64
 	timer     *time.Timer
+	trigger   string // why it was closed (telemetry.Trigger*)
 
 	done chan struct{} // closed when the flush has ended
 	err  error
+	// flushSpan is the flush's span, set before done is closed.
+	flushSpan trace.SpanContext
 }
 
 func newBatch(retention int, now time.Time) *batch {
@@ -68,7 +78,20 @@ func (p *Packer) flush(b *batch) {
 			reserved += e.reserved
 		}
 		p.space.Release(reserved)
+		p.metrics.Buffer(ctx, -reserved)
 		close(b.done)
+	}()
+	ctx, span := p.startFlushSpan(ctx, b)
+	fl := telemetry.Flush{Trigger: b.trigger, Age: start.Sub(b.created)}
+	defer func() {
+		fl.Duration, fl.Err = p.now().Sub(start), b.err
+		p.metrics.Flushed(ctx, fl)
+		span.SetAttributes(attribute.Int("replayvault.flush.bytes", fl.Bytes), attribute.Int("replayvault.flush.stored", fl.Stored))
+		if b.err != nil {
+			span.RecordError(b.err)
+			span.SetStatus(codes.Error, "flush failed")
+		}
+		span.End()
 	}()
 	ids := make([]segment.ID, len(b.entries))
 	for i, e := range b.entries {
@@ -89,6 +112,7 @@ func (p *Packer) flush(b *batch) {
 	}
 	dup := len(b.entries) - len(fresh)
 	if len(fresh) == 0 {
+		fl.Duplicate = dup
 		p.stats.Duplicate.Add(int64(dup))
 		slog.InfoContext(ctx, "batch held only redeliveries; nothing written", "duplicates", dup)
 		return
@@ -143,6 +167,7 @@ func (p *Packer) flush(b *batch) {
 			dropped++
 		}
 	}
+	fl.Bytes, fl.Segments, fl.Stored, fl.Duplicate, fl.Discarded = len(data), len(segs), stored, dup, dropped
 	p.stats.Flushes.Add(1)
 	p.stats.Stored.Add(int64(stored))
 	p.stats.Duplicate.Add(int64(dup))
@@ -150,6 +175,33 @@ func (p *Packer) flush(b *batch) {
 	p.stats.FlushedBytes.Add(int64(len(data)))
 	slog.InfoContext(ctx, "batch flushed", "object", path, "segments", len(segs), "stored", stored,
 		"duplicates", dup, "shredded", dropped, "bytes", len(data), "age", start.Sub(b.created), "duration", p.now().Sub(start))
+}
+
+// startFlushSpan starts b's flush span: a child of the request that opened
+// the batch, linked from every other request it holds (and, once it ends,
+// linking back to it), so each request's trace reaches the flush that
+// acked it.
+func (p *Packer) startFlushSpan(ctx context.Context, b *batch) (context.Context, trace.Span) {
+	var parent trace.SpanContext
+	links := make([]trace.Link, 0, len(b.entries))
+	for _, e := range b.entries {
+		switch {
+		case !e.request.IsValid():
+		case !parent.IsValid():
+			parent = e.request
+		default:
+			links = append(links, trace.Link{SpanContext: e.request})
+		}
+	}
+	if parent.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, parent)
+	}
+	ctx, span := p.tracer.Start(ctx, "pack.flush", trace.WithLinks(links...), trace.WithAttributes(
+		attribute.String("replayvault.flush.trigger", b.trigger),
+		attribute.Int("replayvault.flush.segments", len(b.entries)),
+		attribute.Int("replayvault.retention_days", b.retention)))
+	b.flushSpan = span.SpanContext()
+	return ctx, span
 }
 
 func (p *Packer) failed(ctx context.Context, b *batch, err error) error {

@@ -10,22 +10,30 @@ import (
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // Build connects every dependency named by cfg and returns a ready Packer
-// plus a function that flushes it and releases the clients.
-func Build(ctx context.Context, cfg *config.Pack) (_ *Packer, _ func(), err error) {
+// plus a function that flushes it and releases the clients. tel (nil: none)
+// receives the metrics and traces of the packer and its clients.
+func Build(ctx context.Context, cfg *config.Pack, tel *telemetry.Telemetry) (_ *Packer, _ func(), err error) {
 	var c closer.Stack
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, &c)
+	var m *telemetry.Pack
+	if tel != nil {
+		if m, err = telemetry.NewPack(tel); err != nil {
+			return nil, nil, err
+		}
+	}
+	db, blobs, err := clients.ObservedStorage(ctx, cfg.DB, cfg.Storage, &c, tel)
 	if err != nil {
 		return nil, nil, err
 	}
-	wrapper, err := clients.KMS(ctx, cfg.KMS, &c)
+	wrapper, err := clients.ObservedKMS(ctx, cfg.KMS, &c, tel, m.KMS())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -34,9 +42,13 @@ func Build(ctx context.Context, cfg *config.Pack) (_ *Packer, _ func(), err erro
 		return nil, nil, err
 	}
 	keys := crypt.NewKeyring(wrapper, func(ctx context.Context, k *crypt.KEK) error {
-		return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
+		if err := db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped); err != nil {
+			return err
+		}
+		m.KEKRotated(ctx)
+		return nil
 	}, cfg.KEKRotate)
-	p := New(ConfigFrom(cfg), db, blobs, keys, rej)
+	p := New(ConfigFrom(cfg), db, blobs, keys, rej, WithTelemetry(tel, m))
 	c.Add(p.Close)
 	return p, c.Close, nil
 }

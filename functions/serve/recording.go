@@ -64,6 +64,7 @@ func (s *Server) recording(w http.ResponseWriter, r *http.Request) {
 	)
 	err = s.stream(w, f, rows, out, func() { started, ttfb = true, time.Since(start) })
 	stats := f.stop()
+	s.metrics.Recording(r.Context(), len(rows), stats.Reads, stats.BytesRead, ttfb)
 	gone := r.Context().Err() != nil || errors.Is(err, errWrite) // the client left
 	if err == nil || gone || started {
 		logStream(r, project, replay, len(rows), stats, ttfb, time.Since(start), err, gone)

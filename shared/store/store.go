@@ -49,17 +49,46 @@ func (s *Stats) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQue
 // TraceQueryEnd implements pgx.QueryTracer.
 func (s *Stats) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
+// tracers calls both of its tracers.
+type tracers [2]pgx.QueryTracer
+
+func (t tracers) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	return t[1].TraceQueryStart(t[0].TraceQueryStart(ctx, c, d), c, d)
+}
+
+func (t tracers) TraceQueryEnd(ctx context.Context, c *pgx.Conn, d pgx.TraceQueryEndData) {
+	t[1].TraceQueryEnd(ctx, c, d)
+	t[0].TraceQueryEnd(ctx, c, d)
+}
+
 // Stats returns the pool's counters.
 func (db *DB) Stats() *Stats { return db.stats }
 
+// Option adjusts how Open connects.
+type Option func(*options)
+
+type options struct {
+	tracer pgx.QueryTracer
+}
+
+// WithQueryTracer adds t (e.g. telemetry.DBTracer, for a span per
+// statement) beside the pool's Stats.
+func WithQueryTracer(t pgx.QueryTracer) Option {
+	return func(o *options) { o.tracer = t }
+}
+
 // Open connects with cfg: DATABASE_URL if set, otherwise AlloyDB through the
 // connector with IAM authentication.
-func Open(ctx context.Context, cfg config.DB) (*DB, error) {
-	return open(ctx, cfg, "")
+func Open(ctx context.Context, cfg config.DB, opts ...Option) (*DB, error) {
+	return open(ctx, cfg, "", opts...)
 }
 
 // open is Open, optionally to another database of the same server.
-func open(ctx context.Context, cfg config.DB, dbname string) (*DB, error) {
+func open(ctx context.Context, cfg config.DB, dbname string, opts ...Option) (*DB, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	db := &DB{timeout: cfg.DBTimeout, stats: &Stats{}}
 	var pcfg *pgxpool.Config
 	var err error
@@ -90,6 +119,9 @@ func open(ctx context.Context, cfg config.DB, dbname string) (*DB, error) {
 	}
 	pcfg.MaxConns = cfg.DBMaxConns
 	pcfg.ConnConfig.Tracer = db.stats
+	if o.tracer != nil {
+		pcfg.ConnConfig.Tracer = tracers{db.stats, o.tracer}
+	}
 	pcfg.ConnConfig.ConnectTimeout = cfg.DBTimeout
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -143,8 +175,8 @@ func EnsureDatabase(ctx context.Context, cfg config.DB) (bool, error) {
 
 // OpenURL is Open for a plain PostgreSQL URL with default pool settings (tests,
 // the dev stack and the CLI).
-func OpenURL(ctx context.Context, url string) (*DB, error) {
-	return Open(ctx, config.DB{DatabaseURL: url, DBMaxConns: 16, DBTimeout: 30 * time.Second})
+func OpenURL(ctx context.Context, url string, opts ...Option) (*DB, error) {
+	return Open(ctx, config.DB{DatabaseURL: url, DBMaxConns: 16, DBTimeout: 30 * time.Second}, opts...)
 }
 
 // Close releases the pool and the connector.
