@@ -298,10 +298,13 @@ func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	if sameBatch {
+		// The flush counted the first copy only.
+		p.metrics.SecondCopy(ctx, e.outcome == store.Shredded)
+	}
 	switch e.outcome {
 	case store.Stored:
 		if sameBatch {
-			p.metrics.DuplicateInBatch(ctx)
 			return Duplicate, nil
 		}
 		return Stored, nil

@@ -180,10 +180,15 @@ func (p *Pack) Flushed(ctx context.Context, f Flush) {
 	}
 }
 
-// DuplicateInBatch counts a segment pushed twice into one batch: the flush
-// counted the first copy as stored.
-func (p *Pack) DuplicateInBatch(ctx context.Context) {
-	if p != nil {
+// SecondCopy counts a segment pushed again while its first copy was in the
+// same batch (the flush counted only the first): a duplicate, or discarded
+// if the replay was shredded.
+func (p *Pack) SecondCopy(ctx context.Context, discarded bool) {
+	switch {
+	case p == nil:
+	case discarded:
+		p.discarded.Add(ctx, 1)
+	default:
 		p.duplicate.Add(ctx, 1)
 	}
 }
