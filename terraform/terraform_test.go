@@ -1301,6 +1301,8 @@ func functions() map[string]function.Function {
 	return map[string]function.Function{
 		"coalesce":   stdlib.CoalesceFunc,
 		"concat":     stdlib.ConcatFunc,
+		"floor":      stdlib.FloorFunc,
+		"jsonencode": stdlib.JSONEncodeFunc,
 		"contains":   stdlib.ContainsFunc,
 		"format":     stdlib.FormatFunc,
 		"join":       stdlib.JoinFunc,
