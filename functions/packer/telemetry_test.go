@@ -111,7 +111,7 @@ func TestMetricsAfterWorkload(t *testing.T) {
 		wg.Wait()
 	}
 	push(msgs)
-	push(append(msgs[:5:5], bad...)) // 5 redeliveries of stored segments
+	push(append(msgs[:5:5], bad...))  // 5 redeliveries of stored segments
 	push([]Message{msgs[9], msgs[9]}) // twice in one batch, both already stored
 	fresh := message(9, uuid.New(), 0, []byte(`[{"type":4,"timestamp":1}]`))
 	push([]Message{fresh, fresh}) // twice in one batch, new

@@ -57,7 +57,7 @@ func attrs(kv ...attribute.KeyValue) metric.MeasurementOption {
 // Pack is the Pack function's instruments. A nil *Pack records nothing.
 type Pack struct {
 	received, stored, duplicate, discarded, rejected metric.Int64Counter
-	overloaded, kekRotations, flushFailures          metric.Int64Counter
+	overloaded, kekRotations                         metric.Int64Counter
 	flushBytes, flushSegments                        metric.Int64Histogram
 	flushAge, flushDuration, ackWait                 metric.Float64Histogram
 	buffer                                           metric.Int64UpDownCounter

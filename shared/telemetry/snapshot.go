@@ -93,7 +93,7 @@ func attrString(s attribute.Set) string {
 	kv := s.ToSlice()
 	parts := make([]string, len(kv))
 	for i, a := range kv {
-		parts[i] = string(a.Key) + "=" + a.Value.Emit()
+		parts[i] = string(a.Key) + "=" + a.Value.String()
 	}
 	return strings.Join(parts, ",")
 }
