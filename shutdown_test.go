@@ -33,7 +33,11 @@ func TestSIGTERMDrainsPack(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/replayvault").CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/replayvault: %v\n%s", err, out)
 	}
-	port := freePort(t)
+	p, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(p)
 	cmd := exec.Command(bin, "function")
 	cmd.Env = append(os.Environ(), "FUNCTION_TARGET=Pack", "PORT="+port,
 		"FLUSH_AGE=10m", "FLUSH_SEGMENTS=100000", "FLUSH_BYTES=200000000", "MAX_CONCURRENCY=1000")
@@ -128,16 +132,6 @@ func TestSIGTERMDrainsPack(t *testing.T) {
 		}
 	}
 	t.Logf("statuses %v; %d segments stored", tally, len(stored))
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func waitListening(t *testing.T, addr string) {

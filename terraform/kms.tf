@@ -1,4 +1,4 @@
-# The root of trust (DESIGN.md, "Keys"): Pack wraps each new KEK with this key,
+# The root of trust (README, "Keys"): Pack wraps each new KEK with this key,
 # Serve unwraps KEKs with it. Rotation adds a new primary version; old versions
 # stay enabled because KEKs wrapped by them must still unwrap. Destroying the
 # key (or a version) would shred every segment, so Terraform refuses to.

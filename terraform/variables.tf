@@ -184,7 +184,7 @@ variable "shred_ingress" {
   default     = "ALLOW_ALL"
 }
 
-# Pack: the batching design (DESIGN.md, "Data flow" step 4).
+# Pack: the batching design (README, "What each function does": group commit).
 
 variable "pack_max_concurrency" {
   description = "Requests one Pack instance holds at once. Both the instance concurrency and MAX_CONCURRENCY, which must be the same number."

@@ -93,14 +93,46 @@ func (p *Packer) flush(b *batch) {
 		}
 		span.End()
 	}()
+	fresh, err := p.dropKnown(ctx, b)
+	if err != nil {
+		b.err = p.failed(ctx, b, err)
+		return
+	}
+	if len(fresh) == 0 {
+		fl.Duplicate = len(b.entries)
+		p.stats.Duplicate.Add(int64(len(b.entries)))
+		slog.InfoContext(ctx, "batch held only redeliveries; nothing written", "duplicates", len(b.entries))
+		return
+	}
+	path, data, segs := assemble(b.retention, start, b.size, fresh)
+	if err := p.blobs.Create(ctx, path, data); err != nil {
+		b.err = p.failed(ctx, b, fmt.Errorf("upload batch: %w", err))
+		return
+	}
+	outcomes, err := p.db.CommitBatch(ctx, store.Blob{Path: path, RetentionDays: b.retention, Size: int64(len(data)), SegmentCount: len(segs)}, segs)
+	if err != nil {
+		// The object is now an orphan: no blob row names it. The sweep
+		// deletes it after the grace period.
+		slog.WarnContext(ctx, "batch object orphaned", "object", path, "error", err)
+		b.err = p.failed(ctx, b, err)
+		return
+	}
+	p.flushed(ctx, b, fresh, outcomes, path, len(data), start)
+	fl.Bytes, fl.Segments = len(data), len(segs)
+	fl.Stored, fl.Duplicate, fl.Discarded = countOutcomes(b.entries)
+}
+
+// dropKnown marks the entries whose segment is already stored (known
+// redeliveries) as duplicates and returns the others: those cost no object
+// bytes, and a batch of only redeliveries no object at all.
+func (p *Packer) dropKnown(ctx context.Context, b *batch) ([]*entry, error) {
 	ids := make([]segment.ID, len(b.entries))
 	for i, e := range b.entries {
 		ids[i] = e.id
 	}
 	known, err := p.db.ExistingSegments(ctx, ids)
 	if err != nil {
-		b.err = p.failed(ctx, b, err)
-		return
+		return nil, err
 	}
 	var fresh []*entry
 	for _, e := range b.entries {
@@ -110,19 +142,17 @@ func (p *Packer) flush(b *batch) {
 			fresh = append(fresh, e)
 		}
 	}
-	dup := len(b.entries) - len(fresh)
-	if len(fresh) == 0 {
-		fl.Duplicate = dup
-		p.stats.Duplicate.Add(int64(dup))
-		slog.InfoContext(ctx, "batch held only redeliveries; nothing written", "duplicates", dup)
-		return
-	}
+	return fresh, nil
+}
 
-	data := make([]byte, 0, b.size)
-	segs := make([]store.Segment, len(fresh))
-	path := objectPath(b.retention, start)
-	expires := start.Add(time.Duration(b.retention) * 24 * time.Hour)
-	for i, e := range fresh {
+// assemble lays the entries' ciphertexts end to end in one object and
+// returns its path, its bytes and the row of each segment.
+func assemble(retention int, start time.Time, size int64, entries []*entry) (string, []byte, []store.Segment) {
+	data := make([]byte, 0, size)
+	segs := make([]store.Segment, len(entries))
+	path := objectPath(retention, start)
+	expires := start.Add(time.Duration(retention) * 24 * time.Hour)
+	for i, e := range entries {
 		off := int64(len(data))
 		data = append(data, e.ciphertext...)
 		segs[i] = store.Segment{
@@ -138,24 +168,19 @@ func (p *Packer) flush(b *batch) {
 			HasFullSnapshot: e.info.HasFullSnapshot,
 			KEKID:           e.kekID,
 			WrappedDEK:      e.wrappedDEK,
-			RetentionDays:   b.retention,
+			RetentionDays:   retention,
 			CreatedAt:       start,
 			ExpiresAt:       expires,
 		}
 	}
-	if err := p.blobs.Create(ctx, path, data); err != nil {
-		b.err = p.failed(ctx, b, fmt.Errorf("upload batch: %w", err))
-		return
-	}
-	outcomes, err := p.db.CommitBatch(ctx, store.Blob{Path: path, RetentionDays: b.retention, Size: int64(len(data)), SegmentCount: len(segs)}, segs)
-	if err != nil {
-		// The object is now an orphan: no blob row names it. The sweep
-		// deletes it after the grace period.
-		slog.WarnContext(ctx, "batch object orphaned", "object", path, "error", err)
-		b.err = p.failed(ctx, b, err)
-		return
-	}
-	var stored, dropped int
+	return path, data, segs
+}
+
+// flushed records what a committed flush did with each entry, counts it
+// and logs one line for the batch.
+func (p *Packer) flushed(ctx context.Context, b *batch, fresh []*entry, outcomes []store.Outcome, path string, size int, start time.Time) {
+	dup := len(b.entries) - len(fresh)
+	var stored, shredded int
 	for i, e := range fresh {
 		e.outcome = outcomes[i]
 		switch outcomes[i] {
@@ -164,44 +189,16 @@ func (p *Packer) flush(b *batch) {
 		case store.Duplicate:
 			dup++
 		default:
-			dropped++
+			shredded++
 		}
 	}
-	fl.Bytes, fl.Segments, fl.Stored, fl.Duplicate, fl.Discarded = len(data), len(segs), stored, dup, dropped
 	p.stats.Flushes.Add(1)
 	p.stats.Stored.Add(int64(stored))
 	p.stats.Duplicate.Add(int64(dup))
-	p.stats.Dropped.Add(int64(dropped))
-	p.stats.FlushedBytes.Add(int64(len(data)))
-	slog.InfoContext(ctx, "batch flushed", "object", path, "segments", len(segs), "stored", stored,
-		"duplicates", dup, "shredded", dropped, "bytes", len(data), "age", start.Sub(b.created), "duration", p.now().Sub(start))
-}
-
-// startFlushSpan starts b's flush span: a child of the request that opened
-// the batch, linked from every other request it holds (and, once it ends,
-// linking back to it), so each request's trace reaches the flush that
-// acked it.
-func (p *Packer) startFlushSpan(ctx context.Context, b *batch) (context.Context, trace.Span) {
-	var parent trace.SpanContext
-	links := make([]trace.Link, 0, len(b.entries))
-	for _, e := range b.entries {
-		switch {
-		case !e.request.IsValid():
-		case !parent.IsValid():
-			parent = e.request
-		default:
-			links = append(links, trace.Link{SpanContext: e.request})
-		}
-	}
-	if parent.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, parent)
-	}
-	ctx, span := p.tracer.Start(ctx, "pack.flush", trace.WithLinks(links...), trace.WithAttributes(
-		attribute.String("replayvault.flush.trigger", b.trigger),
-		attribute.Int("replayvault.flush.segments", len(b.entries)),
-		attribute.Int("replayvault.retention_days", b.retention)))
-	b.flushSpan = span.SpanContext()
-	return ctx, span
+	p.stats.Shredded.Add(int64(shredded))
+	p.stats.FlushedBytes.Add(int64(size))
+	slog.InfoContext(ctx, "batch flushed", "object", path, "segments", len(fresh), "stored", stored,
+		"duplicates", dup, "shredded", shredded, "bytes", size, "age", start.Sub(b.created), "duration", p.now().Sub(start))
 }
 
 func (p *Packer) failed(ctx context.Context, b *batch, err error) error {

@@ -57,5 +57,5 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "segments/s")
 	b.ReportMetric(float64(p.Stats().Flushes.Load())/float64(b.N), "objects/op")
-	b.ReportMetric(float64(d.DB.Stats().Transactions.Load())/float64(b.N), "txns/op")
+	b.ReportMetric(float64(d.DBStats.Transactions.Load())/float64(b.N), "txns/op")
 }

@@ -74,14 +74,14 @@ const (
 	Stored Result = iota
 	// Duplicate: a redelivery of a segment already stored.
 	Duplicate
-	// Discarded: the replay or project was shredded; nothing stored.
-	Discarded
+	// Shredded: the replay or project was shredded; nothing stored.
+	Shredded
 	// Rejected: invalid; sent to the reject topic.
 	Rejected
 )
 
 func (r Result) String() string {
-	return [...]string{"stored", "duplicate", "discarded", "rejected"}[r]
+	return [...]string{"stored", "duplicate", "shredded", "rejected"}[r]
 }
 
 var (
@@ -135,10 +135,10 @@ func WithTelemetry(t *telemetry.Telemetry, m *telemetry.Pack) Option {
 
 // Stats are counters for logs and benchmarks.
 type Stats struct {
-	Flushes, FlushFailures     atomic.Int64
-	Stored, Duplicate, Dropped atomic.Int64
-	Rejected                   atomic.Int64
-	FlushedBytes               atomic.Int64
+	Flushes, FlushFailures      atomic.Int64
+	Stored, Duplicate, Shredded atomic.Int64
+	Rejected                    atomic.Int64
+	FlushedBytes                atomic.Int64
 }
 
 // New returns a Packer.
@@ -311,7 +311,7 @@ func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
 	case store.Duplicate:
 		return Duplicate, nil
 	default:
-		return Discarded, nil
+		return Shredded, nil
 	}
 }
 

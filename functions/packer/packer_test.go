@@ -404,8 +404,8 @@ func TestShreddedReplayTakesNoSegments(t *testing.T) {
 		replay  uuid.UUID
 		want    Result
 	}{
-		{"tombstoned replay", 1, dead, Discarded},
-		{"tombstoned project", 2, live, Discarded},
+		{"tombstoned replay", 1, dead, Shredded},
+		{"tombstoned project", 2, live, Shredded},
 		{"live replay", 1, live, Stored},
 	}
 	for _, tc := range tests {

@@ -200,7 +200,7 @@ func TestTracePushToFlush(t *testing.T) {
 	tel := telemetry.New(tp, nil)
 	ctx := context.Background()
 
-	db, err := store.OpenURL(ctx, d.DSN, store.WithQueryTracer(telemetry.NewDBTracer(tel)))
+	db, err := store.OpenURL(ctx, d.DSN, store.WithTracer(telemetry.NewDBTracer(tel)))
 	if err != nil {
 		t.Fatal(err)
 	}

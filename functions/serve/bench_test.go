@@ -15,6 +15,7 @@ import (
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
+	"github.com/replayvault/replayvault/shared/testenv"
 )
 
 // BenchmarkServeStreaming serves a 500-segment replay (packed by the real
@@ -54,7 +55,7 @@ func BenchmarkServeStreaming(b *testing.B) {
 	want := len(events(b, segs[:segments]))
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
-			st := blob.NewInstrumented(e.d.Blobs, latency)
+			st := testenv.NewCountingStore(e.d.Blobs, latency)
 			url := recordingURL(v.url(st), 1, id, "")
 			var ttfb, total time.Duration
 			var n int

@@ -44,7 +44,7 @@ func defaults() Config {
 type env struct {
 	t     testing.TB
 	d     *testenv.Deps
-	blobs *blob.Instrumented // what the Server reads through
+	blobs *testenv.CountingStore // what the Server reads through
 	srv   *Server
 	url   string
 }
@@ -52,7 +52,7 @@ type env struct {
 func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
 	d := testenv.NewDeps(t)
-	e := &env{t: t, d: d, blobs: blob.NewInstrumented(d.Blobs, 0)}
+	e := &env{t: t, d: d, blobs: testenv.NewCountingStore(d.Blobs, 0)}
 	e.srv = New(cfg, d.DB, e.blobs, d.KEKCache(), auth.NewVerifier(testSecret))
 	e.url = serveHTTP(t, e.srv)
 	return e

@@ -45,23 +45,39 @@ type planLimits struct {
 // first segment each holds, which is the order the writer needs them in,
 // and owner[i], the read that holds rows[i].
 func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
-	n := len(rows)
-	if n == 0 {
+	if len(rows) == 0 {
 		return nil, nil
 	}
-	// pos[i] is where segment i starts in the replay's stream of sealed
-	// bytes; pos[j+1]-pos[i] is the span from i to j.
-	pos := make([]int64, n+1)
+	reads = coalesce(rows, orderByBlob(rows), streamOffsets(rows), lim)
+	slices.SortFunc(reads, func(a, b read) int { return cmp.Compare(a.first, b.first) })
+	owner = make([]int, len(rows))
+	for k := range reads {
+		for _, i := range reads[k].segs {
+			owner[i] = k
+		}
+	}
+	return reads, owner
+}
+
+// streamOffsets returns pos, where pos[i] is where segment i starts in the
+// replay's stream of sealed bytes: pos[j+1]-pos[i] is the span from i to j.
+func streamOffsets(rows []store.Segment) []int64 {
+	pos := make([]int64, len(rows)+1)
 	for i := range rows {
 		pos[i+1] = pos[i] + rows[i].ByteStop - rows[i].ByteStart
 	}
-	// Every read is a run of order (segment indices by blob, then offset),
-	// so its segs share order's storage. order is built by a counting sort
-	// on a small per-blob number, which is stable (segment order within a
-	// blob), and each blob's run is then sorted by offset: already sorted
-	// when segments were packed in order, which the sort detects in linear
-	// time. owner holds each row's blob number until it is filled in below.
-	owner = make([]int, n)
+	return pos
+}
+
+// orderByBlob returns the segment indices grouped by blob (in order of each
+// blob's first segment) and by offset within a blob. It counting-sorts on a
+// small per-blob number, which is stable (segment order within a blob), and
+// then sorts each blob's run by offset: already sorted when segments were
+// packed in order, which the sort detects in linear time. Every read is a
+// run of this order, so reads share its storage.
+func orderByBlob(rows []store.Segment) []int {
+	n := len(rows)
+	blobOf := make([]int, n)
 	blobNum := make(map[string]int, 8)
 	var counts []int
 	last := -1
@@ -75,7 +91,7 @@ func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
 			}
 			last = num
 		}
-		owner[i] = last
+		blobOf[i] = last
 		counts[last]++
 	}
 	starts := make([]int, len(counts)+1) // of each blob's run in order
@@ -83,9 +99,8 @@ func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
 		starts[b+1] = starts[b] + c
 	}
 	order := make([]int, n)
-	next := counts[:0:0]
-	next = append(next, starts[:len(counts)]...)
-	for i, b := range owner {
+	next := append([]int(nil), starts[:len(counts)]...)
+	for i, b := range blobOf {
 		order[next[b]] = i
 		next[b]++
 	}
@@ -94,8 +109,14 @@ func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
 			return cmp.Compare(rows[x].ByteStart, rows[y].ByteStart)
 		})
 	}
+	return order
+}
 
-	reads = make([]read, 0, 8)
+// coalesce walks order (from orderByBlob) and merges neighbouring ranges of
+// one blob into one read while the gap, the read's size and its span in the
+// replay (pos, from streamOffsets) stay within lim.
+func coalesce(rows []store.Segment, order []int, pos []int64, lim planLimits) []read {
+	reads := make([]read, 0, 8)
 	start := 0 // of the current run in order
 	cur := read{}
 	lo, hi := 0, 0 // smallest and largest segment index in the run
@@ -124,13 +145,5 @@ func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
 		lo, hi = i, i
 	}
 	cur.segs, cur.first = order[start:], lo
-	reads = append(reads, cur)
-
-	slices.SortFunc(reads, func(a, b read) int { return cmp.Compare(a.first, b.first) })
-	for k := range reads {
-		for _, i := range reads[k].segs {
-			owner[i] = k
-		}
-	}
-	return reads, owner
+	return append(reads, cur)
 }

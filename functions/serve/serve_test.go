@@ -203,7 +203,7 @@ func TestCoalescing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			blobs := blob.NewInstrumented(e.d.Blobs, 0)
+			blobs := testenv.NewCountingStore(e.d.Blobs, 0)
 			url := e.server(tc.cfg, nil, blobs, nil)
 			e.d.GCS.ResetCounts()
 			got := compactEvents(t, readAll(t, get(t, recordingURL(url, 1, a, ""), tok)))
@@ -250,7 +250,7 @@ func TestStreaming(t *testing.T) {
 	id := uuid.New()
 	segs := makeSegments(rand.New(rand.NewPCG(7, 8)), 1, id, "", 60, 3000)
 	pack(t, e.d, 20, segs)
-	store := &lastRead{Store: blob.NewInstrumented(e.d.Blobs, 20*time.Millisecond)}
+	store := &lastRead{Store: testenv.NewCountingStore(e.d.Blobs, 20*time.Millisecond)}
 	url := e.server(Config{CoalesceGapBytes: 1 << 20, MaxReadBytes: 8 << 10, ReadParallelism: 2, WindowBytes: 1}, nil, store, nil)
 
 	resp := get(t, recordingURL(url, 1, id, "format=ndjson"), token(t, 1))

@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/testenv"
 )
 
 // TestWindowBoundsMemory fetches a replay of 2,000 segments through a
@@ -31,7 +30,7 @@ func TestWindowBoundsMemory(t *testing.T) {
 		largest = max(largest, r.ByteStop-r.ByteStart)
 	}
 
-	f := newFetcher(context.Background(), cfg, blob.NewInstrumented(e.d.Blobs, time.Millisecond), e.d.KEKCache(), rows)
+	f := newFetcher(context.Background(), cfg, testenv.NewCountingStore(e.d.Blobs, time.Millisecond), e.d.KEKCache(), rows)
 	for i := range rows {
 		if _, err := f.next(i); err != nil {
 			t.Fatal(err)
@@ -57,7 +56,7 @@ func TestClientLeaves(t *testing.T) {
 	id := uuid.New()
 	segs := makeSegments(rand.New(rand.NewPCG(33, 34)), 1, id, "", 60, 2000)
 	pack(t, e.d, 100, segs)
-	store := blob.NewInstrumented(e.d.Blobs, 20*time.Millisecond)
+	store := testenv.NewCountingStore(e.d.Blobs, 20*time.Millisecond)
 	s := New(Config{ReadParallelism: 2, WindowBytes: 1}, e.d.DB, store, e.d.KEKCache(), e.srv.verifier)
 	var wg sync.WaitGroup
 	url := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

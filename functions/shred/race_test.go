@@ -63,7 +63,7 @@ func TestShredRacesPack(t *testing.T) {
 			switch res {
 			case packer.Stored:
 				stored++
-			case packer.Discarded:
+			case packer.Shredded:
 				discarded++
 			default:
 				t.Errorf("round %d: segment %d: %v", round, s, res)
@@ -75,7 +75,7 @@ func TestShredRacesPack(t *testing.T) {
 		totalStored += stored
 		totalDiscarded += discarded
 
-		e.pack(t, packer.Discarded, r)
+		e.pack(t, packer.Shredded, r)
 		if rows := e.segments(t, 7, r.id); len(rows) != 0 {
 			t.Fatalf("round %d: redelivery stored %d segments", round, len(rows))
 		}

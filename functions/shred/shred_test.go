@@ -1,7 +1,6 @@
 package shred
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/replayvault/replayvault/functions/packer"
 	"github.com/replayvault/replayvault/shared/auth"
+	"github.com/replayvault/replayvault/shared/testenv"
 )
 
 // checkReceipt fails unless res is a 200 receipt for project with the given
@@ -61,7 +61,6 @@ func checkReceipt(t *testing.T, res response, project int64, replays []uuid.UUID
 // neighbours still open byte for byte.
 func TestShredReplay(t *testing.T) {
 	e := newEnv(t, testConfig(), 100*time.Millisecond)
-	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	victim, left, right := newReplay(rng, 7, 4), newReplay(rng, 7, 3), newReplay(rng, 7, 5)
 	e.pack(t, packer.Stored, victim, left, right)
@@ -92,7 +91,7 @@ func TestShredReplay(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM keks`); n == 0 {
 		t.Error("keks table is empty; the neighbours need their KEK")
 	}
-	if _, err := e.d.Blobs.Read(ctx, path); err != nil {
+	if _, err := e.d.GCS.Object(testenv.TestBucket, path); err != nil {
 		t.Errorf("shared object %s: %v (a shred must not delete the neighbours' bytes)", path, err)
 	}
 	if n := e.count(t, `SELECT count(*) FROM replays WHERE replay_id = $1 AND deleted_at IS NOT NULL AND segment_count = 0`, victim.id); n != 1 {
@@ -107,7 +106,7 @@ func TestShredReplay(t *testing.T) {
 		t.Errorf("repeat returned the same receipt id %s", again)
 	}
 	// A redelivered segment of the shredded replay is acked and dropped.
-	e.pack(t, packer.Discarded, victim)
+	e.pack(t, packer.Shredded, victim)
 	if n := e.count(t, `SELECT count(*) FROM segments WHERE replay_id = $1`, victim.id); n != 0 {
 		t.Errorf("redelivery stored %d segments of a shredded replay", n)
 	}
@@ -133,7 +132,7 @@ func TestShredReplaysBatch(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM segments WHERE replay_id = ANY($1)`, []uuid.UUID{a.id, b.id}); n != 0 {
 		t.Errorf("segments left = %d", n)
 	}
-	e.pack(t, packer.Discarded, unknown)
+	e.pack(t, packer.Shredded, unknown)
 	if n := e.count(t, `SELECT count(*) FROM segments WHERE replay_id = $1`, unknown.id); n != 0 {
 		t.Errorf("late segments of the pre-shredded id stored: %d", n)
 	}
@@ -181,7 +180,7 @@ func TestShredProject(t *testing.T) {
 	}
 	// New replays of the shredded project are dropped; the other project
 	// goes on.
-	e.pack(t, packer.Discarded, newReplay(rng, 7, 2))
+	e.pack(t, packer.Shredded, newReplay(rng, 7, 2))
 	e.pack(t, packer.Stored, newReplay(rng, 8, 1))
 	if n := e.count(t, `SELECT count(*) FROM segments WHERE project_id = 7`); n != 0 {
 		t.Errorf("segments stored for a shredded project: %d", n)

@@ -1,6 +1,6 @@
 // Package blob stores packed segment objects. The GCS implementation is the
-// production one (tests run it against fake-gcs-server); Instrumented wraps
-// any Store to count requests and inject latency for benchmarks.
+// production one (tests run it against fake-gcs-server; testenv.CountingStore
+// wraps any Store to count requests and inject latency).
 package blob
 
 import (
@@ -34,8 +34,6 @@ type Store interface {
 	Create(ctx context.Context, name string, data []byte) error
 	// ReadRange reads length bytes at offset.
 	ReadRange(ctx context.Context, name string, offset, length int64) ([]byte, error)
-	// Read reads a whole object.
-	Read(ctx context.Context, name string) ([]byte, error)
 	// Delete removes an object; deleting a missing object is not an error.
 	Delete(ctx context.Context, name string) error
 	// List calls fn for each object under prefix.

@@ -76,22 +76,6 @@ func (g *GCS) ReadRange(ctx context.Context, name string, offset, length int64) 
 	return buf, nil
 }
 
-// Read reads a whole object.
-func (g *GCS) Read(ctx context.Context, name string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	r, err := g.bucket.Object(name).NewReader(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, gcsError(err))
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, gcsError(err))
-	}
-	return b, nil
-}
-
 // Delete removes name; a missing object is fine.
 func (g *GCS) Delete(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)

@@ -49,13 +49,6 @@ func (t *Traced) ReadRange(ctx context.Context, name string, offset, length int6
 	return t.Store.ReadRange(ctx, name, offset, length)
 }
 
-// Read traces Store.Read.
-func (t *Traced) Read(ctx context.Context, name string) (b []byte, err error) {
-	ctx, span := t.start(ctx, "Read", name)
-	defer func() { end(span, err) }()
-	return t.Store.Read(ctx, name)
-}
-
 // Delete traces Store.Delete.
 func (t *Traced) Delete(ctx context.Context, name string) (err error) {
 	ctx, span := t.start(ctx, "Delete", name)

@@ -22,7 +22,7 @@ func ObservedStorage(ctx context.Context, db config.DB, st config.Storage, c *cl
 	if tel == nil {
 		return Storage(ctx, db, st, c, opts...)
 	}
-	d, g, err := storage(ctx, db, st, c, []store.Option{store.WithQueryTracer(telemetry.NewDBTracer(tel))}, opts...)
+	d, g, err := storage(ctx, db, st, c, []store.Option{store.WithTracer(telemetry.NewDBTracer(tel))}, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

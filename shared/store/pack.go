@@ -72,109 +72,29 @@ type replayKey struct {
 	replay  uuid.UUID
 }
 
+func compareReplayKeys(a, b replayKey) int {
+	if a.project != b.project {
+		return int(a.project - b.project)
+	}
+	return slices.Compare(a.replay[:], b.replay[:])
+}
+
+// commitBatch runs CommitBatch's statements, taking locks in the order a
+// shred takes them (projects, then replays, each in key order).
 func commitBatch(ctx context.Context, tx pgx.Tx, blob Blob, segs []Segment) ([]Outcome, error) {
 	if _, err := tx.Exec(ctx,
 		`INSERT INTO blobs (path, retention_days, size, segment_count) VALUES ($1, $2, $3, $4)`,
 		blob.Path, blob.RetentionDays, blob.Size, blob.SegmentCount); err != nil {
 		return nil, fmt.Errorf("insert blob: %w", err)
 	}
-
-	// Projects: make sure each has a row, then share-lock them in a fixed
-	// order (a project shred takes the update lock).
-	var projects []int64
-	for _, s := range segs {
-		projects = append(projects, s.ID.ProjectID)
-	}
-	slices.Sort(projects)
-	projects = slices.Compact(projects)
-	if _, err := tx.Exec(ctx,
-		`INSERT INTO projects (project_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING`, projects); err != nil {
-		return nil, fmt.Errorf("insert projects: %w", err)
-	}
-	deadProjects := map[int64]bool{}
-	rows, err := tx.Query(ctx,
-		`SELECT project_id, deleted_at IS NOT NULL FROM projects
-		WHERE project_id = ANY($1) ORDER BY project_id FOR SHARE`, projects)
+	deadProjects, err := lockProjects(ctx, tx, segs)
 	if err != nil {
-		return nil, fmt.Errorf("lock projects: %w", err)
+		return nil, err
 	}
-	for rows.Next() {
-		var p int64
-		var dead bool
-		if err := rows.Scan(&p, &dead); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		deadProjects[p] = dead
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lock projects: %w", err)
-	}
-
-	// Replays: upsert and lock in key order, learn which are tombstoned.
-	type agg struct {
-		retention       int
-		minTS, maxTS    int64
-		stored, rawSize int64
-		count           int
-	}
-	replays := map[replayKey]*agg{}
-	for _, s := range segs {
-		k := replayKey{s.ID.ProjectID, s.ID.ReplayID}
-		a := replays[k]
-		if a == nil {
-			a = &agg{}
-			replays[k] = a
-		}
-		a.retention = max(a.retention, s.RetentionDays)
-	}
-	keys := make([]replayKey, 0, len(replays))
-	for k := range replays {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b replayKey) int {
-		if a.project != b.project {
-			return int(a.project - b.project)
-		}
-		return slices.Compare(a.replay[:], b.replay[:])
-	})
-	var (
-		rProjects  []int64
-		rIDs       []uuid.UUID
-		rRetention []int32
-	)
-	for _, k := range keys {
-		rProjects = append(rProjects, k.project)
-		rIDs = append(rIDs, k.replay)
-		rRetention = append(rRetention, int32(replays[k].retention))
-	}
-	deadReplays := map[replayKey]bool{}
-	rows, err = tx.Query(ctx, `
-		INSERT INTO replays AS r (project_id, replay_id, retention_days, first_seen, last_seen)
-		SELECT p, id, ret, now(), now()
-		FROM unnest($1::bigint[], $2::uuid[], $3::int[]) WITH ORDINALITY AS t(p, id, ret, ord)
-		ORDER BY ord
-		ON CONFLICT (project_id, replay_id) DO UPDATE
-		SET last_seen = now(), retention_days = greatest(r.retention_days, excluded.retention_days)
-		RETURNING project_id, replay_id, deleted_at IS NOT NULL`, rProjects, rIDs, rRetention)
+	replays := newReplayTotals(segs)
+	deadReplays, err := upsertReplays(ctx, tx, replays)
 	if err != nil {
-		return nil, fmt.Errorf("upsert replays: %w", err)
-	}
-	for rows.Next() {
-		var k replayKey
-		var dead bool
-		if err := rows.Scan(&k.project, &k.replay, &dead); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if dead {
-			deadReplays[k] = true
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("upsert replays: %w", err)
+		return nil, err
 	}
 
 	// Segments: insert the live ones; a conflict is a redelivery.
@@ -189,106 +109,211 @@ func commitBatch(ctx context.Context, tx pgx.Tx, blob Blob, segs []Segment) ([]O
 		outcomes[i] = Duplicate // until the insert says otherwise
 		live = append(live, i)
 	}
-	if len(live) > 0 {
-		inserted, err := insertSegments(ctx, tx, segs, live)
-		if err != nil {
-			return nil, err
-		}
-		for _, i := range inserted {
-			outcomes[i] = Stored
-			s := segs[i]
-			a := replays[replayKey{s.ID.ProjectID, s.ID.ReplayID}]
-			a.count++
-			a.stored += s.ByteStop - s.ByteStart
-			a.rawSize += s.RawSize
-			if s.FirstTS > 0 && (a.minTS == 0 || s.FirstTS < a.minTS) {
-				a.minTS = s.FirstTS
-			}
-			a.maxTS = max(a.maxTS, s.LastTS)
-		}
+	if len(live) == 0 {
+		return outcomes, nil
 	}
-
-	// Replay counters, in the same key order.
-	var (
-		uProjects      []int64
-		uIDs           []uuid.UUID
-		uCount         []int32
-		uStored, uRaw  []int64
-		uMinTS, uMaxTS []int64
-	)
-	for _, k := range keys {
-		a := replays[k]
-		if a.count == 0 {
-			continue
-		}
-		uProjects = append(uProjects, k.project)
-		uIDs = append(uIDs, k.replay)
-		uCount = append(uCount, int32(a.count))
-		uStored = append(uStored, a.stored)
-		uRaw = append(uRaw, a.rawSize)
-		uMinTS = append(uMinTS, a.minTS)
-		uMaxTS = append(uMaxTS, a.maxTS)
+	inserted, err := insertSegments(ctx, tx, segs, live)
+	if err != nil {
+		return nil, err
 	}
-	if len(uProjects) > 0 {
-		if _, err := tx.Exec(ctx, `
-			UPDATE replays AS r SET
-				segment_count = r.segment_count + t.n,
-				stored_bytes = r.stored_bytes + t.stored,
-				raw_bytes = r.raw_bytes + t.raw,
-				started_at_ms = CASE WHEN t.min_ts = 0 THEN r.started_at_ms ELSE least(coalesce(r.started_at_ms, t.min_ts), t.min_ts) END,
-				ended_at_ms = CASE WHEN t.max_ts = 0 THEN r.ended_at_ms ELSE greatest(coalesce(r.ended_at_ms, t.max_ts), t.max_ts) END
-			FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
-				AS t(p, id, n, stored, raw, min_ts, max_ts)
-			WHERE r.project_id = t.p AND r.replay_id = t.id`,
-			uProjects, uIDs, uCount, uStored, uRaw, uMinTS, uMaxTS); err != nil {
-			return nil, fmt.Errorf("update replays: %w", err)
-		}
+	for _, i := range inserted {
+		outcomes[i] = Stored
+		replays.add(segs[i])
+	}
+	if err := updateReplayCounters(ctx, tx, replays); err != nil {
+		return nil, err
 	}
 	return outcomes, nil
 }
 
-func insertSegments(ctx context.Context, tx pgx.Tx, segs []Segment, idx []int) ([]int, error) {
-	n := len(idx)
+// lockProjects makes sure every project of segs has a row, share-locks them
+// in key order (a project shred takes the update lock) and returns which
+// are tombstoned.
+func lockProjects(ctx context.Context, tx pgx.Tx, segs []Segment) (map[int64]bool, error) {
+	var projects []int64
+	for _, s := range segs {
+		projects = append(projects, s.ID.ProjectID)
+	}
+	slices.Sort(projects)
+	projects = slices.Compact(projects)
+	if _, err := tx.Exec(ctx,
+		`INSERT INTO projects (project_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING`, projects); err != nil {
+		return nil, fmt.Errorf("insert projects: %w", err)
+	}
+	rows, err := tx.Query(ctx,
+		`SELECT project_id, deleted_at IS NOT NULL FROM projects
+		WHERE project_id = ANY($1) ORDER BY project_id FOR SHARE`, projects)
+	if err != nil {
+		return nil, fmt.Errorf("lock projects: %w", err)
+	}
+	dead := map[int64]bool{}
+	var p int64
+	var gone bool
+	if _, err := pgx.ForEachRow(rows, []any{&p, &gone}, func() error {
+		dead[p] = gone
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("lock projects: %w", err)
+	}
+	return dead, nil
+}
+
+// replayTotals are what one batch adds to each of its replays, in key
+// order (the order every statement locks them in).
+type replayTotals struct {
+	keys []replayKey
+	by   map[replayKey]*replayTotal
+}
+
+type replayTotal struct {
+	retention       int
+	minTS, maxTS    int64
+	stored, rawSize int64
+	count           int
+}
+
+func newReplayTotals(segs []Segment) *replayTotals {
+	t := &replayTotals{by: map[replayKey]*replayTotal{}}
+	for _, s := range segs {
+		k := replayKey{s.ID.ProjectID, s.ID.ReplayID}
+		a := t.by[k]
+		if a == nil {
+			a = &replayTotal{}
+			t.by[k] = a
+			t.keys = append(t.keys, k)
+		}
+		a.retention = max(a.retention, s.RetentionDays)
+	}
+	slices.SortFunc(t.keys, compareReplayKeys)
+	return t
+}
+
+// add counts a stored segment.
+func (t *replayTotals) add(s Segment) {
+	a := t.by[replayKey{s.ID.ProjectID, s.ID.ReplayID}]
+	a.count++
+	a.stored += s.ByteStop - s.ByteStart
+	a.rawSize += s.RawSize
+	if s.FirstTS > 0 && (a.minTS == 0 || s.FirstTS < a.minTS) {
+		a.minTS = s.FirstTS
+	}
+	a.maxTS = max(a.maxTS, s.LastTS)
+}
+
+// upsertReplays makes sure every replay has a row, locks them in key order
+// and returns which are tombstoned.
+func upsertReplays(ctx context.Context, tx pgx.Tx, t *replayTotals) (map[replayKey]bool, error) {
+	n := len(t.keys)
+	projects, ids, retention := make([]int64, n), make([]uuid.UUID, n), make([]int32, n)
+	for i, k := range t.keys {
+		projects[i], ids[i], retention[i] = k.project, k.replay, int32(t.by[k].retention)
+	}
+	rows, err := tx.Query(ctx, `
+		INSERT INTO replays AS r (project_id, replay_id, retention_days, first_seen, last_seen)
+		SELECT p, id, ret, now(), now()
+		FROM unnest($1::bigint[], $2::uuid[], $3::int[]) WITH ORDINALITY AS t(p, id, ret, ord)
+		ORDER BY ord
+		ON CONFLICT (project_id, replay_id) DO UPDATE
+		SET last_seen = now(), retention_days = greatest(r.retention_days, excluded.retention_days)
+		RETURNING project_id, replay_id, deleted_at IS NOT NULL`, projects, ids, retention)
+	if err != nil {
+		return nil, fmt.Errorf("upsert replays: %w", err)
+	}
+	dead := map[replayKey]bool{}
+	var k replayKey
+	var gone bool
+	if _, err := pgx.ForEachRow(rows, []any{&k.project, &k.replay, &gone}, func() error {
+		if gone {
+			dead[k] = true
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("upsert replays: %w", err)
+	}
+	return dead, nil
+}
+
+// updateReplayCounters adds the stored segments' counts, bytes and time
+// span to their replays, in key order.
+func updateReplayCounters(ctx context.Context, tx pgx.Tx, t *replayTotals) error {
 	var (
-		ord       = make([]int32, n)
-		projects  = make([]int64, n)
-		replayIDs = make([]uuid.UUID, n)
-		types     = make([]string, n)
-		segIDs    = make([]int32, n)
-		paths     = make([]string, n)
-		starts    = make([]int64, n)
-		stops     = make([]int64, n)
-		encs      = make([]string, n)
-		raws      = make([]int64, n)
-		events    = make([]int32, n)
-		firsts    = make([]int64, n)
-		lasts     = make([]int64, n)
-		fulls     = make([]bool, n)
-		keks      = make([]uuid.UUID, n)
-		deks      = make([][]byte, n)
-		created   = make([]time.Time, n)
-		expires   = make([]time.Time, n)
+		projects       []int64
+		ids            []uuid.UUID
+		counts         []int32
+		stored, raw    []int64
+		minTSs, maxTSs []int64
 	)
-	for j, i := range idx {
-		s := segs[i]
-		ord[j] = int32(i)
-		projects[j] = s.ID.ProjectID
-		replayIDs[j] = s.ID.ReplayID
-		types[j] = s.ID.Type
-		segIDs[j] = int32(s.ID.SegmentID)
-		paths[j] = s.BlobPath
-		starts[j] = s.ByteStart
-		stops[j] = s.ByteStop
-		encs[j] = string(s.Encoding)
-		raws[j] = s.RawSize
-		events[j] = int32(s.EventCount)
-		firsts[j] = s.FirstTS
-		lasts[j] = s.LastTS
-		fulls[j] = s.HasFullSnapshot
-		keks[j] = s.KEKID
-		deks[j] = s.WrappedDEK
-		created[j] = s.CreatedAt
-		expires[j] = s.ExpiresAt
+	for _, k := range t.keys {
+		a := t.by[k]
+		if a.count == 0 {
+			continue
+		}
+		projects, ids, counts = append(projects, k.project), append(ids, k.replay), append(counts, int32(a.count))
+		stored, raw = append(stored, a.stored), append(raw, a.rawSize)
+		minTSs, maxTSs = append(minTSs, a.minTS), append(maxTSs, a.maxTS)
+	}
+	if len(projects) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE replays AS r SET
+			segment_count = r.segment_count + t.n,
+			stored_bytes = r.stored_bytes + t.stored,
+			raw_bytes = r.raw_bytes + t.raw,
+			started_at_ms = CASE WHEN t.min_ts = 0 THEN r.started_at_ms ELSE least(coalesce(r.started_at_ms, t.min_ts), t.min_ts) END,
+			ended_at_ms = CASE WHEN t.max_ts = 0 THEN r.ended_at_ms ELSE greatest(coalesce(r.ended_at_ms, t.max_ts), t.max_ts) END
+		FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+			AS t(p, id, n, stored, raw, min_ts, max_ts)
+		WHERE r.project_id = t.p AND r.replay_id = t.id`,
+		projects, ids, counts, stored, raw, minTSs, maxTSs); err != nil {
+		return fmt.Errorf("update replays: %w", err)
+	}
+	return nil
+}
+
+// segmentColumns holds segment rows column by column: one array parameter
+// per column lets a whole batch go in one statement (unnest).
+type segmentColumns struct {
+	ord                     []int32
+	projects                []int64
+	replays                 []uuid.UUID
+	types, paths, encodings []string
+	segmentIDs, events      []int32
+	starts, stops, raws     []int64
+	firstTSs, lastTSs       []int64
+	fullSnapshots           []bool
+	keks                    []uuid.UUID
+	deks                    [][]byte
+	createdAt, expiresAt    []time.Time
+}
+
+func (c *segmentColumns) add(ord int, s Segment) {
+	c.ord = append(c.ord, int32(ord))
+	c.projects, c.replays = append(c.projects, s.ID.ProjectID), append(c.replays, s.ID.ReplayID)
+	c.types, c.segmentIDs = append(c.types, s.ID.Type), append(c.segmentIDs, int32(s.ID.SegmentID))
+	c.paths, c.starts, c.stops = append(c.paths, s.BlobPath), append(c.starts, s.ByteStart), append(c.stops, s.ByteStop)
+	c.encodings, c.raws, c.events = append(c.encodings, string(s.Encoding)), append(c.raws, s.RawSize), append(c.events, int32(s.EventCount))
+	c.firstTSs, c.lastTSs = append(c.firstTSs, s.FirstTS), append(c.lastTSs, s.LastTS)
+	c.fullSnapshots = append(c.fullSnapshots, s.HasFullSnapshot)
+	c.keks, c.deks = append(c.keks, s.KEKID), append(c.deks, s.WrappedDEK)
+	c.createdAt, c.expiresAt = append(c.createdAt, s.CreatedAt), append(c.expiresAt, s.ExpiresAt)
+}
+
+// args are the columns in the order of insertSegments' parameters.
+func (c *segmentColumns) args() []any {
+	return []any{c.ord, c.projects, c.replays, c.types, c.segmentIDs, c.paths, c.starts, c.stops,
+		c.encodings, c.raws, c.events, c.firstTSs, c.lastTSs, c.fullSnapshots, c.keks, c.deks,
+		c.createdAt, c.expiresAt}
+}
+
+// insertSegments inserts segs[idx...] in one statement, in key order, and
+// returns the indexes of those inserted (the others were there already).
+func insertSegments(ctx context.Context, tx pgx.Tx, segs []Segment, idx []int) ([]int, error) {
+	var cols segmentColumns
+	pos := make(map[segment.ID]int, len(idx))
+	for _, i := range idx {
+		cols.add(i, segs[i])
+		pos[segs[i].ID] = i
 	}
 	rows, err := tx.Query(ctx, `
 		INSERT INTO segments (project_id, replay_id, type, segment_id, blob_path, byte_start, byte_stop,
@@ -301,30 +326,20 @@ func insertSegments(ctx context.Context, tx pgx.Tx, segs []Segment, idx []int) (
 			AS t(p, r, ty, s, bp, bs, be, enc, raw, ev, ft, lt, fs, k, d, ca, ea, ord)
 		ORDER BY p, r, ty, s
 		ON CONFLICT DO NOTHING
-		RETURNING project_id, replay_id, type, segment_id`,
-		ord, projects, replayIDs, types, segIDs, paths, starts, stops, encs, raws, events, firsts, lasts,
-		fulls, keks, deks, created, expires)
+		RETURNING project_id, replay_id, type, segment_id`, cols.args()...)
 	if err != nil {
 		return nil, fmt.Errorf("insert segments: %w", err)
 	}
-	defer rows.Close()
-	pos := make(map[segment.ID]int, n)
-	for _, i := range idx {
-		pos[segs[i].ID] = i
-	}
 	var inserted []int
-	for rows.Next() {
-		var id segment.ID
-		var sid int32
-		if err := rows.Scan(&id.ProjectID, &id.ReplayID, &id.Type, &sid); err != nil {
-			return nil, err
-		}
+	var id segment.ID
+	var sid int32
+	if _, err := pgx.ForEachRow(rows, []any{&id.ProjectID, &id.ReplayID, &id.Type, &sid}, func() error {
 		id.SegmentID = int(sid)
 		if i, ok := pos[id]; ok {
 			inserted = append(inserted, i)
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("insert segments: %w", err)
 	}
 	return inserted, nil

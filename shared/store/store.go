@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/alloydbconn"
@@ -30,51 +29,15 @@ type DB struct {
 	Pool    *pgxpool.Pool
 	timeout time.Duration
 	closers []func() error
-	stats   *Stats
 }
 
-// Stats counts the database work of one pool: statements sent (each a round
-// trip, including BEGIN and COMMIT) and transactions committed.
-type Stats struct {
-	Statements   atomic.Int64
-	Transactions atomic.Int64
-}
+// Option configures a pool at Open.
+type Option func(*pgxpool.Config)
 
-// TraceQueryStart counts a statement (pgx.QueryTracer).
-func (s *Stats) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	s.Statements.Add(1)
-	return ctx
-}
-
-// TraceQueryEnd implements pgx.QueryTracer.
-func (s *Stats) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-// tracers calls both of its tracers.
-type tracers [2]pgx.QueryTracer
-
-func (t tracers) TraceQueryStart(ctx context.Context, c *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	return t[1].TraceQueryStart(t[0].TraceQueryStart(ctx, c, d), c, d)
-}
-
-func (t tracers) TraceQueryEnd(ctx context.Context, c *pgx.Conn, d pgx.TraceQueryEndData) {
-	t[1].TraceQueryEnd(ctx, c, d)
-	t[0].TraceQueryEnd(ctx, c, d)
-}
-
-// Stats returns the pool's counters.
-func (db *DB) Stats() *Stats { return db.stats }
-
-// Option adjusts how Open connects.
-type Option func(*options)
-
-type options struct {
-	tracer pgx.QueryTracer
-}
-
-// WithQueryTracer adds t (e.g. telemetry.DBTracer, for a span per
-// statement) beside the pool's Stats.
-func WithQueryTracer(t pgx.QueryTracer) Option {
-	return func(o *options) { o.tracer = t }
+// WithTracer traces every statement of the pool's connections with t
+// (benchmarks count round trips with a Stats; telemetry records spans).
+func WithTracer(t pgx.QueryTracer) Option {
+	return func(c *pgxpool.Config) { c.ConnConfig.Tracer = t }
 }
 
 // Open connects with cfg: DATABASE_URL if set, otherwise AlloyDB through the
@@ -85,11 +48,7 @@ func Open(ctx context.Context, cfg config.DB, opts ...Option) (*DB, error) {
 
 // open is Open, optionally to another database of the same server.
 func open(ctx context.Context, cfg config.DB, dbname string, opts ...Option) (*DB, error) {
-	var o options
-	for _, f := range opts {
-		f(&o)
-	}
-	db := &DB{timeout: cfg.DBTimeout, stats: &Stats{}}
+	db := &DB{timeout: cfg.DBTimeout}
 	var pcfg *pgxpool.Config
 	var err error
 	if cfg.DatabaseURL != "" {
@@ -118,11 +77,10 @@ func open(ctx context.Context, cfg config.DB, dbname string, opts ...Option) (*D
 		pcfg.ConnConfig.Database = dbname
 	}
 	pcfg.MaxConns = cfg.DBMaxConns
-	pcfg.ConnConfig.Tracer = db.stats
-	if o.tracer != nil {
-		pcfg.ConnConfig.Tracer = tracers{db.stats, o.tracer}
-	}
 	pcfg.ConnConfig.ConnectTimeout = cfg.DBTimeout
+	for _, o := range opts {
+		o(pcfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		db.Close()
@@ -225,7 +183,6 @@ func (db *DB) inTxOnce(ctx context.Context, iso pgx.TxIsoLevel, fn func(context.
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	db.stats.Transactions.Add(1)
 	return nil
 }
 

@@ -16,8 +16,10 @@ const TestBucket = "replayvault-test"
 // Deps is the set of real local dependencies one function test needs, with
 // the production clients already pointed at them.
 type Deps struct {
-	DSN     string
-	DB      *store.DB
+	DSN string
+	DB  *store.DB
+	// DBStats counts the statements and transactions of DB.
+	DBStats *store.Stats
 	GCS     *GCS
 	KMS     *KMS
 	Blobs   *blob.GCS
@@ -30,8 +32,8 @@ func NewDeps(t testing.TB) *Deps {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d := &Deps{DSN: NewDB(t), GCS: NewGCS(t, TestBucket), KMS: NewKMS(t)}
-	db, err := store.OpenURL(ctx, d.DSN)
+	d := &Deps{DSN: NewDB(t), GCS: NewGCS(t, TestBucket), KMS: NewKMS(t), DBStats: &store.Stats{}}
+	db, err := store.OpenURL(ctx, d.DSN, store.WithTracer(d.DBStats))
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

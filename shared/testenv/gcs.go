@@ -296,3 +296,13 @@ func classify(r *http.Request) gcsKind {
 	}
 	return kindOther
 }
+
+// Object returns the content of an object, read from the server's side (the
+// production blob.Store has no whole-object read: Serve only reads ranges).
+func (g *GCS) Object(bucket, name string) ([]byte, error) {
+	o, err := g.fake.GetObject(bucket, name)
+	if err != nil {
+		return nil, fmt.Errorf("object %s/%s: %w", bucket, name, err)
+	}
+	return o.Content, nil
+}

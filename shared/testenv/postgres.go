@@ -118,7 +118,7 @@ func (pg *Postgres) start(ctx context.Context, bin string, cred *syscall.Credent
 // run starts the server on a free port and waits until it accepts
 // connections.
 func (pg *Postgres) run(ctx context.Context, bin string, cred *syscall.Credential) error {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}
@@ -164,10 +164,10 @@ func (pg *Postgres) run(ctx context.Context, bin string, cred *syscall.Credentia
 		}
 		select {
 		case <-pg.exited:
-			return fmt.Errorf("postgres exited during start (%v); log %s:\n%s", pg.waitErr, logPath, tailFile(logPath, 20))
+			return fmt.Errorf("postgres exited during start (%v); log %s:\n%s", pg.waitErr, logPath, TailFile(logPath, 20))
 		case <-ctx.Done():
 			pg.kill()
-			return fmt.Errorf("postgres did not accept connections: %w; log %s:\n%s", ctx.Err(), logPath, tailFile(logPath, 20))
+			return fmt.Errorf("postgres did not accept connections: %w; log %s:\n%s", ctx.Err(), logPath, TailFile(logPath, 20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -84,7 +84,7 @@ func StartPubSub(ctx context.Context, dir, project string) (*PubSub, error) {
 }
 
 func (ps *PubSub) run(ctx context.Context, gcloud string) error {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}
@@ -135,10 +135,10 @@ func (ps *PubSub) run(ctx context.Context, gcloud string) error {
 		select {
 		case <-ps.exited:
 			ps.killGroup()
-			return fmt.Errorf("pubsub emulator exited during start (%v); if gcloud lacks the emulator, %s; log %s:\n%s", ps.waitErr, pubsubInstallHint, logPath, tailFile(logPath, 20))
+			return fmt.Errorf("pubsub emulator exited during start (%v); if gcloud lacks the emulator, %s; log %s:\n%s", ps.waitErr, pubsubInstallHint, logPath, TailFile(logPath, 20))
 		case <-ctx.Done():
 			ps.killGroup()
-			return fmt.Errorf("pubsub emulator did not answer on %s: %w; log %s:\n%s", host, ctx.Err(), logPath, tailFile(logPath, 20))
+			return fmt.Errorf("pubsub emulator did not answer on %s: %w; log %s:\n%s", host, ctx.Err(), logPath, TailFile(logPath, 20))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -73,10 +73,10 @@ func requireMain(t testing.TB) {
 	}
 }
 
-// freePort asks the kernel for a port on 127.0.0.1 that is free right now.
+// FreePort asks the kernel for a port on 127.0.0.1 that is free right now.
 // Another process may take it before our child binds it, so callers that
 // start a child retry on "address in use".
-func freePort() (int, error) {
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
@@ -94,8 +94,8 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// tailFile returns the last lines of a log file, for startup errors.
-func tailFile(path string, lines int) string {
+// TailFile returns the last lines of a log file, for startup errors.
+func TailFile(path string, lines int) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)

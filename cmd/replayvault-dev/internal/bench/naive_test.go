@@ -102,7 +102,7 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 		if err != nil {
 			t.Fatalf("unwrap key of segment %d: %v", i, err)
 		}
-		ct, err := d.Blobs.Read(ctx, r.object)
+		ct, err := d.GCS.Object(testenv.TestBucket, r.object)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -228,7 +228,7 @@ func (r *naiveReader) read(ctx context.Context, project int64, replay uuid.UUID,
 	var ttfb time.Duration
 	open := func(i int) ([]byte, error) {
 		row := &rows[i]
-		ct, err := r.blobs.Read(ctx, row.BlobPath)
+		ct, err := r.blobs.ReadRange(ctx, row.BlobPath, row.ByteStart, row.ByteStop-row.ByteStart) // the whole one-segment object
 		if err != nil {
 			return nil, err
 		}

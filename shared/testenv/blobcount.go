@@ -1,9 +1,11 @@
-package blob
+package testenv
 
 import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"github.com/replayvault/replayvault/shared/blob"
 )
 
 // Counts are the requests a Store served, by GCS billing class: class A
@@ -13,10 +15,11 @@ type Counts struct {
 	BytesWritten, BytesRead int64
 }
 
-// Instrumented wraps a Store, counting every request and optionally sleeping
-// before each one to model a cloud round trip.
-type Instrumented struct {
-	Store
+// CountingStore wraps a blob.Store, counting every request by GCS billing
+// class and optionally sleeping before each one to model a cloud round trip.
+// Tests and the benchmark measure reads and writes through it.
+type CountingStore struct {
+	blob.Store
 	// Latency is added before every request.
 	Latency time.Duration
 
@@ -24,20 +27,20 @@ type Instrumented struct {
 	written, read           atomic.Int64
 }
 
-// NewInstrumented wraps s with latency added to each request.
-func NewInstrumented(s Store, latency time.Duration) *Instrumented {
-	return &Instrumented{Store: s, Latency: latency}
+// NewCountingStore wraps s with latency added to each request.
+func NewCountingStore(s blob.Store, latency time.Duration) *CountingStore {
+	return &CountingStore{Store: s, Latency: latency}
 }
 
 // Counts returns the counters so far.
-func (i *Instrumented) Counts() Counts {
+func (i *CountingStore) Counts() Counts {
 	return Counts{
 		ClassA: i.classA.Load(), ClassB: i.classB.Load(), Deletes: i.deletes.Load(),
 		BytesWritten: i.written.Load(), BytesRead: i.read.Load(),
 	}
 }
 
-func (i *Instrumented) wait(ctx context.Context) error {
+func (i *CountingStore) wait(ctx context.Context) error {
 	if i.Latency <= 0 {
 		return nil
 	}
@@ -52,7 +55,7 @@ func (i *Instrumented) wait(ctx context.Context) error {
 }
 
 // Create counts a class A operation.
-func (i *Instrumented) Create(ctx context.Context, name string, data []byte) error {
+func (i *CountingStore) Create(ctx context.Context, name string, data []byte) error {
 	i.classA.Add(1)
 	if err := i.wait(ctx); err != nil {
 		return err
@@ -65,7 +68,7 @@ func (i *Instrumented) Create(ctx context.Context, name string, data []byte) err
 }
 
 // ReadRange counts a class B operation.
-func (i *Instrumented) ReadRange(ctx context.Context, name string, offset, length int64) ([]byte, error) {
+func (i *CountingStore) ReadRange(ctx context.Context, name string, offset, length int64) ([]byte, error) {
 	i.classB.Add(1)
 	if err := i.wait(ctx); err != nil {
 		return nil, err
@@ -75,19 +78,8 @@ func (i *Instrumented) ReadRange(ctx context.Context, name string, offset, lengt
 	return b, err
 }
 
-// Read counts a class B operation.
-func (i *Instrumented) Read(ctx context.Context, name string) ([]byte, error) {
-	i.classB.Add(1)
-	if err := i.wait(ctx); err != nil {
-		return nil, err
-	}
-	b, err := i.Store.Read(ctx, name)
-	i.read.Add(int64(len(b)))
-	return b, err
-}
-
 // Delete counts a delete.
-func (i *Instrumented) Delete(ctx context.Context, name string) error {
+func (i *CountingStore) Delete(ctx context.Context, name string) error {
 	i.deletes.Add(1)
 	if err := i.wait(ctx); err != nil {
 		return err
@@ -96,7 +88,7 @@ func (i *Instrumented) Delete(ctx context.Context, name string) error {
 }
 
 // List counts a class A operation per call (one page is typical here).
-func (i *Instrumented) List(ctx context.Context, prefix string, fn func(Object) error) error {
+func (i *CountingStore) List(ctx context.Context, prefix string, fn func(blob.Object) error) error {
 	i.classA.Add(1)
 	if err := i.wait(ctx); err != nil {
 		return err
