@@ -189,6 +189,24 @@ func (m *metricSink) totals() devTotals {
 	return t
 }
 
+// waitFor polls the totals until ok accepts them or ctx ends (the
+// functions export once a second).
+func (m *metricSink) waitFor(ctx context.Context, ok func(devTotals) bool) (devTotals, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t := m.totals()
+		if ok(t) {
+			return t, nil
+		}
+		select {
+		case <-ctx.Done():
+			return t, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
 // handleMetrics answers GET /api/metrics: the totals and every series.
 func (s *stack) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
