@@ -21,7 +21,7 @@ locals {
     KMS_TIMEOUT = var.kms_timeout
   }
 
-  pack_env = merge(local.common_env, local.kms_env, {
+  pack_env = merge(local.common_env, local.kms_env, local.telemetry_env, {
     DB_USER                = local.db_users.pack
     GOOGLE_CLOUD_PROJECT   = var.project_id
     REJECT_TOPIC           = google_pubsub_topic.rejects.name
@@ -35,7 +35,7 @@ locals {
     KEK_ROTATE             = var.kek_rotate
   })
 
-  serve_env = merge(local.common_env, local.kms_env, {
+  serve_env = merge(local.common_env, local.kms_env, local.telemetry_env, {
     DB_USER            = local.db_users.serve
     CORS_ORIGINS       = join(",", var.cors_origins)
     COALESCE_GAP_BYTES = var.coalesce_gap_bytes
@@ -45,7 +45,7 @@ locals {
     KEK_CACHE_TTL      = var.kek_cache_ttl
   })
 
-  shred_env = merge(local.common_env, {
+  shred_env = merge(local.common_env, local.telemetry_env, {
     DB_USER      = local.db_users.shred
     CORS_ORIGINS = join(",", var.cors_origins)
     ORPHAN_GRACE = var.orphan_grace

@@ -19,6 +19,12 @@ variable "notification_channels" {
   }
 }
 
+variable "otel_collector_endpoint" {
+  description = "OTLP endpoint of the OpenTelemetry collector the functions export metrics and traces to (OTEL_EXPORTER_OTLP_ENDPOINT, e.g. https://collector-xyz.a.run.app); empty turns telemetry off. The dashboard and most alerts need it."
+  type        = string
+  default     = ""
+}
+
 variable "alert_ack_p99_fraction" {
   description = "The ack-wait alert fires when Pack's p99 ack wait exceeds this fraction of the push subscription's ack deadline."
   type        = number
@@ -38,6 +44,13 @@ variable "alert_5xx_ratio" {
 }
 
 locals {
+  # Every function's telemetry and logging settings (telemetry.DeployEnv):
+  # the collector, and the project the log lines' trace field names.
+  telemetry_env = {
+    OTEL_EXPORTER_OTLP_ENDPOINT = var.otel_collector_endpoint
+    GOOGLE_CLOUD_PROJECT        = var.project_id
+  }
+
   # Prefix of the OTLP metrics in Cloud Monitoring.
   otel = "workload.googleapis.com"
 

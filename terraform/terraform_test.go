@@ -47,6 +47,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // configs maps each entry point to the config struct its function loads.
@@ -641,6 +642,9 @@ func checkEnvironment(m *module) []error {
 				want = append(want, name)
 			}
 		}
+		want = append(want, telemetry.DeployEnv()...)
+		slices.Sort(want)
+		want = slices.Compact(want)
 		if diff := cmp.Diff(want, got); diff != "" {
 			errs = append(errs, fmt.Errorf("%s: environment differs from config.%s minus config.LocalOnly (-want +got):\n%s", entry, entry, diff))
 		}

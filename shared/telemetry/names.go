@@ -56,6 +56,14 @@ func MetricNames() []string {
 	}
 }
 
+// DeployEnv lists the environment variables a deployment sets on every
+// function for telemetry and logging (beside its config struct's):
+// the collector's endpoint and the project that log lines' trace field
+// names. terraform_test.go holds functions.tf to it.
+func DeployEnv() []string {
+	return []string{"GOOGLE_CLOUD_PROJECT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+}
+
 // Flush triggers: why a batch was closed.
 const (
 	TriggerSize        = "size"        // FLUSH_BYTES reached
