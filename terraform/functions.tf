@@ -33,6 +33,10 @@ locals {
     MAX_BUFFER_BYTES       = var.max_buffer_bytes
     MAX_DECOMPRESSED_BYTES = var.max_decompressed_bytes
     KEK_ROTATE             = var.kek_rotate
+    RULES_REFRESH          = var.rules_refresh
+    RULES_TIMEOUT          = var.rules_timeout
+    RULES_MEMORY_BYTES     = var.rules_memory_bytes
+    RULES_MAX_INPUT_BYTES  = var.rules_max_input_bytes
   })
 
   serve_env = merge(local.common_env, local.kms_env, local.telemetry_env, {

@@ -97,6 +97,29 @@ resource "google_storage_bucket_iam_member" "pack_create" {
   member = google_service_account.pack.member
 }
 
+# Pack also reads edge rule modules, and nothing else in the bucket: a
+# custom role with only storage.objects.get, bound under an IAM condition on
+# the content-addressed prefix rules/sha256/ (the bucket has uniform access,
+# which conditions require). Segment blobs stay unreadable to Pack.
+resource "google_project_iam_custom_role" "rules_read" {
+  role_id     = "${replace(var.name, "-", "_")}_rules_read"
+  title       = "replayvault Pack rule module read"
+  description = "Read objects; bound on the blob bucket under a rules/ prefix condition only."
+  permissions = ["storage.objects.get"]
+  depends_on  = [google_project_service.apis]
+}
+
+resource "google_storage_bucket_iam_member" "pack_rules_read" {
+  bucket = google_storage_bucket.blobs.name
+  role   = google_project_iam_custom_role.rules_read.id
+  member = google_service_account.pack.member
+  condition {
+    title       = "rule-modules-only"
+    description = "Edge rule modules under rules/sha256/, no segment data."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.blobs.name}/objects/rules/sha256/\")"
+  }
+}
+
 resource "google_kms_crypto_key_iam_member" "pack_encrypt" {
   crypto_key_id = google_kms_crypto_key.root.id
   role          = "roles/cloudkms.cryptoKeyEncrypter"

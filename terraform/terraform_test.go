@@ -67,6 +67,8 @@ var expectedGrants = map[string][]string{
 		"google_project_iam_member roles/alloydb.databaseUser",
 		"google_project_iam_member roles/serviceusage.serviceUsageConsumer",
 		"google_pubsub_topic_iam_member roles/pubsub.publisher on google_pubsub_topic.rejects",
+		"google_storage_bucket_iam_member custom[storage.objects.get] on google_storage_bucket.blobs if " +
+			`resource.name.startsWith("projects/_/buckets/${google_storage_bucket.blobs.name}/objects/rules/sha256/")`,
 		"google_storage_bucket_iam_member roles/storage.objectCreator on google_storage_bucket.blobs",
 	},
 	"Serve": {
@@ -251,6 +253,20 @@ func TestChecksCatchMistakes(t *testing.T) {
 			want: `Pack (google_service_account.pack) grants differ`,
 		},
 		{
+			name: "Pack reads rule modules without the prefix condition",
+			file: "iam.tf",
+			old:  `objects/rules/sha256/`,
+			new:  `objects/`,
+			want: `Pack (google_service_account.pack) grants differ`,
+		},
+		{
+			name: "Pack reads the whole bucket",
+			file: "iam.tf",
+			old:  `permissions = ["storage.objects.get"]`,
+			new:  `permissions = ["storage.objects.get", "storage.objects.list"]`,
+			want: `Pack (google_service_account.pack) grants differ`,
+		},
+		{
 			name: "two functions share an account",
 			file: "functions.tf",
 			old:  `= google_service_account.serve.email`,
@@ -309,8 +325,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{
 			name: "default drifts from the config struct",
 			file: "variables.tf",
-			old:  `default     = "2s"`,
-			new:  `default     = "3s"`,
+			old:  "first segment.\"\n  type        = string\n  default     = \"2s\"",
+			new:  "first segment.\"\n  type        = string\n  default     = \"3s\"",
 			want: `Pack: FLUSH_AGE = "3s" but config default is "2s"`,
 		},
 		{
@@ -596,6 +612,9 @@ func checkFunctionGrants(m *module) []error {
 			s := g.typ + " " + role
 			if !g.projectLevel {
 				s += " on " + g.target
+			}
+			if g.condition != "" {
+				s += " if " + g.condition
 			}
 			got = append(got, s)
 		}
@@ -1421,6 +1440,7 @@ type grant struct {
 	members           []string // known members only
 	projectLevel      bool
 	target            string // resource the grant is on, for resource-level grants
+	condition         string // the IAM condition's expression, references as ${addr}
 }
 
 var iamResource = regexp.MustCompile(`^google_[a-z0-9_]+_iam_(member|binding|policy)$`)
@@ -1455,6 +1475,9 @@ func (m *module) grants() ([]grant, []error) {
 		}
 		for _, scope := range scopes {
 			g := grant{addr: r.addr(), typ: r.typ, projectLevel: projectLevel, target: target}
+			if cond := firstBlock(r.block, "condition"); cond != nil {
+				g.condition = exprText(cond.Body.Attributes["expression"])
+			}
 			role, err := m.attrValue(r.block, "role", scope)
 			if err != nil || !role.IsKnown() || role.IsNull() {
 				errs = append(errs, fmt.Errorf("%s: role is not known without a cloud (%v)", r.addr(), err))
@@ -1676,6 +1699,46 @@ func blocksOf(b *hclsyntax.Block, typ string) []*hclsyntax.Block {
 
 // refs returns the resources ("type.name") and other objects ("var.x",
 // "local.y") an attribute's expression refers to.
+// exprText renders a literal or template expression with its references
+// written as ${resource.name.attr}, so that an IAM condition can be compared
+// without knowing the values a cloud would fill in.
+func exprText(attr *hclsyntax.Attribute) string {
+	if attr == nil {
+		return ""
+	}
+	var part func(e hclsyntax.Expression) string
+	part = func(e hclsyntax.Expression) string {
+		switch x := e.(type) {
+		case *hclsyntax.LiteralValueExpr:
+			if x.Val.Type() == cty.String {
+				return x.Val.AsString()
+			}
+			return x.Val.GoString()
+		case *hclsyntax.TemplateExpr:
+			var b strings.Builder
+			for _, p := range x.Parts {
+				b.WriteString(part(p))
+			}
+			return b.String()
+		case *hclsyntax.TemplateWrapExpr:
+			return part(x.Wrapped)
+		case *hclsyntax.ScopeTraversalExpr:
+			var names []string
+			for _, t := range x.Traversal {
+				switch s := t.(type) {
+				case hcl.TraverseRoot:
+					names = append(names, s.Name)
+				case hcl.TraverseAttr:
+					names = append(names, s.Name)
+				}
+			}
+			return "${" + strings.Join(names, ".") + "}"
+		}
+		return fmt.Sprintf("<%T>", e)
+	}
+	return part(attr.Expr)
+}
+
 func refs(attr *hclsyntax.Attribute) []string {
 	if attr == nil {
 		return nil

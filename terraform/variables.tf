@@ -383,6 +383,30 @@ variable "kek_rotate" {
   default     = "1h"
 }
 
+variable "rules_refresh" {
+  description = "RULES_REFRESH: how often Pack reloads edge rule assignments (a change takes effect within it)."
+  type        = string
+  default     = "30s"
+}
+
+variable "rules_timeout" {
+  description = "RULES_TIMEOUT: one edge rule call's time budget."
+  type        = string
+  default     = "2s"
+}
+
+variable "rules_memory_bytes" {
+  description = "RULES_MEMORY_BYTES: memory cap of one rule module instance; size pack_memory for about 2 x CPUs instances."
+  type        = number
+  default     = 268435456
+}
+
+variable "rules_max_input_bytes" {
+  description = "RULES_MAX_INPUT_BYTES: largest decompressed segment given to rules; a larger one is a rule failure."
+  type        = number
+  default     = 16777216
+}
+
 variable "coalesce_gap_bytes" {
   description = "COALESCE_GAP_BYTES: Serve merges two ranged reads of a blob across a gap smaller than this."
   type        = number

@@ -23,6 +23,7 @@ var program = &cli.Program{
 		"migrate":  {Summary: "apply pending database migrations", Run: runMigrate},
 		"token":    {Summary: "mint an API token (JWT) for local use", Run: runToken},
 		"function": cli.Function,
+		"rules":    {Summary: "push edge rule modules and assign them to projects", Run: runRules},
 	},
 	Elsewhere: map[string]string{
 		"dev":     "the local stack is a developer tool: go run ./cmd/replayvault-dev dev",

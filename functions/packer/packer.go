@@ -20,6 +20,7 @@ import (
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/derrors"
+	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 	"github.com/replayvault/replayvault/shared/telemetry"
@@ -78,10 +79,12 @@ const (
 	Shredded
 	// Rejected: invalid; sent to the reject topic.
 	Rejected
+	// Filtered: a project's edge rule dropped it (sampling); nothing stored.
+	Filtered
 )
 
 func (r Result) String() string {
-	return [...]string{"stored", "duplicate", "shredded", "rejected"}[r]
+	return [...]string{"stored", "duplicate", "shredded", "rejected", "filtered"}[r]
 }
 
 var (
@@ -100,6 +103,7 @@ type Packer struct {
 	blobs  blob.Store
 	keys   *crypt.Keyring
 	reject Rejecter
+	rules  *rules.Set // nil: no edge rules
 	now    func() time.Time
 
 	space *semaphore.Weighted // buffered sealed bytes
@@ -139,6 +143,7 @@ type Stats struct {
 	Stored, Duplicate, Shredded atomic.Int64
 	Rejected                    atomic.Int64
 	FlushedBytes                atomic.Int64
+	Filtered, Rewritten         atomic.Int64 // by edge rules
 }
 
 // New returns a Packer.
@@ -202,6 +207,12 @@ func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error)
 	}
 	if err != nil {
 		return nil, 0, err
+	}
+	if p.rules != nil {
+		var res Result
+		if m, info, res, err = p.applyRules(ctx, attrs, m, info); err != nil || res != Stored {
+			return nil, res, err
+		}
 	}
 
 	stored, enc := m.Data, info.Encoding

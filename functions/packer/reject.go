@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"github.com/replayvault/replayvault/shared/derrors"
 )
 
 // PubSubRejecter publishes rejected messages to the reject topic with their
@@ -16,10 +17,11 @@ type PubSubRejecter struct {
 	timeout time.Duration
 }
 
-// NewPubSubRejecter returns a Rejecter publishing to topic (an ID or a
-// full projects/P/topics/T name).
-func NewPubSubRejecter(client *pubsub.Client, topic string, timeout time.Duration) *PubSubRejecter {
-	return &PubSubRejecter{pub: client.Publisher(topic), timeout: timeout}
+// NewPubSubRejecter returns a Rejecter publishing with pub (the reject
+// topic's publisher; its owner stops it), waiting at most timeout per
+// message.
+func NewPubSubRejecter(pub *pubsub.Publisher, timeout time.Duration) *PubSubRejecter {
+	return &PubSubRejecter{pub: pub, timeout: timeout}
 }
 
 // Reject publishes and waits for the server's ack.
@@ -32,10 +34,7 @@ func (r *PubSubRejecter) Reject(ctx context.Context, attrs map[string]string, da
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	if _, err := r.pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: a}).Get(ctx); err != nil {
-		return fmt.Errorf("publish to reject topic: %w", err)
+		return fmt.Errorf("publish to reject topic: %w: %w", derrors.Unavailable, err)
 	}
 	return nil
 }
-
-// Stop flushes and stops the publisher.
-func (r *PubSubRejecter) Stop() { r.pub.Stop() }

@@ -41,8 +41,9 @@ func TestBadInputGoesToRejectTopic(t *testing.T) {
 	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
 		t.Fatal(err)
 	}
-	rej := NewPubSubRejecter(client, topic, 10*time.Second)
-	defer rej.Stop()
+	pub := client.Publisher(topic)
+	defer pub.Stop()
+	rej := NewPubSubRejecter(pub, 10*time.Second)
 	cfg := testConfig()
 	cfg.Limits.MaxDecompressed = 1 << 20
 	p := newPacker(t, d, cfg, rej)
@@ -172,8 +173,9 @@ func TestRejectPublishFailureNacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	rej := NewPubSubRejecter(client, fmt.Sprintf("projects/%s/topics/missing-%s", ps.Project(), uuid.NewString()[:8]), 5*time.Second)
-	defer rej.Stop()
+	pub := client.Publisher(fmt.Sprintf("projects/%s/topics/missing-%s", ps.Project(), uuid.NewString()[:8]))
+	defer pub.Stop()
+	rej := NewPubSubRejecter(pub, 5*time.Second)
 	p := newPacker(t, d, testConfig(), rej)
 	_, err = p.Ingest(ctx, Message{ID: "1", Data: []byte("nope"), Attributes: map[string]string{"project_id": "1"}})
 	if err == nil {

@@ -61,9 +61,9 @@ func emulatorRejecter(t *testing.T) *PubSubRejecter {
 	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
 		t.Fatal(err)
 	}
-	rej := NewPubSubRejecter(client, topic, 10*time.Second)
-	t.Cleanup(rej.Stop)
-	return rej
+	pub := client.Publisher(topic)
+	t.Cleanup(pub.Stop)
+	return NewPubSubRejecter(pub, 10*time.Second)
 }
 
 // TestMetricsAfterWorkload pushes a known mix (new segments, redeliveries

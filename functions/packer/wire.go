@@ -2,9 +2,6 @@ package packer
 
 import (
 	"context"
-	"fmt"
-
-	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/replayvault/replayvault/shared/clients"
 	"github.com/replayvault/replayvault/shared/closer"
@@ -16,52 +13,43 @@ import (
 // Build connects every dependency named by cfg and returns a ready Packer
 // plus a function that flushes it and releases the clients. tel (nil: none)
 // receives the metrics and traces of the packer and its clients.
-func Build(ctx context.Context, cfg *config.Pack, tel *telemetry.Telemetry) (_ *Packer, _ func(), err error) {
-	var c closer.Stack
-	defer func() {
+func Build(ctx context.Context, cfg *config.Pack, tel *telemetry.Telemetry) (*Packer, func(), error) {
+	return closer.Build(func(c *closer.Stack) (*Packer, error) {
+		var m *telemetry.Pack
+		if tel != nil {
+			var err error
+			if m, err = telemetry.NewPack(tel); err != nil {
+				return nil, err
+			}
+		}
+		db, blobs, err := clients.ObservedStorage(ctx, cfg.DB, cfg.Storage, c, tel)
 		if err != nil {
-			c.Close()
+			return nil, err
 		}
-	}()
-	var m *telemetry.Pack
-	if tel != nil {
-		if m, err = telemetry.NewPack(tel); err != nil {
-			return nil, nil, err
+		wrapper, err := clients.ObservedKMS(ctx, cfg.KMS, c, tel, m.KMS())
+		if err != nil {
+			return nil, err
 		}
-	}
-	db, blobs, err := clients.ObservedStorage(ctx, cfg.DB, cfg.Storage, &c, tel)
-	if err != nil {
-		return nil, nil, err
-	}
-	wrapper, err := clients.ObservedKMS(ctx, cfg.KMS, &c, tel, m.KMS())
-	if err != nil {
-		return nil, nil, err
-	}
-	rej, err := BuildRejecter(ctx, cfg, &c)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys := crypt.NewKeyring(wrapper, func(ctx context.Context, k *crypt.KEK) error {
-		if err := db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped); err != nil {
-			return err
+		pub, err := clients.Publisher(ctx, cfg.GoogleCloudProject, cfg.RejectTopic, c)
+		if err != nil {
+			return nil, err
 		}
-		m.KEKRotated(ctx)
-		return nil
-	}, cfg.KEKRotate)
-	p := New(ConfigFrom(cfg), db, blobs, keys, rej, WithTelemetry(tel, m))
-	c.Add(p.Close)
-	return p, c.Close, nil
-}
-
-// BuildRejecter connects the reject topic's publisher named by cfg
-// (PUBSUB_EMULATOR_HOST, read by the library, points it at the emulator).
-func BuildRejecter(ctx context.Context, cfg *config.Pack, c *closer.Stack) (*PubSubRejecter, error) {
-	ps, err := pubsub.NewClient(ctx, cfg.GoogleCloudProject)
-	if err != nil {
-		return nil, fmt.Errorf("pubsub client: %w", err)
-	}
-	c.Add(func() { ps.Close() })
-	rej := NewPubSubRejecter(ps, cfg.RejectTopic, cfg.PubSubTimeout)
-	c.Add(rej.Stop)
-	return rej, nil
+		keys := crypt.NewKeyring(wrapper, func(ctx context.Context, k *crypt.KEK) error {
+			if err := db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped); err != nil {
+				return err
+			}
+			m.KEKRotated(ctx)
+			return nil
+		}, cfg.KEKRotate)
+		// Rules are built first so that they close after the packer (the
+		// stack closes in reverse).
+		rs, err := BuildRules(ctx, cfg.Rules, db, blobs, c)
+		if err != nil {
+			return nil, err
+		}
+		p := New(ConfigFrom(cfg), db, blobs, keys, NewPubSubRejecter(pub, cfg.PubSubTimeout), WithTelemetry(tel, m))
+		p.UseRules(rs)
+		c.Add(p.Close)
+		return p, nil
+	})
 }

@@ -60,8 +60,9 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
 		t.Fatal(err)
 	}
-	rej := packer.NewPubSubRejecter(client, topic, 10*time.Second)
-	defer rej.Stop()
+	pub := client.Publisher(topic)
+	defer pub.Stop()
+	rej := packer.NewPubSubRejecter(pub, 10*time.Second)
 	pm, err := telemetry.NewPack(tel)
 	if err != nil {
 		t.Fatal(err)

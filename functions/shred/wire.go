@@ -13,24 +13,20 @@ import (
 // Build connects every dependency named by cfg and returns a ready Service
 // plus a function that releases the clients. tel (nil: none) receives the
 // metrics and traces of the service and its clients.
-func Build(ctx context.Context, cfg *config.Shred, tel *telemetry.Telemetry) (_ *Service, _ func(), err error) {
-	var c closer.Stack
-	defer func() {
-		if err != nil {
-			c.Close()
+func Build(ctx context.Context, cfg *config.Shred, tel *telemetry.Telemetry) (*Service, func(), error) {
+	return closer.Build(func(c *closer.Stack) (*Service, error) {
+		var opts []Option
+		if tel != nil {
+			o, err := Telemetry(tel)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, o)
 		}
-	}()
-	var opts []Option
-	if tel != nil {
-		o, err := Telemetry(tel)
+		db, blobs, err := clients.ObservedStorage(ctx, cfg.DB, cfg.Storage, c, tel)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		opts = append(opts, o)
-	}
-	db, blobs, err := clients.ObservedStorage(ctx, cfg.DB, cfg.Storage, &c, tel)
-	if err != nil {
-		return nil, nil, err
-	}
-	return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret), opts...), c.Close, nil
+		return New(ConfigFrom(cfg), db, blobs, auth.NewVerifier(cfg.JWTSecret), opts...), nil
+	})
 }

@@ -6,7 +6,9 @@ package clients
 
 import (
 	"context"
+	"fmt"
 
+	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
 
 	"github.com/replayvault/replayvault/shared/blob"
@@ -46,4 +48,18 @@ func KMS(ctx context.Context, cfg config.KMS, c *closer.Stack, opts ...option.Cl
 	}
 	c.Add(func() { kc.Close() })
 	return crypt.NewKMS(kc, cfg.KMSKey, cfg.KMSTimeout), nil
+}
+
+// Publisher opens a Pub/Sub publisher of topic (an ID or a full
+// projects/P/topics/T name) in project; PUBSUB_EMULATOR_HOST, read by the
+// library, points it at the emulator. Closing it flushes what it holds.
+func Publisher(ctx context.Context, project, topic string, c *closer.Stack) (*pubsub.Publisher, error) {
+	ps, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client: %w", err)
+	}
+	c.Add(func() { ps.Close() })
+	pub := ps.Publisher(topic)
+	c.Add(pub.Stop)
+	return pub, nil
 }

@@ -17,3 +17,17 @@ func (s *Stack) Close() {
 	}
 	*s = nil
 }
+
+// Build runs build with a fresh Stack and returns what it built with the
+// Stack's Close; if build fails, what it had opened is closed at once. It is
+// the shape of every function's Build.
+func Build[T any](build func(c *Stack) (T, error)) (T, func(), error) {
+	var c Stack
+	v, err := build(&c)
+	if err != nil {
+		c.Close()
+		var zero T
+		return zero, nil, err
+	}
+	return v, c.Close, nil
+}

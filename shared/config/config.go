@@ -141,6 +141,40 @@ type Pack struct {
 	MaxDecompressedBytes int64 `env:"MAX_DECOMPRESSED_BYTES, default=67108864"`
 	// KEKRotate is how long one KEK seals new segments.
 	KEKRotate time.Duration `env:"KEK_ROTATE, default=1h"`
+
+	// Rules configures the per-project edge rules (WASM modules).
+	Rules
+}
+
+// Rules configures Pack's edge rules.
+type Rules struct {
+	// RulesRefresh is how often Pack reloads rule assignments and fetches
+	// new modules; a change takes effect within this interval.
+	RulesRefresh time.Duration `env:"RULES_REFRESH, default=30s"`
+	// RulesTimeout is one rule call's time budget.
+	RulesTimeout time.Duration `env:"RULES_TIMEOUT, default=2s"`
+	// RulesMemoryBytes caps one module instance's memory.
+	RulesMemoryBytes int64 `env:"RULES_MEMORY_BYTES, default=268435456"`
+	// RulesMaxInputBytes is the largest decompressed segment given to rules;
+	// a larger one counts as a failure of each rule (its fail mode decides).
+	RulesMaxInputBytes int64 `env:"RULES_MAX_INPUT_BYTES, default=16777216"`
+}
+
+func (c *Rules) validate() error {
+	var errs []error
+	if c.RulesRefresh < time.Second {
+		errs = append(errs, fmt.Errorf("RULES_REFRESH must be at least 1s, got %s", c.RulesRefresh))
+	}
+	if c.RulesTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("RULES_TIMEOUT must be positive, got %s", c.RulesTimeout))
+	}
+	if c.RulesMemoryBytes < 16<<20 || c.RulesMemoryBytes > 4<<30 {
+		errs = append(errs, fmt.Errorf("RULES_MEMORY_BYTES must be between 16 MiB and 4 GiB, got %d", c.RulesMemoryBytes))
+	}
+	if c.RulesMaxInputBytes < 1024 || c.RulesMaxInputBytes >= c.RulesMemoryBytes {
+		errs = append(errs, fmt.Errorf("RULES_MAX_INPUT_BYTES must be at least 1024 and below RULES_MEMORY_BYTES, got %d", c.RulesMaxInputBytes))
+	}
+	return errors.Join(errs...)
 }
 
 // Serve is the configuration of the Serve function.
@@ -185,7 +219,7 @@ func LoadPack(ctx context.Context) (*Pack, error) {
 	if err := load(ctx, &c); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.validate()); err != nil {
+	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.KMS.validate(), c.validate(), c.Rules.validate()); err != nil {
 		return nil, fmt.Errorf("pack config: %w", err)
 	}
 	return &c, nil

@@ -25,6 +25,7 @@ const (
 	ReasonNotJSON              = "not_json"
 	ReasonNotArray             = "not_array"
 	ReasonBadEvent             = "bad_event"
+	ReasonTooDeep              = "too_deep"
 )
 
 // InvalidError reports input that can never become valid: retrying the
@@ -32,17 +33,35 @@ const (
 type InvalidError struct {
 	// Reason is one of the Reason* codes.
 	Reason string
+	// Located says whether Offset and Path are set: whether the fault is
+	// at a place in the JSON.
+	Located bool
+	// Offset is the byte offset in the decompressed JSON where the fault
+	// was found.
+	Offset int64
+	// Path is the JSON path of the element at fault, such as
+	// "[17].timestamp" or "[3].data.#2[0]" (keys other than an event's
+	// type, timestamp and data are shown by position, .#2 being the third
+	// member, so that no payload bytes appear); "" at the top level.
+	Path string
 	// Err says what exactly is wrong; it may wrap the underlying error
-	// (a gzip checksum error, say).
+	// (a gzip checksum error, say). It never quotes payload bytes.
 	Err error
 }
 
-// Error returns "invalid segment: reason: detail".
+// Error returns "invalid segment: reason[ at byte N[ in path]]: detail".
 func (e *InvalidError) Error() string {
-	if e.Err == nil {
-		return "invalid segment: " + e.Reason
+	s := "invalid segment: " + e.Reason
+	if e.Located {
+		s += " at byte " + strconv.FormatInt(e.Offset, 10)
+		if e.Path != "" {
+			s += " in " + e.Path
+		}
 	}
-	return "invalid segment: " + e.Reason + ": " + e.Err.Error()
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
 
 // Unwrap returns the underlying error.

@@ -1,7 +1,11 @@
 package segment
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -9,18 +13,27 @@ import (
 
 var reasons = []string{
 	ReasonEmptyPayload, ReasonPayloadTooLarge, ReasonBadCompression, ReasonDecompressedTooLarge,
-	ReasonNotJSON, ReasonNotArray, ReasonBadEvent,
+	ReasonNotJSON, ReasonNotArray, ReasonBadEvent, ReasonTooDeep,
 }
 
 // FuzzValidate checks that Validate never panics, fails only with payload
 // reasons, reports sane metadata, and reads the same JSON the same way
-// whatever its encoding.
+// whatever its encoding; and, differentially, that it accepts exactly what
+// encoding/json.Valid accepts and is an array of event objects within the
+// depth limit, reporting the metadata a plain encoding/json decode gives
+// (see oracle), however the JSON is cut into chunks.
 func FuzzValidate(f *testing.F) {
 	rec, _ := recording(1<<10, 5)
 	for _, s := range []string{
 		events, "", " ", "[]", "[{}]", "[null]", "[1]", `{"a":1}`, `"x"`, "[{},]", "[{}] x",
 		`[{"type":2,"timestamp":1760000000.5}]`, `[{"timestamp":-1}]`, `[{"timestamp":1e400}]`,
 		`[{"type":"2"}]`, `[{"Type":2}]`, "\x1f\x8b", "\x78\x9c", "\x28\xb5\x2f\xfd", "[[[[[[[[[[",
+		// Leniencies of the old validator, and escapes and folding.
+		`[{"a":NaN}]`, `[{"a":01}]`, `[{"a":.5}]`, `[{"a":1.}]`, `[{"a":+1}]`, `[{"a":1e}]`, `[{"a":"\q"}]`,
+		`[{"a":"\u12"}]`, "[{\"a\":\"\x01\"}]", "[{\"a\":\"\xff\xfe\"}]", `[{"\u0074ype":2}]`,
+		`[{"TIMESTAMP":"1.5e9","timeſtamp":17e11}]`, `[{"type":2,"type":null}]`, `[{"type":true,"type":2}]`,
+		`[{"timestamp":"\u0031"}]`, `[{"a":"\ud800\udc00"}]`, `[{"type":-0}]`, `[{"type":2.0}]`, `42`, `-`, `[-1.5E+3]`,
+		`[{"timestamp":1760000000000.00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -28,9 +41,15 @@ func FuzzValidate(f *testing.F) {
 		f.Add(encode(f, enc, rec))
 		f.Add(encode(f, enc, []byte(`[{"type":2}]`)))
 	}
-	lim := Limits{MaxPayload: 256 << 10, MaxDecompressed: 256 << 10}
+	lim := Limits{MaxPayload: 256 << 10, MaxDecompressed: 256 << 10, MaxDepth: 64}
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		if got, want := ValidJSON(payload), json.Valid(payload); got != want {
+			t.Fatalf("ValidJSON = %v, json.Valid = %v", got, want)
+		}
 		info, err := Validate(payload, lim)
+		if Detect(payload) == Plain {
+			differential(t, payload, lim, info, err)
+		}
 		if err != nil {
 			reason, ok := Reason(err)
 			if !ok || !slices.Contains(reasons, reason) {
@@ -85,4 +104,146 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// differential compares Validate's verdict on a plain payload with
+// oracle's, and with the scanner fed the same bytes in small chunks.
+func differential(t *testing.T, raw []byte, lim Limits, info Info, err error) {
+	t.Helper()
+	reason, _ := Reason(err)
+	if len(raw) > 0 && int64(len(raw)) <= lim.MaxDecompressed {
+		want, wantReasons, sure := oracle(raw, lim.MaxDepth)
+		if !slices.Contains(wantReasons, reason) && (sure || reason == "") {
+			t.Fatalf("reason %q (%v), oracle says %q", reason, err, wantReasons)
+		}
+		if sure && err == nil {
+			want.Encoding, want.RawSize = Plain, int64(len(raw))
+			if diff := cmp.Diff(want, info); diff != "" {
+				t.Fatalf("Info differs from encoding/json's (-json +Validate):\n%s", diff)
+			}
+		}
+		if err == nil && !json.Valid(raw) {
+			t.Fatal("accepted, but json.Valid refuses it")
+		}
+	}
+	for _, chunk := range []int{1, 3, 8, 61} {
+		cinfo, cerr := scanChunks(raw, lim, chunk)
+		creason, _ := Reason(cerr)
+		if creason != reason || cinfo != info {
+			t.Fatalf("in chunks of %d: %+v, %v; whole: %+v, %v", chunk, cinfo, cerr, info, err)
+		}
+		var ie, cie *InvalidError
+		if errors.As(err, &ie) && errors.As(cerr, &cie) && (ie.Offset != cie.Offset || ie.Path != cie.Path) {
+			t.Fatalf("in chunks of %d: error at %d %s; whole: at %d %s", chunk, cie.Offset, cie.Path, ie.Offset, ie.Path)
+		}
+	}
+}
+
+// scanChunks is Validate for a plain payload, fed to the scanner chunk
+// bytes at a time as the decompressors do.
+func scanChunks(raw []byte, lim Limits, chunk int) (Info, error) {
+	lim = lim.withDefaults()
+	if len(raw) == 0 {
+		return Info{}, invalid(ReasonEmptyPayload, nil)
+	}
+	if int64(len(raw)) > lim.MaxPayload {
+		return Info{}, invalid(ReasonPayloadTooLarge, nil)
+	}
+	if int64(len(raw)) > lim.MaxDecompressed {
+		return Info{}, invalid(ReasonDecompressedTooLarge, nil)
+	}
+	info := Info{Encoding: Plain, RawSize: int64(len(raw))}
+	var s scanner
+	s.reset(lim.MaxDepth, nil, &info)
+	for i := 0; i < len(raw); i += chunk {
+		end := min(i+chunk, len(raw))
+		s.feed(raw[i:end:end])
+	}
+	if err := s.finish(); err != nil {
+		return Info{}, err
+	}
+	return info, nil
+}
+
+// oracle judges a plain payload with encoding/json: the reasons Validate
+// may give (none for a valid payload) and, when valid, its metadata. It is
+// unsure about events long enough and escaped enough that the 128-byte cap
+// on a type or timestamp's text may apply to escaped text whose value is
+// shorter.
+func oracle(raw []byte, maxDepth int) (info Info, reasons []string, sure bool) {
+	if len(bytes.Trim(raw, " \t\r\n")) == 0 {
+		return Info{}, []string{ReasonEmptyPayload}, true
+	}
+	depth := jsonDepth(raw)
+	if !json.Valid(raw) {
+		if depth > maxDepth {
+			return Info{}, []string{ReasonNotJSON, ReasonTooDeep}, true
+		}
+		return Info{}, []string{ReasonNotJSON}, true
+	}
+	if depth > maxDepth {
+		return Info{}, []string{ReasonTooDeep}, true
+	}
+	if bytes.Trim(raw, " \t\r\n")[0] != '[' {
+		return Info{}, []string{ReasonNotArray}, true
+	}
+	var events []json.RawMessage
+	if err := json.Unmarshal(raw, &events); err != nil {
+		panic(err) // valid JSON array
+	}
+	sure = true
+	bad := []string{ReasonBadEvent}
+	for _, ev := range events {
+		if ev[0] != '{' {
+			return Info{}, bad, sure
+		}
+		if len(ev) > maxLit && bytes.IndexByte(ev, '\\') >= 0 {
+			sure = false
+		}
+		var e struct {
+			Type      json.Number `json:"type"`
+			Timestamp json.Number `json:"timestamp"`
+		}
+		if err := json.Unmarshal(ev, &e); err != nil || len(e.Type) > maxLit || len(e.Timestamp) > maxLit {
+			return Info{}, bad, sure
+		}
+		if e.Type == "2" {
+			info.HasFullSnapshot = true
+		} else if _, err := strconv.ParseInt(string(e.Type), 10, 64); e.Type != "" && err != nil {
+			return Info{}, bad, sure
+		}
+		if e.Timestamp != "" {
+			ts, ok := millis(string(e.Timestamp))
+			if !ok {
+				return Info{}, bad, sure
+			}
+			if info.FirstTS == 0 || ts < info.FirstTS {
+				info.FirstTS = ts
+			}
+			info.LastTS = max(info.LastTS, ts)
+		}
+		info.EventCount++
+	}
+	return info, []string{""}, sure
+}
+
+// jsonDepth returns the deepest nesting of brackets outside strings.
+func jsonDepth(raw []byte) int {
+	d, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			d++
+			deepest = max(deepest, d)
+		case c == ']' || c == '}':
+			d--
+		}
+	}
+	return deepest
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -195,4 +196,29 @@ func recording(size int, seed uint64) ([]byte, Info) {
 	}
 	raw, _ = json.Marshal(events)
 	return raw, Info{EventCount: len(events), FirstTS: first, LastTS: ts, HasFullSnapshot: true}
+}
+
+// workloadLike builds about size bytes of incremental rrweb events shaped
+// like shared/workload's segments (mouse moves, inputs, text mutations).
+func workloadLike(size int) []byte {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var b bytes.Buffer
+	b.WriteByte('[')
+	ts := int64(1_760_000_000_000)
+	for b.Len() < size {
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		ts += 50
+		switch rng.IntN(3) {
+		case 0:
+			fmt.Fprintf(&b, `{"type":3,"data":{"source":1,"positions":[{"x":%d,"y":%d,"id":%d,"timeOffset":0}]},"timestamp":%d}`, rng.IntN(1280), rng.IntN(800), rng.IntN(500), ts)
+		case 1:
+			fmt.Fprintf(&b, `{"type":3,"data":{"source":5,"text":%q,"isChecked":false,"id":%d},"timestamp":%d}`, strings.Repeat("x", 8+rng.IntN(40)), rng.IntN(500), ts)
+		default:
+			fmt.Fprintf(&b, `{"type":3,"data":{"source":0,"texts":[{"id":%d,"value":%q}],"attributes":[],"removes":[],"adds":[]},"timestamp":%d}`, rng.IntN(500), strings.Repeat("lorem ipsum ", 2+rng.IntN(16)), ts)
+		}
+	}
+	b.WriteByte(']')
+	return b.Bytes()
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -14,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
+	"github.com/replayvault/replayvault/functions/packer"
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/workload"
@@ -103,14 +104,14 @@ func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitRe
 	return res, err
 }
 
-// measureEnvelope decodes push request bodies as HandleEvent does (the
-// CloudEvent's JSON data into the push message struct) and returns the CPU
-// seconds per 1000.
+// measureEnvelope decodes push request bodies with Pack's own decoder
+// (packer.DecodeEvent, as HandleEvent does) and returns the CPU seconds per
+// 1000.
 func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, workers int) (float64, error) {
 	stream := NewStream(corpus, workload.DefaultLengths(), 100, 10, 1)
-	bodies := make([][]byte, 64)
-	for i := range bodies {
-		bodies[i] = stream.Next().Body
+	events := make([]event.Event, 64)
+	for i := range events {
+		events[i] = pushEvent(stream.Next().Body)
 	}
 	var (
 		n    atomic.Int64
@@ -124,8 +125,7 @@ func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, worke
 		go func() {
 			defer wg.Done()
 			for i := w; !stop.Load(); i++ {
-				var pd pushData
-				if err := json.Unmarshal(bodies[i%len(bodies)], &pd); err != nil {
+				if _, err := packer.DecodeEvent(events[i%len(events)]); err != nil {
 					bad.Store(err)
 					return
 				}
@@ -201,3 +201,15 @@ func (l *localWrapper) Unwrap(_ context.Context, ciphertext, aad []byte) ([]byte
 }
 
 func (l *localWrapper) KeyName() string { return "local" }
+
+// pushEvent is the CloudEvent functions-framework makes of a Pub/Sub push
+// request body.
+func pushEvent(body []byte) event.Event {
+	e := event.New()
+	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
+	e.SetSource("//pubsub.googleapis.com/projects/bench/topics/segments")
+	e.SetID("bench")
+	e.DataEncoded = body
+	e.SetDataContentType(event.ApplicationJSON)
+	return e
+}

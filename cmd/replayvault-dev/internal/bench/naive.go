@@ -102,10 +102,11 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err 
 	if err != nil {
 		return nil, nil, err
 	}
-	rej, err := packer.BuildRejecter(ctx, cfg, &c)
+	pub, err := clients.Publisher(ctx, cfg.GoogleCloudProject, cfg.RejectTopic, &c)
 	if err != nil {
 		return nil, nil, err
 	}
+	rej := packer.NewPubSubRejecter(pub, cfg.PubSubTimeout)
 	n := NewNaive(db, blobs, wrapper, rej, segment.Limits{MaxDecompressed: cfg.MaxDecompressedBytes})
 	return n, c.Close, nil
 }
@@ -114,29 +115,19 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err 
 // nil (2xx, ack) once the segment is durable or rejected, an error carrying
 // an HTTP status (nack) otherwise.
 func (n *Naive) HandleEvent(ctx context.Context, e event.Event) error {
-	var d pushData
-	if err := e.DataAs(&d); err != nil {
+	m, err := packer.DecodeEvent(e)
+	if err != nil {
 		if rerr := n.reject.Reject(ctx, map[string]string{"ce_id": e.ID()}, e.Data(), "bad_envelope"); rerr != nil {
 			return cehttp.NewResult(http.StatusServiceUnavailable, "reject bad envelope: %v", rerr)
 		}
 		n.Rejected.Add(1)
 		return nil
 	}
-	if err := n.ingest(ctx, d.Message.Data, d.Message.Attributes); err != nil {
-		slog.WarnContext(ctx, "naive: segment nacked", "message_id", d.Message.ID, "error", err)
+	if err := n.ingest(ctx, m.Data, m.Attributes); err != nil {
+		slog.WarnContext(ctx, "naive: segment nacked", "message_id", m.ID, "error", err)
 		return cehttp.NewResult(http.StatusServiceUnavailable, "%v", err)
 	}
 	return nil
-}
-
-// pushData is the data of a Pub/Sub messagePublished CloudEvent.
-type pushData struct {
-	Message struct {
-		ID         string            `json:"messageId"`
-		Data       []byte            `json:"data"`
-		Attributes map[string]string `json:"attributes"`
-	} `json:"message"`
-	Subscription string `json:"subscription"`
 }
 
 func (n *Naive) ingest(ctx context.Context, data []byte, attrs map[string]string) error {

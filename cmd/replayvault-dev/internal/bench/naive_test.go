@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replayvault/replayvault/functions/packer"
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/testenv"
@@ -110,12 +110,12 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open segment %d: %v", i, err)
 		}
-		var pd pushData
-		if err := json.Unmarshal(msgs[r.id.SegmentID].Body, &pd); err != nil {
+		m, err := packer.DecodeEvent(pushEvent(msgs[r.id.SegmentID].Body))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if string(pt) != string(pd.Message.Data) {
-			t.Errorf("segment %d opens to %d bytes, want the %d-byte payload", i, len(pt), len(pd.Message.Data))
+		if string(pt) != string(m.Data) {
+			t.Errorf("segment %d opens to %d bytes, want the %d-byte payload", i, len(pt), len(m.Data))
 		}
 	}
 

@@ -240,4 +240,15 @@ func TestSummarize(t *testing.T) {
 	if r := summarize(spec, ok, 3); r.Sustained || r.Arrived != 103 {
 		t.Errorf("3 never pushed: got sustained=%v arrived=%d, want not sustained, 103", r.Sustained, r.Arrived)
 	}
+	// One failure in many is still a failure: a rate is sustained only
+	// with none.
+	var many []sample
+	for i := range 5000 {
+		a := time.Duration(i) * 200 * time.Microsecond
+		many = append(many, sample{arrive: a, send: a, done: a + time.Second, status: 200, bytes: 1000})
+	}
+	many[4000].status = 0 // failed: no response
+	if r := summarize(StepSpec{Rate: 5000, Duration: time.Second, Bound: 3 * time.Second}, many, 0); r.Sustained {
+		t.Errorf("1 of 5000 failed: sustained, want not (%+v)", r)
+	}
 }

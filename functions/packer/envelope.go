@@ -1,0 +1,296 @@
+package packer
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/replayvault/replayvault/shared/segment"
+)
+
+// errEnvelope is what decodePush reports for a body that is not a Pub/Sub
+// push envelope. It says nothing more: the body is payload.
+var errEnvelope = errors.New("not a Pub/Sub push envelope")
+
+// decodePush reads the JSON of a messagePublished CloudEvent into d the way
+// json.Unmarshal(body, d) does (the same documents are accepted, and give
+// the same result), without reflection and in one pass over the base64
+// payload, which is decoded straight from the body into a buffer of its
+// exact size. The body is not modified: a bad envelope is published to the
+// reject topic as it came.
+//
+// As with encoding/json, the body must be valid JSON; keys match
+// case-insensitively and the last of duplicates wins; null leaves a field
+// as it is; unknown keys are ignored.
+func decodePush(body []byte, d *pushData) error {
+	if !segment.ValidJSON(body) {
+		return errEnvelope
+	}
+	p := walker{b: body}
+	switch p.peek() {
+	case 'n':
+		return nil
+	case '{':
+	default:
+		return errEnvelope
+	}
+	var bad bool
+	p.object(func(key []byte) {
+		switch {
+		case keyIs(key, "message"):
+			switch p.peek() {
+			case 'n':
+				p.skip()
+			case '{':
+				p.object(func(key []byte) {
+					switch {
+					case keyIs(key, "data"):
+						bad = !p.bytes(&d.Message.Data) || bad
+					case keyIs(key, "messageId"):
+						bad = !p.string(&d.Message.ID) || bad
+					case keyIs(key, "attributes"):
+						bad = !p.stringMap(&d.Message.Attributes) || bad
+					default:
+						p.skip()
+					}
+				})
+			default:
+				bad = true
+				p.skip()
+			}
+		case keyIs(key, "subscription"):
+			bad = !p.string(&d.Subscription) || bad
+		default:
+			p.skip()
+		}
+	})
+	if bad {
+		return errEnvelope
+	}
+	return nil
+}
+
+// keyIs matches a raw (still escaped) key to a field name as encoding/json
+// does.
+func keyIs(raw []byte, name string) bool {
+	if len(raw) == len(name) && strings.EqualFold(string(raw), name) {
+		return true
+	}
+	for _, c := range raw {
+		if c == '\\' || c >= 0x80 {
+			var k string
+			if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &k) != nil {
+				return false
+			}
+			return strings.EqualFold(k, name)
+		}
+	}
+	return false
+}
+
+// walker reads a document already known to be valid JSON.
+type walker struct {
+	b []byte
+	i int
+}
+
+func (p *walker) ws() {
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
+		p.i++
+	}
+}
+
+func (p *walker) peek() byte {
+	p.ws()
+	return p.b[p.i]
+}
+
+// object calls member for each key, with the walker at the member's value,
+// which member must consume.
+func (p *walker) object(member func(key []byte)) {
+	p.ws()
+	p.i++ // '{'
+	for {
+		if p.peek() == '}' {
+			p.i++
+			return
+		}
+		if p.b[p.i] == ',' {
+			p.i++
+			p.ws()
+		}
+		key := p.rawString()
+		p.ws()
+		p.i++ // ':'
+		p.ws()
+		member(key)
+	}
+}
+
+// rawString returns the content of the string at the walker, escapes and
+// all, and moves past it.
+func (p *walker) rawString() []byte {
+	p.i++ // '"'
+	start := p.i
+	for {
+		switch p.b[p.i] {
+		case '"':
+			s := p.b[start:p.i]
+			p.i++
+			return s
+		case '\\':
+			p.i += 2
+		default:
+			p.i++
+		}
+	}
+}
+
+// skip moves past one value.
+func (p *walker) skip() {
+	depth := 0
+	for {
+		p.ws()
+		switch c := p.b[p.i]; c {
+		case '"':
+			p.rawString()
+		case '{', '[':
+			depth++
+			p.i++
+		case '}', ']':
+			depth--
+			p.i++
+		case ',', ':':
+			p.i++
+		default: // number, true, false, null
+			for p.i < len(p.b) && !strings.ContainsRune(" \t\r\n,]}", rune(p.b[p.i])) {
+				p.i++
+			}
+		}
+		if depth == 0 {
+			return
+		}
+	}
+}
+
+// unquote returns the value of a string's raw content.
+func unquote(raw []byte) (string, bool) {
+	for _, c := range raw {
+		if c == '\\' {
+			var s string
+			err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s)
+			return s, err == nil
+		}
+	}
+	return string(raw), true
+}
+
+// string reads a string value into dst (null leaves it); false if the
+// value is of another type.
+func (p *walker) string(dst *string) bool {
+	switch p.peek() {
+	case '"':
+		s, ok := unquote(p.rawString())
+		*dst = s
+		return ok
+	case 'n':
+		p.skip()
+		return true
+	}
+	p.skip()
+	return false
+}
+
+// bytes reads a base64 string value into dst, as encoding/json decodes a
+// []byte (standard encoding, padded); null sets it to nil.
+func (p *walker) bytes(dst *[]byte) bool {
+	switch p.peek() {
+	case '"':
+		raw := p.rawString()
+		for _, c := range raw {
+			if c == '\\' { // rare: an encoder that escapes '/'
+				s, ok := unquote(raw)
+				if !ok {
+					return false
+				}
+				raw = []byte(s)
+				break
+			}
+		}
+		out := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
+		n, err := base64.StdEncoding.Decode(out, raw)
+		if err != nil {
+			return false
+		}
+		*dst = out[:n]
+		return true
+	case 'n':
+		p.skip()
+		*dst = nil
+		return true
+	case '[':
+		// encoding/json also takes an array of byte values.
+		out := []byte{}
+		ok := true
+		p.i++
+		for {
+			c := p.peek()
+			if c == ']' {
+				p.i++
+				break
+			}
+			if c == ',' {
+				p.i++
+				c = p.peek()
+			}
+			start := p.i
+			p.skip()
+			lit := string(p.b[start:p.i])
+			switch {
+			case lit == "null":
+				out = append(out, 0)
+			case c == '-' || (c >= '0' && c <= '9'):
+				v, err := strconv.ParseUint(lit, 10, 8)
+				out = append(out, byte(v))
+				ok = ok && err == nil
+			default:
+				out = append(out, 0)
+				ok = false
+			}
+		}
+		*dst = out
+		return ok
+	}
+	p.skip()
+	return false
+}
+
+// stringMap reads an object of strings into *dst, adding to a map already
+// there as encoding/json does; null sets it to nil.
+func (p *walker) stringMap(dst *map[string]string) bool {
+	switch p.peek() {
+	case '{':
+		if *dst == nil {
+			*dst = map[string]string{}
+		}
+		ok := true
+		p.object(func(key []byte) {
+			k, kok := unquote(key)
+			var v string
+			vok := p.string(&v)
+			if kok && vok {
+				(*dst)[k] = v
+			}
+			ok = ok && kok && vok
+		})
+		return ok
+	case 'n':
+		p.skip()
+		*dst = nil
+		return true
+	}
+	p.skip()
+	return false
+}

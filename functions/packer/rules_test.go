@@ -1,0 +1,178 @@
+package packer
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/replayvault/replayvault/shared/rules"
+	"github.com/replayvault/replayvault/shared/rules/rulestest"
+	"github.com/replayvault/replayvault/shared/store"
+	"github.com/replayvault/replayvault/shared/testenv"
+	"github.com/replayvault/replayvault/shared/workload"
+)
+
+// recordReject keeps what went to the reject topic.
+type recordReject struct {
+	mu      sync.Mutex
+	reasons []string
+	data    [][]byte
+}
+
+func (r *recordReject) Reject(_ context.Context, _ map[string]string, data []byte, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reasons = append(r.reasons, reason)
+	r.data = append(r.data, data)
+	return nil
+}
+
+func ruleLimits() rules.Limits {
+	lim := rules.DefaultLimits()
+	lim.MemoryBytes = 128 << 20
+	lim.Timeout = 30 * time.Second // only cost-bound failures are tested elsewhere; a busy machine must not fail these
+	return lim
+}
+
+// newRuleSet loads the rules in d's database once.
+func newRuleSet(t testing.TB, d *testenv.Deps) *rules.Set {
+	t.Helper()
+	e := rules.NewEngine(ruleLimits())
+	t.Cleanup(e.Close)
+	rs := rules.NewSet(e, d.DB, d.Blobs, 16<<20)
+	if err := rs.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// TestRuleFailModes: a module that traps on a segment rejects it with the
+// rule's name when the assignment fails closed, and stores it untouched
+// when it fails open; a rule's reject and drop decisions do what they say.
+func TestRuleFailModes(t *testing.T) {
+	d := testenv.NewDeps(t)
+	trap := rulestest.Push(t, d.DB, d.Blobs, "trap", rulestest.Build(t, "shared/rules/testdata/trap"))
+	echo := rulestest.Push(t, d.DB, d.Blobs, "echo", rulestest.Build(t, "shared/rules/testdata/echo"))
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 1, Name: "strict", ModuleHash: trap})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 2, Name: "lenient", ModuleHash: trap, FailOpen: true})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 3, Name: "echo", ModuleHash: echo})
+	rej := &recordReject{}
+	p := newPacker(t, d, testConfig(), rej)
+	p.UseRules(newRuleSet(t, d))
+
+	payload := []byte(`[{"type":3,"data":{"source":1},"timestamp":1700000000000}]`)
+	tests := []struct {
+		name    string
+		project int64
+		attrs   map[string]string
+		want    Result
+		reason  string
+	}{
+		{"closed, fine", 1, nil, Stored, ""},
+		{"closed, trap", 1, map[string]string{"trap": "1"}, Rejected, "rule_failed:strict:"},
+		{"open, trap", 2, map[string]string{"trap": "1"}, Stored, ""},
+		{"reject", 3, map[string]string{"echo": "reject"}, Rejected, "rule:echo:echo_said_no"},
+		{"drop", 3, map[string]string{"echo": "drop"}, Filtered, ""},
+		{"rewrite invalid", 3, map[string]string{"echo": "rewrite", "events": `{"not":"an array"}`}, Rejected, "rule_output:not_array"},
+		{"no rules", 4, map[string]string{"trap": "1"}, Stored, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := message(tt.project, uuid.New(), 0, payload)
+			for k, v := range tt.attrs {
+				m.Attributes[k] = v
+			}
+			before := len(rej.reasons)
+			res, err := p.Ingest(context.Background(), m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res != tt.want {
+				t.Fatalf("result = %s, want %s", res, tt.want)
+			}
+			if tt.reason != "" {
+				if len(rej.reasons) != before+1 || !strings.HasPrefix(rej.reasons[before], tt.reason) {
+					t.Fatalf("reject reasons = %v, want one starting %q", rej.reasons[before:], tt.reason)
+				}
+			}
+		})
+	}
+}
+
+// TestRewrittenEventsAreSealed: what a rule rewrites is what is stored, and
+// its metadata (event count) comes from the rewritten events.
+func TestRewrittenEventsAreSealed(t *testing.T) {
+	d := testenv.NewDeps(t)
+	echo := rulestest.Push(t, d.DB, d.Blobs, "echo", rulestest.Build(t, "shared/rules/testdata/echo"))
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 5, Name: "echo", ModuleHash: echo})
+	p := newPacker(t, d, testConfig(), nil)
+	p.UseRules(newRuleSet(t, d))
+	replacement := `[{"type":3,"data":{"source":1},"timestamp":1700000000001},{"type":3,"data":{"source":1},"timestamp":1700000000002}]`
+	m := message(5, uuid.New(), 0, workload.Gzip([]byte(`[{"type":3,"data":{"source":5,"text":"secret"},"timestamp":1700000000000}]`)))
+	m.Attributes["echo"] = "rewrite"
+	m.Attributes["events"] = replacement
+	if res, err := p.Ingest(context.Background(), m); err != nil || res != Stored {
+		t.Fatalf("Ingest = %s, %v", res, err)
+	}
+	got := rows(t, d)
+	if len(got) != 1 || got[0].events != 2 {
+		t.Fatalf("rows = %+v, want one with 2 events", got)
+	}
+	pt, err := open(context.Background(), d, d.KEKCache(), got[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(pt) != replacement {
+		t.Fatalf("stored %q, want the rewritten events", pt)
+	}
+}
+
+// TestRulesRefresh: Pack picks up an assignment made after it started,
+// and its removal, without a restart.
+func TestRulesRefresh(t *testing.T) {
+	d := testenv.NewDeps(t)
+	echo := rulestest.Push(t, d.DB, d.Blobs, "echo", rulestest.Build(t, "shared/rules/testdata/echo"))
+	p := newPacker(t, d, testConfig(), &recordReject{})
+	rs := newRuleSet(t, d)
+	p.UseRules(rs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rs.Run(ctx, 50*time.Millisecond)
+
+	ingest := func() Result {
+		m := message(6, uuid.New(), 0, []byte(`[{"type":3,"data":{"source":1},"timestamp":1700000000000}]`))
+		m.Attributes["echo"] = "drop"
+		res, err := p.Ingest(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	waitFor := func(want Result) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := ingest()
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("result stayed %s, want %s", got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if got := ingest(); got != Stored {
+		t.Fatalf("before any rule: %s", got)
+	}
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 6, Name: "echo", ModuleHash: echo})
+	waitFor(Filtered)
+	if _, err := d.DB.UnassignRule(context.Background(), 6, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(Stored)
+}

@@ -1,0 +1,15 @@
+//go:build wasip1
+
+// Command wasm is the PII scrub rule module (see package piiscrub). Build:
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o piiscrub.wasm ./rules/piiscrub/wasm
+package main
+
+import (
+	"github.com/replayvault/replayvault/rules/piiscrub"
+	"github.com/replayvault/replayvault/shared/rules/sdk"
+)
+
+func init() { sdk.Handle(piiscrub.Func) }
+
+func main() {}

@@ -1,0 +1,13 @@
+//go:build wasip1
+
+// Command wasm is the sampling rule module (see package sampling).
+package main
+
+import (
+	"github.com/replayvault/replayvault/rules/sampling"
+	"github.com/replayvault/replayvault/shared/rules/sdk"
+)
+
+func init() { sdk.Handle(sampling.Func) }
+
+func main() {}

@@ -1,0 +1,329 @@
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replayvault/replayvault/shared/blob"
+	"github.com/replayvault/replayvault/shared/rules/sdk"
+	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/store"
+)
+
+// Limits on what a rule may attach to a segment.
+const (
+	maxTags       = 64
+	maxTagBytes   = 256
+	maxReasonLen  = 120
+	maxFPLevels   = 8
+	maxModuleSize = 64 << 20
+)
+
+// Verdict is what a project's rules decided about one segment.
+type Verdict struct {
+	// Decision is sdk.DecisionKeep, DecisionDrop or DecisionReject.
+	Decision string
+	// Reason names the rule and its reason (for the reject topic's
+	// reject_reason attribute), for drop and reject.
+	Reason string
+	// Events, when not nil, replaces the segment's events.
+	Events       []byte
+	Tags         []sdk.Tag
+	Fingerprints []sdk.Fingerprint
+	// FailedOpen names the rules that failed and were skipped.
+	FailedOpen []string
+}
+
+// Set is the rules of every project as last loaded from the database, with
+// their modules compiled. Pack calls Apply on its hot path; Refresh (in the
+// background, never in Pack's CPU slot) reloads assignments and fetches and
+// compiles new modules.
+type Set struct {
+	engine   *Engine
+	db       *store.DB
+	blobs    blob.Store
+	maxInput int64
+
+	refreshMu sync.Mutex
+	snap      atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	projects map[int64][]*bound
+	loadedAt time.Time
+}
+
+// bound is one assignment with its module, or the permanent reason its
+// module cannot be loaded.
+type bound struct {
+	a       store.RuleAssignment
+	mod     *Module
+	loadErr error
+	tenant  string
+}
+
+// NewSet returns an empty Set; call Refresh before the first Apply.
+// Segments whose events exceed maxInput bytes are not given to rules: that
+// counts as a failure of each rule (the fail mode decides).
+func NewSet(engine *Engine, db *store.DB, blobs blob.Store, maxInput int64) *Set {
+	return &Set{engine: engine, db: db, blobs: blobs, maxInput: maxInput}
+}
+
+// ErrNotLoaded means Apply ran before the first successful Refresh.
+var ErrNotLoaded = errors.New("rules not loaded")
+
+// Has reports whether project has any rule. It is cheap: Pack calls it for
+// every segment to skip decompression for projects without rules.
+func (s *Set) Has(project int64) (bool, error) {
+	snap := s.snap.Load()
+	if snap == nil {
+		return false, ErrNotLoaded
+	}
+	return len(snap.projects[project]) > 0, nil
+}
+
+// Refresh reloads every assignment and makes sure its module is compiled.
+// A module missing from the bucket, corrupt or not compiling is a permanent
+// failure of its assignments (they apply their fail mode); a database or
+// bucket outage keeps the previous rules and returns the error.
+func (s *Set) Refresh(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	as, err := s.db.RuleAssignments(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("refresh rules: %w", err)
+	}
+	old := s.snap.Load()
+	next := &snapshot{projects: map[int64][]*bound{}, loadedAt: time.Now()}
+	keep := map[string]bool{}
+	loaded := map[string]*bound{} // by hash: one fetch per module
+	for _, a := range as {
+		b := &bound{a: a, tenant: tenant(a)}
+		if prev, ok := loaded[a.ModuleHash]; ok {
+			b.mod, b.loadErr = prev.mod, prev.loadErr
+		} else {
+			b.mod, b.loadErr = s.load(ctx, a.ModuleHash, a.ModuleSize)
+			if b.loadErr != nil && !errors.Is(b.loadErr, errPermanent) {
+				return fmt.Errorf("refresh rules: %w", b.loadErr)
+			}
+			loaded[a.ModuleHash] = b
+		}
+		if b.mod != nil {
+			keep[a.ModuleHash] = true
+		}
+		next.projects[a.ProjectID] = append(next.projects[a.ProjectID], b)
+	}
+	s.snap.Store(next)
+	// Instances of changed or removed assignments, and modules no longer
+	// assigned, go away; a call still running on them fails and is retried
+	// by Pub/Sub.
+	if old != nil {
+		live := map[string]bool{}
+		for _, bs := range next.projects {
+			for _, b := range bs {
+				live[b.a.ModuleHash+"/"+b.tenant] = true
+			}
+		}
+		for _, bs := range old.projects {
+			for _, b := range bs {
+				if b.mod != nil && !live[b.a.ModuleHash+"/"+b.tenant] {
+					b.mod.DropTenant(b.tenant)
+				}
+			}
+		}
+	}
+	s.engine.Retain(keep)
+	return nil
+}
+
+var errPermanent = errors.New("rule module unusable")
+
+// load returns the compiled module with hash, fetching its size bytes from
+// the bucket if it is not compiled yet.
+func (s *Set) load(ctx context.Context, hash string, size int64) (*Module, error) {
+	if m := s.engine.Cached(hash); m != nil {
+		return m, nil
+	}
+	if size <= 0 || size > maxModuleSize {
+		return nil, fmt.Errorf("%w: recorded size %d of %s out of range", errPermanent, size, hash)
+	}
+	wasm, err := s.blobs.ReadRange(ctx, store.RuleModulePath(hash), 0, size)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s not in the bucket", errPermanent, store.RuleModulePath(hash))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch rule module %s: %w", hash, err)
+	}
+	if len(wasm) > maxModuleSize || Hash(wasm) != hash {
+		return nil, fmt.Errorf("%w: %s does not match its hash", errPermanent, store.RuleModulePath(hash))
+	}
+	m, err := s.engine.Module(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errPermanent, err)
+	}
+	return m, nil
+}
+
+// tenant names an assignment's instance pool: its project, name and config,
+// so a config change starts fresh instances and projects never share one.
+func tenant(a store.RuleAssignment) string {
+	h := sha256.Sum256(a.Config)
+	return fmt.Sprintf("%d/%s/%s", a.ProjectID, a.Name, hex.EncodeToString(h[:8]))
+}
+
+// Run refreshes every interval until ctx ends. Failures are logged and the
+// previous rules stay in force.
+func (s *Set) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*interval+time.Minute)
+		err := s.Refresh(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			slog.ErrorContext(ctx, "rules refresh failed; previous rules stay in force", "error", err)
+		}
+	}
+}
+
+// Apply runs the project's rules in order on a segment's decompressed
+// events. A rule's rewritten events are what the next rule sees. The first
+// drop or reject ends the run. A failing rule rejects the segment (fail
+// closed) or is skipped (fail open). An error means Apply could not run
+// (not loaded, ctx ended): the segment should be redelivered.
+func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte) (*Verdict, error) {
+	snap := s.snap.Load()
+	if snap == nil {
+		return nil, ErrNotLoaded
+	}
+	v := &Verdict{Decision: sdk.DecisionKeep}
+	bs := snap.projects[id.ProjectID]
+	if len(bs) == 0 {
+		return v, nil
+	}
+	h := sdk.Header{
+		ABI: sdk.ABIVersion, ProjectID: id.ProjectID, ReplayID: id.ReplayID.String(),
+		SegmentID: id.SegmentID, Type: id.Type, RetentionDays: retention, Attributes: attrs,
+	}
+	cur := events
+	var frame []byte
+	for _, b := range bs {
+		if b.a.ProjectID != id.ProjectID {
+			return nil, fmt.Errorf("rules of project %d filed under %d", b.a.ProjectID, id.ProjectID) // never
+		}
+		out, err := s.call(ctx, b, &h, cur, &frame)
+		var f *Failure
+		if errors.As(err, &f) {
+			if b.a.FailOpen {
+				v.FailedOpen = append(v.FailedOpen, b.a.Name)
+				slog.WarnContext(ctx, "rule failed open", "project_id", id.ProjectID, "rule", b.a.Name, "module", b.a.ModuleHash[:12], "failure", f.Kind)
+				continue
+			}
+			v.Decision, v.Reason, v.Events = sdk.DecisionReject, "rule_failed:"+b.a.Name+":"+f.Kind, nil
+			return v, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		addTags(v, out)
+		switch out.Decision {
+		case sdk.DecisionDrop, sdk.DecisionReject:
+			v.Decision, v.Reason, v.Events = out.Decision, "rule:"+b.a.Name+":"+sanitize(out.Reason), nil
+			return v, nil
+		}
+		if out.Rewritten {
+			cur = out.Events
+			v.Events = cur
+		}
+	}
+	return v, nil
+}
+
+// call runs one rule; failures of the module (including a bad output or an
+// input it may not see) come back as *Failure.
+func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, frame *[]byte) (*sdk.Output, error) {
+	if b.loadErr != nil {
+		return nil, &Failure{Kind: "load", Err: b.loadErr}
+	}
+	if int64(len(events)) > s.maxInput {
+		return nil, &Failure{Kind: "input_too_large", Err: fmt.Errorf("%d bytes of events exceed %d", len(events), s.maxInput)}
+	}
+	h.Config = b.a.Config
+	in, err := sdk.EncodeInput((*frame)[:0], h, events)
+	if err != nil {
+		return nil, fmt.Errorf("encode rule input: %w", err)
+	}
+	*frame = in
+	raw, err := b.mod.Call(ctx, b.tenant, in)
+	if err != nil {
+		return nil, err
+	}
+	out, err := sdk.DecodeOutput(raw)
+	if err != nil {
+		return nil, &Failure{Kind: "output", Err: err}
+	}
+	switch out.Decision {
+	case sdk.DecisionKeep, sdk.DecisionDrop, sdk.DecisionReject:
+	default:
+		return nil, &Failure{Kind: "output", Err: fmt.Errorf("unknown decision %q", out.Decision)}
+	}
+	return out, nil
+}
+
+func addTags(v *Verdict, out *sdk.Output) {
+	for _, t := range out.Tags {
+		if len(v.Tags) >= maxTags {
+			break
+		}
+		v.Tags = append(v.Tags, sdk.Tag{Key: truncate(t.Key), Value: truncate(t.Value)})
+	}
+	for _, f := range out.Fingerprints {
+		if len(v.Fingerprints) >= maxTags {
+			break
+		}
+		levels := f.Levels[:min(len(f.Levels), maxFPLevels)]
+		for i := range levels {
+			levels[i] = truncate(levels[i])
+		}
+		v.Fingerprints = append(v.Fingerprints, sdk.Fingerprint{Kind: truncate(f.Kind), Levels: levels})
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > maxTagBytes {
+		return strings.ToValidUTF8(s[:maxTagBytes], "")
+	}
+	return s
+}
+
+// sanitize keeps a module's reason printable and short: it becomes a
+// Pub/Sub attribute and a log field.
+func sanitize(reason string) string {
+	b := make([]byte, 0, min(len(reason), maxReasonLen))
+	for i := 0; i < len(reason) && len(b) < maxReasonLen; i++ {
+		c := reason[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.', c == ':':
+			b = append(b, c)
+		case c == ' ':
+			b = append(b, '_')
+		}
+	}
+	if len(b) == 0 {
+		return "unspecified"
+	}
+	return string(b)
+}
