@@ -72,12 +72,21 @@ func runSmoke(ctx context.Context, s *stack, n int) (string, error) {
 	if code != http.StatusGone {
 		return "", fmt.Errorf("after shred, Serve answered HTTP %d (want 410): %s", code, truncate(body, 200))
 	}
+	lines, traced, err := scanLogs(s, map[string]string{
+		"token": tok, "JWT secret": s.jwtSecret, "sweep token": s.sweepToken,
+	}, append(raw, sent...))
+	if err != nil {
+		return "", err
+	}
+	if traced == 0 {
+		return "", fmt.Errorf("none of the functions' %d log lines carries a trace field", lines)
+	}
 	tot, err := s.metrics.waitFor(ctx, func(t devTotals) bool { return t.Received >= float64(n) && t.Flushes >= 1 && t.Reads >= 1 })
 	if err != nil {
 		return "", fmt.Errorf("the functions' metrics never reached the dev stack (%+v): %w", tot, err)
 	}
-	return fmt.Sprintf("smoke: ok: %d segments published, read back identical in %.1fs, shredded, 410 confirmed, metrics exported (%.0f received, %.0f flushes) (stack up in %.1fs)",
-		n, readBack.Seconds(), tot.Received, tot.Flushes, s.started.Seconds()), nil
+	return fmt.Sprintf("smoke: ok: %d segments published, read back identical in %.1fs, shredded, 410 confirmed, metrics exported (%.0f received, %.0f flushes), %d log lines clean (%d traced) (stack up in %.1fs)",
+		n, readBack.Seconds(), tot.Received, tot.Flushes, lines, traced, s.started.Seconds()), nil
 }
 
 // waitForSegments polls Serve's NDJSON recording (one segment per line)
