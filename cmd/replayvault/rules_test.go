@@ -25,7 +25,7 @@ func TestRulesCommand(t *testing.T) {
 	t.Setenv("DATABASE_URL", d.DSN)
 	t.Setenv("BUCKET", testenv.TestBucket)
 	t.Setenv("STORAGE_EMULATOR_HOST", d.GCS.Host())
-	wasm := rulestest.Build(t, "rules/sampling/wasm")
+	wasm := rulestest.Build(t, "shared/rules/modules/sampling/wasm")
 	file := filepath.Join(t.TempDir(), "sampling.wasm")
 	if err := os.WriteFile(file, wasm, 0o644); err != nil {
 		t.Fatal(err)

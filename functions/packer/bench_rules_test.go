@@ -26,9 +26,9 @@ import (
 // than ns/op.
 func BenchmarkPrepareRules(b *testing.B) {
 	d := testenv.NewDeps(b)
-	scrub := rulestest.Push(b, d.DB, d.Blobs, "piiscrub", rulestest.Build(b, "rules/piiscrub/wasm"))
-	sampling := rulestest.Push(b, d.DB, d.Blobs, "sampling", rulestest.Build(b, "rules/sampling/wasm"))
-	detect := rulestest.Push(b, d.DB, d.Blobs, "detect", rulestest.Build(b, "rules/detect/wasm"))
+	scrub := rulestest.Push(b, d.DB, d.Blobs, "piiscrub", rulestest.Build(b, "shared/rules/modules/piiscrub/wasm"))
+	sampling := rulestest.Push(b, d.DB, d.Blobs, "sampling", rulestest.Build(b, "shared/rules/modules/sampling/wasm"))
+	detect := rulestest.Push(b, d.DB, d.Blobs, "detect", rulestest.Build(b, "shared/rules/modules/detect/wasm"))
 	const none, scrubOnly, all = 1, 2, 3
 	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubOnly, Name: "scrub", ModuleHash: scrub})
 	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "sample", ModuleHash: sampling, Position: 0, Config: []byte(`{"rate":1}`)})

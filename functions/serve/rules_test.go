@@ -30,7 +30,7 @@ func TestScrubbedReplayThroughServe(t *testing.T) {
 	d := e.d
 	ctx := context.Background()
 	const scrubbed, plain = 11, 12
-	hash := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "rules/piiscrub/wasm"))
+	hash := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: scrubbed, Name: "scrub", ModuleHash: hash, Config: []byte(`{"selectors":[".pii"]}`)})
 
 	lim := rules.DefaultLimits()

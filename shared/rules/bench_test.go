@@ -21,7 +21,7 @@ func BenchmarkCall(b *testing.B) {
 	e := rules.NewEngine(lim)
 	b.Cleanup(e.Close)
 	events := workload.Segment(rand.New(rand.NewPCG(1, 2)), 1, 1_700_000_000_000, 30<<10)
-	for _, name := range []string{"shared/rules/testdata/echo", "rules/piiscrub/wasm", "rules/detect/wasm", "rules/sampling/wasm"} {
+	for _, name := range []string{"shared/rules/testdata/echo", "shared/rules/modules/piiscrub/wasm", "shared/rules/modules/detect/wasm", "shared/rules/modules/sampling/wasm"} {
 		m, err := e.Module(context.Background(), rulestest.Build(b, name))
 		if err != nil {
 			b.Fatal(err)

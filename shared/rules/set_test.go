@@ -38,7 +38,7 @@ func segID(project int64, replay uuid.UUID, seg int) segment.ID {
 // complete), and the attribute rules override the rate.
 func TestSamplingTenPercent(t *testing.T) {
 	d := testenv.NewDeps(t)
-	hash := rulestest.Push(t, d.DB, d.Blobs, "sampling", rulestest.Build(t, "rules/sampling/wasm"))
+	hash := rulestest.Push(t, d.DB, d.Blobs, "sampling", rulestest.Build(t, "shared/rules/modules/sampling/wasm"))
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 1, Name: "sample", ModuleHash: hash, FailOpen: true,
 		Config: []byte(`{"rate":0.1,"rules":[{"error":true,"rate":1},{"url_prefix":"https://shop.example/admin","rate":0}]}`)})
 	rs := newSet(t, d)
@@ -86,7 +86,7 @@ func TestSamplingTenPercent(t *testing.T) {
 // dead click and a burst of console errors.
 func TestDetect(t *testing.T) {
 	d := testenv.NewDeps(t)
-	hash := rulestest.Push(t, d.DB, d.Blobs, "detect", rulestest.Build(t, "rules/detect/wasm"))
+	hash := rulestest.Push(t, d.DB, d.Blobs, "detect", rulestest.Build(t, "shared/rules/modules/detect/wasm"))
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 1, Name: "detect", ModuleHash: hash, FailOpen: true})
 	rs := newSet(t, d)
 

@@ -24,7 +24,7 @@ var (
 )
 
 // Build returns the wasm of the main package at pkg, a path relative to the
-// module root such as "rules/piiscrub/wasm".
+// module root such as "shared/rules/modules/piiscrub/wasm".
 func Build(tb testing.TB, pkg string) []byte {
 	tb.Helper()
 	mu.Lock()

@@ -6,7 +6,7 @@
 package main
 
 import (
-	"github.com/replayvault/replayvault/rules/piiscrub"
+	"github.com/replayvault/replayvault/shared/rules/modules/piiscrub"
 	"github.com/replayvault/replayvault/shared/rules/sdk"
 )
 

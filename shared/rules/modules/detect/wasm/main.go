@@ -4,7 +4,7 @@
 package main
 
 import (
-	"github.com/replayvault/replayvault/rules/detect"
+	"github.com/replayvault/replayvault/shared/rules/modules/detect"
 	"github.com/replayvault/replayvault/shared/rules/sdk"
 )
 

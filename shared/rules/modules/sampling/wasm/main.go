@@ -4,7 +4,7 @@
 package main
 
 import (
-	"github.com/replayvault/replayvault/rules/sampling"
+	"github.com/replayvault/replayvault/shared/rules/modules/sampling"
 	"github.com/replayvault/replayvault/shared/rules/sdk"
 )
 
