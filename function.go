@@ -8,6 +8,7 @@ package replayvault
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
@@ -19,14 +20,25 @@ import (
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/logging"
+	"github.com/replayvault/replayvault/shared/telemetry"
 
 	// Aliased: the package names would clash with the functions below.
 	servefn "github.com/replayvault/replayvault/functions/serve"
 	shredfn "github.com/replayvault/replayvault/functions/shred"
 )
 
+// tel is the instance's OpenTelemetry setup (OTEL_EXPORTER_OTLP_ENDPOINT
+// selects the collector); Shutdown flushes it last.
+var tel = telemetry.Nop()
+
 func init() {
 	logging.Setup()
+	t, err := telemetry.Setup(context.Background(), telemetry.ConfigFromEnv("replayvault"))
+	if err != nil {
+		slog.Error("telemetry off", "error", err)
+	} else {
+		tel = t
+	}
 	functions.CloudEvent("Pack", pack)
 	functions.HTTP("Serve", serve)
 	functions.HTTP("Shred", shred)
@@ -41,7 +53,7 @@ var packFn = newLazy("pack", func(ctx context.Context) (*packer.Packer, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	return packer.Build(ctx, cfg)
+	return packer.Build(ctx, cfg, tel)
 })
 
 // pack serves the Pack function: one Pub/Sub push per segment.
@@ -60,7 +72,7 @@ var serveFn = newLazy("serve", func(ctx context.Context) (http.Handler, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	s, closeFn, err := servefn.Build(ctx, cfg)
+	s, closeFn, err := servefn.Build(ctx, cfg, tel)
 	return s, closeFn, err
 })
 
@@ -72,7 +84,7 @@ var shredFn = newLazy("shred", func(ctx context.Context) (http.Handler, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	s, closeFn, err := shredfn.Build(ctx, cfg)
+	s, closeFn, err := shredfn.Build(ctx, cfg, tel)
 	if err != nil {
 		return nil, nil, err
 	}

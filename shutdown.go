@@ -27,7 +27,8 @@ var (
 
 // Shutdown stops every function this instance built from taking work,
 // drains it (Pack flushes what it holds and answers those requests), waits
-// for requests in flight until ctx ends and closes the clients. It is safe to
+// for requests in flight until ctx ends, closes the clients and flushes the
+// telemetry. It is safe to
 // call more than once and from several goroutines: every call waits for the
 // one shutdown and returns its result.
 func Shutdown(ctx context.Context) error {
@@ -45,6 +46,10 @@ func Shutdown(ctx context.Context) error {
 			})
 		}
 		wg.Wait()
+		// Last, so that the drained flushes' spans and metrics are sent.
+		if err := tel.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
 		shutdownErr = errors.Join(errs...)
 	})
 	return shutdownErr

@@ -29,7 +29,7 @@ locals {
     KMS_TIMEOUT = var.kms_timeout
   }
 
-  pack_env = merge(local.common_env, local.kms_env, {
+  pack_env = merge(local.common_env, local.kms_env, local.telemetry_env, {
     DB_USER                = local.db_users.pack
     GOOGLE_CLOUD_PROJECT   = var.project_id
     REJECT_TOPIC           = google_pubsub_topic.rejects.name
@@ -50,7 +50,7 @@ locals {
 
   # MAX_DECOMPRESSED_BYTES is Pack's value: Serve must inflate every segment
   # Pack kept.
-  serve_env = merge(local.common_env, local.kms_env, local.auth_env, {
+  serve_env = merge(local.common_env, local.kms_env, local.auth_env, local.telemetry_env, {
     DB_USER                = local.db_users.serve
     MAX_DECOMPRESSED_BYTES = var.max_decompressed_bytes
     COALESCE_GAP_BYTES     = var.coalesce_gap_bytes
@@ -62,7 +62,7 @@ locals {
   })
 
   # Ingest reads keys and publishes; no bucket, no KMS key.
-  ingest_env = {
+  ingest_env = merge(local.telemetry_env, {
     ALLOYDB_INSTANCE       = google_alloydb_instance.primary.name
     DB_NAME                = var.db_name
     DB_MAX_CONNS           = var.db_max_conns
@@ -80,9 +80,9 @@ locals {
     PROJECT_BURST          = var.ingest_project_burst
     RETENTION_DAYS         = var.ingest_retention_days
     POSTHOG_STATIC_DIR     = var.ingest_posthog_static_dir
-  }
+  })
 
-  shred_env = merge(local.common_env, local.auth_env, {
+  shred_env = merge(local.common_env, local.auth_env, local.telemetry_env, {
     DB_USER           = local.db_users.shred
     ORPHAN_GRACE      = var.orphan_grace
     SWEEP_BATCH       = var.sweep_batch

@@ -47,6 +47,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // configs maps each entry point to the config struct its function loads.
@@ -797,6 +798,9 @@ func checkEnvironment(m *module) []error {
 				want = append(want, name)
 			}
 		}
+		want = append(want, telemetry.DeployEnv()...)
+		slices.Sort(want)
+		want = slices.Compact(want)
 		if diff := cmp.Diff(want, got); diff != "" {
 			errs = append(errs, fmt.Errorf("%s: environment differs from config.%s minus config.LocalOnly (-want +got):\n%s", entry, entry, diff))
 		}
@@ -1515,6 +1519,8 @@ func functions() map[string]function.Function {
 	return map[string]function.Function{
 		"coalesce":   stdlib.CoalesceFunc,
 		"concat":     stdlib.ConcatFunc,
+		"floor":      stdlib.FloorFunc,
+		"jsonencode": stdlib.JSONEncodeFunc,
 		"contains":   stdlib.ContainsFunc,
 		"format":     stdlib.FormatFunc,
 		"join":       stdlib.JoinFunc,

@@ -47,6 +47,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	skipIngest := fs.Bool("skip-ingest", false, "skip the ingest benchmark")
 	keep := fs.Bool("keep", false, "keep the work directory (child logs)")
 	fromJSON := fs.String("from-json", "", "measure nothing: print the report saved in this JSON file (--json-file)")
+	htmlFile := fs.String("html", "", "also write a self-contained HTML report with plots to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: replayvault-dev bench [--quick] [--json] [flags]\n\n"+
 			"Measures Pack and Serve against the naive design (one object, KMS call and transaction per\n"+
@@ -67,6 +68,9 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		var rep bench.Report
 		if err := json.Unmarshal(b, &rep); err != nil {
 			return fmt.Errorf("%s: %w", *fromJSON, err)
+		}
+		if err := writeHTML(&rep, *htmlFile); err != nil {
+			return err
 		}
 		if *asJSON {
 			return rep.WriteJSON(out)
@@ -112,8 +116,26 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
+	if err := writeHTML(rep, *htmlFile); err != nil {
+		return err
+	}
 	if *asJSON {
 		return rep.WriteJSON(out)
 	}
 	return rep.WriteTable(out)
+}
+
+// writeHTML writes rep's HTML report to path, if one is asked for.
+func writeHTML(rep *bench.Report, path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(rep.WriteHTML(f), f.Close()); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }

@@ -136,6 +136,10 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	s.printTable(out)
+	fmt.Fprintf(out, "\nMetrics: %s/api/metrics (JSON), live charts at %s/metrics\n\n", s.webURL, s.webURL)
+	sumCtx, stopSummary := context.WithCancel(ctx)
+	defer stopSummary()
+	go s.metrics.summarize(sumCtx, out)
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(out, "\nreplayvault-dev dev: stopping ...")

@@ -75,8 +75,21 @@ func runSmoke(ctx context.Context, s *stack, n int) (string, error) {
 	if err := smokeIngest(ctx, s, tok); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("smoke: ok: %d segments published, read back identical in %.1fs, shredded, 410 confirmed; 2 segments through Ingest read back (stack up in %.1fs)",
-		n, readBack.Seconds(), s.started.Seconds()), nil
+	lines, traced, err := scanLogs(s, map[string]string{
+		"token": tok, "JWT secret": s.jwtSecret, "sweep token": s.sweepToken,
+	}, append(raw, sent...))
+	if err != nil {
+		return "", err
+	}
+	if traced == 0 {
+		return "", fmt.Errorf("none of the functions' %d log lines carries a trace field", lines)
+	}
+	tot, err := s.metrics.waitFor(ctx, func(t devTotals) bool { return t.Received >= float64(n) && t.Flushes >= 1 && t.Reads >= 1 })
+	if err != nil {
+		return "", fmt.Errorf("the functions' metrics never reached the dev stack (%+v): %w", tot, err)
+	}
+	return fmt.Sprintf("smoke: ok: %d segments published, read back identical in %.1fs, shredded, 410 confirmed, 2 segments through Ingest read back, metrics exported (%.0f received, %.0f flushes), %d log lines clean (%d traced) (stack up in %.1fs)",
+		n, readBack.Seconds(), tot.Received, tot.Flushes, lines, traced, s.started.Seconds()), nil
 }
 
 // smokeIngest sends a two-segment replay through Ingest's rrweb endpoint

@@ -62,6 +62,11 @@ func (s *stack) webHandler() http.Handler {
 	mux.HandleFunc("POST /ingest", s.handleIngest)
 	mux.HandleFunc("GET /api/config", s.handleConfig)
 	mux.HandleFunc("GET /api/token", s.handleToken)
+	// The functions' OTLP exporters send here; the charts read it back.
+	mux.Handle("POST /v1/metrics", s.metrics)
+	mux.Handle("POST /v1/traces", s.metrics)
+	mux.HandleFunc("GET /api/metrics", s.handleMetrics)
+	mux.HandleFunc("GET /metrics", servePage(static, "metrics.html"))
 	return mux
 }
 

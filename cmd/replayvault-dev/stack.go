@@ -73,6 +73,8 @@ type stack struct {
 	webLn  net.Listener
 	web    *http.Server
 	webURL string
+
+	metrics *metricSink // the functions' OTLP metrics, for /api/metrics
 }
 
 // startStack starts everything on 127.0.0.1 and returns once the functions
@@ -89,7 +91,7 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	if o.WebAddr == "" {
 		o.WebAddr = "127.0.0.1:0"
 	}
-	s := &stack{opts: o, funcs: map[string]*function{}, died: make(chan *function, 4)}
+	s := &stack{opts: o, funcs: map[string]*function{}, died: make(chan *function, 4), metrics: newMetricSink()}
 	defer func() {
 		if err != nil {
 			if stopErr := s.Stop(); stopErr != nil {
@@ -278,7 +280,7 @@ func (s *stack) startFunctions(ctx context.Context) error {
 	var g errgroup.Group
 	for _, name := range []string{"Pack", "Serve", "Shred", "Ingest"} {
 		g.Go(func() error {
-			f, err := s.startFunction(ctx, name, env[name])
+			f, err := s.startFunction(ctx, name, concat(env[name], functionEnv(s.webURL, name)))
 			if f != nil {
 				mu.Lock()
 				s.funcs[name] = f

@@ -7,10 +7,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // entry is one sealed segment waiting in a batch.
@@ -28,6 +32,9 @@ type entry struct {
 	// derived are the slices taken from this recording segment; they join
 	// its batch and have no request of their own.
 	derived []*entry
+	// request is the span of the request that brought the segment, for
+	// the flush span's links.
+	request trace.SpanContext
 
 	// Set by the flush, read after done is closed.
 	outcome store.Outcome
@@ -41,9 +48,12 @@ type batch struct {
 	ids       map[segment.ID]*entry
 	size      int64
 	timer     *time.Timer
+	trigger   string // why it was closed (telemetry.Trigger*)
 
 	done chan struct{} // closed when the flush has ended
 	err  error
+	// flushSpan is the flush's span, set before done is closed.
+	flushSpan trace.SpanContext
 }
 
 func newBatch(retention int, now time.Time) *batch {
@@ -88,7 +98,20 @@ func (p *Packer) flush(b *batch) {
 			reserved += e.reserved
 		}
 		p.space.Release(reserved)
+		p.metrics.Buffer(ctx, -reserved)
 		close(b.done)
+	}()
+	ctx, span := p.startFlushSpan(ctx, b)
+	fl := telemetry.Flush{Trigger: b.trigger, Age: start.Sub(b.created)}
+	defer func() {
+		fl.Duration, fl.Err = p.now().Sub(start), b.err
+		p.metrics.Flushed(ctx, fl)
+		span.SetAttributes(attribute.Int("replayvault.flush.bytes", fl.Bytes), attribute.Int("replayvault.flush.stored", fl.Stored))
+		if b.err != nil {
+			span.RecordError(b.err)
+			span.SetStatus(codes.Error, "flush failed")
+		}
+		span.End()
 	}()
 	fresh, err := p.dropKnown(ctx, b)
 	if err != nil {
@@ -96,6 +119,7 @@ func (p *Packer) flush(b *batch) {
 		return
 	}
 	if len(fresh) == 0 {
+		fl.Duplicate = len(b.entries)
 		p.stats.Duplicate.Add(int64(len(b.entries)))
 		slog.InfoContext(ctx, "batch held only redeliveries; nothing written", "duplicates", len(b.entries))
 		return
@@ -114,6 +138,8 @@ func (p *Packer) flush(b *batch) {
 		return
 	}
 	p.flushed(ctx, b, fresh, outcomes, path, len(data), start)
+	fl.Bytes, fl.Segments = len(data), len(segs)
+	fl.Stored, fl.Duplicate, fl.Discarded = countOutcomes(b.entries)
 }
 
 // dropKnown marks the entries whose segment is already stored (known

@@ -4,10 +4,16 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/replayvault/replayvault/shared/derrors"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // pushData is the data of a google.cloud.pubsub.topic.v1.messagePublished
@@ -25,15 +31,31 @@ type pushData struct {
 // HandleEvent is the Pack CloudEvent function. It returns nil (2xx: ack)
 // once the segment is durable, duplicate, shredded or rejected, and an
 // error carrying an HTTP status (nack: Pub/Sub redelivers) otherwise.
-func (p *Packer) HandleEvent(ctx context.Context, e event.Event) error {
-	m, err := DecodeEvent(e)
-	if err != nil {
+func (p *Packer) HandleEvent(ctx context.Context, e event.Event) (err error) {
+	start := time.Now()
+	m, derr := DecodeEvent(e)
+	ctx, span := p.tracer.Start(telemetry.FromPush(ctx, m.Attributes, e.Extensions()), "pack.segment",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.message.id", m.ID)))
+	result := "error"
+	defer func() {
+		p.metrics.Acked(ctx, result, time.Since(start))
+		span.SetAttributes(attribute.String("replayvault.result", result))
+		if err != nil {
+			span.SetStatus(codes.Error, "nacked")
+		}
+		span.End()
+	}()
+	if derr != nil {
 		// Not a Pub/Sub message at all: it can never succeed, so reject
 		// the raw event rather than let Pub/Sub retry it forever.
 		if rerr := p.reject.Reject(ctx, map[string]string{"ce_id": e.ID(), "ce_type": e.Type()}, e.Data(), "bad_envelope"); rerr != nil {
 			return cehttp.NewResult(http.StatusServiceUnavailable, "reject bad envelope: %v", rerr)
 		}
 		p.stats.Rejected.Add(1)
+		p.metrics.Received(ctx)
+		p.metrics.Rejected(ctx, "bad_envelope")
+		result = Rejected.String()
 		// err says no more than that: the body is payload, not for logs.
 		slog.WarnContext(ctx, "event rejected", "ce_id", e.ID(), "reject_reason", "bad_envelope", "error", errEnvelope)
 		return nil
@@ -44,6 +66,7 @@ func (p *Packer) HandleEvent(ctx context.Context, e event.Event) error {
 		slog.WarnContext(ctx, "segment nacked", "message_id", m.ID, "status", status, "error", err)
 		return cehttp.NewResult(status, "%v", err)
 	}
+	result = res.String()
 	slog.DebugContext(ctx, "segment acked", "message_id", m.ID, "result", res.String())
 	return nil
 }

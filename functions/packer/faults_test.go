@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/telemetry"
 	"github.com/replayvault/replayvault/shared/testenv"
 	"github.com/replayvault/replayvault/shared/workload"
 )
@@ -216,7 +217,7 @@ func TestBufferBoundsMemory(t *testing.T) {
 			go func() {
 				// The event is built here and not used after the call, as
 				// in the HTTP server.
-				answers <- answer{i, handle(t, p, pushEvent(t, replay, i, raw))}
+				answers <- answer{i, handle(t, p, pushEvent(t, message(1, replay, i, raw)))}
 			}()
 		}
 		// Wait until every request is either answered or waiting for the
@@ -284,21 +285,6 @@ func TestBufferBoundsMemory(t *testing.T) {
 	}
 }
 
-// pushEvent is the CloudEvent that Pub/Sub push makes of one message.
-func pushEvent(t *testing.T, replay uuid.UUID, seg int, payload []byte) event.Event {
-	e := event.New()
-	e.SetID(uuid.NewString())
-	e.SetSource("//pubsub.googleapis.com/projects/p/topics/segments")
-	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-	var pd pushData
-	m := message(1, replay, seg, payload)
-	pd.Message.ID, pd.Message.Data, pd.Message.Attributes = m.ID, m.Data, m.Attributes
-	if err := e.SetData("application/json", pd); err != nil {
-		t.Error(err)
-	}
-	return e
-}
-
 // handle runs HandleEvent and returns the HTTP status of a nack, 0 for an
 // ack.
 func handle(t *testing.T, p *Packer, e event.Event) int {
@@ -326,6 +312,6 @@ func flushAll(p *Packer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, b := range p.open {
-		p.startFlushLocked(b)
+		p.startFlushLocked(b, telemetry.TriggerDrain)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/replayvault/replayvault/shared/blob"
@@ -24,6 +25,7 @@ import (
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // Config is what the packer needs from config.Pack.
@@ -132,6 +134,22 @@ type Packer struct {
 	flushes sync.WaitGroup
 
 	stats Stats
+
+	// Telemetry (WithTelemetry): metrics is nil and tracer a no-op without.
+	metrics *telemetry.Pack
+	tracer  trace.Tracer
+}
+
+// Option adjusts a Packer.
+type Option func(*Packer)
+
+// WithTelemetry records m's metrics and traces every request and flush
+// with t's tracer.
+func WithTelemetry(t *telemetry.Telemetry, m *telemetry.Pack) Option {
+	return func(p *Packer) {
+		p.tracer = t.OrNop().Tracer
+		p.metrics = m
+	}
 }
 
 // Stats are counters for logs and benchmarks.
@@ -144,8 +162,8 @@ type Stats struct {
 }
 
 // New returns a Packer.
-func New(cfg Config, db *store.DB, blobs blob.Store, keys *crypt.Keyring, reject Rejecter) *Packer {
-	return &Packer{
+func New(cfg Config, db *store.DB, blobs blob.Store, keys *crypt.Keyring, reject Rejecter, opts ...Option) *Packer {
+	p := &Packer{
 		cfg:    cfg,
 		db:     db,
 		blobs:  blobs,
@@ -155,7 +173,12 @@ func New(cfg Config, db *store.DB, blobs blob.Store, keys *crypt.Keyring, reject
 		space:  semaphore.NewWeighted(cfg.MaxBufferBytes),
 		cpu:    make(chan struct{}, runtime.GOMAXPROCS(0)),
 		open:   map[int]*batch{},
+		tracer: telemetry.Nop().Tracer,
 	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Stats returns the packer's counters.
@@ -174,9 +197,11 @@ func (p *Packer) Stats() *Stats { return &p.stats }
 // fit; once sealed it holds the envelope and the sealed segment, and the
 // payload is no longer referenced.
 func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
+	p.metrics.Received(ctx)
 	h, ok := p.hold(int64(m.EnvelopeBytes) + int64(len(m.Data)))
 	if !ok {
 		p.stats.Overloaded.Add(1)
+		p.metrics.Overloaded(ctx)
 		return 0, fmt.Errorf("%w: %d bytes do not fit in MAX_BUFFER_BYTES", ErrOverloaded, int64(m.EnvelopeBytes)+int64(len(m.Data)))
 	}
 	defer h.release()
@@ -192,6 +217,7 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 			return 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
 		}
 		p.stats.Rejected.Add(1)
+		p.metrics.Rejected(ctx, reason)
 		slog.WarnContext(ctx, "segment rejected", "message_id", m.ID, "reject_reason", reason, "error", err)
 		return Rejected, nil
 	}
@@ -211,9 +237,12 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 	// (even if this request has gone by then).
 	if !h.resize(int64(m.EnvelopeBytes) + e.bytes()) {
 		p.stats.Overloaded.Add(1)
+		p.metrics.Overloaded(ctx)
 		return 0, fmt.Errorf("%w: sealed segment does not fit in MAX_BUFFER_BYTES", ErrOverloaded)
 	}
 	e.reserved = h.take(e.bytes())
+	p.metrics.Buffer(ctx, e.reserved)
+	e.request = trace.SpanContextFromContext(ctx)
 	return p.add(ctx, e)
 }
 
@@ -356,6 +385,7 @@ func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
 	if p.closed {
 		p.mu.Unlock()
 		p.space.Release(e.reserved)
+		p.metrics.Buffer(ctx, -e.reserved)
 		return 0, ErrClosed
 	}
 	b := p.open[e.retention]
@@ -368,19 +398,22 @@ func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
 	if first, dup := b.ids[e.id]; dup {
 		// The same message twice in one batch: wait for the first copy.
 		p.space.Release(e.reserved)
+		p.metrics.Buffer(ctx, -e.reserved)
 		e, sameBatch = first, true
 	} else {
 		b.addEntry(e)
 	}
 	p.waiting++
-	if len(b.entries) >= p.cfg.FlushSegments || b.size >= int64(p.cfg.FlushBytes) {
-		p.startFlushLocked(b)
+	if len(b.entries) >= p.cfg.FlushSegments {
+		p.startFlushLocked(b, telemetry.TriggerCount)
+	} else if b.size >= int64(p.cfg.FlushBytes) {
+		p.startFlushLocked(b, telemetry.TriggerSize)
 	}
 	if p.waiting >= p.cfg.MaxConcurrency {
 		// No further request can reach this instance until some are
 		// answered: waiting for the age threshold would only add latency.
 		for _, ob := range p.open {
-			p.startFlushLocked(ob)
+			p.startFlushLocked(ob, telemetry.TriggerConcurrency)
 		}
 	}
 	p.mu.Unlock()
@@ -394,8 +427,16 @@ func (p *Packer) add(ctx context.Context, e *entry) (Result, error) {
 		return 0, ctx.Err()
 	}
 	p.leave(b)
+	if b.flushSpan.IsValid() && b.flushSpan.TraceID() != trace.SpanContextFromContext(ctx).TraceID() {
+		// Join this request's trace to the flush that acked it.
+		trace.SpanFromContext(ctx).AddLink(trace.Link{SpanContext: b.flushSpan})
+	}
 	if b.err != nil {
 		return 0, b.err
+	}
+	if sameBatch {
+		// The flush counted the first copy only.
+		p.metrics.SecondCopy(ctx, e.outcome == store.Shredded)
 	}
 	switch e.outcome {
 	case store.Stored:
@@ -420,16 +461,17 @@ func (p *Packer) flushIfOpen(b *batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.open[b.retention] == b {
-		p.startFlushLocked(b)
+		p.startFlushLocked(b, telemetry.TriggerAge)
 	}
 }
 
 // startFlushLocked closes b to new segments and flushes it in the
-// background. p.mu must be held.
-func (p *Packer) startFlushLocked(b *batch) {
+// background; trigger says why (telemetry.Trigger*). p.mu must be held.
+func (p *Packer) startFlushLocked(b *batch, trigger string) {
 	if p.open[b.retention] != b {
 		return // already flushing
 	}
+	b.trigger = trigger
 	delete(p.open, b.retention)
 	b.timer.Stop()
 	p.flushes.Add(1)
@@ -450,7 +492,7 @@ func (p *Packer) Drain() {
 	p.mu.Lock()
 	p.closed = true
 	for _, b := range p.open {
-		p.startFlushLocked(b)
+		p.startFlushLocked(b, telemetry.TriggerDrain)
 	}
 	p.mu.Unlock()
 	p.flushes.Wait()

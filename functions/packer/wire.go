@@ -7,17 +7,26 @@ import (
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // Build connects every dependency named by cfg and returns a ready Packer
-// plus a function that flushes it and releases the clients.
-func Build(ctx context.Context, cfg *config.Pack) (*Packer, func(), error) {
+// plus a function that flushes it and releases the clients. tel (nil: none)
+// receives the metrics and traces of the packer and its clients.
+func Build(ctx context.Context, cfg *config.Pack, tel *telemetry.Telemetry) (*Packer, func(), error) {
 	return closer.Build(func(c *closer.Stack) (*Packer, error) {
-		db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, c)
+		var m *telemetry.Pack
+		if tel != nil {
+			var err error
+			if m, err = telemetry.NewPack(tel); err != nil {
+				return nil, err
+			}
+		}
+		db, blobs, err := clients.ObservedStorage(ctx, cfg.DB, cfg.Storage, c, tel)
 		if err != nil {
 			return nil, err
 		}
-		wrapper, err := clients.KMS(ctx, cfg.KMS, c)
+		wrapper, err := clients.ObservedKMS(ctx, cfg.KMS, c, tel, m.KMS())
 		if err != nil {
 			return nil, err
 		}
@@ -26,7 +35,11 @@ func Build(ctx context.Context, cfg *config.Pack) (*Packer, func(), error) {
 			return nil, err
 		}
 		keys := crypt.NewKeyring(wrapper, func(ctx context.Context, k *crypt.KEK) error {
-			return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
+			if err := db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped); err != nil {
+				return err
+			}
+			m.KEKRotated(ctx)
+			return nil
 		}, cfg.KEKRotate)
 		// Rules are built first so that they close after the packer (the
 		// stack closes in reverse).
@@ -34,7 +47,7 @@ func Build(ctx context.Context, cfg *config.Pack) (*Packer, func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		p := New(ConfigFrom(cfg), db, blobs, keys, NewPubSubRejecter(pub, cfg.PubSubTimeout))
+		p := New(ConfigFrom(cfg), db, blobs, keys, NewPubSubRejecter(pub, cfg.PubSubTimeout), WithTelemetry(tel, m))
 		p.UseRules(rs)
 		c.Add(p.Close)
 		return p, nil

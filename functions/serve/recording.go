@@ -96,6 +96,7 @@ func (s *Server) recording(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		}
+		s.metrics.Recording(r.Context(), st.segments, st.stats.Reads, st.stats.BytesRead, st.ttfb)
 		gone := r.Context().Err() != nil || errors.Is(err, errWrite) // the client left
 		if err == nil || gone || st.started {
 			logStream(r, project, replay, st.segments, st.stats, st.ttfb, time.Since(start), err, gone)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,6 +23,7 @@ import (
 	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // Config is what Serve needs from config.Serve.
@@ -113,11 +115,54 @@ type Server struct {
 	verifier *auth.Verifier
 	handler  http.Handler
 	budget   *budget // bytes in flight over all requests
+
+	metrics *telemetry.Serve // nil without telemetry
+}
+
+// Option adjusts a Server.
+type Option func(*Server)
+
+// WithTelemetry traces every request (a server span from the caller's
+// traceparent), counts them in h by route and status, and records each
+// recording's reads in m.
+func WithTelemetry(t *telemetry.Telemetry, h *telemetry.HTTP, m *telemetry.Serve) Option {
+	return func(s *Server) {
+		s.metrics = m
+		s.handler = t.Handler("serve", h, route, s.handler)
+	}
+}
+
+// Telemetry creates Serve's instruments on t and returns the option that
+// uses them.
+func Telemetry(t *telemetry.Telemetry) (Option, *telemetry.Serve, error) {
+	h, err := telemetry.NewHTTP(t, "serve")
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := telemetry.NewServe(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return WithTelemetry(t, h, m), m, nil
+}
+
+// route names a request's route for metrics, without its ids.
+func route(r *http.Request) string {
+	switch {
+	case r.Method == http.MethodOptions:
+		return "preflight"
+	case strings.HasSuffix(r.URL.Path, "/recording"):
+		return "recording"
+	case strings.HasPrefix(r.URL.Path, "/v1/projects/"):
+		return "replay"
+	default:
+		return "other"
+	}
 }
 
 // New returns a Server over its dependencies. Zero fields of cfg take
 // defaults.
-func New(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEKCache, verifier *auth.Verifier) *Server {
+func New(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEKCache, verifier *auth.Verifier, opts ...Option) *Server {
 	s := &Server{cfg: cfg.withDefaults(), db: db, blobs: blobs, keks: keks, verifier: verifier}
 	s.budget = newBudget(s.cfg.InstanceBytes)
 	// With FUNCTION_TARGET=Serve the function receives every path, so it
@@ -134,6 +179,9 @@ func New(cfg Config, db *store.DB, blobs blob.Store, keks *crypt.KEKCache, verif
 		api.WriteError(w, r, fmt.Errorf("%w: no route for %s", derrors.NotFound, r.URL.Path), nil)
 	})
 	s.handler = api.CORS(s.cfg.CORSOrigins, "GET, POST, OPTIONS", mux)
+	for _, o := range opts {
+		o(s)
+	}
 	return s
 }
 

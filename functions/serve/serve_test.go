@@ -18,6 +18,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/telemetry"
 	"github.com/replayvault/replayvault/shared/testenv"
 )
 
@@ -295,7 +296,11 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, closeAll, err := Build(ctx, cfg)
+	tel, err := telemetry.Setup(ctx, telemetry.Config{Exporter: telemetry.ExporterMemory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, closeAll, err := Build(ctx, cfg, tel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,5 +309,19 @@ func TestBuild(t *testing.T) {
 	got := compactEvents(t, readAll(t, get(t, recordingURL(url, 3, id, ""), token(t, 3))))
 	if diff := cmp.Diff(events(t, segs), got); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	// The telemetry Build was given saw the request and its reads.
+	snap, err := tel.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := snap.Total(telemetry.MetricHTTPRequests, "function=serve", "route=recording", "http.response.status_code=200"); n != 1 {
+		t.Errorf("%s{serve,recording,200} = %v, want 1; snapshot %v", telemetry.MetricHTTPRequests, n, snap)
+	}
+	if n := snap.Count(telemetry.MetricServeReads); n != 1 {
+		t.Errorf("%s observations = %d, want 1", telemetry.MetricServeReads, n)
+	}
+	if n := snap.Total(telemetry.MetricKMSCalls, "op=unwrap", "outcome=ok"); n < 1 {
+		t.Errorf("%s{unwrap,ok} = %v, want at least 1", telemetry.MetricKMSCalls, n)
 	}
 }

@@ -8,23 +8,34 @@ import (
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // Build connects every dependency named by cfg and returns a ready Server
 // plus a function that releases the clients. Locally STORAGE_EMULATOR_HOST
 // (read by the storage library) and KMS_ENDPOINT point the clients at the
-// stand-ins.
-func Build(ctx context.Context, cfg *config.Serve) (*Server, func(), error) {
+// stand-ins. tel (nil: none) receives the metrics and traces of the server
+// and its clients.
+func Build(ctx context.Context, cfg *config.Serve, tel *telemetry.Telemetry) (*Server, func(), error) {
 	return closer.Build(func(c *closer.Stack) (*Server, error) {
-		db, blobs, err := clients.Storage(ctx, cfg.DB, cfg.Storage, c)
+		var opts []Option
+		var m *telemetry.Serve
+		if tel != nil {
+			o, sm, err := Telemetry(tel)
+			if err != nil {
+				return nil, err
+			}
+			opts, m = append(opts, o), sm
+		}
+		db, blobs, err := clients.ObservedStorage(ctx, cfg.DB, cfg.Storage, c, tel)
 		if err != nil {
 			return nil, err
 		}
-		wrapper, err := clients.KMS(ctx, cfg.KMS, c)
+		wrapper, err := clients.ObservedKMS(ctx, cfg.KMS, c, tel, m.KMS())
 		if err != nil {
 			return nil, err
 		}
 		keks := crypt.NewKEKCache(wrapper, db.WrappedKEK, cfg.KEKCacheSize, cfg.KEKCacheTTL)
-		return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret, cfg.TokenPolicy())), nil
+		return New(ConfigFrom(cfg), db, blobs, keks, auth.NewVerifier(cfg.JWTSecret, cfg.TokenPolicy()), opts...), nil
 	})
 }

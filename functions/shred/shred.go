@@ -24,6 +24,7 @@ import (
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/store"
+	"github.com/replayvault/replayvault/shared/telemetry"
 )
 
 // MaxReplayIDs is how many replay ids one replays:shred call may name.
@@ -108,14 +109,46 @@ type Service struct {
 	now      func() time.Time
 	// crashAt, set by tests, stops a compaction after a step.
 	crashAt func(compactStep) error
+
+	// Telemetry (WithTelemetry); all nil without.
+	tel     *telemetry.Telemetry
+	http    *telemetry.HTTP
+	metrics *telemetry.Shred
+}
+
+// Option adjusts a Service.
+type Option func(*Service)
+
+// WithTelemetry traces and counts every request (h) and records receipts
+// and sweeps in m.
+func WithTelemetry(t *telemetry.Telemetry, h *telemetry.HTTP, m *telemetry.Shred) Option {
+	return func(s *Service) { s.tel, s.http, s.metrics = t, h, m }
+}
+
+// Telemetry creates Shred's instruments on t and returns the option that
+// uses them.
+func Telemetry(t *telemetry.Telemetry) (Option, error) {
+	h, err := telemetry.NewHTTP(t, "shred")
+	if err != nil {
+		return nil, err
+	}
+	m, err := telemetry.NewShred(t)
+	if err != nil {
+		return nil, err
+	}
+	return WithTelemetry(t, h, m), nil
 }
 
 // New returns a Service.
-func New(cfg Config, db *store.DB, blobs blob.Store, verifier *auth.Verifier) *Service {
+func New(cfg Config, db *store.DB, blobs blob.Store, verifier *auth.Verifier, opts ...Option) *Service {
 	if cfg.DeleteParallelism < 1 {
 		cfg.DeleteParallelism = 1
 	}
-	return &Service{cfg: cfg, db: db, blobs: blobs, verifier: verifier, now: time.Now}
+	s := &Service{cfg: cfg, db: db, blobs: blobs, verifier: verifier, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Handler routes the Shred API:
@@ -137,7 +170,30 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, fmt.Errorf("%w: no route %s %s", derrors.NotFound, r.Method, r.URL.Path), nil)
 	})
-	return api.CORS(s.cfg.CORSOrigins, "DELETE, POST", mux)
+	h := api.CORS(s.cfg.CORSOrigins, "DELETE, POST", mux)
+	if s.tel != nil {
+		h = s.tel.Handler("shred", s.http, shredRoute, h)
+	}
+	return h
+}
+
+// shredRoute names a request's route for metrics, without its ids.
+func shredRoute(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case r.Method == http.MethodOptions:
+		return "preflight"
+	case p == "/v1/sweep":
+		return "sweep"
+	case strings.HasSuffix(p, "replays:shred"):
+		return "shred_replays"
+	case strings.HasSuffix(p, ":shred"):
+		return "shred_project"
+	case strings.Contains(p, "/replays/"):
+		return "delete_replay"
+	default:
+		return "other"
+	}
 }
 
 func (s *Service) deleteReplay(w http.ResponseWriter, r *http.Request) {
@@ -224,6 +280,14 @@ func (s *Service) authorize(r *http.Request, p, scope string) (int64, string, er
 	return project, claims.Subject, nil
 }
 
+// receiptKind is the kind attribute of a receipt's metric.
+func receiptKind(rc store.Receipt) string {
+	if rc.WholeProject {
+		return "project"
+	}
+	return "replays"
+}
+
 // receipt is the JSON form of a store.Receipt.
 type receipt struct {
 	ReceiptID        uuid.UUID   `json:"receipt_id"`
@@ -245,6 +309,7 @@ func (s *Service) answer(w http.ResponseWriter, r *http.Request, rc store.Receip
 	slog.InfoContext(r.Context(), "shredded", "receipt_id", rc.ID, "project_id", rc.ProjectID,
 		"replays", len(rc.ReplayIDs), "whole_project", rc.WholeProject,
 		"segments_shredded", rc.SegmentsShredded, "complete", rc.Complete, "requested_by", rc.RequestedBy)
+	s.metrics.Receipt(r.Context(), receiptKind(rc), rc.SegmentsShredded)
 	ids := rc.ReplayIDs
 	if ids == nil {
 		ids = []uuid.UUID{}

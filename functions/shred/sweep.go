@@ -75,6 +75,7 @@ func (s *Service) Sweep(ctx context.Context) (rep SweepReport, err error) {
 		slog.InfoContext(ctx, "sweep", "segments_expired", rep.SegmentsExpired, "blobs_deleted", rep.BlobsDeleted,
 			"orphans_deleted", rep.OrphansDeleted, "compaction", rep.Compaction, "complete", rep.Complete, "duration_ms", rep.DurationMS,
 			"failed_object_deletes", len(errs))
+		s.recordSweep(ctx, rep, start, err)
 	}()
 
 	resumed, err := s.db.ResumeProjectShreds(ctx, store.ShredLimits{Batch: s.cfg.SweepBatch, Budget: s.cfg.SweepBudget})
@@ -275,4 +276,30 @@ func (s *Service) deleteObjects(ctx context.Context, names []string) (int64, err
 	}
 	wg.Wait()
 	return deleted, errors.Join(errs...)
+}
+
+// recordSweep records one run's work, outcome and backlog (counted only
+// when the run stopped early; a complete run left none).
+func (s *Service) recordSweep(ctx context.Context, rep SweepReport, start time.Time, err error) {
+	if s.metrics == nil {
+		return
+	}
+	outcome, backlog := "done", int64(0)
+	switch {
+	case err != nil:
+		outcome, backlog = "error", -1
+	case !rep.Complete:
+		outcome = "budget"
+		n, berr := s.db.SweepBacklog(context.WithoutCancel(ctx), start)
+		if berr != nil {
+			slog.WarnContext(ctx, "sweep backlog unknown", "error", berr)
+			n = -1
+		}
+		backlog = n
+	}
+	s.metrics.Swept(ctx, map[string]int64{
+		"segments_expired": rep.SegmentsExpired,
+		"blobs_deleted":    rep.BlobsDeleted,
+		"orphans_deleted":  rep.OrphansDeleted,
+	}, backlog, outcome)
 }

@@ -22,7 +22,11 @@ import (
 // STORAGE_EMULATOR_HOST (read by the storage library) points GCS at
 // fake-gcs-server; opts go to the storage client.
 func Storage(ctx context.Context, db config.DB, st config.Storage, c *closer.Stack, opts ...option.ClientOption) (*store.DB, *blob.GCS, error) {
-	d, err := store.Open(ctx, db)
+	return storage(ctx, db, st, c, nil, opts...)
+}
+
+func storage(ctx context.Context, db config.DB, st config.Storage, c *closer.Stack, dbOpts []store.Option, opts ...option.ClientOption) (*store.DB, *blob.GCS, error) {
+	d, err := store.Open(ctx, db, dbOpts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -37,8 +41,8 @@ func Storage(ctx context.Context, db config.DB, st config.Storage, c *closer.Sta
 
 // KMS opens the Cloud KMS wrapper of the root key (KMS_ENDPOINT points it
 // at the local server).
-func KMS(ctx context.Context, cfg config.KMS, c *closer.Stack) (*crypt.KMS, error) {
-	kc, err := crypt.NewKMSClient(ctx, cfg.KMSEndpoint)
+func KMS(ctx context.Context, cfg config.KMS, c *closer.Stack, opts ...option.ClientOption) (*crypt.KMS, error) {
+	kc, err := crypt.NewKMSClient(ctx, cfg.KMSEndpoint, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -32,8 +32,9 @@ var ErrKMSUnavailable = fmt.Errorf("kms %w", derrors.Unavailable)
 
 // NewKMSClient returns a Cloud KMS client. With an endpoint (local runs) it
 // talks plaintext gRPC without credentials; otherwise it uses Application
-// Default Credentials against the real service.
-func NewKMSClient(ctx context.Context, endpoint string) (*kms.KeyManagementClient, error) {
+// Default Credentials against the real service. extra options follow
+// (instrumentation).
+func NewKMSClient(ctx context.Context, endpoint string, extra ...option.ClientOption) (*kms.KeyManagementClient, error) {
 	var opts []option.ClientOption
 	if endpoint != "" {
 		opts = append(opts,
@@ -41,7 +42,7 @@ func NewKMSClient(ctx context.Context, endpoint string) (*kms.KeyManagementClien
 			option.WithoutAuthentication(),
 			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	}
-	c, err := kms.NewKeyManagementClient(ctx, opts...)
+	c, err := kms.NewKeyManagementClient(ctx, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kms client: %w", err)
 	}

@@ -1,5 +1,7 @@
 // Package logging sets up log/slog to write JSON that Cloud Logging reads:
-// "severity" instead of "level", "message" instead of "msg".
+// "severity" instead of "level", "message" instead of "msg", and, when the
+// context carries an OpenTelemetry span, the trace fields that join the
+// entry to its trace in Cloud Trace.
 package logging
 
 import (
@@ -10,8 +12,14 @@ import (
 )
 
 // New returns a JSON logger for Cloud Logging at the level named by
-// LOG_LEVEL (debug, info, warn, error; default info).
+// LOG_LEVEL (debug, info, warn, error; default info). Trace fields name the
+// project of GOOGLE_CLOUD_PROJECT.
 func New(w io.Writer, level string) *slog.Logger {
+	return NewForProject(w, level, os.Getenv("GOOGLE_CLOUD_PROJECT"))
+}
+
+// NewForProject is New with the trace fields naming project.
+func NewForProject(w io.Writer, level, project string) *slog.Logger {
 	var lv slog.Level
 	switch strings.ToLower(level) {
 	case "debug":
@@ -23,7 +31,7 @@ func New(w io.Writer, level string) *slog.Logger {
 	default:
 		lv = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+	return slog.New(traceHandler{project: project, Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level: lv,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) > 0 {
@@ -40,7 +48,7 @@ func New(w io.Writer, level string) *slog.Logger {
 			}
 			return a
 		},
-	}))
+	})})
 }
 
 // Setup makes New's logger the default, writing to stderr.
