@@ -37,6 +37,9 @@ locals {
     RULES_TIMEOUT          = var.rules_timeout
     RULES_MEMORY_BYTES     = var.rules_memory_bytes
     RULES_MAX_INPUT_BYTES  = var.rules_max_input_bytes
+
+    TRANSCODE_MIN_RETENTION_DAYS = var.transcode_min_retention_days
+    STORE_ZSTD_LEVEL             = var.store_zstd_level
   })
 
   serve_env = merge(local.common_env, local.kms_env, {

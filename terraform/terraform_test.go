@@ -1602,6 +1602,7 @@ func (f *deployedFunction) environment() (map[string]cty.Value, []string, error)
 
 type lifecycleRule struct {
 	action   string
+	class    string // SetStorageClass's storage_class
 	age      int64
 	prefixes []string
 }
@@ -1616,6 +1617,9 @@ func (m *module) lifecycleRules(bucket *hclsyntax.Block) ([]lifecycleRule, error
 		}
 		cond := firstBlock(b, "condition")
 		rule := lifecycleRule{action: action.AsString()}
+		if sc, err := m.attrValue(firstBlock(b, "action"), "storage_class", scope); err == nil && sc.IsKnown() && !sc.IsNull() {
+			rule.class = sc.AsString()
+		}
 		age, err := m.attrValue(cond, "age", scope)
 		if err != nil {
 			return err

@@ -37,6 +37,10 @@ type Config struct {
 	// FlushTimeout bounds one flush: upload plus transaction.
 	FlushTimeout time.Duration
 	Limits       segment.Limits
+	// TranscodeMinRetention and Level: segments of this retention (days)
+	// or longer are stored as zstd at Level; 0 means every segment.
+	TranscodeMinRetention int
+	Level                 segment.Level
 }
 
 // ConfigFrom derives the packer's settings from the function's config.
@@ -50,6 +54,9 @@ func ConfigFrom(c *config.Pack) Config {
 		BufferWait:     10 * time.Second,
 		FlushTimeout:   c.GCSTimeout + c.DBTimeout,
 		Limits:         segment.Limits{MaxDecompressed: c.MaxDecompressedBytes},
+
+		TranscodeMinRetention: c.TranscodeMinRetentionDays,
+		Level:                 storeLevel(c.StoreZstdLevel),
 	}
 }
 
@@ -189,9 +196,9 @@ func (p *Packer) prepare(ctx context.Context, m Message) (*entry, Result, error)
 		}
 	}
 
-	stored, enc := m.Data, info.Encoding
-	if enc == segment.Plain {
-		stored, enc = segment.Compress(m.Data), segment.Zstd
+	stored, enc, err := p.store(m.Data, info.Encoding, attrs.RetentionDays)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store %s: %w", attrs.ID, err)
 	}
 	kek, err := p.keys.Current(ctx)
 	if err != nil {

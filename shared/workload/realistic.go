@@ -84,7 +84,7 @@ func (r *recorder) phrase(n int) string {
 func (r *recorder) page(size int) string {
 	var b strings.Builder
 	b.Grow(size + 1024)
-	fmt.Fprintf(&b, `{"type":0,"childNodes":[{"type":1,"name":"html","publicId":"","systemId":"","id":%d},{"type":2,"tagName":"html","attributes":{"lang":"en"},"childNodes":[`, r.id(), r.id())
+	fmt.Fprintf(&b, `{"type":0,"childNodes":[{"type":1,"name":"html","publicId":"","systemId":"","id":%d},{"type":2,"tagName":"html","attributes":{"lang":"en"},"childNodes":[`, r.id())
 	first := true
 	for b.Len() < size {
 		if !first {
