@@ -3,7 +3,6 @@ package packer
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -69,5 +68,5 @@ func TestPackTranscodes(t *testing.T) {
 	if stored[long] >= stored[short] {
 		t.Errorf("transcoded replay stores %d bytes, as sent %d", stored[long], stored[short])
 	}
-	t.Log(fmt.Sprintf("gzip as sent %d bytes, sealed as sent %d, sealed transcoded %d", sent, stored[short], stored[long]))
+	t.Logf("gzip as sent %d bytes, sealed as sent %d, sealed transcoded %d", sent, stored[short], stored[long])
 }
