@@ -452,7 +452,7 @@ variable "sweep_batch" {
 variable "transcode_min_retention_days" {
   description = "TRANSCODE_MIN_RETENTION_DAYS: segments kept this long or longer are stored as zstd at store_zstd_level (0: every segment). See the README's cost section."
   type        = number
-  default     = 365
+  default     = 90
 }
 
 variable "store_zstd_level" {
