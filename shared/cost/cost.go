@@ -53,7 +53,8 @@ type Prices struct {
 }
 
 // Published are the list prices (us-central1 / single region) the design is
-// judged by, as given on the public price pages on Date. Early deletion is
+// judged by, as given on the public price pages on Date. GCS prices storage
+// and retrieval per GiB (Over converts), Pub/Sub per TiB (2^40 bytes). Early deletion is
 // modelled conservatively: the minimum duration counts from the transition
 // into a class, so a rule that keeps an object in a class for less than the
 // minimum pays for the rest.
@@ -122,6 +123,10 @@ type Transition struct {
 	Class Class `json:"class"`
 }
 
+// gibPerGB converts GB (10^9 bytes, as Design counts) to GiB (as GCS
+// prices).
+const gibPerGB = 1e9 / (1 << 30)
+
 // SlackDays is how long an object outlives its retention class: the bucket
 // deletes it a day after its segment rows expire (terraform
 // lifecycle_slack_days).
@@ -170,6 +175,7 @@ func (p Prices) Over(d Design, retention int, lifecycle []Transition, reads []Re
 		}
 		return c
 	}
+	gib := d.StoredGB * gibPerGB
 	start, class := 0, Standard
 	for i := 0; i <= len(lifecycle); i++ {
 		end := life
@@ -178,9 +184,9 @@ func (p Prices) Over(d Design, retention int, lifecycle []Transition, reads []Re
 		}
 		cp := p.Classes[class]
 		days := float64(max(end-start, 0))
-		b.Storage[class] += d.StoredGB * days / 30 * cp.GBMonth
+		b.Storage[class] += gib * days / 30 * cp.GBMonth
 		if short := float64(cp.MinDays) - days; short > 0 && end > start {
-			b.EarlyDeletion += d.StoredGB * short / 30 * cp.GBMonth
+			b.EarlyDeletion += gib * short / 30 * cp.GBMonth
 		}
 		if i < len(lifecycle) && lifecycle[i].Age < life {
 			b.ClassA += d.Objects / 1000 * p.Classes[lifecycle[i].Class].ClassAPer1000
@@ -201,7 +207,7 @@ func (p Prices) Over(d Design, retention int, lifecycle []Transition, reads []Re
 			cp := p.Classes[classAt(float64(day))]
 			readsTotal += n
 			b.ClassB += n * perMillion * d.ReadOpsPerSegment / 1000 * cp.ClassBPer1000
-			b.Retrieval += n * d.StoredGB * cp.RetrievalPerGB
+			b.Retrieval += n * gib * cp.RetrievalPerGB
 		}
 	}
 	b.KMS = (d.KMS + readsTotal*perMillion*d.KMSPerRead) / 10000 * p.KMSPer10000

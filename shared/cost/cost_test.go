@@ -33,7 +33,8 @@ func TestOverStorage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := Published.Over(d, tc.retention, tc.l, nil)
-			got := b.StorageTotal() - b.EarlyDeletion
+			got := (b.StorageTotal() - b.EarlyDeletion) / gibPerGB
+			b.EarlyDeletion /= gibPerGB
 			if !near(got, tc.storage) || !near(b.EarlyDeletion, tc.early) || !near(b.ClassA, tc.classA) {
 				t.Errorf("storage %g early %g class A %g; want %g %g %g", got, b.EarlyDeletion, b.ClassA, tc.storage, tc.early, tc.classA)
 			}
@@ -48,7 +49,7 @@ func TestReadsFollowClass(t *testing.T) {
 	reads := []ReadWindow{{40, 41, 1}}
 	std := Published.Over(d, 90, nil, reads)
 	cold := Published.Over(d, 90, []Transition{{30, Coldline}}, reads)
-	if std.Retrieval != 0 || !near(cold.Retrieval, 10*0.02) {
+	if std.Retrieval != 0 || !near(cold.Retrieval, 10*gibPerGB*0.02) {
 		t.Errorf("retrieval standard %g coldline %g; want 0 and 0.2", std.Retrieval, cold.Retrieval)
 	}
 	if !near(std.ClassB, 1e6/1000*0.0004) || !near(cold.ClassB, 1e6/1000*0.01) {
