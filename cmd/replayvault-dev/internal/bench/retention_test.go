@@ -22,6 +22,7 @@ func TestMeasureTranscode(t *testing.T) {
 	if tc.StoredRatio <= 0.5 || tc.StoredRatio >= 1 || tc.CPUPerSegment <= 0 || tc.DecodeGzip <= 0 || tc.DecodeZstd <= 0 {
 		t.Errorf("implausible measurement %+v", tc)
 	}
+	t.Logf("%+v", tc)
 }
 
 // TestRetentionReport prices the sample report over every retention and
