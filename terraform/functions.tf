@@ -30,22 +30,24 @@ locals {
   }
 
   pack_env = merge(local.common_env, local.kms_env, local.telemetry_env, {
-    DB_USER                = local.db_users.pack
-    GOOGLE_CLOUD_PROJECT   = var.project_id
-    REJECT_TOPIC           = google_pubsub_topic.rejects.name
-    PUBSUB_TIMEOUT         = var.pubsub_timeout
-    FLUSH_BYTES            = var.flush_bytes
-    FLUSH_SEGMENTS         = var.flush_segments
-    FLUSH_AGE              = var.flush_age
-    MAX_CONCURRENCY        = var.pack_max_concurrency
-    MAX_BUFFER_BYTES       = var.max_buffer_bytes
-    MAX_DECOMPRESSED_BYTES = var.max_decompressed_bytes
-    KEK_ROTATE             = var.kek_rotate
-    RULES_REFRESH          = var.rules_refresh
-    RULES_TIMEOUT          = var.rules_timeout
-    RULES_MEMORY_BYTES     = var.rules_memory_bytes
-    RULES_MAX_INPUT_BYTES  = var.rules_max_input_bytes
-    DERIVE_SLICES          = var.derive_slices
+    DB_USER                      = local.db_users.pack
+    GOOGLE_CLOUD_PROJECT         = var.project_id
+    REJECT_TOPIC                 = google_pubsub_topic.rejects.name
+    PUBSUB_TIMEOUT               = var.pubsub_timeout
+    FLUSH_BYTES                  = var.flush_bytes
+    FLUSH_SEGMENTS               = var.flush_segments
+    FLUSH_AGE                    = var.flush_age
+    MAX_CONCURRENCY              = var.pack_max_concurrency
+    MAX_BUFFER_BYTES             = var.max_buffer_bytes
+    MAX_DECOMPRESSED_BYTES       = var.max_decompressed_bytes
+    KEK_ROTATE                   = var.kek_rotate
+    RULES_REFRESH                = var.rules_refresh
+    RULES_TIMEOUT                = var.rules_timeout
+    RULES_MEMORY_BYTES           = var.rules_memory_bytes
+    RULES_MAX_INPUT_BYTES        = var.rules_max_input_bytes
+    DERIVE_SLICES                = var.derive_slices
+    TRANSCODE_MIN_RETENTION_DAYS = var.transcode_min_retention_days
+    STORE_ZSTD_LEVEL             = var.store_zstd_level
   })
 
   # MAX_DECOMPRESSED_BYTES is Pack's value: Serve must inflate every segment

@@ -33,6 +33,22 @@ resource "google_storage_bucket" "blobs" {
     }
   }
 
+  # Colder classes as objects age (lifecycle.tf).
+  dynamic "lifecycle_rule" {
+    for_each = local.storage_transitions
+    content {
+      action {
+        type          = "SetStorageClass"
+        storage_class = lifecycle_rule.value.class
+      }
+      condition {
+        age                   = lifecycle_rule.value.age
+        matches_prefix        = [lifecycle_rule.value.prefix]
+        matches_storage_class = lifecycle_rule.value.from
+      }
+    }
+  }
+
   depends_on = [google_project_service.apis]
 }
 

@@ -318,7 +318,7 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{
 			name: "env var missing",
 			file: "functions.tf",
-			old:  `KEK_ROTATE             = var.kek_rotate`,
+			old:  `KEK_ROTATE                   = var.kek_rotate`,
 			new:  ``,
 			want: `Pack: environment differs from config.Pack`,
 		},
@@ -382,8 +382,8 @@ variable "pack_max_delivery_attempts"`,
 		{
 			name: "concurrency differs from MAX_CONCURRENCY",
 			file: "functions.tf",
-			old:  `MAX_CONCURRENCY        = var.pack_max_concurrency`,
-			new:  `MAX_CONCURRENCY        = 500`,
+			old:  `MAX_CONCURRENCY              = var.pack_max_concurrency`,
+			new:  `MAX_CONCURRENCY              = 500`,
 			want: `max_instance_request_concurrency 1000 differs from MAX_CONCURRENCY 500`,
 		},
 		{
@@ -1803,6 +1803,7 @@ func (f *deployedFunction) environment() (map[string]cty.Value, []string, error)
 
 type lifecycleRule struct {
 	action   string
+	class    string // SetStorageClass's storage_class
 	age      int64
 	prefixes []string
 }
@@ -1817,6 +1818,9 @@ func (m *module) lifecycleRules(bucket *hclsyntax.Block) ([]lifecycleRule, error
 		}
 		cond := firstBlock(b, "condition")
 		rule := lifecycleRule{action: action.AsString()}
+		if sc, err := m.attrValue(firstBlock(b, "action"), "storage_class", scope); err == nil && sc.IsKnown() && !sc.IsNull() {
+			rule.class = sc.AsString()
+		}
 		age, err := m.attrValue(cond, "age", scope)
 		if err != nil {
 			return err

@@ -586,3 +586,17 @@ variable "ingest_posthog_static_dir" {
   type        = string
   default     = ""
 }
+
+# Pack: how stored bytes are compressed (see the README's cost section).
+
+variable "transcode_min_retention_days" {
+  description = "TRANSCODE_MIN_RETENTION_DAYS: segments kept this long or longer are stored as zstd at store_zstd_level (0: every segment). See the README's cost section."
+  type        = number
+  default     = 90
+}
+
+variable "store_zstd_level" {
+  description = "STORE_ZSTD_LEVEL: zstd level of transcoded segments (fastest, default, better, best)."
+  type        = string
+  default     = "better"
+}

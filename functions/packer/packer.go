@@ -49,19 +49,25 @@ type Config struct {
 	// DeriveSlices stores console, network and timeline slices taken from
 	// each recording segment beside it, in the same flush (see derive.go).
 	DeriveSlices bool
+	// TranscodeMinRetention and Level: segments of this retention (days)
+	// or longer are stored as zstd at Level; 0 means every segment.
+	TranscodeMinRetention int
+	Level                 segment.Level
 }
 
 // ConfigFrom derives the packer's settings from the function's config.
 func ConfigFrom(c *config.Pack) Config {
 	return Config{
-		FlushBytes:     c.FlushBytes,
-		FlushSegments:  c.FlushSegments,
-		FlushAge:       c.FlushAge,
-		MaxConcurrency: c.MaxConcurrency,
-		MaxBufferBytes: c.MaxBufferBytes,
-		FlushTimeout:   c.GCSTimeout + c.DBTimeout,
-		Limits:         segment.Limits{MaxDecompressed: c.MaxDecompressedBytes},
-		DeriveSlices:   c.DeriveSlices,
+		FlushBytes:            c.FlushBytes,
+		FlushSegments:         c.FlushSegments,
+		FlushAge:              c.FlushAge,
+		MaxConcurrency:        c.MaxConcurrency,
+		MaxBufferBytes:        c.MaxBufferBytes,
+		FlushTimeout:          c.GCSTimeout + c.DBTimeout,
+		Limits:                segment.Limits{MaxDecompressed: c.MaxDecompressedBytes},
+		DeriveSlices:          c.DeriveSlices,
+		TranscodeMinRetention: c.TranscodeMinRetentionDays,
+		Level:                 storeLevel(c.StoreZstdLevel),
 	}
 }
 
@@ -345,8 +351,10 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	}
 	// After the rules: what a scrub masked never reaches an occurrence.
 	v.issues = p.detectIssues(ctx, attrs.ID, data, info)
-	if v.enc == segment.Plain {
-		v.stored, v.enc = segment.Compress(data), segment.Zstd
+	// Plain payloads are compressed; long-kept ones are transcoded to a
+	// stronger zstd level (see transcode.go).
+	if v.stored, v.enc, err = p.store(data, info.Encoding, attrs.RetentionDays); err != nil {
+		return validated{}, fmt.Errorf("store %s: %w", attrs.ID, err)
 	}
 	return v, nil
 }

@@ -68,6 +68,10 @@ func newEnv(t *testing.T, cfg Config, flushAge time.Duration) *env {
 		BufferWait:     5 * time.Second,
 		FlushTimeout:   30 * time.Second,
 		Limits:         segment.Limits{MaxDecompressed: 8 << 20},
+		// Transcode as production does for the default 90-day class, so
+		// shreds race the same Pack work.
+		TranscodeMinRetention: 90,
+		Level:                 segment.LevelBetter,
 	}, d.DB, d.Blobs, d.Keyring(), noReject{t})
 	t.Cleanup(p.Close)
 	svc := New(cfg, d.DB, d.Blobs, auth.NewVerifier(testSecret, auth.Policy{}))

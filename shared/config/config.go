@@ -173,6 +173,16 @@ type Pack struct {
 	// KEKRotate is how long one KEK seals new segments.
 	KEKRotate time.Duration `env:"KEK_ROTATE, default=1h"`
 
+	// TranscodeMinRetentionDays: segments kept this many days or longer are
+	// stored as zstd at StoreZstdLevel, gzip and zlib payloads included;
+	// shorter-lived ones as sent (plain JSON as zstd at the default level).
+	// 0 transcodes every segment. The default is where the extra CPU pays
+	// for itself in stored bytes (README, cost section).
+	TranscodeMinRetentionDays int `env:"TRANSCODE_MIN_RETENTION_DAYS, default=90"`
+	// StoreZstdLevel is the level segments are transcoded at: fastest,
+	// default, better or best.
+	StoreZstdLevel string `env:"STORE_ZSTD_LEVEL, default=better"`
+
 	// Rules configures the per-project edge rules (WASM modules).
 	Rules
 
@@ -294,6 +304,12 @@ func (c *Pack) validate() error {
 	}
 	if c.KEKRotate < time.Minute {
 		errs = append(errs, fmt.Errorf("KEK_ROTATE must be at least 1m, got %s", c.KEKRotate))
+	}
+	if c.TranscodeMinRetentionDays < 0 {
+		errs = append(errs, fmt.Errorf("TRANSCODE_MIN_RETENTION_DAYS must not be negative, got %d", c.TranscodeMinRetentionDays))
+	}
+	if !slices.Contains([]string{"fastest", "default", "better", "best"}, c.StoreZstdLevel) {
+		errs = append(errs, fmt.Errorf("STORE_ZSTD_LEVEL must be fastest, default, better or best, got %q", c.StoreZstdLevel))
 	}
 	return errors.Join(errs...)
 }

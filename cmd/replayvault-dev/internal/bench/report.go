@@ -51,6 +51,8 @@ type Report struct {
 		PackerUSD Cost   `json:"packer_usd"`
 		NaiveUSD  Cost   `json:"naive_usd"`
 	} `json:"costs"`
+	// Retention is the total cost over each retention class.
+	Retention *RetentionCosts `json:"retention_costs,omitempty"`
 
 	Targets []Target `json:"targets"`
 	Notes   []string `json:"notes"`
@@ -287,6 +289,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "GCS class B (read every segment once)\t%s\t%s\t\n", fmtUSD(c.PackerUSD.ClassB), fmtUSD(c.NaiveUSD.ClassB))
 	fmt.Fprintf(tw, "total\t%s\t%s\t\n", fmtUSD(c.PackerUSD.Total), fmtUSD(c.NaiveUSD.Total))
 	tw.Flush()
+	if r.Retention != nil {
+		b.WriteString("\n")
+		r.Retention.writeTable(&b)
+	}
 
 	b.WriteString("\ntargets\n")
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

@@ -35,6 +35,7 @@ import (
 	"github.com/replayvault/replayvault/shared/auth"
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 	"github.com/replayvault/replayvault/shared/testenv"
 	"github.com/replayvault/replayvault/shared/workload"
@@ -144,6 +145,11 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	}
 	stored := r.corpus.MeanCompressed() + crypt.Overhead
 	r.rep.computeCosts(stored, packerReads, naiveReads)
+	tc, err := measureTranscode(r.corpus, segment.LevelBetter)
+	if err != nil {
+		return nil, fmt.Errorf("transcode: %w", err)
+	}
+	r.rep.computeRetention(stored, r.corpus.MeanCompressed(), packerReads, naiveReads, tc)
 	r.rep.Targets = targets(r.rep)
 	r.rep.Notes = append(r.rep.Notes, r.notes()...)
 	r.rep.ElapsedS = time.Since(start).Seconds()

@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/replayvault/replayvault/shared/cost"
+	"github.com/replayvault/replayvault/shared/segment"
+	"github.com/replayvault/replayvault/shared/workload"
+)
+
+// TestMeasureTranscode transcodes a small corpus: the bytes shrink (the
+// corpus's random text less than real recordings do) and both decodes run.
+func TestMeasureTranscode(t *testing.T) {
+	c := NewCorpus(workload.DefaultSizes(), 16, 7)
+	tc, err := measureTranscode(c, segment.LevelBetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.StoredRatio <= 0.5 || tc.StoredRatio >= 1 || tc.CPUPerSegment <= 0 || tc.DecodeGzip <= 0 || tc.DecodeZstd <= 0 {
+		t.Errorf("implausible measurement %+v", tc)
+	}
+	t.Logf("%+v", tc)
+}
+
+// TestRetentionReport prices the sample report over every retention and
+// checks the table and JSON carry it, with the 90-day comparison.
+func TestRetentionReport(t *testing.T) {
+	r := sampleReport()
+	tc := TranscodeResult{Level: "better", StoredRatio: 0.9, CPUPerSegment: 0.01, DecodeGzip: 0.0015, DecodeZstd: 0.0002}
+	r.computeRetention(33000, 32900, 1, 1, tc)
+	rc := r.Retention
+	if got, want := len(rc.Rows), 5*len(cost.Retentions); got != want {
+		t.Fatalf("%d rows, want %d (naive, packed and packed+transcode, with and without lifecycle, per retention)", got, want)
+	}
+	d := rc.Days90
+	if !(d.Lifecycle < d.Today && d.Today < d.Naive) {
+		t.Errorf("90-day totals: lifecycle %.2f, today %.2f, naive %.2f", d.Lifecycle, d.Today, d.Naive)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cost per 1M segments over the retention", "packed+transcode+lifecycle", "NEARLINE@7d COLDLINE@365d", "90 days: today (packed)"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	if err := r.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Retention == nil || back.Retention.Days90 != d || len(back.Retention.Rows) != len(rc.Rows) {
+		t.Errorf("retention costs do not survive JSON: %+v", back.Retention)
+	}
+}

@@ -1,0 +1,72 @@
+package cost
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// The reference designs, per 1,000,000 segments, from the bench's full run
+// in the README (bench corpus: gzip segments, median 20 KB, 31.3 GB stored
+// per million) and the Go benchmarks of shared/segment (BenchmarkStore,
+// BenchmarkDecodeStored). The bench replaces them with its own run's counts.
+var (
+	// Naive is one object and one KMS wrap per segment.
+	Naive = Design{
+		Name: "naive", Objects: 1e6, ClassA: 1e6, StoredGB: 31.3, ReadOpsPerSegment: 1,
+		KMS: 1e6, KMSPerRead: 1, PubSubGB: 31.5, PackCPUSeconds: 3600, ServeCPUPerRead: 0.0015,
+		MemGiBPerVCPU: 1, DBBytesPerSegment: 400,
+	}
+	// Packed is main before this change: packed objects, KEKs wrapped once
+	// per instance-hour, payloads stored as sent.
+	Packed = Design{
+		Name: "packed", Objects: 3920, ClassA: 3920, StoredGB: 31.3, ReadOpsPerSegment: 1,
+		KMS: 28, PubSubGB: 31.5, PackCPUSeconds: 1990, ServeCPUPerRead: 0.0015,
+		MemGiBPerVCPU: 1, DBBytesPerSegment: 400,
+	}
+)
+
+// Transcoded returns d with its payloads stored at a zstd level that keeps
+// storedRatio of the bytes, for extraCPU seconds more of Pack per segment,
+// and serveCPU seconds per segment read (zstd decodes faster than gzip).
+func Transcoded(d Design, storedRatio, extraCPU, serveCPU float64) Design {
+	d.Name += "+transcode"
+	d.StoredGB *= storedRatio
+	d.PackCPUSeconds += extraCPU * 1e6
+	d.ServeCPUPerRead = serveCPU
+	return d
+}
+
+// Row is one design priced over one retention.
+type Row struct {
+	Design string    `json:"design"`
+	Cost   Breakdown `json:"cost"`
+}
+
+// Table prices each design over each retention, first without lifecycle
+// rules (as main stores today) and then, for packed designs, with Plan.
+func (p Prices) Table(designs []Design, reads []ReadWindow) []Row {
+	var rows []Row
+	for _, r := range Retentions {
+		for _, d := range designs {
+			rows = append(rows, Row{d.Name, p.Over(d, r, nil, reads)})
+			if d.Objects < 1e5 { // per-object transitions are affordable
+				rows = append(rows, Row{d.Name + "+lifecycle", p.Over(d, r, Plan[r], reads)})
+			}
+		}
+	}
+	return rows
+}
+
+// WriteTable writes rows for people.
+func WriteTable(w io.Writer, p Prices, rows []Row) error {
+	fmt.Fprintf(w, "cost per 1M segments over the retention (prices of %s; storage includes early deletion)\n", p.Date)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "days\tdesign\tstorage\tclass A\tclass B\tretrieval\tKMS\tPub/Sub\tCPU+mem\tDB\ttotal\tlifecycle\t")
+	for _, r := range rows {
+		c := r.Cost
+		fmt.Fprintf(tw, "%d\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t\n",
+			c.Retention, r.Design, c.StorageTotal(), c.ClassA, c.ClassB, c.Retrieval, c.KMS, c.PubSub, c.CPU+c.Memory, c.DB, c.Total, FormatLifecycle(c.Lifecycle))
+	}
+	return tw.Flush()
+}
