@@ -50,9 +50,6 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, err := s.db.ListReplays(r.Context(), project, f, after, limit, listScanBudget)
-	if errors.Is(err, store.ErrFilterUnsupported) {
-		err = fmt.Errorf("%w: %w", derrors.InvalidArgument, err)
-	}
 	if err != nil {
 		api.WriteError(w, r, err, nil)
 		return

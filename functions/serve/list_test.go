@@ -143,7 +143,7 @@ func TestListErrors(t *testing.T) {
 		{"cursor=zzz", token(t, 4), http.StatusBadRequest},
 		{"cursor=" + encodeCursor(store.ListCursor{StartedAtMS: 1, ReplayID: uuid.New()}), token(t, 4), http.StatusOK},
 		{"sort=asc", token(t, 4), http.StatusBadRequest},
-		{"url=checkout", token(t, 4), http.StatusBadRequest}, // no URL metadata yet
+		{"url=checkout", token(t, 4), http.StatusOK},
 		{"error_id=abc", token(t, 4), http.StatusBadRequest},
 	} {
 		resp := get(t, u(tc.query), tc.tok)

@@ -10,10 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrFilterUnsupported marks a list filter on replay metadata that the
-// database does not record yet.
-var ErrFilterUnsupported = errors.New("filter not supported")
-
 // ListFilter selects replays for ListReplays. Zero fields do not filter.
 type ListFilter struct {
 	// FromTS and ToTS bound the replay's first event time (ms since the
@@ -25,10 +21,9 @@ type ListFilter struct {
 	// MinSegments keeps replays with at least this many stored segments.
 	MinSegments int
 	// URL (a substring of a page the replay visited) and ErrorID (an error
-	// event seen during the replay) filter on metadata that Ingest is to
-	// record per replay. Until those columns exist ListReplays fails with
-	// ErrFilterUnsupported when either is set; the query has its place
-	// marked for them (see listFilters).
+	// event seen during the replay) filter on the metadata Ingest records
+	// per replay (the replay row's urls and error_ids); replays sent
+	// without it never match them.
 	URL     string
 	ErrorID string
 }
@@ -60,9 +55,6 @@ type ListPage struct {
 // rows only, and when the budget runs out first the page ends early with a
 // cursor at the last row examined.
 func (db *DB) ListReplays(ctx context.Context, project int64, f ListFilter, after *ListCursor, limit, scan int) (ListPage, error) {
-	if f.URL != "" || f.ErrorID != "" {
-		return ListPage{}, fmt.Errorf("list replays of project %d: %w: url and error_id need replay metadata that is not recorded yet", project, ErrFilterUnsupported)
-	}
 	ctx, cancel := db.WithTimeout(ctx)
 	defer cancel()
 	to := f.ToTS
@@ -89,7 +81,7 @@ func (db *DB) ListReplays(ctx context.Context, project int64, f ListFilter, afte
 				WHERE `+listFilters+`
 				ORDER BY started_at_ms DESC, replay_id DESC
 				LIMIT $9`,
-				project, f.FromTS, to, afterTS, afterID, scan, f.MinDurationMS, f.MinSegments, limit+1)
+				project, f.FromTS, to, afterTS, afterID, scan, f.MinDurationMS, f.MinSegments, limit+1, f.URL, f.ErrorID)
 			if err != nil {
 				return err
 			}
@@ -146,7 +138,9 @@ const listScan = `project_id = $1 AND deleted_at IS NULL AND started_at_ms IS NO
 	AND started_at_ms BETWEEN $2 AND $3 AND (started_at_ms, replay_id) < ($4, $5)`
 
 // listFilters are the conditions the index does not serve, over $7
-// (minimum duration, ms) and $8 (minimum segments). The URL and error id
-// filters belong here once replays carry that metadata (for instance
-// `AND EXISTS (SELECT 1 FROM unnest(urls) u WHERE strpos(u, $10) > 0)`).
-const listFilters = `coalesce(ended_at_ms - started_at_ms, 0) >= $7 AND segment_count >= $8`
+// (minimum duration, ms), $8 (minimum segments), $10 (a URL substring, ”
+// for any) and $11 (an error id, ” for any). They apply to the scanned
+// rows only, so their cost is bounded by the scan budget like the others'.
+const listFilters = `coalesce(ended_at_ms - started_at_ms, 0) >= $7 AND segment_count >= $8
+	AND ($10::text = '' OR EXISTS (SELECT 1 FROM unnest(urls) AS u WHERE strpos(u, $10::text) > 0))
+	AND ($11::text = '' OR $11::text = ANY (error_ids))`

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -139,8 +138,58 @@ func TestListReplays(t *testing.T) {
 		})
 	}
 
-	if _, err := db.ListReplays(context.Background(), project, store.ListFilter{URL: "checkout"}, nil, 10, 100); !errors.Is(err, store.ErrFilterUnsupported) {
-		t.Errorf("url filter: err = %v, want ErrFilterUnsupported", err)
+}
+
+// TestListReplaysByMetadata filters on what Ingest recorded about a replay:
+// a URL substring and an error id; replays without metadata never match.
+func TestListReplaysByMetadata(t *testing.T) {
+	db := newDB(t)
+	const project = 31
+	ts := func(v int64) *int64 { return &v }
+	checkout, home, bare := uuid.New(), uuid.New(), uuid.New()
+	seedList(t, db, project, []listRow{
+		{id: checkout, started: ts(3000), ended: 4000, segments: 2},
+		{id: home, started: ts(2000), ended: 3000, segments: 2},
+		{id: bare, started: ts(1000), ended: 2000, segments: 2},
+	})
+	for id, meta := range map[uuid.UUID][2][]string{
+		checkout: {{"https://shop.example/cart", "https://shop.example/checkout?step=2"}, {"e1", "e2"}},
+		home:     {{"https://shop.example/"}, {"e3"}},
+	} {
+		if _, err := db.Pool.Exec(context.Background(),
+			`UPDATE replays SET urls = $3, error_ids = $4 WHERE project_id = $1 AND replay_id = $2`,
+			project, id, meta[0], meta[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		f    store.ListFilter
+		want []uuid.UUID
+	}{
+		{"no filter", store.ListFilter{}, []uuid.UUID{checkout, home, bare}},
+		{"url substring", store.ListFilter{URL: "/checkout"}, []uuid.UUID{checkout}},
+		{"url on every page of the site", store.ListFilter{URL: "shop.example"}, []uuid.UUID{checkout, home}},
+		{"url nobody visited", store.ListFilter{URL: "/admin"}, nil},
+		{"error id", store.ListFilter{ErrorID: "e3"}, []uuid.UUID{home}},
+		{"error id is exact, not a substring", store.ListFilter{ErrorID: "e"}, nil},
+		{"both", store.ListFilter{URL: "cart", ErrorID: "e2"}, []uuid.UUID{checkout}},
+		{"both, disagreeing", store.ListFilter{URL: "cart", ErrorID: "e3"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			page, err := db.ListReplays(context.Background(), project, tc.f, nil, 10, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uuid.UUID
+			for _, r := range page.Replays {
+				got = append(got, r.ReplayID)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("list (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
