@@ -67,7 +67,9 @@ func (p *Packer) HandleEvent(ctx context.Context, e event.Event) (err error) {
 		return cehttp.NewResult(status, "%v", err)
 	}
 	result = res.String()
-	slog.DebugContext(ctx, "segment acked", "message_id", m.ID, "result", res.String())
+	// One line per request, joined to its trace and to its batch's flush
+	// line; LOG_LEVEL=warn drops it where the log volume matters more.
+	slog.InfoContext(ctx, "segment acked", "message_id", m.ID, "result", result)
 	return nil
 }
 
