@@ -244,7 +244,7 @@ async function issuesOf(info) {
 }
 
 test('a dead button clicked five times and a burst of console errors become issues, one group across two replays', { timeout: 300_000 }, async (t) => {
-  assert.ok(bin, 'set REPLAYVAULT_BIN to a replayvault-dev binary');
+  assert.ok(process.env.REPLAYVAULT_BIN, 'set REPLAYVAULT_BIN to a replayvault-dev binary');
   assert.ok(out, 'set BROWSER_TEST_OUT to a directory for the screenshot');
   const dev = await startDev();
   const { info } = dev;

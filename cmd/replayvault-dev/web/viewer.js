@@ -116,16 +116,17 @@ async function main() {
   state.reads = view.reads;
   state.totalTime = meta.ended_at_ms - meta.started_at_ms;
   state.seek = (offset) => view.seek(meta.started_at_ms + offset);
-  state.seekEnd = () => view.seek(meta.ended_at_ms);
-  await view.open(meta.started_at_ms, params.get('autoplay') !== '0');
-  if (state.error) return;
-  $('st-state').textContent = `${(state.totalTime / 1000).toFixed(1)} s`;
-  // The issue markers seek through the windowed view, which loads the
+  state.seekEnd = () => view.seekEnd();
+  // The issue markers (shown before the first window, so that a ready
+  // page has them) seek through the windowed view, which loads the
   // window of that time.
   const seekable = { goto: (offset) => view.seek(meta.started_at_ms + offset) };
   await showReplayIssues(cfg, project, replay, token, seekable,
     { totalTime: state.totalTime, startTime: meta.started_at_ms });
+  await view.open(meta.started_at_ms, params.get('autoplay') !== '0');
   if (params.get('t')) await view.seek(Number(params.get('t')));
+  if (state.error) return;
+  $('st-state').textContent = `${(state.totalTime / 1000).toFixed(1)} s`;
 
   const shred = $('shred');
   shred.hidden = false;
@@ -225,6 +226,14 @@ class WindowedView {
     if (gen === this.gen) state.loaded = true;
   }
 
+  // seekEnd shows the last moment: the last window, then the player's own
+  // end (its clock can differ from the server's timestamps when an SDK
+  // mixes seconds and milliseconds, as Sentry's breadcrumbs do).
+  async seekEnd() {
+    await this.seek(this.end);
+    if (this.player) this.player.goto(this.player.getMetaData().totalTime, false);
+  }
+
   // seek plays from t: within what is loaded the player just jumps there;
   // otherwise the window for t is loaded first.
   async seek(t) {
@@ -254,7 +263,7 @@ async function showReplayIssues(cfg, project, replay, token, player, meta) {
     state.seekedTo = offset;
   };
   state.seekIssue = (i) => seek(occurrences[i].timestamp_ms);
-  const bar = $('timeline');
+  const bar = $('issue-timeline');
   const list = $('issue-list');
   list.innerHTML = '<tr><th>at</th><th>kind</th><th>issue</th><th>target</th></tr>';
   occurrences.forEach((o, i) => {
