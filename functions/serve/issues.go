@@ -2,9 +2,7 @@ package serve
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -199,23 +197,6 @@ func (s *Server) getIssue(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, out)
 }
 
-// decodeBody reads a small JSON body into v.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return fmt.Errorf("%w: body over %d bytes", derrors.TooLarge, tooBig.Limit)
-		}
-		return fmt.Errorf("%w: body is not the expected JSON object", derrors.InvalidArgument)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: body holds more than one JSON value", derrors.InvalidArgument)
-	}
-	return nil
-}
-
 func (s *Server) mergeIssues(w http.ResponseWriter, r *http.Request) {
 	project, _, _, err := s.issueRequest(r, auth.ScopeIssueWrite)
 	if err != nil {
@@ -225,7 +206,7 @@ func (s *Server) mergeIssues(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Issues []string `json:"issues"`
 	}
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := decodeBodyOf(w, r, &body); err != nil {
 		api.WriteError(w, r, err, nil)
 		return
 	}
@@ -276,7 +257,7 @@ func (s *Server) setIssueStatus(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Status string `json:"status"`
 	}
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := decodeBodyOf(w, r, &body); err != nil {
 		api.WriteError(w, r, err, nil)
 		return
 	}
@@ -297,7 +278,7 @@ func (s *Server) addIssueNote(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Body string `json:"body"`
 	}
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := decodeBodyOf(w, r, &body); err != nil {
 		api.WriteError(w, r, err, nil)
 		return
 	}
@@ -340,4 +321,9 @@ func (s *Server) replayIssues(w http.ResponseWriter, r *http.Request) {
 		out.Occurrences[i] = occurrenceJSON(project, o)
 	}
 	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// decodeBodyOf reads a request body of at most 64<<10 bytes (api.DecodeJSON).
+func decodeBodyOf(w http.ResponseWriter, r *http.Request, v any) error {
+	return api.DecodeJSON(w, r, v, 64<<10)
 }

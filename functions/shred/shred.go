@@ -7,10 +7,8 @@ package shred
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -226,7 +224,7 @@ func (s *Service) shredReplays(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ReplayIDs []string `json:"replay_ids"`
 	}
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := decodeBodyOf(w, r, &body); err != nil {
 		api.WriteError(w, r, err, nil)
 		return
 	}
@@ -256,7 +254,7 @@ func (s *Service) shredProject(w http.ResponseWriter, r *http.Request) {
 	// The body must be empty or {}: a caller who sends replay ids here
 	// meant replays:shred, and must not lose the whole project by mistake.
 	var body struct{}
-	if err := decodeBody(w, r, &body); err != nil && !errors.Is(err, errEmptyBody) {
+	if err := decodeBodyOf(w, r, &body); err != nil && !errors.Is(err, api.ErrEmptyBody) {
 		api.WriteError(w, r, fmt.Errorf("%w (this route shreds the whole project and takes no parameters)", err), nil)
 		return
 	}
@@ -358,29 +356,6 @@ func allow(w http.ResponseWriter, r *http.Request, method string) bool {
 	return false
 }
 
-var errEmptyBody = fmt.Errorf("%w: request body is empty", derrors.InvalidArgument)
-
-// decodeBody reads one JSON object into v: at most maxBodyBytes, no unknown
-// fields, nothing after it.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.Is(err, io.EOF):
-			return errEmptyBody
-		case errors.As(err, &tooBig):
-			return fmt.Errorf("%w: request body exceeds %d bytes", derrors.TooLarge, tooBig.Limit)
-		}
-		return fmt.Errorf("%w: request body: %v", derrors.InvalidArgument, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: request body: unexpected data after the JSON object", derrors.InvalidArgument)
-	}
-	return nil
-}
-
 // parseReplayIDs checks a replays:shred list: 1 to MaxReplayIDs UUIDs;
 // duplicates collapse (the store sorts and dedups).
 func parseReplayIDs(raw []string) ([]uuid.UUID, error) {
@@ -401,4 +376,9 @@ func parseReplayIDs(raw []string) ([]uuid.UUID, error) {
 		ids[i] = id
 	}
 	return ids, nil
+}
+
+// decodeBodyOf reads a request body of at most maxBodyBytes bytes (api.DecodeJSON).
+func decodeBodyOf(w http.ResponseWriter, r *http.Request, v any) error {
+	return api.DecodeJSON(w, r, v, maxBodyBytes)
 }
