@@ -592,7 +592,7 @@ variable "ingest_posthog_static_dir" {
 variable "transcode_min_retention_days" {
   description = "TRANSCODE_MIN_RETENTION_DAYS: segments kept this long or longer are stored as zstd at store_zstd_level (0: every segment). See the README's cost section."
   type        = number
-  default     = 90
+  default     = 365
 }
 
 variable "store_zstd_level" {

@@ -178,7 +178,7 @@ type Pack struct {
 	// shorter-lived ones as sent (plain JSON as zstd at the default level).
 	// 0 transcodes every segment. The default is where the extra CPU pays
 	// for itself in stored bytes (README, cost section).
-	TranscodeMinRetentionDays int `env:"TRANSCODE_MIN_RETENTION_DAYS, default=90"`
+	TranscodeMinRetentionDays int `env:"TRANSCODE_MIN_RETENTION_DAYS, default=365"`
 	// StoreZstdLevel is the level segments are transcoded at: fastest,
 	// default, better or best.
 	StoreZstdLevel string `env:"STORE_ZSTD_LEVEL, default=better"`
