@@ -113,8 +113,11 @@ func (db *DB) BatchSegmentID(ctx context.Context, project int64, replay uuid.UUI
 	defer cancel()
 	hi := min(want+batchProbe-1, limit)
 	// A concurrent insert of the same batch or of the same number makes the
-	// statement insert nothing; the next attempt then sees it.
-	for range 3 {
+	// statement insert nothing; the next attempt then sees it. Every failed
+	// attempt means another batch took a number of the range, so after
+	// hi-want+1 of them the range is full: under contention a batch keeps
+	// trying until then rather than giving up early.
+	for range max(hi-want+2, 1) {
 		var got int32
 		err := db.Pool.QueryRow(ctx, `
 			WITH mine AS (

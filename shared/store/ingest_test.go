@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
@@ -174,30 +172,12 @@ func TestReplayMetaFromSegments(t *testing.T) {
 func TestIngestRoleReadsKeysOnly(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.NewDB(t)
-	admin, err := pgx.Connect(ctx, dsn)
+	admin, err := store.OpenURL(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(ctx)
-	user := "ing_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	if _, err := admin.Exec(ctx, "CREATE ROLE "+user+" LOGIN IN ROLE replayvault_ingest"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP OWNED BY "+user)
-			c.Exec(context.Background(), "DROP ROLE "+user)
-			c.Close(context.Background())
-		}
-	})
-	u, _ := url.Parse(dsn)
-	u.User = url.User(user)
-	c, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	t.Cleanup(admin.Close)
+	c := asRole(t, admin, dsn, "replayvault_ingest").Pool
 	ok := []string{
 		`SELECT count(*) FROM ingest_keys`,
 		`INSERT INTO ingest_batches (project_id, replay_id, batch_key, segment_id) VALUES (1, gen_random_uuid(), 'x', 0)`,

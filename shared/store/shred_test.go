@@ -2,9 +2,7 @@ package store_test
 
 import (
 	"context"
-	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -236,10 +234,10 @@ func TestConcurrentShredsDoNotDeadlock(t *testing.T) {
 	}
 }
 
-// TestShredAndSweepAsAppRole runs every shred and sweep statement as a
-// member of replayvault_app, the role the functions' database users get in
-// production (rows, not schema): row locks and upserts need no more.
-func TestShredAndSweepAsAppRole(t *testing.T) {
+// TestShredAndSweepAsShredRole runs every shred and sweep statement as a
+// member of replayvault_shred, the role Shred's database user gets in
+// production: row locks and deletes need no more.
+func TestShredAndSweepAsShredRole(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.NewDB(t)
 	admin, err := store.OpenURL(ctx, dsn)
@@ -248,24 +246,7 @@ func TestShredAndSweepAsAppRole(t *testing.T) {
 	}
 	t.Cleanup(admin.Close)
 	ids := seed(t, admin, 1, 2, 3)
-	user := "shred_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	if _, err := admin.Pool.Exec(ctx, "CREATE ROLE "+user+" LOGIN IN ROLE replayvault_app"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Pool.Exec(context.Background(), "DROP OWNED BY "+user)
-		admin.Pool.Exec(context.Background(), "DROP ROLE "+user)
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(user)
-	app, err := store.OpenURL(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(app.Close)
+	app := asRole(t, admin, dsn, "replayvault_shred")
 
 	if rc, err := app.ShredReplays(ctx, 1, ids[:1], "app"); err != nil || rc.SegmentsShredded != 3 {
 		t.Errorf("ShredReplays as app role: %+v, %v", rc, err)
