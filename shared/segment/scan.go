@@ -1271,7 +1271,8 @@ func hex4(b []byte) (rune, bool) {
 // validNumber reports whether b is a JSON number (as encoding/json requires
 // of a string decoded into a json.Number).
 func validNumber(b []byte) bool {
-	if len(b) == 0 {
+	// number expects to start on a number's first byte: check it here.
+	if len(b) == 0 || b[0] != '-' && (b[0] < '0' || b[0] > '9') {
 		return false
 	}
 	var s scanner
