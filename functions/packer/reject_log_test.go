@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
@@ -30,23 +29,7 @@ func TestRejectLeaksNoPayload(t *testing.T) {
 	ps := testenv.NewPubSub(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client, err := ps.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	suffix := uuid.NewString()[:8]
-	topic := fmt.Sprintf("projects/%s/topics/leaks-%s", ps.Project(), suffix)
-	sub := fmt.Sprintf("projects/%s/subscriptions/leaks-%s", ps.Project(), suffix)
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
-		t.Fatal(err)
-	}
-	pub := client.Publisher(topic)
-	defer pub.Stop()
-	rej := NewPubSubRejecter(pub, 10*time.Second)
+	client, sub, rej := rejectTopic(t, ctx, ps, "leaks")
 	p := newPacker(t, d, testConfig(), rej)
 
 	var logs bytes.Buffer
@@ -86,7 +69,7 @@ func TestRejectLeaksNoPayload(t *testing.T) {
 		want[id] = tc.reason
 		e := event.New()
 		e.SetID(uuid.NewString())
-		e.SetSource("//pubsub.googleapis.com/" + topic)
+		e.SetSource("//pubsub.googleapis.com/projects/p/topics/segments")
 		e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
 		var pd pushData
 		pd.Message.ID = id
@@ -112,7 +95,7 @@ func TestRejectLeaksNoPayload(t *testing.T) {
 	got := map[string]map[string]string{}
 	var mu sync.Mutex
 	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
-	err = client.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+	err := client.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
 		m.Ack()
 		mu.Lock()
 		defer mu.Unlock()

@@ -27,23 +27,7 @@ func TestBadInputGoesToRejectTopic(t *testing.T) {
 	ps := testenv.NewPubSub(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client, err := ps.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	suffix := uuid.NewString()[:8]
-	topic := fmt.Sprintf("projects/%s/topics/rejects-%s", ps.Project(), suffix)
-	sub := fmt.Sprintf("projects/%s/subscriptions/rejects-%s", ps.Project(), suffix)
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
-		t.Fatal(err)
-	}
-	pub := client.Publisher(topic)
-	defer pub.Stop()
-	rej := NewPubSubRejecter(pub, 10*time.Second)
+	client, sub, rej := rejectTopic(t, ctx, ps, "rejects")
 	cfg := testConfig()
 	cfg.Limits.MaxDecompressed = 1 << 20
 	p := newPacker(t, d, cfg, rej)
@@ -101,7 +85,7 @@ func TestBadInputGoesToRejectTopic(t *testing.T) {
 			want[fmt.Sprint(i)] = tc.reason
 			e := event.New()
 			e.SetID(uuid.NewString())
-			e.SetSource("//pubsub.googleapis.com/" + topic)
+			e.SetSource("//pubsub.googleapis.com/projects/p/topics/segments")
 			e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
 			var pd pushData
 			pd.Message.ID = fmt.Sprint(i)
@@ -129,7 +113,7 @@ func TestBadInputGoesToRejectTopic(t *testing.T) {
 	var envelope bool
 	var mu sync.Mutex
 	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
-	err = client.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+	err := client.Subscriber(sub).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
 		m.Ack()
 		mu.Lock()
 		defer mu.Unlock()
@@ -181,4 +165,28 @@ func TestRejectPublishFailureNacks(t *testing.T) {
 	if err == nil {
 		t.Fatal("Ingest acked a message whose reject publish failed")
 	}
+}
+
+// rejectTopic makes a reject topic named after prefix on the emulator ps,
+// with a subscription to read it, and returns a client, that subscription
+// and a Rejecter publishing to the topic; all are closed at cleanup.
+func rejectTopic(t *testing.T, ctx context.Context, ps *testenv.PubSub, prefix string) (*pubsub.Client, string, *PubSubRejecter) {
+	t.Helper()
+	client, err := ps.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	suffix := uuid.NewString()[:8]
+	topic := fmt.Sprintf("projects/%s/topics/%s-%s", ps.Project(), prefix, suffix)
+	sub := fmt.Sprintf("projects/%s/subscriptions/%s-%s", ps.Project(), prefix, suffix)
+	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
+		t.Fatal(err)
+	}
+	pub := client.Publisher(topic)
+	t.Cleanup(pub.Stop)
+	return client, sub, NewPubSubRejecter(pub, 10*time.Second)
 }
