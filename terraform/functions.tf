@@ -87,8 +87,9 @@ locals {
   # Direct delivery (functions/ingest/deliver.go): Pub/Sub only for what
   # Pack does not take in time.
   ingest_pack_env = {
-    PACK_URL     = var.deploy_functions && var.ingest_direct_delivery ? google_cloudfunctions2_function.pack[0].service_config[0].uri : ""
-    PACK_TIMEOUT = var.ingest_pack_timeout
+    PACK_URL        = var.deploy_functions && var.ingest_direct_delivery ? google_cloudfunctions2_function.pack[0].service_config[0].uri : ""
+    PACK_TIMEOUT    = var.ingest_pack_timeout
+    PACK_HOLD_BYTES = var.ingest_pack_hold_bytes
   }
 
   shred_env = merge(local.common_env, local.auth_env, local.telemetry_env, {

@@ -599,6 +599,12 @@ variable "ingest_pack_timeout" {
   default     = "6s"
 }
 
+variable "ingest_pack_hold_bytes" {
+  description = "PACK_HOLD_BYTES: payload bytes one Ingest instance's requests may hold while waiting for Pack; past it segments are published at once. Keep it well under ingest_memory."
+  type        = number
+  default     = 268435456
+}
+
 # Pack: how stored bytes are compressed (see the README's cost section).
 
 variable "transcode_min_retention_days" {

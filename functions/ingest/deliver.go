@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/api/idtoken"
 )
 
@@ -39,6 +41,11 @@ type Direct struct {
 	url          string // Pack's URL + the topic's path (see NewDirect)
 	subscription string
 	timeout      time.Duration
+	// held bounds the payload bytes that requests hold while they wait
+	// for Pack (about FLUSH_AGE each): a segment that does not fit goes to
+	// Pub/Sub at once, so raising Ingest's concurrency for the wait cannot
+	// run an instance out of memory.
+	held *semaphore.Weighted
 
 	delivered, spilled atomic.Int64
 }
@@ -48,8 +55,9 @@ type Direct struct {
 // does: functions-framework takes the topic from the path when it turns a
 // push request into Pack's event. client carries Pack's authentication
 // (PackClient); timeout bounds one delivery and should exceed Pack's
-// FLUSH_AGE plus a flush, or most deliveries spill.
-func NewDirect(client *http.Client, packURL, project, topic string, timeout time.Duration) *Direct {
+// FLUSH_AGE plus a flush, or most deliveries spill. At most holdBytes of
+// payload wait for Pack at once; the rest is published straight away.
+func NewDirect(client *http.Client, packURL, project, topic string, timeout time.Duration, holdBytes int64) *Direct {
 	if !strings.HasPrefix(topic, "projects/") {
 		topic = "projects/" + project + "/topics/" + topic
 	}
@@ -58,6 +66,7 @@ func NewDirect(client *http.Client, packURL, project, topic string, timeout time
 		url:          strings.TrimRight(packURL, "/") + "/" + topic,
 		subscription: strings.Replace(topic, "/topics/", "/subscriptions/", 1) + "-direct",
 		timeout:      timeout,
+		held:         semaphore.NewWeighted(holdBytes),
 	}
 }
 
@@ -150,6 +159,10 @@ func (d *Direct) deliverAll(ctx context.Context, msgs []message) []message {
 // deliver POSTs m to Pack as a push request and returns nil once Pack
 // answered 2xx.
 func (d *Direct) deliver(ctx context.Context, m message) error {
+	if !d.held.TryAcquire(int64(len(m.data))) {
+		return errHoldFull
+	}
+	defer d.held.Release(int64(len(m.data)))
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	body, err := d.pushBody(m)
@@ -179,6 +192,10 @@ func (d *Direct) deliver(ctx context.Context, m message) error {
 	}
 	return nil
 }
+
+// errHoldFull: the instance's requests already hold PACK_HOLD_BYTES while
+// waiting for Pack.
+var errHoldFull = errors.New("direct delivery: PACK_HOLD_BYTES are waiting for Pack already")
 
 // pushBody is the JSON of a Pub/Sub push request carrying m:
 // {"message":{"attributes":…,"messageId":…,"publishTime":…,"data":"<base64>"},"subscription":…}.

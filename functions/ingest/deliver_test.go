@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,7 +83,8 @@ func packConfig() packer.Config {
 // published to the topic (the Pub/Sub emulator) instead, from where a second
 // Pack instance settles it. Every case answers the SDK 200 and ends with the
 // segment stored exactly once — or, when the replay is shredded before the
-// spilled copy arrives, not at all: the redelivery does not resurrect it.
+// spilled copy arrives, not at all: the redelivery does not resurrect it. A
+// segment past the instance's hold budget is published without calling Pack.
 func TestDirectDelivery(t *testing.T) {
 	// fronts sit between Ingest and the Pack that takes direct deliveries.
 	lost := func(pack http.Handler) http.Handler {
@@ -125,6 +127,7 @@ func TestDirectDelivery(t *testing.T) {
 		down  bool                            // nothing listens at PACK_URL
 		drain bool                            // the direct Pack is shutting down (503)
 		shred bool                            // shred the replay before the spilled copy reaches Pack
+		hold  int64                           // PACK_HOLD_BYTES (0: 1 MiB)
 		// spilled: the segment went to Pub/Sub, and the Pack reading the
 		// subscription settled it as want.
 		spilled bool
@@ -139,6 +142,7 @@ func TestDirectDelivery(t *testing.T) {
 		{name: "reply lost", front: lost, spilled: true, want: packer.Duplicate, rows: 1},
 		{name: "reply too late", front: late, spilled: true, want: packer.Duplicate, rows: 1},
 		{name: "reply lost, then shredded", front: lost, shred: true, spilled: true, want: packer.Shredded, rows: 0},
+		{name: "hold budget full", hold: 16, spilled: true, want: packer.Stored, rows: 1},
 	}
 	d := testenv.NewDeps(t)
 	for _, tc := range tests {
@@ -154,7 +158,11 @@ func TestDirectDelivery(t *testing.T) {
 			if tc.front != nil {
 				h = tc.front(h)
 			}
-			hs := httptest.NewServer(h)
+			var calls atomic.Int64
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				h.ServeHTTP(w, r)
+			}))
 			defer hs.Close()
 			packURL := hs.URL
 			if tc.down {
@@ -169,7 +177,11 @@ func TestDirectDelivery(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dd := NewDirect(client, packURL, "unused", e.topic, time.Second)
+			hold := tc.hold
+			if hold == 0 {
+				hold = 1 << 20
+			}
+			dd := NewDirect(client, packURL, "unused", e.topic, time.Second, hold)
 			e.srv.pub.DeliverFirst(dd)
 
 			replay := uuid.New()
@@ -181,6 +193,9 @@ func TestDirectDelivery(t *testing.T) {
 			st := dd.Stats()
 			if tc.spilled != (st.Spilled == 1) || st.Delivered+st.Spilled != 1 {
 				t.Fatalf("direct stats %+v, want spilled=%v", st, tc.spilled)
+			}
+			if tc.hold != 0 && calls.Load() != 0 {
+				t.Errorf("Pack was called %d time(s) with the hold budget full", calls.Load())
 			}
 			if tc.shred {
 				if _, err := d.DB.ShredReplays(t.Context(), 42, []uuid.UUID{replay}, "test"); err != nil {
@@ -239,7 +254,7 @@ func (e *env) received(quiet time.Duration) []published {
 // the message, at sizes around the encoder's chunk, with attributes that
 // need escaping; its declared length is its length.
 func TestPushBody(t *testing.T) {
-	d := NewDirect(http.DefaultClient, "http://127.0.0.1:1", "p", "segments", time.Second)
+	d := NewDirect(http.DefaultClient, "http://127.0.0.1:1", "p", "segments", time.Second, 1<<20)
 	attrs := map[string]string{"replay_id": "r", "url": "http://x/\"quoted\"\n\u2028</script>"}
 	for _, n := range []int{0, 1, 2, 3, 4, 3071, 3072, 3073, 4 << 10, 10_000, 1 << 20} {
 		data := make([]byte, n)

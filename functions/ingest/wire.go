@@ -30,7 +30,7 @@ func Build(ctx context.Context, cfg *config.Ingest) (*Server, func(), error) {
 				return nil, err
 			}
 			c.Add(hc.CloseIdleConnections)
-			p.DeliverFirst(NewDirect(hc, cfg.PackURL, cfg.GoogleCloudProject, cfg.SegmentTopic, cfg.PackTimeout))
+			p.DeliverFirst(NewDirect(hc, cfg.PackURL, cfg.GoogleCloudProject, cfg.SegmentTopic, cfg.PackTimeout, cfg.PackHoldBytes))
 		}
 		return New(ConfigFrom(cfg), db, p), nil
 	})

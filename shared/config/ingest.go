@@ -32,6 +32,9 @@ type Ingest struct {
 	// PackTimeout bounds one direct delivery: Pack answers after its batch
 	// is committed, so it must exceed Pack's FLUSH_AGE plus a flush.
 	PackTimeout time.Duration `env:"PACK_TIMEOUT, default=6s"`
+	// PackHoldBytes bounds the payload bytes an instance's requests hold
+	// while waiting for Pack; past it a segment is published at once.
+	PackHoldBytes int64 `env:"PACK_HOLD_BYTES, default=268435456"`
 
 	// MaxBodyBytes caps one request body as sent (413 past it). Pub/Sub
 	// takes at most 10 MB per message.
@@ -83,6 +86,9 @@ func (c *Ingest) validate() error {
 	}
 	if c.PackTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PACK_TIMEOUT must be positive, got %s", c.PackTimeout))
+	}
+	if c.PackHoldBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("PACK_HOLD_BYTES (%d) must be at least MAX_BODY_BYTES (%d)", c.PackHoldBytes, c.MaxBodyBytes))
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES must be between 1024 and 10485760 (Pub/Sub's message limit), got %d", c.MaxBodyBytes))

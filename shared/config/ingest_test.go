@@ -35,6 +35,7 @@ func TestLoadIngest(t *testing.T) {
 		{"pack with credentials", map[string]string{"PACK_URL": "https://u:secret@pack.run.app"}, nil, "PACK_URL"},
 		{"pack not a url", map[string]string{"PACK_URL": "pack"}, nil, "PACK_URL"},
 		{"zero pack timeout", map[string]string{"PACK_TIMEOUT": "0s"}, nil, "PACK_TIMEOUT"},
+		{"pack hold below a body", map[string]string{"PACK_HOLD_BYTES": "1024"}, nil, "PACK_HOLD_BYTES"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
