@@ -149,7 +149,7 @@ func waitDirect(ctx context.Context, s *stack, n int) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("Pack's log shows %d segment(s) delivered by Ingest directly, want %d (Ingest spilled to Pub/Sub?)", got, n)
+			return fmt.Errorf("segments delivered by Ingest directly in Pack's log: %d, want %d (Ingest spilled to Pub/Sub?)", got, n)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

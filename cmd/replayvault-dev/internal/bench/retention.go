@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/replayvault/replayvault/shared/cost"
 	"github.com/replayvault/replayvault/shared/segment"
@@ -16,18 +17,49 @@ type RetentionCosts struct {
 	Prices    cost.Prices       `json:"prices"`
 	Reads     []cost.ReadWindow `json:"reads"`
 	Transcode TranscodeResult   `json:"transcode"`
-	Designs   []cost.Design     `json:"designs"`
-	Rows      []cost.Row        `json:"rows"`
+	// Delivery is direct Ingest-to-Pack delivery as this run measured it
+	// (see measureDelivery); Delivery10 is the same with 10% spilled.
+	Delivery   cost.Delivery `json:"delivery"`
+	Delivery10 cost.Delivery `json:"delivery_10"`
+	Designs    []cost.Design `json:"designs"`
+	Rows       []cost.Row    `json:"rows"`
 	// Days90 compares the 90-day totals: today (packed, STANDARD all
 	// life, as sent) against packed with lifecycle rules and with
-	// transcoding, and naive.
+	// transcoding, with direct delivery on top, and naive.
 	Days90 struct {
 		Naive, Today, Lifecycle, TranscodeLifecycle float64
+		// Direct is packed+transcode+lifecycle with direct delivery at
+		// the measured spill; Direct10 with 10% spilled.
+		Direct, Direct10 float64
 		// StorageLayer is the same for the costs the storage design
 		// controls (GCS storage, operations, retrieval, KMS): today and
 		// with lifecycle.
 		StorageLayerToday, StorageLayerLifecycle float64
 	} `json:"days_90"`
+}
+
+// packTimeout is Ingest's PACK_TIMEOUT default: a push Pack answers later
+// than this would spill to Pub/Sub.
+const packTimeout = 6 * time.Second
+
+// measureDelivery is direct delivery as the packer's 90% step saw it: a
+// segment spills when Pack nacked it, never answered, or answered later than
+// PACK_TIMEOUT (the step keeps only the slowest answer, so when that is
+// later the whole step counts as spilled: an upper bound). Ingest holds a
+// directly delivered request for Pack's ack p50 (the mean of a wait spread
+// evenly over a batch's fill), a spilled one for the whole PACK_TIMEOUT.
+func measureDelivery(at90 *StepResult) cost.Delivery {
+	v := cost.Delivery{SpillWaitS: packTimeout.Seconds(), Concurrency: cost.IngestConcurrency}
+	if at90 == nil || at90.Arrived == 0 {
+		v.Spill = 1
+		return v
+	}
+	v.WaitS = at90.AckP50MS / 1000
+	v.Spill = float64(at90.Nacked+at90.Failed+at90.Unsent) / float64(at90.Arrived)
+	if at90.AckMaxMS > float64(packTimeout.Milliseconds()) {
+		v.Spill = 1
+	}
+	return v
 }
 
 // TranscodeResult is Pack's transcoding measured on the corpus: gzip as
@@ -117,7 +149,12 @@ func (r *Report) computeRetention(storedBytesPerSegment, meanSent, packerReadsPe
 		MemGiBPerVCPU: 1, DBBytesPerSegment: dbBytesPerSegment,
 	}
 	transcoded := cost.Transcoded(packed, tc.StoredRatio, tc.CPUPerSegment, tc.DecodeZstd)
-	rc.Designs = []cost.Design{naive, packed, transcoded}
+	rc.Delivery = measureDelivery(r.Ingest.Packer.At90)
+	rc.Delivery10 = rc.Delivery
+	rc.Delivery10.Spill = max(rc.Delivery.Spill, 0.1)
+	direct := cost.Direct(transcoded, rc.Delivery)
+	direct10 := cost.Direct(transcoded, rc.Delivery10)
+	rc.Designs = []cost.Design{naive, packed, transcoded, direct, direct10}
 	rc.Rows = cost.Published.Table(rc.Designs, rc.Reads)
 
 	p := cost.Published
@@ -128,6 +165,8 @@ func (r *Report) computeRetention(storedBytesPerSegment, meanSent, packerReadsPe
 	rc.Days90.Today = today.Total
 	rc.Days90.Lifecycle = life.Total
 	rc.Days90.TranscodeLifecycle = p.Over(transcoded, 90, cost.Plan[90], rc.Reads).Total
+	rc.Days90.Direct = p.Over(direct, 90, cost.Plan[90], rc.Reads).Total
+	rc.Days90.Direct10 = p.Over(direct10, 90, cost.Plan[90], rc.Reads).Total
 	rc.Days90.StorageLayerToday = layer(today)
 	rc.Days90.StorageLayerLifecycle = layer(life)
 	r.Retention = rc
@@ -141,6 +180,9 @@ func (rc *RetentionCosts) writeTable(b *strings.Builder) {
 	d := rc.Days90
 	fmt.Fprintf(b, "90 days: today (packed) $%.2f, with lifecycle $%.2f (%.0f%%), with transcoding too $%.2f (%.0f%%); naive $%.2f\n",
 		d.Today, d.Lifecycle, 100*d.Lifecycle/d.Today, d.TranscodeLifecycle, 100*d.TranscodeLifecycle/d.Today, d.Naive)
+	v := rc.Delivery
+	fmt.Fprintf(b, "90 days with direct delivery (Ingest posts to Pack, Pub/Sub only for what spills; +transcode+lifecycle): $%.2f (%.0f%% of today) at %.1f%% spilled (measured at 90%% of the sustained rate; Ingest holds each request Pack's ack p50 %.0f ms, %d to an instance), $%.2f (%.0f%%) at %.0f%% spilled\n",
+		d.Direct, 100*d.Direct/d.Today, 100*v.Spill, 1000*v.WaitS, v.Concurrency, d.Direct10, 100*d.Direct10/d.Today, 100*rc.Delivery10.Spill)
 	fmt.Fprintf(b, "90 days, storage layer only (GCS and KMS): today $%.2f, with lifecycle $%.2f (%.0f%%)\n",
 		d.StorageLayerToday, d.StorageLayerLifecycle, 100*d.StorageLayerLifecycle/d.StorageLayerToday)
 	b.WriteString("reads assumed (per segment, by age in days):")
