@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -286,6 +287,62 @@ func TestPushBody(t *testing.T) {
 			got.Message.PublishTime.IsZero() || got.Subscription != "projects/p/subscriptions/segments-direct" {
 			t.Errorf("%d bytes: read back as data %d bytes, attributes %v, id %q, time %v, subscription %q",
 				n, len(got.Message.Data), got.Message.Attributes, got.Message.ID, got.Message.PublishTime, got.Subscription)
+		}
+	}
+}
+
+// TestDirectSpillsWhenPackIsFull: two segments reach one Pack whose buffer
+// holds only one of them while it waits for its batch's age; Pack refuses
+// the other with 429 (its own overload answer, not a stand-in), Ingest
+// publishes that one, and both end up stored once.
+func TestDirectSpillsWhenPackIsFull(t *testing.T) {
+	d := testenv.NewDeps(t)
+	e := newEnvDB(t, testConfig(), d.DB)
+	key := e.key(42, "http://localhost:8080")
+	cfg := packConfig()
+	cfg.FlushAge = 3 * time.Second // the first segment holds its space this long
+	cfg.MaxBufferBytes = 300 << 10 // one segment's push and payload, not two
+	p := packer.New(cfg, d.DB, d.Blobs, d.Keyring(), failReject{t})
+	defer p.Close()
+	hs := httptest.NewServer(packHandler(p))
+	defer hs.Close()
+	client, err := PackClient(t.Context(), hs.URL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dd := NewDirect(client, hs.URL, "unused", e.topic, 10*time.Second, 1<<20)
+	e.srv.pub.DeliverFirst(dd)
+
+	// Incompressible text: sealing does not shrink what the first holds.
+	noise := make([]byte, 75<<10)
+	rand.Read(noise)
+	replays := []uuid.UUID{uuid.New(), uuid.New()}
+	var wg sync.WaitGroup
+	for _, replay := range replays {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := rrwebEvents(1_700_000_000_000, base64.StdEncoding.EncodeToString(noise))
+			path := fmt.Sprintf("/v1/projects/42/replays/%s/segments/0?key=%s", replay, key)
+			if s, c, _ := e.post(path, body, "Origin", "http://localhost:8080"); s != 200 {
+				t.Errorf("ingest: %d %s", s, c)
+			}
+		}()
+	}
+	wg.Wait()
+	if st := dd.Stats(); st.Delivered != 1 || st.Spilled != 1 || p.Stats().Overloaded.Load() != 1 {
+		t.Fatalf("direct %+v, Pack refused %d; want one stored directly and one refused and spilled", st, p.Stats().Overloaded.Load())
+	}
+	if got := deliver(t, e, p, 1); got[0] != packer.Stored {
+		t.Errorf("the spilled segment was settled as %s", got[0])
+	}
+	for _, replay := range replays {
+		var rows int
+		if err := d.DB.Pool.QueryRow(t.Context(), `SELECT count(*) FROM segments WHERE project_id = 42 AND replay_id = $1`, replay).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if rows != 1 {
+			t.Errorf("replay %s: %d segment rows, want 1", replay, rows)
 		}
 	}
 }
