@@ -3,8 +3,10 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/replayvault/replayvault/shared/cost"
 	"github.com/replayvault/replayvault/shared/segment"
@@ -67,23 +69,34 @@ func TestRetentionReport(t *testing.T) {
 	if back.Retention == nil || back.Retention.Days90 != d || len(back.Retention.Rows) != len(rc.Rows) {
 		t.Errorf("retention costs do not survive JSON: %+v", back.Retention)
 	}
+	// Repricing the saved run gives the same costs.
+	if err := back.RepriceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Retention.Days90; math.Abs(got.Today-d.Today) > 1e-9 || math.Abs(got.Direct-d.Direct) > 1e-9 || len(back.Retention.Rows) != len(rc.Rows) {
+		t.Errorf("repriced 90 days %+v, want %+v", got, d)
+	}
 }
 
-// TestMeasureDelivery: the spill is what the 90% step did not ack in time.
+// TestMeasureDelivery: the spill is what the 90% step did not ack in time;
+// without a step the wait is the flush age.
 func TestMeasureDelivery(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		step *StepResult
-		want float64
+		name     string
+		step     *StepResult
+		spill    float64
+		wait     float64
+		measured bool
 	}{
-		{"all acked in time", &StepResult{Arrived: 1000, Acked: 1000, AckP50MS: 700, AckMaxMS: 2500}, 0},
-		{"some nacked or lost", &StepResult{Arrived: 1000, Acked: 950, Nacked: 30, Failed: 15, Unsent: 5, AckMaxMS: 2500}, 0.05},
-		{"an answer past PACK_TIMEOUT", &StepResult{Arrived: 1000, Acked: 1000, AckMaxMS: 6500}, 1},
-		{"no step", nil, 1},
+		{"all acked in time", &StepResult{Arrived: 1000, Acked: 1000, AckP50MS: 700, AckMaxMS: 2500}, 0, 0.7, true},
+		{"some nacked or lost", &StepResult{Arrived: 1000, Acked: 950, Nacked: 30, Failed: 15, Unsent: 5, AckP50MS: 800, AckMaxMS: 2500}, 0.05, 0.8, true},
+		{"an answer past PACK_TIMEOUT", &StepResult{Arrived: 1000, Acked: 1000, AckP50MS: 900, AckMaxMS: 6500}, 1, 0.9, true},
+		{"no step", nil, 0, 2, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := measureDelivery(tc.step); got.Spill != tc.want || got.SpillWaitS != 6 || got.Concurrency != cost.IngestConcurrency {
-				t.Errorf("delivery %+v, want spill %g", got, tc.want)
+			got, measured := measureDelivery(tc.step, 2*time.Second)
+			if got.Spill != tc.spill || got.WaitS != tc.wait || measured != tc.measured || got.SpillWaitS != 6 || got.Concurrency != cost.IngestConcurrency {
+				t.Errorf("delivery %+v measured %v, want spill %g wait %g measured %v", got, measured, tc.spill, tc.wait, tc.measured)
 			}
 		})
 	}
