@@ -346,3 +346,52 @@ func TestDirectSpillsWhenPackIsFull(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectConcurrentRetry: an SDK retry that reaches Pack while the first
+// copy still waits for its batch is stored once, and both are answered 200
+// without publishing anything.
+func TestDirectConcurrentRetry(t *testing.T) {
+	d := testenv.NewDeps(t)
+	e := newEnvDB(t, testConfig(), d.DB)
+	key := e.key(42, "http://localhost:8080")
+	cfg := packConfig()
+	cfg.FlushAge = time.Second // both copies arrive while the batch is open
+	p := packer.New(cfg, d.DB, d.Blobs, d.Keyring(), failReject{t})
+	defer p.Close()
+	hs := httptest.NewServer(packHandler(p))
+	defer hs.Close()
+	client, err := PackClient(t.Context(), hs.URL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dd := NewDirect(client, hs.URL, "unused", e.topic, 10*time.Second, 1<<20)
+	e.srv.pub.DeliverFirst(dd)
+
+	replay := uuid.New()
+	body := rrwebEvents(1_700_000_000_000, "retried")
+	path := fmt.Sprintf("/v1/projects/42/replays/%s/segments/0?key=%s", replay, key)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s, c, _ := e.post(path, body, "Origin", "http://localhost:8080"); s != 200 {
+				t.Errorf("ingest: %d %s", s, c)
+			}
+		}()
+	}
+	wg.Wait()
+	if dd.Stats() != (DirectStats{Delivered: 2}) {
+		t.Errorf("direct %+v; want both delivered", dd.Stats())
+	}
+	var rows int
+	if err := d.DB.Pool.QueryRow(t.Context(), `SELECT count(*) FROM segments WHERE project_id = 42 AND replay_id = $1`, replay).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if meta, err := d.DB.ReplayMeta(t.Context(), 42, replay); err != nil || rows != 1 || meta.SegmentCount != 1 {
+		t.Errorf("%d segment rows, replay %+v (%v); want one", rows, meta, err)
+	}
+	if got := e.received(time.Second); len(got) != 0 {
+		t.Errorf("%d message(s) published", len(got))
+	}
+}
