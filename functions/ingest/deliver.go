@@ -106,7 +106,8 @@ func PackClient(ctx context.Context, packURL string, conns int) (*http.Client, e
 		return &http.Client{Transport: base}, nil
 	}
 	audience := u.Scheme + "://" + u.Host
-	ts, err := idtoken.NewTokenSource(ctx, audience)
+	// The source may keep ctx for its refreshes; it outlives the build.
+	ts, err := idtoken.NewTokenSource(context.WithoutCancel(ctx), audience)
 	if err != nil {
 		return nil, fmt.Errorf("ID token source for Pack: %w", err)
 	}
