@@ -88,7 +88,7 @@ func (d *Direct) Stats() DirectStats {
 // connections to keep open to Pack (Ingest's concurrency: each request
 // waits about FLUSH_AGE on one).
 func PackClient(ctx context.Context, packURL string, conns int) (*http.Client, error) {
-	base := &http.Transport{
+	return packClient(ctx, packURL, &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
@@ -97,7 +97,11 @@ func PackClient(ctx context.Context, packURL string, conns int) (*http.Client, e
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
-	}
+	})
+}
+
+// packClient is PackClient over the transport base.
+func packClient(ctx context.Context, packURL string, base http.RoundTripper) (*http.Client, error) {
 	u, err := url.Parse(packURL)
 	if err != nil {
 		return nil, fmt.Errorf("PACK_URL: %w", err)

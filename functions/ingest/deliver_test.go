@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -393,5 +394,53 @@ func TestDirectConcurrentRetry(t *testing.T) {
 	}
 	if got := e.received(time.Second); len(got) != 0 {
 		t.Errorf("%d message(s) published", len(got))
+	}
+}
+
+// TestPackClientIDToken: over https every request to Pack carries the ID
+// token the metadata server issues for Pack's origin as audience (here a
+// local metadata server, as GCE_METADATA_HOST points the library at one);
+// when no token can be had there is no client (and a failed refresh fails
+// the request, which spills): Pack is never called unauthenticated.
+func TestPackClientIDToken(t *testing.T) {
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	t.Setenv("HOME", t.TempDir()) // no gcloud application default credentials
+	var failToken atomic.Bool
+	md := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Metadata-Flavor", "Google")
+		if r.Header.Get("Metadata-Flavor") != "Google" || r.URL.Path != "/computeMetadata/v1/instance/service-accounts/default/identity" || failToken.Load() {
+			http.Error(w, "no", http.StatusNotFound)
+			return
+		}
+		fmt.Fprintf(w, "token-for-%s", r.URL.Query().Get("audience"))
+	}))
+	defer md.Close()
+	t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(md.URL, "http://"))
+
+	var got []string
+	var mu sync.Mutex
+	pack := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer pack.Close()
+	client, err := packClient(t.Context(), pack.URL, pack.Client().Transport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDirect(client, pack.URL, "p", "segments", 5*time.Second, 1<<20)
+	if err := d.deliver(t.Context(), message{attrs: map[string]string{"a": "b"}, data: []byte("[]")}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Bearer token-for-" + pack.URL; len(got) != 1 || got[0] != want {
+		t.Errorf("Pack saw Authorization %q, want %q", got, want)
+	}
+
+	// No token to be had: building the client fails (it fetches one at once).
+	failToken.Store(true)
+	if _, err := packClient(t.Context(), "https://pack.example", pack.Client().Transport); err == nil {
+		t.Error("a client was built without an ID token")
 	}
 }
