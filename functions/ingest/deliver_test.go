@@ -415,6 +415,9 @@ func TestPackClientIDToken(t *testing.T) {
 		fmt.Fprintf(w, "token-for-%s", r.URL.Query().Get("audience"))
 	}))
 	defer md.Close()
+	// The metadata library decides "on GCE" once per process, from this
+	// variable first: no earlier test in this package may ask it (the
+	// emulator-backed clients here run without credentials, so none do).
 	t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(md.URL, "http://"))
 
 	var got []string
