@@ -588,7 +588,7 @@ variable "ingest_posthog_static_dir" {
 }
 
 variable "ingest_direct_delivery" {
-  description = "Ingest sends each segment to Pack directly (PACK_URL, an ID token of Ingest's account; egress through the VPC, since Pack is internal-only) and publishes to the segment topic only what Pack does not store: Pub/Sub throughput was half of a segment's 90-day cost (README, cost section). false: publish everything."
+  description = "Ingest sends each segment to Pack directly (PACK_URL, an ID token of Ingest's account; egress through the VPC, since Pack is internal-only) and publishes to the segment topic only what Pack does not store: Pub/Sub throughput was half of a segment's 90-day cost (README, cost section). Ingest then reaches only the VPC and Google services (Private Google Access): an OTLP collector outside Google needs Cloud NAT. false: publish everything."
   type        = bool
   default     = true
 }

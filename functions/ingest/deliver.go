@@ -22,6 +22,9 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/api/idtoken"
+
+	"github.com/replayvault/replayvault/shared/closer"
+	"github.com/replayvault/replayvault/shared/config"
 )
 
 // Direct delivers segment messages straight to Pack, as the push request
@@ -118,8 +121,26 @@ func packClient(ctx context.Context, packURL string, base http.RoundTripper) (*h
 	return &http.Client{Transport: &oauth2.Transport{Source: ts, Base: base}}, nil
 }
 
+// directFrom builds the Direct that cfg's PACK_URL asks for; nil when it is
+// empty (publish everything).
+func directFrom(ctx context.Context, cfg *config.Ingest, c *closer.Stack) (*Direct, error) {
+	if cfg.PackURL == "" {
+		return nil, nil
+	}
+	hc, err := PackClient(ctx, cfg.PackURL, directConns)
+	if err != nil {
+		return nil, err
+	}
+	c.Add(hc.CloseIdleConnections)
+	return NewDirect(hc, cfg.PackURL, cfg.GoogleCloudProject, cfg.SegmentTopic, cfg.PackTimeout, cfg.PackHoldBytes), nil
+}
+
+// directConns is how many idle connections to Pack an instance keeps: a
+// direct delivery holds one for about FLUSH_AGE.
+const directConns = 256
+
 // DeliverFirst makes p try Pack directly before publishing: only the
-// messages Pack did not take are published. p is returned.
+// messages Pack did not take are published (d nil: all are). p is returned.
 func (p *Publisher) DeliverFirst(d *Direct) *Publisher {
 	p.direct = d
 	return p

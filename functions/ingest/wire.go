@@ -10,7 +10,8 @@ import (
 )
 
 // Build connects what cfg names (the database for keys, the segments
-// topic, Pack's URL for direct delivery) and returns a ready Server plus a function releasing the clients.
+// topic, Pack for direct delivery) and returns a ready Server plus a function
+// releasing the clients.
 // PUBSUB_EMULATOR_HOST, read by the library, points Pub/Sub at the emulator.
 func Build(ctx context.Context, cfg *config.Ingest) (*Server, func(), error) {
 	return closer.Build(func(c *closer.Stack) (*Server, error) {
@@ -23,19 +24,10 @@ func Build(ctx context.Context, cfg *config.Ingest) (*Server, func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		p := NewPublisher(pub, cfg.PubSubTimeout)
-		if cfg.PackURL != "" {
-			hc, err := PackClient(ctx, cfg.PackURL, directConns)
-			if err != nil {
-				return nil, err
-			}
-			c.Add(hc.CloseIdleConnections)
-			p.DeliverFirst(NewDirect(hc, cfg.PackURL, cfg.GoogleCloudProject, cfg.SegmentTopic, cfg.PackTimeout, cfg.PackHoldBytes))
+		direct, err := directFrom(ctx, cfg, c)
+		if err != nil {
+			return nil, err
 		}
-		return New(ConfigFrom(cfg), db, p), nil
+		return New(ConfigFrom(cfg), db, NewPublisher(pub, cfg.PubSubTimeout).DeliverFirst(direct)), nil
 	})
 }
-
-// directConns is how many idle connections to Pack an instance keeps: a
-// direct delivery holds one for about FLUSH_AGE.
-const directConns = 256
