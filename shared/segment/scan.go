@@ -1339,8 +1339,7 @@ const jsonMaxDepth = 10000
 func ValidJSON(b []byte) bool {
 	w := works.Get().(*work)
 	defer w.release()
-	var info Info
-	w.sc.reset(jsonMaxDepth, nil, &info)
+	w.sc.reset(jsonMaxDepth, nil, &w.info)
 	w.sc.feed(b)
 	err := w.sc.finish()
 	r, _ := Reason(err)
