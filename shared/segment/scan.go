@@ -162,7 +162,8 @@ const (
 )
 
 func (s *scanner) reset(maxDepth int, hook *EventHook, info *Info) {
-	*s = scanner{maxDepth: maxDepth, hook: hook, info: info, kinds: s.kinds[:0], raw: s.raw[:0], state: sTop}
+	// kinds always has its first word, which deep keeps in a register.
+	*s = scanner{maxDepth: maxDepth, hook: hook, info: info, kinds: append(s.kinds[:0], 0), raw: s.raw[:0], state: sTop}
 	if hook != nil {
 		s.onEvent = hook.OnEvent
 		s.rawTypes = hook.RawTypes
@@ -204,6 +205,24 @@ func stringStop(w uint64) uint64 {
 	return ((q-lsb)&^q | (b-lsb)&^b | (w-controls)&^w) & msb
 }
 
+// quoteAt tells whether the lowest flagged byte of m, a non-zero result of
+// stringStop(w), is a '"' (and not a backslash or a control character).
+func quoteAt(w, m uint64) bool {
+	q := w ^ quotes
+	return (q-lsb)&^q&(m&-m) != 0
+}
+
+// digitRun returns how many of w's bytes, from the lowest, are ASCII
+// digits (8 if all are). Adding 6 to a byte carries into the next only
+// from a byte of 0xfa or more, which is not a digit and is lower, so the
+// lowest non-digit found is exact.
+func digitRun(w uint64) int {
+	const hi = 0xf0f0f0f0f0f0f0f0
+	x := (w&hi ^ '0'*lsb) | ((w+6*lsb)&hi ^ '0'*lsb) // non-zero bytes: not digits
+	m := (x&^msb + 0x7f*lsb | x) & msb
+	return bits.TrailingZeros64(m) >> 3
+}
+
 // class of a byte where a value or structural character is expected.
 const (
 	cOther uint8 = iota
@@ -231,6 +250,16 @@ var classes = func() (t [256]uint8) {
 	}
 	t['"'], t['-'], t['{'], t['['], t['}'], t[']'], t[','], t[':'] = cQuote, cMinus, cOpenObj, cOpenArr, cCloseObj, cCloseArr, cComma, cColon
 	t['t'], t['f'], t['n'] = cT, cF, cN
+	return t
+}()
+
+// stringStops flags the bytes that end a run of plain string bytes: '"',
+// '\\' and control characters.
+var stringStops = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
 	return t
 }()
 
@@ -270,6 +299,8 @@ func (s *scanner) feed(b []byte) {
 		arr    = s.arr
 		arrTop = s.top == '['
 		j      int
+		x      uint8
+		lim    = min(s.maxDepth, deepLimit)
 	)
 	switch s.state {
 	case sTop:
@@ -367,6 +398,21 @@ value:
 			}
 		}
 	}
+	if arrTop && d >= 2 && d <= deepLimit && (d > 2 || c == '{' || c == '[') {
+		i, d, arr, s.kinds[0], x = deep(b, i, d, arr, s.kinds[0], lim, xValue)
+		goto resume
+	}
+	goto valueAny
+valueSlow: // a value that deep left
+	for i < n && classes[b[i]] == cSpace {
+		i++
+	}
+	if i == n {
+		st = sValue
+		goto out
+	}
+	c = b[i]
+valueAny:
 	// Strings and integers first, by compare, not through the jump table:
 	// they are most values, and a two-way branch predicts better.
 	if c == '"' {
@@ -535,6 +581,11 @@ colon:
 	goto value
 
 after:
+	if arrTop && d > 2 && d <= deepLimit {
+		i, d, arr, s.kinds[0], x = deep(b, i, d, arr, s.kinds[0], lim, xAfter)
+		goto resume
+	}
+afterSlow:
 	if i < n && b[i] <= ' ' {
 		for i < n && classes[b[i]] == cSpace {
 			i++
@@ -565,6 +616,27 @@ after:
 	}
 	s.fail(i, d, "expected ',' or a closing bracket")
 	return
+
+resume: // where deep stopped
+	switch x {
+	case xValue:
+		goto valueSlow
+	case xAfter:
+		goto afterSlow
+	case xObjFirst:
+		goto objFirst
+	case xArrFirst:
+		goto arrFirst
+	case xObjKey:
+		goto objKey
+	case xColon:
+		goto colon
+	case xKeyStr:
+		s.strOf = plainKey
+		goto str
+	}
+	s.strOf = 0
+	goto str
 
 pop: // i is past the closing bracket
 	d--
