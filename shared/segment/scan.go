@@ -382,7 +382,7 @@ value:
 						for j = i + 1; j < n && b[j]-'0' <= 9; j++ {
 						}
 						if j < n && b[j] != '.' && b[j]|0x20 != 'e' && j-i <= maxLit {
-							s.setField(f, b[i:j])
+							s.setInt(f, b[i:j])
 							i = j
 							goto after
 						}
@@ -548,7 +548,7 @@ key:
 	if d == 2 && arrTop {
 		// An event's key: matched in place when it has no escape and
 		// ends in this chunk, the usual case.
-		for j = i; j < n && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20; j++ {
+		for j = i; j < n && !stringStops[b[j]]; j++ {
 		}
 		if j < n && b[j] == '"' {
 			s.field = matchField(b[i:j])
@@ -1055,6 +1055,37 @@ func (s *scanner) endNumber() {
 		return
 	}
 	s.setField(field, s.capBuf[:s.capN])
+}
+
+// setInt is setField for a literal of digits without a leading zero, with
+// fast paths for the usual one-digit type and 9 to 16 digit timestamp.
+func (s *scanner) setInt(field uint8, lit []byte) {
+	switch {
+	case field == fType && len(lit) == 1:
+		s.typSet, s.typOK, s.typFull, s.typ = true, true, lit[0] == '2', int64(lit[0]-'0')
+		return
+	case field == fTimestamp && len(lit) >= 9 && len(lit) <= 16:
+		hi := parse8(binary.LittleEndian.Uint64(lit))
+		lo := parse8(binary.LittleEndian.Uint64(lit[len(lit)-8:]))
+		v := int64(hi/pow10[16-len(lit)]*1e8 + lo)
+		if v < secondsBelow {
+			v *= 1000
+		}
+		s.tsSet, s.tsOK, s.ts = true, true, v
+		return
+	}
+	s.setField(field, lit)
+}
+
+var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
+
+// parse8 returns the value of 8 ASCII digits, the first in w's lowest
+// byte: pairs, then quads, then all eight are combined in place.
+func parse8(w uint64) uint64 {
+	w -= '0' * lsb
+	w = (w*10 + w>>8) & 0x00ff00ff00ff00ff
+	w = (w*100 + w>>16) & 0x0000ffff0000ffff
+	return (w*10000 + w>>32) & 0xffffffff
 }
 
 func (s *scanner) setField(field uint8, lit []byte) {
