@@ -65,9 +65,6 @@ valueC: // c is b[i]
 		goto valStr
 	}
 	if c-'0' <= 9 || c == '-' {
-		// An integer of at most 7 digits, read 8 bytes at a time; a
-		// leading zero ends the integer part (a digit after it is
-		// refused in after). Anything else is left to feed.
 		// Integers without fraction or exponent, the usual case, in
 		// place; a leading zero ends the integer part (a digit after it
 		// is refused in after). Anything else is left to feed.
@@ -83,9 +80,11 @@ valueC: // c is b[i]
 					j++
 				}
 			}
-			if j < n && b[j] != '.' && b[j]|0x20 != 'e' {
-				i = j
-				goto after
+			if j < n {
+				if e := b[j]; e != '.' && e|0x20 != 'e' {
+					i, c = j, e
+					goto afterC
+				}
 			}
 		}
 		return i, d, arr, kw, xValue
@@ -152,6 +151,11 @@ arrFirst:
 keyStr: // inside a key: keys are short and repeat, a byte loop predicts well
 	for i < n && !stringStops[b[i]] {
 		i++
+	}
+	if i+2 < n && b[i] == '"' && b[i+1] == ':' { // the usual `key":v`
+		i += 2
+		c = b[i]
+		goto valueC
 	}
 	if i < n && b[i] == '"' {
 		i++
