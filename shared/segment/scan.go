@@ -546,8 +546,28 @@ objKey:
 	i++
 key:
 	if d == 2 && arrTop {
-		// An event's key: matched in place when it has no escape and
-		// ends in this chunk, the usual case.
+		// An event's key: rrweb's own three, spelled as rrweb does and
+		// followed by the colon, compared 8 bytes at a time; others
+		// matched in place when they have no escape and end in this
+		// chunk, the usual case.
+		if i+12 <= n {
+			w := binary.LittleEndian.Uint64(b[i:])
+			switch {
+			case w&0xffffffffffff == 't'|'y'<<8|'p'<<16|'e'<<24|'"'<<32|':'<<40:
+				s.field = fType
+				i += 6
+				goto value
+			case w&0xffffffffffff == 'd'|'a'<<8|'t'<<16|'a'<<24|'"'<<32|':'<<40:
+				s.field = fData
+				i += 6
+				goto value
+			case w == 't'|'i'<<8|'m'<<16|'e'<<24|'s'<<32|'t'<<40|'a'<<48|'m'<<56 &&
+				binary.LittleEndian.Uint32(b[i+8:])&0xffffff == 'p'|'"'<<8|':'<<16:
+				s.field = fTimestamp
+				i += 11
+				goto value
+			}
+		}
 		for j = i; j < n && !stringStops[b[j]]; j++ {
 		}
 		if j < n && b[j] == '"' {
