@@ -212,17 +212,6 @@ func quoteAt(w, m uint64) bool {
 	return (q-lsb)&^q&(m&-m) != 0
 }
 
-// digitRun returns how many of w's bytes, from the lowest, are ASCII
-// digits (8 if all are). Adding 6 to a byte carries into the next only
-// from a byte of 0xfa or more, which is not a digit and is lower, so the
-// lowest non-digit found is exact.
-func digitRun(w uint64) int {
-	const hi = 0xf0f0f0f0f0f0f0f0
-	x := (w&hi ^ '0'*lsb) | ((w+6*lsb)&hi ^ '0'*lsb) // non-zero bytes: not digits
-	m := (x&^msb + 0x7f*lsb | x) & msb
-	return bits.TrailingZeros64(m) >> 3
-}
-
 // class of a byte where a value or structural character is expected.
 const (
 	cOther uint8 = iota
