@@ -219,7 +219,10 @@ func (w *work) zstd(payload []byte, limit int64) (int64, error) {
 		return 0, invalid(ReasonBadCompression, fmt.Errorf("zstd: %w", err))
 	}
 	n, err := w.pump(Zstd, d, limit)
-	var ie *InvalidError
+	if err == nil {
+		return n, nil
+	}
+	var ie *InvalidError // escapes: allocated only on this error path
 	if errors.As(err, &ie) && ie.Reason == ReasonBadCompression && errors.Is(err, zstd.ErrWindowSizeExceeded) {
 		return 0, tooLarge(limit) // a later frame's window is over maxStreamWindow
 	}
