@@ -30,10 +30,11 @@ const deepLimit = 63
 // scanner.kinds), and opens nothing at depth lim or deeper (lim ≤
 // deepLimit).
 //
-// It returns as soon as the value it was in at depth 2 is complete (xAfter
-// with d == 2), or at anything it does not handle (the end of the chunk
-// inside a token, escapes, numbers other than short integers, literals
-// cut by the chunk's end, the depth limit, and every syntax error): then
+// feed calls it for a value at depth 2 that is an array or object, and at
+// depths 3 to deepLimit. It returns as soon as that value at depth 2 is
+// complete (xAfter with d == 2), or at anything it does not handle (the
+// end of the chunk inside a token, escapes, numbers with a fraction or
+// exponent, the depth limit, and every syntax error): then
 // it returns the state in which feed's general code continues, at a
 // position where that code reports the same error, at the same offset, as
 // it would have without deep. Every return but xAfter at depth 2 is at a
