@@ -202,6 +202,14 @@ func TestLongTargets(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("targets met:\n got %v\nwant %v", got, want)
 	}
+	// The note tells a CPU-bound Serve from one that waited on others.
+	if note := l.targets()[3].Note; strings.Contains(note, "waited") || !strings.Contains(note, "1.25 s of CPU") {
+		t.Errorf("note for a busy Serve: %s", note)
+	}
+	l.Compacted.Serve.CPUMS = 450
+	if note := l.targets()[3].Note; !strings.Contains(note, "waited") || !strings.Contains(note, "ratio is 5.60×") {
+		t.Errorf("note for a waiting Serve: %s", note)
+	}
 	// The bytes target takes the smaller of the two byte ratios.
 	l.Seek.RatioGCSBytes = 19
 	if tg := l.targets()[0]; tg.Met {

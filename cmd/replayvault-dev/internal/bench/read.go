@@ -389,9 +389,13 @@ func readURL(ctx context.Context, hc *http.Client, url, token string, replay uui
 				ttfb = time.Since(start)
 			}
 			n += int64(k)
-			for _, c := range buf[:k] {
-				if c != ' ' && c != '\n' && c != '\r' && c != '\t' {
+			// The last non-space byte so far, looked for from the end: a
+			// player does not scan what it receives byte by byte on top of
+			// parsing it, so neither does the benchmark's client.
+			for j := k - 1; j >= 0; j-- {
+				if c := buf[j]; c != ' ' && c != '\n' && c != '\r' && c != '\t' {
 					last = c
+					break
 				}
 			}
 		}
