@@ -207,9 +207,14 @@ func TestLongTargets(t *testing.T) {
 		t.Errorf("note for a busy Serve: %s", note)
 	}
 	l.Compacted.Serve.CPUMS = 450
-	if note := l.targets()[3].Note; !strings.Contains(note, "waited") || !strings.Contains(note, "ratio is 5.60×") {
+	if note := l.targets()[3].Note; !strings.Contains(note, "waited") || !strings.Contains(note, "ratio is 5.60×") || !strings.Contains(note, "Even that") {
 		t.Errorf("note for a waiting Serve: %s", note)
 	}
+	l.Compacted.Serve.CPUMS = 200
+	if note := l.targets()[3].Note; !strings.Contains(note, "ratio is 12.6×") || strings.Contains(note, "Even that") {
+		t.Errorf("note for a waiting Serve whose CPU alone is within the target: %s", note)
+	}
+	l.Compacted.Serve.CPUMS = 450
 	// The bytes target takes the smaller of the two byte ratios.
 	l.Seek.RatioGCSBytes = 19
 	if tg := l.targets()[0]; tg.Met {
