@@ -45,6 +45,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	readSizes := fs.String("read-sizes", "10,100,1000", "segment counts of the replays read back")
 	skipRead := fs.Bool("skip-read", false, "skip the read benchmark")
 	skipIngest := fs.Bool("skip-ingest", false, "skip the ingest benchmark")
+	skipLong := fs.Bool("skip-long", false, "skip the long-replay benchmark (seek, compacted read, replay list)")
 	keep := fs.Bool("keep", false, "keep the work directory (child logs)")
 	fromJSON := fs.String("from-json", "", "measure nothing: print the report saved in this JSON file (--json-file)")
 	reprice := fs.Bool("reprice", false, "with --from-json: price the saved run's counts over the retention with this build's cost model (shared/cost)")
@@ -108,7 +109,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	rep, err := bench.Run(ctx, bench.Options{
 		Exe: exe, Quick: *quick, Sizes: sd, Lengths: workload.DefaultLengths(), Concurrency: *concurrency,
 		GCSLatency: *gcsLatency, KMSLatency: *kmsLatency, DBLatency: *dbLatency, TestCPUs: *pin, Seed: *seed,
-		ReadSizes: rs, SkipRead: *skipRead, SkipIngest: *skipIngest, Keep: *keep, Progress: os.Stderr,
+		ReadSizes: rs, SkipRead: *skipRead, SkipIngest: *skipIngest, SkipLong: *skipLong, Keep: *keep, Progress: os.Stderr,
 	})
 	if err != nil {
 		return err

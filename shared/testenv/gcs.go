@@ -27,6 +27,7 @@ type GCS struct {
 	host   string        // 127.0.0.1:port
 
 	uploads, reads, rangedReads, deletes, lists, other atomic.Int64
+	readBytes                                          atomic.Int64
 
 	mu          sync.Mutex
 	failUploads int  // the next n upload requests answer 503
@@ -43,6 +44,9 @@ type GCSCounts struct {
 	Reads int64
 	// RangedReads are the Reads that carried a Range header.
 	RangedReads int64
+	// ReadBytes is the response bytes of the Reads: what a reader paid to
+	// transfer.
+	ReadBytes int64
 	// Deletes are object deletions.
 	Deletes int64
 	// Lists are object and bucket listings.
@@ -161,6 +165,7 @@ func (g *GCS) Counts() GCSCounts {
 		Uploads:     g.uploads.Load(),
 		Reads:       g.reads.Load(),
 		RangedReads: g.rangedReads.Load(),
+		ReadBytes:   g.readBytes.Load(),
 		Deletes:     g.deletes.Load(),
 		Lists:       g.lists.Load(),
 		Other:       g.other.Load(),
@@ -169,7 +174,7 @@ func (g *GCS) Counts() GCSCounts {
 
 // ResetCounts sets all counters to zero.
 func (g *GCS) ResetCounts() {
-	for _, c := range []*atomic.Int64{&g.uploads, &g.reads, &g.rangedReads, &g.deletes, &g.lists, &g.other} {
+	for _, c := range []*atomic.Int64{&g.uploads, &g.reads, &g.rangedReads, &g.readBytes, &g.deletes, &g.lists, &g.other} {
 		c.Store(0)
 	}
 }
@@ -222,6 +227,7 @@ func (g *GCS) middleware(next http.Handler) http.Handler {
 			if r.Header.Get("Range") != "" {
 				g.rangedReads.Add(1)
 			}
+			w = &countingWriter{ResponseWriter: w, n: &g.readBytes}
 		case kindDelete:
 			g.deletes.Add(1)
 		case kindList:
@@ -253,6 +259,18 @@ func (g *GCS) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// countingWriter adds the body bytes written through it to n.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	k, err := c.ResponseWriter.Write(b)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // classify sorts a request by the JSON and XML API routes the storage client

@@ -51,7 +51,9 @@ func TestGCS(t *testing.T) {
 			{"suffix", -4, -1, content[len(content)-4:]},
 			{"past end", 30, 100, content[30:]},
 		}
+		var body int64
 		for _, tt := range tests {
+			body += int64(len(tt.want))
 			r, err := obj.NewRangeReader(ctx, tt.offset, tt.length)
 			if err != nil {
 				t.Fatalf("%s: NewRangeReader(%d, %d): %v", tt.name, tt.offset, tt.length, err)
@@ -68,6 +70,9 @@ func TestGCS(t *testing.T) {
 		c := g.Counts()
 		if c.Reads != int64(len(tests)) || c.RangedReads != int64(len(tests)-1) {
 			t.Errorf("Reads, RangedReads = %d, %d; want %d, %d", c.Reads, c.RangedReads, len(tests), len(tests)-1)
+		}
+		if c.ReadBytes != body {
+			t.Errorf("ReadBytes = %d, want %d (the bytes the reads returned)", c.ReadBytes, body)
 		}
 		if c.Uploads != 0 {
 			t.Errorf("Uploads = %d after ResetCounts and reads only", c.Uploads)

@@ -150,6 +150,7 @@ async function seekLongReplay(t, page, info) {
   const replay = crypto.randomUUID();
   const t0 = Date.now() - 3_600_000;
   const segments = 40;
+  const published = [];
   for (let i = 0; i < segments; i++) {
     const base = t0 + i * 30_000;
     const events = [];
@@ -172,6 +173,7 @@ async function seekLongReplay(t, page, info) {
     for (let k = 0; k < 30; k++) {
       events.push({ type: 3, data: { source: 0, texts: [{ id: 6, value: `segment ${i} second ${k}` }], attributes: [], removes: [], adds: [] }, timestamp: base + k * 1000 + 1 });
     }
+    published.push(...events);
     const q = new URLSearchParams({ project: String(info.project), replay, segment: String(i) });
     const res = await fetch(`${info.web_url}/ingest?${q}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(events) });
     assert.equal(res.status, 200, `ingest segment ${i}: ${res.status}`);
@@ -185,7 +187,9 @@ async function seekLongReplay(t, page, info) {
   assert.equal(stored.length, segments, 'long replay stored');
 
   const reads = [];
+  const responses = new Map(); // recording URL → its response
   page.on('request', (r) => { if (r.url().includes(`/replays/${replay}/recording`)) reads.push(new URL(r.url())); });
+  page.on('response', (r) => { if (r.url().includes(`/replays/${replay}/recording`)) responses.set(r.url(), r); });
   const viewer = `${info.web_url}/viewer?${new URLSearchParams({ project: String(info.project), replay, token: info.token, autoplay: '0', window_ms: '60000' })}`;
   await page.goto(viewer);
   await page.waitForFunction(() => window.__replayvault?.ready, null, { timeout: 30_000 });
@@ -212,6 +216,20 @@ async function seekLongReplay(t, page, info) {
   const seekRead = reads[before];
   assert.equal(Number(seekRead.searchParams.get('from_ts')), target, 'the seek read the window at the target');
   assert.ok(!seekRead.searchParams.has('chain'), 'the seek window comes with its snapshot chain');
+  // What came over the network for the seek is that window: the events
+  // from the snapshot at minute 10 (segment 20) through to_ts, nothing
+  // before the snapshot and nothing after the window.
+  const seekResponse = responses.get(seekRead.href);
+  assert.ok(seekResponse, `no response seen for ${seekRead.search}`);
+  const seekEvents = await seekResponse.json();
+  const chainStart = t0 + 20 * 30_000;
+  const seekTo = Number(seekRead.searchParams.get('to_ts'));
+  assert.equal(seekEvents[0].timestamp, chainStart, 'the seek window starts at the snapshot before the target');
+  assert.equal(seekEvents[1].type, 2, 'the seek window starts with the full snapshot');
+  assert.ok(seekEvents.every((e) => e.timestamp >= chainStart && e.timestamp <= seekTo), 'the seek window holds only its own span');
+  const want = published.filter((e) => e.timestamp >= chainStart && e.timestamp <= seekTo);
+  assert.deepEqual(seekEvents.map((e) => [e.type, e.timestamp]), want.map((e) => [e.type, e.timestamp]), 'the seek window is exactly its events');
+  assert.ok(want.length < published.length / 3, `the seek window is ${want.length} of ${published.length} events`);
 
   // rrweb's Replayer shows the same DOM at the target from the whole
   // recording as the viewer shows from the window.

@@ -358,7 +358,11 @@ func (f *framer) end() error {
 
 // readServe assembles one replay through Serve's HTTP API.
 func readServe(ctx context.Context, hc *http.Client, base, token string, project int64, replay uuid.UUID) (ReadResult, error) {
-	url := fmt.Sprintf("%s/v1/projects/%d/replays/%s/recording", base, project, replay)
+	return readURL(ctx, hc, fmt.Sprintf("%s/v1/projects/%d/replays/%s/recording", base, project, replay), token, replay)
+}
+
+// readURL reads one JSON recording response from Serve.
+func readURL(ctx context.Context, hc *http.Client, url, token string, replay uuid.UUID) (ReadResult, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return ReadResult{}, err
@@ -385,9 +389,13 @@ func readServe(ctx context.Context, hc *http.Client, base, token string, project
 				ttfb = time.Since(start)
 			}
 			n += int64(k)
-			for _, c := range buf[:k] {
-				if c != ' ' && c != '\n' && c != '\r' && c != '\t' {
+			// The last non-space byte so far, looked for from the end: a
+			// player does not scan what it receives byte by byte on top of
+			// parsing it, so neither does the benchmark's client.
+			for j := k - 1; j >= 0; j-- {
+				if c := buf[j]; c != ' ' && c != '\n' && c != '\r' && c != '\t' {
 					last = c
+					break
 				}
 			}
 		}
@@ -411,6 +419,9 @@ type layout struct {
 	blobs  blob.Store
 	keys   *crypt.Keyring
 	corpus *Corpus
+	// fixed, when set, holds each replay's payloads in segment order
+	// (replay r's segment s is fixed[r][s]) in place of the corpus's.
+	fixed [][]Payload
 
 	mu    sync.Mutex
 	infos map[*Payload]segment.Info
@@ -418,6 +429,9 @@ type layout struct {
 
 // payload picks replay r's segment s's payload from the corpus.
 func (l *layout) payload(r, s int) *Payload {
+	if l.fixed != nil {
+		return &l.fixed[r][s]
+	}
 	if s == 0 {
 		return &l.corpus.First[r%len(l.corpus.First)]
 	}

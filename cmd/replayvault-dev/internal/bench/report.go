@@ -41,6 +41,7 @@ type Report struct {
 	Validate ValidateResult `json:"validate"`
 	Ingest   IngestReport   `json:"ingest"`
 	Read     *ReadReport    `json:"read,omitempty"`
+	Long     *LongReport    `json:"long_replays,omitempty"`
 
 	// CostUSDPerMillion is the total of Costs for each design.
 	CostUSDPerMillion Pair `json:"cost_usd_per_million"`
@@ -277,6 +278,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Read != nil {
 		b.WriteString("\n")
 		r.Read.writeTable(&b)
+	}
+	if r.Long != nil {
+		b.WriteString("\n")
+		r.Long.writeTable(&b)
 	}
 
 	b.WriteString("\ncost per 1M segments (published prices)\n")

@@ -61,6 +61,8 @@ type Options struct {
 	SkipRead  bool
 	// SkipIngest skips the ingest benchmark (for working on the read one).
 	SkipIngest bool
+	// SkipLong skips the long-replay benchmark (seek, compacted read, list).
+	SkipLong bool
 	// Keep leaves the work directory (logs, data) behind.
 	Keep bool
 	// Progress receives one line per step.
@@ -141,6 +143,11 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		default:
 			r.rep.Read = rd
 			packerReads = rd.ServeReadsPerSegment
+		}
+	}
+	if !o.SkipRead && !o.SkipLong {
+		if r.rep.Long, err = r.long(ctx); err != nil {
+			return nil, fmt.Errorf("long replays: %w", err)
 		}
 	}
 	stored := r.corpus.MeanCompressed() + crypt.Overhead
@@ -726,11 +733,11 @@ func (r *runner) read(ctx context.Context) (*ReadReport, error) {
 		return nil, err
 	}
 	rep.Burst, rep.Extra = burstRes, extra
-	seq, err := r.readNaive(ctx, spreadProject, spread, 1)
+	seq, err := r.readNaive(ctx, "bench_read", spreadProject, spread, 1)
 	if err != nil {
 		return nil, err
 	}
-	par, err := r.readNaive(ctx, spreadProject, spread, 10)
+	par, err := r.readNaive(ctx, "bench_read", spreadProject, spread, 10)
 	if err != nil {
 		return nil, err
 	}
@@ -839,9 +846,9 @@ func (r *runner) readServe(ctx context.Context, spread, burst []ReplayRef) (main
 }
 
 // readNaive runs a naive reader process with the given parallelism.
-func (r *runner) readNaive(ctx context.Context, project int64, refs []ReplayRef, workers int) ([]ReadResult, error) {
+func (r *runner) readNaive(ctx context.Context, db string, project int64, refs []ReplayRef, workers int) ([]ReadResult, error) {
 	spec := ReaderSpec{
-		DSN: r.pg.DSN("bench_read"), Bucket: bucket,
+		DSN: r.pg.DSN(db), Bucket: bucket,
 		KMSEndpoint: r.standins.info.KMSEndpoint, KMSKey: r.standins.info.KMSKey,
 		Project: project, Replays: refs, Warmup: refs[0], Workers: workers, Reps: r.t.reps,
 	}

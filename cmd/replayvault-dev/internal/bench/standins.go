@@ -56,7 +56,7 @@ func (c Counts) Sub(o Counts) Counts {
 	d := Counts{
 		GCS: testenv.GCSCounts{
 			Uploads: c.GCS.Uploads - o.GCS.Uploads, Reads: c.GCS.Reads - o.GCS.Reads,
-			RangedReads: c.GCS.RangedReads - o.GCS.RangedReads, Deletes: c.GCS.Deletes - o.GCS.Deletes,
+			RangedReads: c.GCS.RangedReads - o.GCS.RangedReads, ReadBytes: c.GCS.ReadBytes - o.GCS.ReadBytes, Deletes: c.GCS.Deletes - o.GCS.Deletes,
 			Lists: c.GCS.Lists - o.GCS.Lists, Other: c.GCS.Other - o.GCS.Other,
 		},
 		KMSEncrypt: c.KMSEncrypt - o.KMSEncrypt, KMSDecrypt: c.KMSDecrypt - o.KMSDecrypt,

@@ -40,6 +40,7 @@ func targets(r *Report) []Target {
 		par := float64(rd.RatioTotalParallel[k])
 		add(k+"-segment replay total read, 10-way parallel ÷ Serve", "≥ 3×", par, 3, fmtRatio(par))
 	}
+	out = append(out, r.Long.targets()...)
 	return out
 }
 
