@@ -98,12 +98,11 @@ func BenchmarkSegmentCPU(b *testing.B) {
 		}
 		posthog := func() error {
 			d := &decoder{s: s, budget: s.cfg.MaxDecompressed}
-			defer d.release()
-			root, _, err := d.posthogBody(req, phBody)
+			batch, _, err := d.posthogBody(req, phBody)
 			if err != nil {
 				return err
 			}
-			_, err = d.snapshotSessions(root, "")
+			_, err = d.snapshotSessions(batch, "")
 			return err
 		}
 		rrweb := func() error { return s.checkPayload(rrBody, "segment") }
