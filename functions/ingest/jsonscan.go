@@ -304,11 +304,16 @@ func latin1Bytes(v []byte, out []byte) ([]byte, bool) {
 				if i+6 > len(s) {
 					return nil, false
 				}
-				n, err := strconv.ParseUint(string(s[i+2:i+6]), 16, 16)
-				if err != nil || n > 0xff {
+				// \u00XX: only the last two digits may be other than 0.
+				if s[i+2] != '0' || s[i+3] != '0' {
 					return nil, false
 				}
-				out = append(out, byte(n))
+				hi, ok1 := unhex(s[i+4])
+				lo, ok2 := unhex(s[i+5])
+				if !ok1 || !ok2 {
+					return nil, false
+				}
+				out = append(out, hi<<4|lo)
 				i += 6
 				continue
 			default:
@@ -328,4 +333,16 @@ func latin1Bytes(v []byte, out []byte) ([]byte, bool) {
 		}
 	}
 	return out, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

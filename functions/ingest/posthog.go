@@ -144,7 +144,18 @@ func uuidV7Millis(id uuid.UUID) (int64, bool) {
 type decoder struct {
 	s      *Server
 	budget int64
+	// fields remembers small compressed fields already expanded, by
+	// their bytes as sent: posthog-js compresses an empty list once and
+	// sends that same string in every mutation after.
+	fields map[string][]byte
 }
+
+const (
+	// maxMemoField is the largest compressed field remembered.
+	maxMemoField = 256
+	// maxMemoFields bounds how many are remembered per request.
+	maxMemoFields = 1024
+)
 
 // gunzip decompresses within the request's remaining budget.
 func (d *decoder) gunzip(b []byte, what string) ([]byte, error) {
@@ -674,6 +685,14 @@ func (d *decoder) unzipField(v []byte, what string) ([]byte, error) {
 	if len(v) == 0 || v[0] != '"' {
 		return v, nil
 	}
+	if x, ok := d.fields[string(v)]; ok {
+		// The same bytes expanded before: charge the budget again, as
+		// the segment grows by as much.
+		if d.budget -= int64(len(x)); d.budget < 0 {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed_too_large", "request decompresses to more than %d bytes", d.s.cfg.MaxDecompressed)
+		}
+		return x, nil
+	}
 	// The string is latin-1: every character is one byte of the stream.
 	b, ok := latin1Bytes(v, make([]byte, 0, len(v)))
 	if !ok {
@@ -686,6 +705,12 @@ func (d *decoder) unzipField(v []byte, what string) ([]byte, error) {
 	x, err := oneValue(raw)
 	if err != nil {
 		return nil, badRequest("bad_json", "%s (decompressed) is not valid JSON", what)
+	}
+	if len(v) <= maxMemoField && len(d.fields) < maxMemoFields {
+		if d.fields == nil {
+			d.fields = make(map[string][]byte)
+		}
+		d.fields[string(v)] = x
 	}
 	return x, nil
 }
