@@ -180,7 +180,7 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, tooLarge(s.cfg.MaxBodyBytes)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+	body, err := readAll(r.Body, r.ContentLength, s.cfg.MaxBodyBytes+1)
 	if err != nil {
 		return nil, badRequest("bad_body", "read body: %v", err)
 	}
@@ -207,6 +207,32 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 		return out, nil
 	default:
 		return nil, errorf(http.StatusUnsupportedMediaType, "bad_content_encoding", "Content-Encoding %.20q is not supported (gzip, deflate)", enc)
+	}
+}
+
+// readAll reads r up to limit bytes into a buffer of the size the request
+// states (when it does, within the limit), so a body is read without
+// growing and copying its buffer.
+func readAll(r io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 || size >= limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	// One byte more than stated lets the read that sees EOF (or a body
+	// longer than stated, which the server refuses) fit.
+	buf := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			rest, err := io.ReadAll(io.LimitReader(r, limit-int64(len(buf))))
+			return append(buf, rest...), err
+		}
 	}
 }
 

@@ -346,3 +346,68 @@ func unhex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// isNull reports whether v is the literal null, which leaves a field as it
+// was (as encoding/json does).
+func isNull(v []byte) bool { return string(v) == "null" }
+
+// jsonStr reads the string v into dst; anything but a string or null is
+// an error.
+func jsonStr(v []byte, dst *string) error {
+	if isNull(v) {
+		return nil
+	}
+	s, ok := jsonString(v)
+	if !ok {
+		return errSyntax
+	}
+	*dst = s
+	return nil
+}
+
+// jsonInt reads the integer v into *dst; anything but an integer or null
+// is an error.
+func jsonInt(v []byte, dst **int64) error {
+	if isNull(v) {
+		return nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return errSyntax
+	}
+	*dst = &n
+	return nil
+}
+
+// jsonStrings reads the array of strings v into dst.
+func jsonStrings(v []byte, dst *[]string) error {
+	if isNull(v) {
+		return nil
+	}
+	var l []string
+	_, err := elements(v, 0, func(i int) (int, error) {
+		e, err := skipValue(v, i)
+		if err != nil {
+			return 0, err
+		}
+		var s string
+		if err := jsonStr(v[i:e], &s); err != nil {
+			return 0, err
+		}
+		l = append(l, s)
+		return e, nil
+	})
+	if err != nil {
+		return err
+	}
+	*dst = l
+	return nil
+}
+
+// jsonObject calls fn with each member of the object v; null has none.
+func jsonObject(v []byte, fn func(k, v []byte) error) error {
+	if isNull(v) {
+		return nil
+	}
+	return eachMember(v, fn)
+}

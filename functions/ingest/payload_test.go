@@ -65,6 +65,8 @@ func TestCheckPayload(t *testing.T) {
 		{"default: gzip object", defaultLimits(), workload.Gzip(bytes.Repeat([]byte(`{"type":4}`), 4000)), "not_an_array"},
 		{"default: only white space", defaultLimits(), blank, "not_an_array"},
 		{"default: long gzip header", defaultLimits(), named, ""},
+		{"default: gzip header past the first prefix", defaultLimits(), gzipExtra(small, bytes.Repeat([]byte("x"), 500)), ""},
+		{"default: object past the first prefix", defaultLimits(), gzipExtra([]byte(`{"type":4}`), bytes.Repeat([]byte("x"), 500)), "not_an_array"},
 		{"default: broken past its start", defaultLimits(), brokenLate, ""},
 		{"default: broken at its start", defaultLimits(), append([]byte{0x78, 0x9c, 0xff, 0xff}, small...), "bad_compression"},
 		{"default: bomb over the limit", defaultLimits(), zlibBytes(bytes.Repeat([]byte(" "), 80<<20)), "decompressed_too_large"},

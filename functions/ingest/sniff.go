@@ -26,8 +26,8 @@ import (
 // two bits each. A deflate payload of n bytes therefore decompresses to at
 // most maxDeflateRatio*n bytes; when that is within the limit (any payload
 // under 64 KB at the default 64 MiB) no bomb is possible and Ingest only
-// decodes the first sniffIn compressed bytes, enough to see the '[' the
-// array starts with. A larger payload (or zstd, which has no such bound) is
+// decodes the first sniffIn compressed bytes (16 times more, then all,
+// when that is not enough), enough to see the '[' the array starts with. A larger payload (or zstd, which has no such bound) is
 // decoded for at most sniffOut bytes in sniffChunk steps, and refused as a
 // bomb as soon as what came out passes maxRatio times what went in: rrweb
 // JSON compresses 5-50:1, a bomb near the deflate maximum from its first
@@ -35,8 +35,9 @@ import (
 const (
 	// maxDeflateRatio is the most a deflate stream expands (RFC 1951).
 	maxDeflateRatio = 1032
-	// sniffIn is how much of a payload that cannot be a bomb is decoded.
-	sniffIn = 512
+	// sniffIn is how much of a payload that cannot be a bomb is decoded
+	// first: past a dynamic Huffman block's tables, rarely over 100 bytes.
+	sniffIn = 128
 	// sniffOut is the most Ingest decompresses of one payload.
 	sniffOut = 64 << 10
 	// sniffChunk is the step of the ratio check.
@@ -69,14 +70,14 @@ func (s *Server) checkPayload(data []byte, what string) error {
 		return s.bomb(what)
 	}
 	bounded := enc != segment.Zstd && int64(len(data))*maxDeflateRatio <= s.cfg.MaxDecompressed
-	if bounded && len(data) > sniffIn {
-		head, n, err := s.sniff(enc, data[:sniffIn], true, true, what)
+	for in := sniffIn; bounded && in < len(data); in *= 16 {
+		head, n, err := s.sniff(enc, data[:in], true, true, what)
 		if err != nil || head != 0 || n >= sniffOut {
 			return errOr(err, head, what)
 		}
 		// The prefix ended before anything but white space came out (a
-		// long gzip header, a large first Huffman table): decode from the
-		// whole payload instead.
+		// long gzip header, a large first Huffman table): try a longer
+		// one, then the whole payload.
 	}
 	head, _, err := s.sniff(enc, data, false, bounded, what)
 	return errOr(err, head, what)
