@@ -274,7 +274,7 @@ func cutBatch(body []byte) (*phBatch, string, error) {
 	case start < len(body) && body[start] == '{':
 		// A batch wrapper or one event: its members tell.
 		var (
-			er      = c.newEvent()
+			er      = &eventReading{} // event 0 unless it is a wrapper
 			batched bool
 			token   string
 		)
@@ -287,8 +287,11 @@ func cutBatch(body []byte) (*phBatch, string, error) {
 				}
 			case "token":
 				e, err := skipValue(body, v)
+				if err != nil {
+					return 0, err
+				}
 				token, _ = jsonString(body[v:e])
-				return e, err
+				return e, nil
 			}
 			return c.eventMember(er, k, v)
 		})

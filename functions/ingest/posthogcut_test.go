@@ -73,6 +73,8 @@ func TestCutBatch(t *testing.T) {
 		{"ends after comma", `[1,`, "", "bad_json", nil},
 		{"deep nesting", strings.Repeat("[", 20_000) + strings.Repeat("]", 20_000), "", "bad_json", nil},
 		{"a number", `1`, "", "bad_json", nil},
+		{"body token unclosed", `{"token":"a`, "", "bad_json", nil},
+		{"body token a broken literal", `{"token":,}`, "", "bad_json", nil},
 		{"empty", ``, "", "bad_json", nil},
 	}
 	s := New(testConfig(), nil, nil)
@@ -110,6 +112,21 @@ func TestCutBatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCutBatchErrorIndex: a problem names the event by its place in the
+// batch, whether or not the batch is wrapped.
+func TestCutBatchErrorIndex(t *testing.T) {
+	bad := `{"event":"$snapshot","properties":{"$snapshot_data":[]}}`
+	for _, body := range []string{`[{"event":"$pageview"},` + bad + `]`, `{"api_key":"t","batch":[{"event":"$pageview"},` + bad + `]}`} {
+		b, _, err := cutBatch([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.err == nil || !strings.Contains(b.err.Error(), "event 1 ") {
+			t.Errorf("%s: error %v, want one naming event 1", body, b.err)
+		}
 	}
 }
 
@@ -161,6 +178,7 @@ func FuzzCutBatch(f *testing.F) {
 		`{"api_key":"t","batch":[{"event":"$snapshot","properties":{"$session_id":"s","$snapshot_data":{"type":3,"data":{"a":"\"]}"}}}}]}`,
 		`{"event":"$snapshot","properties":{"$session_id":"s\u0041","$snapshot_data":[{"type":2,"cv":"2024-10","data":"x"}]}}`,
 		`[[],{},"",1,null,{"properties":[]}]`,
+		`{"token":"a`,
 	} {
 		f.Add([]byte(seed))
 	}
