@@ -56,6 +56,7 @@ func BenchmarkSegmentCPU(b *testing.B) {
 			b.Fatal(err)
 		}
 		phBody := gzipBytes(snapshotBatch("tok", uuid.Must(uuid.NewV7()).String(), "w", events))
+		phCVBody := gzipBytes(snapshotBatch("tok", uuid.Must(uuid.NewV7()).String(), "w", posthogCompress(b, events)))
 		rrBody := workload.Gzip(raw)
 		req := httptest.NewRequest("POST", "/", nil)
 		id := segment.ID{ProjectID: 1, ReplayID: uuid.New(), SegmentID: 1, Type: segment.DefaultType}
@@ -96,15 +97,16 @@ func BenchmarkSegmentCPU(b *testing.B) {
 			_, err = s.sentryMessages(req, 1, h, items)
 			return err
 		}
-		posthog := func() error {
-			d := &decoder{s: s, budget: s.cfg.MaxDecompressed}
-			defer d.release()
-			root, _, err := d.posthogBody(req, phBody)
-			if err != nil {
+		posthogOf := func(body []byte) func() error {
+			return func() error {
+				d := &decoder{s: s, budget: s.cfg.MaxDecompressed}
+				batch, _, err := d.posthogBody(req, body)
+				if err != nil {
+					return err
+				}
+				_, err = d.snapshotSessions(batch, "")
 				return err
 			}
-			_, err = d.snapshotSessions(root, "")
-			return err
 		}
 		rrweb := func() error { return s.checkPayload(rrBody, "segment") }
 		// Pack on what each way publishes: the zlib recording as sent
@@ -124,7 +126,17 @@ func BenchmarkSegmentCPU(b *testing.B) {
 			}
 		}
 		pair("sentry", sentry, pack(z.Bytes()))
-		pair("posthog", posthog, pack(raw))
+		pair("posthog", posthogOf(phBody), pack(raw))
+		// posthog-js compresses full snapshots and mutations itself
+		// ("cv"); Ingest expands them, so Pack gets the same plain JSON.
+		pair("posthog-cv", posthogOf(phCVBody), pack(raw))
+		// What Ingest would cost if Pack expanded the compressed events:
+		// the body's gunzip and the cut, without the expansion.
+		pair("posthog-cv-unexpanded", func() error {
+			d := &decoder{s: s, budget: s.cfg.MaxDecompressed}
+			_, _, err := d.posthogBody(req, phCVBody)
+			return err
+		}, pack(raw))
 		pair("rrweb", rrweb, pack(rrBody))
 	}
 }
@@ -136,4 +148,49 @@ func threadCPU() time.Duration {
 		panic(err)
 	}
 	return time.Duration(ts.Nano())
+}
+
+// posthogCompress compresses events as posthog-js does before sending
+// ("cv":"2024-10"): a full snapshot's data, and a mutation's or style sheet
+// rule's texts, attributes, removes and adds, each gzipped into a string
+// of one character per byte.
+func posthogCompress(tb testing.TB, events []json.RawMessage) []json.RawMessage {
+	out := make([]json.RawMessage, len(events))
+	for i, raw := range events {
+		var e map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &e); err != nil {
+			tb.Fatal(err)
+		}
+		var typ int
+		json.Unmarshal(e["type"], &typ)
+		zip := func(v json.RawMessage) json.RawMessage {
+			s, _ := json.Marshal(latin1(gzipBytes(v)))
+			return s
+		}
+		switch typ {
+		case 2:
+			e["data"] = zip(e["data"])
+		case 3:
+			var data map[string]json.RawMessage
+			json.Unmarshal(e["data"], &data)
+			var source int
+			json.Unmarshal(data["source"], &source)
+			if source != 0 && source != 8 {
+				out[i] = raw
+				continue
+			}
+			for _, f := range compressedFields {
+				if v, ok := data[f]; ok {
+					data[f] = zip(v)
+				}
+			}
+			e["data"], _ = json.Marshal(data)
+		default:
+			out[i] = raw
+			continue
+		}
+		e["cv"] = json.RawMessage(`"2024-10"`)
+		out[i], _ = json.Marshal(e)
+	}
+	return out
 }

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,9 +21,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/replayvault/replayvault/shared/api"
 	"github.com/replayvault/replayvault/shared/config"
@@ -186,7 +182,7 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, tooLarge(s.cfg.MaxBodyBytes)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+	body, err := readAll(r.Body, r.ContentLength, s.cfg.MaxBodyBytes+1)
 	if err != nil {
 		return nil, badRequest("bad_body", "read body: %v", err)
 	}
@@ -216,6 +212,32 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	}
 }
 
+// readAll reads r up to limit bytes into a buffer of the size the request
+// states (when it does, within the limit), so a body is read without
+// growing and copying its buffer.
+func readAll(r io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 || size >= limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	// One byte more than stated lets the read that sees EOF (or a body
+	// longer than stated, which the server refuses) fit.
+	buf := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			rest, err := io.ReadAll(io.LimitReader(r, limit-int64(len(buf))))
+			return append(buf, rest...), err
+		}
+	}
+}
+
 // decode decompresses data, bounded by MaxDecompressed: a bomb is refused
 // with 413 as soon as it passes the limit.
 func (s *Server) decode(enc segment.Encoding, data []byte, what string) ([]byte, error) {
@@ -231,101 +253,6 @@ func (s *Server) decode(enc segment.Encoding, data []byte, what string) ([]byte,
 		return nil, fmt.Errorf("decode %s: %w", what, err)
 	}
 	return out, nil
-}
-
-// checkPayload checks what Ingest cheaply can of a segment payload it
-// forwards as sent: not empty, a JSON array, and not a decompression bomb.
-// It decompresses only the first sniffBytes: decompressing all of it would
-// cost Ingest most of what Pack's validation costs, and Pack validates (and
-// bounds) the whole payload anyway. A bomb shows in that prefix as a ratio
-// no rrweb JSON reaches (deflate tops out near 1,000:1; recordings compress
-// 5-50:1), or in a gzip trailer that states a size over the limit; either is
-// refused with 413 and never reaches the topic. What the prefix cannot show
-// (a stream that breaks later, a crafted trailer) Pack rejects.
-func (s *Server) checkPayload(data []byte, what string) error {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return badRequest("empty_segment", "%s is empty", what)
-	}
-	enc := segment.Detect(data)
-	head := data
-	switch enc {
-	case segment.Plain:
-		if int64(len(data)) > s.cfg.MaxDecompressed {
-			return tooLarge(s.cfg.MaxDecompressed)
-		}
-	case segment.Gzip, segment.Zlib, segment.Zstd:
-		in := bytes.NewReader(data)
-		r, err := openStream(enc, in)
-		if err != nil {
-			return badRequest("bad_compression", "%s: %s stream is corrupt", what, enc)
-		}
-		buf := make([]byte, sniffBytes)
-		n, err := readPrefix(r, buf)
-		if c, ok := r.(io.Closer); ok {
-			c.Close()
-		}
-		switch {
-		case err == io.EOF: // all of it, and the stream ended well
-		case err != nil:
-			return badRequest("bad_compression", "%s: %s stream is corrupt", what, enc)
-		default:
-			if consumed := int64(len(data) - in.Len()); int64(n) > maxRatio*max(consumed, 1) {
-				return s.bomb(what)
-			}
-		}
-		if enc == segment.Gzip && len(data) >= 18 && int64(binary.LittleEndian.Uint32(data[len(data)-4:])) > s.cfg.MaxDecompressed {
-			return s.bomb(what)
-		}
-		head = buf[:n]
-	}
-	if t := bytes.TrimLeft(head, " \t\r\n"); len(t) == 0 || t[0] != '[' {
-		return badRequest("not_an_array", "%s is not a JSON array of rrweb events", what)
-	}
-	return nil
-}
-
-const (
-	// sniffBytes is how much of a compressed payload Ingest decompresses.
-	sniffBytes = 64 << 10
-	// maxRatio is the decompressed:compressed ratio past which the prefix
-	// is taken for a bomb.
-	maxRatio = 500
-)
-
-func (s *Server) bomb(what string) *Error {
-	return errorf(http.StatusRequestEntityTooLarge, "decompressed_too_large",
-		"%s decompresses to more than %d bytes (or at a ratio over %d:1)", what, s.cfg.MaxDecompressed, maxRatio)
-}
-
-// readPrefix fills buf from r. It returns io.EOF when the stream ended
-// cleanly before buf was full, nil when buf is full, and r's error (a
-// truncated or corrupt stream) otherwise.
-func readPrefix(r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := r.Read(buf[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// openStream opens a decompressing reader; in must be read through it only.
-func openStream(enc segment.Encoding, in *bytes.Reader) (io.Reader, error) {
-	switch enc {
-	case segment.Gzip:
-		return gzip.NewReader(in)
-	case segment.Zlib:
-		return zlib.NewReader(in)
-	default:
-		d, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
-	}
 }
 
 func tooLarge(limit int64) *Error {

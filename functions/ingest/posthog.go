@@ -11,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/valyala/fastjson"
 
 	"github.com/replayvault/replayvault/shared/replaymeta"
 	"github.com/replayvault/replayvault/shared/segment"
@@ -61,8 +61,7 @@ func (s *Server) posthogSnapshots(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dec := &decoder{s: s, budget: s.cfg.MaxDecompressed}
-	defer dec.release()
-	root, token, perr := dec.posthogBody(r, body)
+	batch, token, perr := dec.posthogBody(r, body)
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
@@ -82,7 +81,7 @@ func (s *Server) posthogSnapshots(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, perr)
 		return
 	}
-	sessions, err := dec.snapshotSessions(root, r.Header.Get("User-Agent"))
+	sessions, err := dec.snapshotSessions(batch, r.Header.Get("User-Agent"))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -141,34 +140,22 @@ func uuidV7Millis(id uuid.UUID) (int64, bool) {
 }
 
 // decoder holds one request's parse state: the decompression budget shared
-// by the body and every compressed field, and the parsers whose values are
-// alive until the events are written (pooled: a parser's memory is reused
-// by the next request).
+// by the body and every compressed field.
 type decoder struct {
-	s       *Server
-	budget  int64
-	parsers []*fastjson.Parser
+	s      *Server
+	budget int64
+	// fields remembers small compressed fields already expanded, by
+	// their bytes as sent: posthog-js compresses an empty list once and
+	// sends that same string in every mutation after.
+	fields map[string][]byte
 }
 
-var parsers fastjson.ParserPool
-
-func (d *decoder) parse(b []byte, what string) (*fastjson.Value, error) {
-	p := parsers.Get()
-	d.parsers = append(d.parsers, p)
-	v, err := p.ParseBytes(b)
-	if err != nil {
-		return nil, badRequest("bad_json", "%s is not valid JSON", what)
-	}
-	return v, nil
-}
-
-// release returns the parsers; no value they made may be used after.
-func (d *decoder) release() {
-	for _, p := range d.parsers {
-		parsers.Put(p)
-	}
-	d.parsers = nil
-}
+const (
+	// maxMemoField is the largest compressed field remembered.
+	maxMemoField = 256
+	// maxMemoFields bounds how many are remembered per request.
+	maxMemoFields = 1024
+)
 
 // gunzip decompresses within the request's remaining budget.
 func (d *decoder) gunzip(b []byte, what string) ([]byte, error) {
@@ -190,9 +177,59 @@ func (d *decoder) gunzip(b []byte, what string) ([]byte, error) {
 	return out, nil
 }
 
-// posthogBody undoes the body's encoding and parses it; it returns the
-// parsed value and the token it names (empty if none).
-func (d *decoder) posthogBody(r *http.Request, body []byte) (*fastjson.Value, string, error) {
+// A posthog-js body is not parsed into a tree: the JSON scanner
+// (jsonscan.go) finds each $snapshot event's fields and each rrweb event's
+// bytes in the body, and the session's segment is those bytes copied as
+// sent. Only events posthog-js compressed ("cv") are rewritten.
+
+// phBatch is a body cut into its snapshot events; the rrweb events
+// are slices of the body, not copies.
+type phBatch struct {
+	body   []byte
+	events []snapshotEvent
+	// err is the first problem past the framing (an event without a
+	// session id, ...): it is reported after the token was checked, so
+	// a request with a bad key hears about the key.
+	err error
+}
+
+// snapshotEvent is one $snapshot event.
+type snapshotEvent struct {
+	index int // in the body
+	sid   string
+	props snapshotProps
+	items []snapshotItem
+}
+
+// snapshotProps are the properties Ingest reads of an event.
+type snapshotProps struct {
+	sid                                   []byte // raw value
+	sidString                             string
+	hasData                               bool
+	data, dataEnd                         int // where $snapshot_data lies in the body
+	window, url, lib, libVersion, browser string
+	token                                 string
+}
+
+// snapshotItem is one rrweb event of a $snapshot event's $snapshot_data.
+// It holds no pointers, only where things lie in the body, so a batch of
+// many small events costs the garbage collector nothing to keep.
+type snapshotItem struct {
+	raw  span
+	typ  int  // -1 when not a number
+	ts   span // the value of "timestamp"
+	data span // the value of "data"
+	cv   span // the value of "cv", empty when the event is not compressed
+}
+
+// span is where a value lies in the body: b[i:e].
+type span struct{ i, e int }
+
+func (s span) of(b []byte) []byte { return b[s.i:s.e] }
+
+// posthogBody undoes the body's encoding and cuts it into snapshot
+// events; it returns them and the token the body names (empty if none).
+func (d *decoder) posthogBody(r *http.Request, body []byte) (*phBatch, string, error) {
 	q := r.URL.Query()
 	if bytes.HasPrefix(body, []byte("data=")) || q.Get("compression") == "base64" {
 		form, err := url.ParseQuery(string(body))
@@ -217,20 +254,70 @@ func (d *decoder) posthogBody(r *http.Request, body []byte) (*fastjson.Value, st
 	if int64(len(body)) > d.s.cfg.MaxDecompressed {
 		return nil, "", errorf(http.StatusRequestEntityTooLarge, "decompressed_too_large", "request decompresses to more than %d bytes", d.s.cfg.MaxDecompressed)
 	}
-	v, err := d.parse(body, "body")
-	if err != nil {
-		return nil, "", err
-	}
-	token := string(v.GetStringBytes("api_key"))
-	if token == "" {
-		token = string(v.GetStringBytes("token"))
-	}
-	events := eventsOf(v)
-	for _, ev := range events {
-		t := string(ev.GetStringBytes("properties", "token"))
-		if t == "" {
-			t = string(ev.GetStringBytes("api_key"))
+	return cutBatch(body)
+}
+
+// cutBatch finds the events of a body (an array of events,
+// {"batch":[...]}, or one event) and the token it names: the body's
+// api_key or token, else its events'. It reads the body once. Events other
+// than $snapshot are passed over, but their tokens count.
+func cutBatch(body []byte) (*phBatch, string, error) {
+	c := &cutter{b: body, batch: &phBatch{body: body}}
+	start := skipWS(body, 0)
+	var (
+		end int
+		err error
+	)
+	switch {
+	case start < len(body) && body[start] == '[':
+		end, err = elements(body, start, c.event)
+	case start < len(body) && body[start] == '{':
+		// A batch wrapper or one event: its members tell.
+		var (
+			er      = &eventReading{} // event 0 unless it is a wrapper
+			batched bool
+			token   string
+		)
+		end, err = members(body, start, func(k []byte, v int) (int, error) {
+			switch string(k) {
+			case "batch":
+				if body[v] == '[' {
+					batched = true
+					return elements(body, v, c.event)
+				}
+			case "token":
+				e, err := skipValue(body, v)
+				if err != nil {
+					return 0, err
+				}
+				token, _ = jsonString(body[v:e])
+				return e, nil
+			}
+			return c.eventMember(er, k, v)
+		})
+		if err == nil {
+			if er.apiKey != "" {
+				token = er.apiKey
+			}
+			c.tokens = append([]string{token}, c.tokens...)
+			if !batched {
+				c.tokens = append(c.tokens, c.finish(er))
+			}
 		}
+	default:
+		err = errSyntax
+	}
+	if err == nil {
+		err = checkEnd(body, end)
+	}
+	if err != nil {
+		if e, ok := err.(*Error); ok {
+			return nil, "", e
+		}
+		return nil, "", badRequest("bad_json", "body is not valid JSON")
+	}
+	token := ""
+	for _, t := range c.tokens {
 		if t == "" {
 			continue
 		}
@@ -240,107 +327,251 @@ func (d *decoder) posthogBody(r *http.Request, body []byte) (*fastjson.Value, st
 			return nil, token, badRequest("mixed_tokens", "events of one request carry different project tokens")
 		}
 	}
-	return v, token, nil
+	return c.batch, token, nil
 }
 
-// eventsOf returns the events of a body: an array, {"batch":[...]}, or one
-// event.
-func eventsOf(v *fastjson.Value) []*fastjson.Value {
-	switch v.Type() {
-	case fastjson.TypeArray:
-		a, _ := v.Array()
-		return a
-	case fastjson.TypeObject:
-		if b := v.Get("batch"); b != nil && b.Type() == fastjson.TypeArray {
-			a, _ := b.Array()
-			return a
+// cutter is cutBatch's state.
+type cutter struct {
+	b      []byte
+	batch  *phBatch
+	tokens []string // in the order found: the body's first, then each event's
+	n      int      // events seen
+	total  int      // rrweb events seen
+}
+
+// eventReading is one event as it is read.
+type eventReading struct {
+	index    int
+	snapshot bool
+	apiKey   string
+	props    snapshotProps
+	items    []snapshotItem
+	err      error // the first problem with its rrweb events
+}
+
+func (c *cutter) newEvent() *eventReading {
+	c.n++
+	return &eventReading{index: c.n - 1}
+}
+
+// event reads the event starting at b[i] and returns its end.
+func (c *cutter) event(i int) (int, error) {
+	if c.b[i] != '{' {
+		return skipValue(c.b, i) // not an event: nothing to take
+	}
+	er := c.newEvent()
+	e, err := members(c.b, i, func(k []byte, v int) (int, error) { return c.eventMember(er, k, v) })
+	if err != nil {
+		return 0, err
+	}
+	c.tokens = append(c.tokens, c.finish(er))
+	return e, nil
+}
+
+// finish keeps a $snapshot event, or the first problem with one, and
+// returns the token the event carries.
+func (c *cutter) finish(er *eventReading) string {
+	token := er.props.token
+	if token == "" {
+		token = er.apiKey
+	}
+	if !er.snapshot || c.batch.err != nil {
+		return token
+	}
+	if err := er.check(); err != nil {
+		c.batch.err = err
+		return token
+	}
+	c.batch.events = append(c.batch.events, snapshotEvent{index: er.index, sid: er.props.sidString, props: er.props, items: er.items})
+	return token
+}
+
+// eventMember reads the member k of an event, its value at b[v].
+func (c *cutter) eventMember(er *eventReading, k []byte, v int) (int, error) {
+	switch string(k) {
+	case "properties":
+		if c.b[v] == '{' {
+			// A repeated key's last value counts, as for encoding/json.
+			er.props, er.items, er.err = snapshotProps{}, er.items[:0], nil
+			return members(c.b, v, func(k []byte, v int) (int, error) { return c.prop(er, k, v) })
 		}
-		return []*fastjson.Value{v}
+	}
+	e, err := skipValue(c.b, v)
+	if err != nil {
+		return 0, err
+	}
+	switch string(k) {
+	case "event":
+		er.snapshot = string(c.b[v:e]) == `"$snapshot"`
+	case "api_key":
+		er.apiKey, _ = jsonString(c.b[v:e])
+	}
+	return e, nil
+}
+
+// prop reads the property k of an event, its value at b[v].
+func (c *cutter) prop(er *eventReading, k []byte, v int) (int, error) {
+	p := &er.props
+	if string(k) == "$snapshot_data" {
+		p.hasData = true
+		er.items, er.err = er.items[:0], nil
+		switch c.b[v] {
+		case '[':
+			p.data = v
+			e, err := elements(c.b, v, func(i int) (int, error) { return c.item(er, i) })
+			p.dataEnd = e
+			return e, err
+		case '{':
+			p.data = v
+			e, err := c.item(er, v)
+			p.dataEnd = e
+			return e, err
+		}
+		er.setErr(badRequest("bad_snapshot_data", "$snapshot_data of event %d is not rrweb events", er.index))
+	}
+	e, err := skipValue(c.b, v)
+	if err != nil {
+		return 0, err
+	}
+	raw := c.b[v:e]
+	switch string(k) {
+	case "$session_id":
+		p.sid = raw
+	case "$window_id":
+		p.window, _ = jsonString(raw)
+	case "$current_url":
+		p.url, _ = jsonString(raw)
+	case "$lib":
+		p.lib, _ = jsonString(raw)
+	case "$lib_version":
+		p.libVersion, _ = jsonString(raw)
+	case "$browser":
+		p.browser, _ = jsonString(raw)
+	case "token":
+		p.token, _ = jsonString(raw)
+	}
+	return e, nil
+}
+
+// item reads one rrweb event of $snapshot_data at b[i].
+func (c *cutter) item(er *eventReading, i int) (int, error) {
+	if c.total++; c.total > maxSnapshotEvents {
+		return 0, badRequest("too_many_events", "request holds more than %d rrweb events", maxSnapshotEvents)
+	}
+	if c.b[i] != '{' {
+		er.setErr(badRequest("bad_snapshot_data", "$snapshot_data of event %d: item %d is not an object", er.index, len(er.items)))
+		return skipValue(c.b, i)
+	}
+	it := snapshotItem{raw: span{i, 0}, typ: -1}
+	e, err := members(c.b, i, func(k []byte, v int) (int, error) {
+		e, err := skipValue(c.b, v)
+		if err != nil {
+			return 0, err
+		}
+		switch raw := c.b[v:e]; string(k) {
+		case "type":
+			it.typ = eventType(raw)
+		case "timestamp":
+			it.ts = span{v, e}
+		case "data":
+			it.data = span{v, e}
+		case "cv":
+			it.cv = span{v, e}
+		}
+		return e, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	it.raw.e = e
+	er.items = append(er.items, it)
+	return e, nil
+}
+
+func (er *eventReading) setErr(err error) {
+	if er.err == nil {
+		er.err = err
+	}
+}
+
+// check says what is wrong with a $snapshot event, if anything.
+func (er *eventReading) check() error {
+	p := &er.props
+	sid, ok := jsonString(p.sid)
+	if !ok || sid == "" {
+		return badRequest("missing_session_id", "$snapshot event %d has no $session_id", er.index)
+	}
+	if len(sid) > 200 {
+		return badRequest("bad_session_id", "$session_id of event %d is over 200 bytes", er.index)
+	}
+	p.sidString = sid
+	if er.err != nil {
+		return er.err
+	}
+	if !p.hasData {
+		return badRequest("missing_snapshot_data", "$snapshot event %d has no $snapshot_data", er.index)
 	}
 	return nil
 }
 
 // snapshotSessions collects the rrweb events of each session, in the order
-// sent, with compressed fields expanded. Events other than $snapshot are
-// dropped.
-func (d *decoder) snapshotSessions(root *fastjson.Value, ua string) ([]*posthogSession, error) {
+// sent, with compressed ones expanded.
+func (d *decoder) snapshotSessions(b *phBatch, ua string) ([]*posthogSession, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
 	var (
 		order    []*posthogSession
 		sessions = map[string]*posthogSession{}
-		total    int
 	)
-	for i, ev := range eventsOf(root) {
-		if string(ev.GetStringBytes("event")) != "$snapshot" {
-			continue
-		}
-		props := ev.Get("properties")
-		sidV := props.Get("$session_id")
-		if sidV == nil || sidV.Type() != fastjson.TypeString || len(sidV.GetStringBytes()) == 0 {
-			return nil, badRequest("missing_session_id", "$snapshot event %d has no $session_id", i)
-		}
-		sid := string(sidV.GetStringBytes())
-		if len(sid) > 200 {
-			return nil, badRequest("bad_session_id", "$session_id of event %d is over 200 bytes", i)
-		}
-		ss := sessions[sid]
+	for _, ev := range b.events {
+		p := ev.props
+		ss := sessions[ev.sid]
 		if ss == nil {
-			ss = &posthogSession{id: sid, replay: posthogReplayID(sid)}
-			ss.meta = replaymeta.Meta{Source: replaymeta.SourcePostHog, SourceID: sid, ReplayType: "session"}
-			lib, ver := string(props.GetStringBytes("$lib")), string(props.GetStringBytes("$lib_version"))
+			ss = &posthogSession{id: ev.sid, replay: posthogReplayID(ev.sid)}
+			ss.meta = replaymeta.Meta{Source: replaymeta.SourcePostHog, SourceID: ev.sid, ReplayType: "session"}
+			lib := p.lib
 			if lib == "web" {
 				lib = "posthog-js"
 			}
-			ss.meta.SDK = sdkName(lib, ver)
-			if b := props.GetStringBytes("$browser"); len(b) > 0 {
-				ss.meta.UserAgentFamily = string(b)
+			ss.meta.SDK = sdkName(lib, p.libVersion)
+			if p.browser != "" {
+				ss.meta.UserAgentFamily = p.browser
 			} else {
 				ss.meta.UserAgentFamily = userAgentFamily(ua)
 			}
-			sessions[sid] = ss
+			sessions[ev.sid] = ss
 			order = append(order, ss)
 		}
-		if win := string(props.GetStringBytes("$window_id")); win != "" && !containsString(ss.windows, win) {
-			ss.windows = append(ss.windows, win)
+		if p.window != "" && !containsString(ss.windows, p.window) {
+			ss.windows = append(ss.windows, p.window)
 		}
-		if u := props.GetStringBytes("$current_url"); len(u) > 0 {
-			ss.addURL(string(u))
+		if p.url != "" {
+			ss.addURL(p.url)
 		}
-		data := props.Get("$snapshot_data")
-		var items []*fastjson.Value
-		switch {
-		case data == nil:
-			return nil, badRequest("missing_snapshot_data", "$snapshot event %d has no $snapshot_data", i)
-		case data.Type() == fastjson.TypeArray:
-			items, _ = data.Array()
-		case data.Type() == fastjson.TypeObject:
-			items = []*fastjson.Value{data}
-		default:
-			return nil, badRequest("bad_snapshot_data", "$snapshot_data of event %d is not rrweb events", i)
-		}
-		for j, e := range items {
-			if total++; total > maxSnapshotEvents {
-				return nil, badRequest("too_many_events", "request holds more than %d rrweb events", maxSnapshotEvents)
-			}
-			if e.Type() != fastjson.TypeObject {
-				return nil, badRequest("bad_snapshot_data", "$snapshot_data of event %d: item %d is not an object", i, j)
-			}
-			if err := d.expand(e, i, j); err != nil {
-				return nil, err
+		ss.data = slices.Grow(ss.data, p.dataEnd-p.data+2)
+		for j, it := range ev.items {
+			raw := it.raw.of(b.body)
+			if it.cv.e != 0 {
+				x, err := d.expand(b.body, it, ev.index, j)
+				if err != nil {
+					return nil, err
+				}
+				raw = x
 			}
 			if ss.firstTS == 0 {
-				ss.firstTS = int64(e.GetFloat64("timestamp"))
+				ts, _ := jsonNumber(it.ts.of(b.body))
+				ss.firstTS = int64(ts)
 			}
-			if e.GetInt("type") == 4 { // Meta: the page's URL
-				if href := e.GetStringBytes("data", "href"); len(href) > 0 {
-					ss.addURL(string(href))
-				}
+			if it.typ == 4 { // Meta: the page's URL
+				ss.addURL(metaHref(it.data.of(b.body)))
 			}
 			if ss.events++; ss.events == 1 {
 				ss.data = append(ss.data, '[')
 			} else {
 				ss.data = append(ss.data, ',')
 			}
-			ss.data = e.MarshalTo(ss.data)
+			ss.data = append(ss.data, raw...)
 		}
 	}
 	for _, ss := range order {
@@ -352,6 +583,31 @@ func (d *decoder) snapshotSessions(root *fastjson.Value, ua string) ([]*posthogS
 	return order, nil
 }
 
+// eventType is the rrweb event type v (a small integer), -1 if v is none.
+func eventType(v []byte) int {
+	if len(v) == 1 && v[0] >= '0' && v[0] <= '9' {
+		return int(v[0] - '0')
+	}
+	if f, ok := jsonNumber(v); ok && f == float64(int(f)) {
+		return int(f)
+	}
+	return -1
+}
+
+// metaHref is data.href of a Meta event, "" if none.
+func metaHref(data []byte) string {
+	var href string
+	if len(data) > 0 && data[0] == '{' {
+		_ = eachMember(data, func(k, v []byte) error {
+			if string(k) == "href" {
+				href, _ = jsonString(v)
+			}
+			return nil
+		})
+	}
+	return href
+}
+
 // compressedFields are the fields posthog-js gzips in events it marks
 // "cv":"2024-10": a full snapshot's data, and a mutation's or style sheet
 // rule's texts, attributes, removes and adds.
@@ -359,65 +615,107 @@ var compressedFields = []string{"texts", "attributes", "removes", "adds"}
 
 // expand turns an event posthog-js compressed back into a plain rrweb
 // event: each compressed field is a string whose characters are the bytes
-// of a gzip stream (latin-1), holding the field's JSON.
-func (d *decoder) expand(e *fastjson.Value, i, j int) error {
-	cv := e.Get("cv")
-	if cv == nil {
-		return nil
+// of a gzip stream (latin-1), holding the field's JSON. The event is
+// written anew with the fields' JSON in their place and without "cv".
+func (d *decoder) expand(body []byte, it snapshotItem, i, j int) ([]byte, error) {
+	if string(it.cv.of(body)) != `"2024-10"` {
+		return nil, badRequest("bad_compressed_event", "event %d item %d: unknown compression version", i, j)
 	}
-	if string(cv.GetStringBytes()) != "2024-10" {
-		return badRequest("bad_compressed_event", "event %d item %d: unknown compression version", i, j)
-	}
-	o, _ := e.Object()
 	what := fmt.Sprintf("event %d item %d", i, j)
-	switch e.GetInt("type") {
-	case 2: // FullSnapshot: data
-		v, err := d.unzipField(o.Get("data"), what)
-		if err != nil {
+	if it.typ == 3 && (it.data.e == 0 || body[it.data.i] != '{') {
+		return nil, badRequest("bad_compressed_event", "%s: data is not an object", what)
+	}
+	raw := it.raw.of(body)
+	out := make([]byte, 0, 2*len(raw))
+	err := rewriteObject(&out, raw, func(k, v []byte) ([]byte, bool, error) {
+		switch string(k) {
+		case "cv":
+			return nil, false, nil
+		case "data":
+			switch it.typ {
+			case 2: // FullSnapshot: data
+				x, err := d.unzipField(v, what)
+				return x, true, err
+			case 3: // IncrementalSnapshot: fields of data
+				var data []byte
+				err := rewriteObject(&data, v, func(k, v []byte) ([]byte, bool, error) {
+					if !slices.Contains(compressedFields, string(k)) {
+						return v, true, nil
+					}
+					x, err := d.unzipField(v, what)
+					return x, true, err
+				})
+				return data, true, err
+			}
+		}
+		return v, true, nil
+	})
+	if err != nil {
+		if e, ok := err.(*Error); ok {
+			return nil, e
+		}
+		return nil, badRequest("bad_json", "%s is not valid JSON", what)
+	}
+	return out, nil
+}
+
+// rewriteObject appends the object o to out with each member's value
+// replaced by what fn returns (dropped when keep is false).
+func rewriteObject(out *[]byte, o []byte, fn func(k, v []byte) (nv []byte, keep bool, err error)) error {
+	*out = append(*out, '{')
+	n := 0
+	err := eachMember(o, func(k, v []byte) error {
+		nv, keep, err := fn(k, v)
+		if err != nil || !keep {
 			return err
 		}
-		if v != nil {
-			o.Set("data", v)
+		if n++; n > 1 {
+			*out = append(*out, ',')
 		}
-	case 3: // IncrementalSnapshot: fields of data
-		data, err := e.Get("data").Object()
-		if err != nil {
-			return badRequest("bad_compressed_event", "%s: data is not an object", what)
-		}
-		for _, f := range compressedFields {
-			v, err := d.unzipField(data.Get(f), what)
-			if err != nil {
-				return err
-			}
-			if v != nil {
-				data.Set(f, v)
-			}
-		}
-	}
-	o.Del("cv")
-	return nil
+		*out = append(*out, '"')
+		*out = append(*out, k...)
+		*out = append(*out, '"', ':')
+		*out = append(*out, nv...)
+		return nil
+	})
+	*out = append(*out, '}')
+	return err
 }
 
 // unzipField decodes one compressed field; a field that is not a string
-// was not compressed and is left alone (nil).
-func (d *decoder) unzipField(v *fastjson.Value, what string) (*fastjson.Value, error) {
-	if v == nil || v.Type() != fastjson.TypeString {
-		return nil, nil
+// was not compressed and is left as it is.
+func (d *decoder) unzipField(v []byte, what string) ([]byte, error) {
+	if len(v) == 0 || v[0] != '"' {
+		return v, nil
 	}
-	s := v.GetStringBytes()
-	// The string is latin-1: every character is one byte of the stream.
-	b := make([]byte, 0, len(s))
-	for _, r := range string(s) {
-		if r > 0xff {
-			return nil, badRequest("bad_compressed_event", "%s: compressed field is not latin-1", what)
+	if x, ok := d.fields[string(v)]; ok {
+		// The same bytes expanded before: charge the budget again, as
+		// the segment grows by as much.
+		if d.budget -= int64(len(x)); d.budget < 0 {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed_too_large", "request decompresses to more than %d bytes", d.s.cfg.MaxDecompressed)
 		}
-		b = append(b, byte(r))
+		return x, nil
+	}
+	// The string is latin-1: every character is one byte of the stream.
+	b, ok := latin1Bytes(v, make([]byte, 0, len(v)))
+	if !ok {
+		return nil, badRequest("bad_compressed_event", "%s: compressed field is not latin-1", what)
 	}
 	raw, err := d.gunzip(b, what)
 	if err != nil {
 		return nil, err
 	}
-	return d.parse(raw, what+" (decompressed)")
+	x, err := oneValue(raw)
+	if err != nil {
+		return nil, badRequest("bad_json", "%s (decompressed) is not valid JSON", what)
+	}
+	if len(v) <= maxMemoField && len(d.fields) < maxMemoFields {
+		if d.fields == nil {
+			d.fields = make(map[string][]byte)
+		}
+		d.fields[string(v)] = x
+	}
+	return x, nil
 }
 
 func (ss *posthogSession) addURL(u string) {
@@ -464,7 +762,6 @@ func (s *Server) posthogFlags(w http.ResponseWriter, r *http.Request) {
 		if _, t, err := dec.posthogBody(r, body); err == nil {
 			token = t
 		}
-		dec.release()
 	}
 	k, err := s.admit(r.Context(), r, token, 0)
 	allowOrigin(w, r, k)

@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -53,7 +52,7 @@ func parseEnvelope(body []byte) (envelopeHeader, []envelopeItem, error) {
 	if len(line) > maxHeaderLine {
 		return h, nil, badRequest("bad_envelope_header", "envelope header line is over %d bytes", maxHeaderLine)
 	}
-	if err := json.Unmarshal(line, &h); err != nil {
+	if err := parseEnvelopeHeader(line, &h); err != nil {
 		return h, nil, badRequest("bad_envelope_header", "envelope header is not a JSON object")
 	}
 	var items []envelopeItem
@@ -71,7 +70,7 @@ func parseEnvelope(body []byte) (envelopeHeader, []envelopeItem, error) {
 			return h, nil, badRequest("bad_item_header", "item %d header line is over %d bytes", len(items), maxHeaderLine)
 		}
 		var ih itemHeader
-		if err := json.Unmarshal(line, &ih); err != nil || ih.Type == "" {
+		if err := parseItemHeader(line, &ih); err != nil || ih.Type == "" {
 			return h, nil, badRequest("bad_item_header", "item %d header is not a JSON object with a type", len(items))
 		}
 		var payload []byte
@@ -92,6 +91,107 @@ func parseEnvelope(body []byte) (envelopeHeader, []envelopeItem, error) {
 	return h, items, nil
 }
 
+// The envelope's header lines and the replay_event are read with the JSON
+// scanner (jsonscan.go), for only the fields Ingest keeps: a type that
+// differs from what is expected there is refused as encoding/json would,
+// and the rest of each line is checked for structure only.
+
+// parseEnvelopeHeader reads the envelope header line.
+func parseEnvelopeHeader(line []byte, h *envelopeHeader) error {
+	return eachMember(line, func(k, v []byte) error {
+		switch string(k) {
+		case "event_id":
+			return jsonStr(v, &h.EventID)
+		case "dsn":
+			return jsonStr(v, &h.DSN)
+		case "sdk":
+			return jsonObject(v, func(k, v []byte) error {
+				switch string(k) {
+				case "name":
+					return jsonStr(v, &h.SDK.Name)
+				case "version":
+					return jsonStr(v, &h.SDK.Version)
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+}
+
+// parseItemHeader reads an item header line.
+func parseItemHeader(line []byte, ih *itemHeader) error {
+	return eachMember(line, func(k, v []byte) error {
+		switch string(k) {
+		case "type":
+			return jsonStr(v, &ih.Type)
+		case "length":
+			return jsonInt(v, &ih.Length)
+		}
+		return nil
+	})
+}
+
+// parseReplayEvent reads the fields Ingest keeps of a replay_event.
+func parseReplayEvent(p []byte, ev *replayEvent) error {
+	return eachMember(p, func(k, v []byte) error {
+		switch string(k) {
+		case "replay_id":
+			return jsonStr(v, &ev.ReplayID)
+		case "segment_id":
+			var n *int64
+			if err := jsonInt(v, &n); err != nil || n == nil {
+				return err
+			}
+			seg := int(*n)
+			ev.SegmentID = &seg
+		case "urls":
+			return jsonStrings(v, &ev.URLs)
+		case "error_ids":
+			return jsonStrings(v, &ev.ErrorIDs)
+		case "trace_ids":
+			return jsonStrings(v, &ev.TraceIDs)
+		case "replay_type":
+			return jsonStr(v, &ev.ReplayType)
+		case "sdk":
+			return jsonObject(v, func(k, v []byte) error {
+				switch string(k) {
+				case "name":
+					return jsonStr(v, &ev.SDK.Name)
+				case "version":
+					return jsonStr(v, &ev.SDK.Version)
+				}
+				return nil
+			})
+		case "contexts":
+			return jsonObject(v, func(k, v []byte) error {
+				if string(k) != "browser" {
+					return nil
+				}
+				return jsonObject(v, func(k, v []byte) error {
+					if string(k) == "name" {
+						return jsonStr(v, &ev.Browser)
+					}
+					return nil
+				})
+			})
+		case "request":
+			return jsonObject(v, func(k, v []byte) error {
+				if string(k) != "headers" {
+					return nil
+				}
+				return jsonObject(v, func(k, v []byte) error {
+					if string(k) == "User-Agent" {
+						return jsonStr(v, &ev.UserAgent)
+					}
+					return nil
+				})
+			})
+		}
+		return nil
+	})
+}
+
 // replayEvent is the part of Sentry's replay_event item Ingest keeps.
 type replayEvent struct {
 	ReplayID   string   `json:"replay_id"`
@@ -104,14 +204,10 @@ type replayEvent struct {
 		Name    string `json:"name"`
 		Version string `json:"version"`
 	} `json:"sdk"`
-	Contexts struct {
-		Browser struct {
-			Name string `json:"name"`
-		} `json:"browser"`
-	} `json:"contexts"`
-	Request struct {
-		Headers map[string]string `json:"headers"`
-	} `json:"request"`
+	// Browser is contexts.browser.name.
+	Browser string
+	// UserAgent is request.headers["User-Agent"].
+	UserAgent string
 }
 
 // sentryEnvelope answers POST /api/{project}/envelope/.
@@ -168,7 +264,7 @@ func (s *Server) sentryMessages(r *http.Request, project int64, h envelopeHeader
 				return nil, badRequest("bad_replay_event", "item %d: more than one replay_event", i)
 			}
 			ev = &replayEvent{}
-			if err := json.Unmarshal(it.payload, ev); err != nil {
+			if err := parseReplayEvent(it.payload, ev); err != nil {
 				return nil, badRequest("bad_replay_event", "item %d: replay_event is not a JSON object", i)
 			}
 		case "replay_recording":
@@ -198,9 +294,9 @@ func (s *Server) sentryMessages(r *http.Request, project int64, h envelopeHeader
 		if n := sdkName(ev.SDK.Name, ev.SDK.Version); n != "" {
 			meta.SDK = n
 		}
-		if b := ev.Contexts.Browser.Name; b != "" {
+		if b := ev.Browser; b != "" {
 			meta.UserAgentFamily = b
-		} else if ua := ev.Request.Headers["User-Agent"]; ua != "" {
+		} else if ua := ev.UserAgent; ua != "" {
 			meta.UserAgentFamily = userAgentFamily(ua)
 		}
 	}
@@ -230,19 +326,23 @@ func (s *Server) sentryMessages(r *http.Request, project int64, h envelopeHeader
 // {"segment_id":N}, then the recording (zlib or plain JSON).
 func splitRecording(p []byte) (int, []byte, error) {
 	line, data, _ := bytes.Cut(p, []byte("\n"))
-	var rh struct {
-		SegmentID *int64 `json:"segment_id"`
-	}
-	if err := json.Unmarshal(line, &rh); err != nil {
+	var seg *int64
+	err := eachMember(line, func(k, v []byte) error {
+		if string(k) == "segment_id" {
+			return jsonInt(v, &seg)
+		}
+		return nil
+	})
+	if err != nil {
 		return 0, nil, badRequest("bad_recording_header", "replay_recording header is not a JSON object")
 	}
-	if rh.SegmentID == nil {
+	if seg == nil {
 		return 0, nil, badRequest("missing_segment_id", "replay_recording header has no segment_id")
 	}
-	if *rh.SegmentID < 0 || *rh.SegmentID > segment.MaxSegmentID {
-		return 0, nil, badRequest("bad_segment_id", "segment_id %d is not in [0, %d]", *rh.SegmentID, segment.MaxSegmentID)
+	if *seg < 0 || *seg > segment.MaxSegmentID {
+		return 0, nil, badRequest("bad_segment_id", "segment_id %d is not in [0, %d]", *seg, segment.MaxSegmentID)
 	}
-	return int(*rh.SegmentID), data, nil
+	return int(*seg), data, nil
 }
 
 // sentryReplayID maps Sentry's replay id (32 hex digits, a UUID without

@@ -100,3 +100,49 @@ func TestParseEnvelope(t *testing.T) {
 		})
 	}
 }
+
+// TestParseReplayEvent reads the fields Ingest keeps of a replay_event and
+// refuses a field of the wrong type, as encoding/json would.
+func TestParseReplayEvent(t *testing.T) {
+	seg := 4
+	tests := []struct {
+		name string
+		body string
+		want replayEvent
+		bad  bool
+	}{
+		{"all fields", `{"type":"replay_event","replay_id":"ab","segment_id":4,"urls":["u1","u\"2"],"error_ids":[],"trace_ids":["t"],` +
+			`"replay_type":"buffer","sdk":{"name":"s","version":"1","integrations":["x"]},"contexts":{"browser":{"name":"Firefox","version":"130"},"os":{}},` +
+			`"request":{"url":"u","headers":{"Accept":"*/*","User-Agent":"Mozilla/5.0"}},"extra":[1,{"a":null}]}`,
+			replayEvent{ReplayID: "ab", SegmentID: &seg, URLs: []string{"u1", `u"2`}, TraceIDs: []string{"t"}, ReplayType: "buffer",
+				SDK: struct {
+					Name    string `json:"name"`
+					Version string `json:"version"`
+				}{"s", "1"}, Browser: "Firefox", UserAgent: "Mozilla/5.0"}, false},
+		{"nulls", `{"replay_id":null,"segment_id":null,"urls":null,"sdk":null,"contexts":null,"request":{"headers":null}}`, replayEvent{}, false},
+		{"empty", `{}`, replayEvent{}, false},
+		{"segment id a string", `{"segment_id":"4"}`, replayEvent{}, true},
+		{"segment id a fraction", `{"segment_id":4.5}`, replayEvent{}, true},
+		{"replay id a number", `{"replay_id":7}`, replayEvent{}, true},
+		{"urls not strings", `{"urls":[1]}`, replayEvent{}, true},
+		{"sdk a string", `{"sdk":"x"}`, replayEvent{}, true},
+		{"not an object", `[]`, replayEvent{}, true},
+		{"broken", `{"urls":["a"}`, replayEvent{}, true},
+		{"trailing garbage", `{} x`, replayEvent{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev replayEvent
+			err := parseReplayEvent([]byte(tc.body), &ev)
+			if (err != nil) != tc.bad {
+				t.Fatalf("err = %v, want error %v", err, tc.bad)
+			}
+			if tc.bad {
+				return
+			}
+			if diff := cmp.Diff(tc.want, ev); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -43,6 +43,9 @@ type Report struct {
 	Read     *ReadReport    `json:"read,omitempty"`
 	Long     *LongReport    `json:"long_replays,omitempty"`
 
+	// IngestCPU is the Ingest function's CPU per segment beside Pack's.
+	IngestCPU *IngestCPUResult `json:"ingest_cpu,omitempty"`
+
 	// CostUSDPerMillion is the total of Costs for each design.
 	CostUSDPerMillion Pair `json:"cost_usd_per_million"`
 	Costs             struct {
@@ -239,6 +242,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Validate.MBPerS > 0 {
 		fmt.Fprintf(&b, "validator on the corpus's JSON: %.0f MB/s, encoding/json.Valid %.0f MB/s (%.2f×), per CPU second\n",
 			r.Validate.MBPerS, r.Validate.JSONValidMBPerS, r.Validate.Ratio)
+	}
+	if r.IngestCPU != nil {
+		b.WriteString("\n")
+		r.IngestCPU.writeTable(&b)
 	}
 	b.WriteString("\n")
 

@@ -197,6 +197,14 @@ func (r *runner) setup(ctx context.Context) error {
 	}
 	r.progress("  validator %.0f MB/s, json.Valid %.0f MB/s (%.2f×)", r.rep.Validate.MBPerS, r.rep.Validate.JSONValidMBPerS, r.rep.Validate.Ratio)
 
+	// Ingest's CPU per segment beside Pack's (ingestcpu.go).
+	ic, err := MeasureIngestCPU(ctx, r.t.limit/4, o.Seed)
+	if err != nil {
+		return fmt.Errorf("ingest CPU: %w", err)
+	}
+	r.rep.IngestCPU = &ic
+	r.progress("  Ingest CPU per segment measured beside Pack's (%d cases)", len(ic.Rows))
+
 	if r.split, err = newCPUSplit(o.TestCPUs); err != nil {
 		return err
 	}

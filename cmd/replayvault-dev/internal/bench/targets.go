@@ -30,6 +30,7 @@ func targets(r *Report) []Target {
 	} else {
 		out = append(out, Target{Name: "packer ack p99 at 90% of sustained rate", Want: "≤ flush age + 1 s", Got: "no sustained rate"})
 	}
+	out = append(out, ingestCPUTargets(r)...)
 	if rd := r.Read; rd != nil {
 		k := "1000"
 		if _, ok := rd.RatioTotal[k]; !ok && len(rd.Rows) > 0 {
