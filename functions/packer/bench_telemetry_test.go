@@ -199,7 +199,7 @@ func medianCI(xs []float64) (med, lo, hi float64) {
 		med = (s[n/2-1] + s[n/2]) / 2
 	}
 	half := 1.96 * math.Sqrt(float64(n)) / 2
-	j := max(int(math.Floor(float64(n)/2-half)), 1)   // 1-based rank
+	j := max(int(math.Floor(float64(n)/2-half)), 1)  // 1-based rank
 	k := min(int(math.Ceil(float64(n)/2+half))+1, n) // 1-based rank
 	return med, s[j-1], s[k-1]
 }
