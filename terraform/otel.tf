@@ -130,9 +130,7 @@ resource "google_cloud_run_v2_service" "otel_collector" {
   deletion_protection = false
 
   template {
-    service_account = google_service_account.otel_collector.email
-    # The batch processors export after the request that brought the data
-    # has been answered: the CPU must stay allocated between requests.
+    service_account                  = google_service_account.otel_collector.email
     max_instance_request_concurrency = 80
     timeout                          = "30s"
 
@@ -154,6 +152,9 @@ resource "google_cloud_run_v2_service" "otel_collector" {
         value = local.otel_collector_config
       }
 
+      # The batch processors export after the request that brought the
+      # data has been answered: the CPU must stay allocated between
+      # requests (cpu_idle = false).
       resources {
         limits = {
           cpu    = "1"

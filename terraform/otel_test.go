@@ -403,7 +403,7 @@ func TestCollectorChecksCatchMistakes(t *testing.T) {
   }`, "collector invokers [allUsers serviceAccount:"},
 		{"a function cannot send", "otel.tf", `    shred  = google_service_account.shred.member
 `, ``, "collector invokers"},
-		{"collector runs as Pack", "otel.tf", `service_account = google_service_account.otel_collector.email`, `service_account = google_service_account.pack.email`,
+		{"collector runs as Pack", "otel.tf", `= google_service_account.otel_collector.email`, `= google_service_account.pack.email`,
 			"runs as google_service_account.pack, the account of Pack"},
 		{"latest image", "otel.tf", `image = "${var.otel_collector_image}:${var.otel_collector_version}"`, `image = "${var.otel_collector_image}:latest"`,
 			"is not the collector contrib image at a pinned release"},
