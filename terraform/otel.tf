@@ -11,7 +11,9 @@
 #   direct VPC egress routes through the VPC even with private ranges only,
 #   so Cloud Run counts the requests as internal).
 # - Its configuration is otel-collector.yaml.tftpl, rendered here and
-#   passed in an environment variable (it holds no secret).
+#   passed in an environment variable (it holds no secret). It exports
+#   while the functions' request waits, so the service needs CPU only
+#   during requests (request-based billing; min instances 0).
 #
 # otel_collector_endpoint points the functions at another collector
 # instead; deploy_otel_collector = false with no endpoint turns telemetry
@@ -152,15 +154,14 @@ resource "google_cloud_run_v2_service" "otel_collector" {
         value = local.otel_collector_config
       }
 
-      # The batch processors export after the request that brought the
-      # data has been answered: the CPU must stay allocated between
-      # requests (cpu_idle = false).
+      # The collector exports while the request that brought the data
+      # waits (otel-collector.yaml.tftpl): CPU only during requests.
       resources {
         limits = {
           cpu    = "1"
           memory = "${var.otel_collector_memory_mib}Mi"
         }
-        cpu_idle          = false
+        cpu_idle          = true
         startup_cpu_boost = true
       }
     }

@@ -89,6 +89,9 @@ func checkCollector(m *module) []error {
 		errs = append(errs, fmt.Errorf("%s: no container_port", collectorAddr))
 	}
 	errs = append(errs, checkCollectorConfig(m, c, port)...)
+	if res := firstBlock(c, "resources"); res != nil && mustValue(m, res, "cpu_idle").RawEquals(cty.True) {
+		errs = append(errs, checkExportsInRequest(m, c)...)
+	}
 
 	grants, gerrs := m.grants()
 	errs = append(errs, gerrs...)
@@ -235,6 +238,9 @@ type collectorConfig struct {
 		Metric  struct {
 			Prefix string `yaml:"prefix"`
 		} `yaml:"metric"`
+		SendingQueue struct {
+			Enabled *bool `yaml:"enabled"`
+		} `yaml:"sending_queue"`
 	} `yaml:"exporters"`
 	Service struct {
 		Pipelines map[string]struct {
@@ -245,9 +251,9 @@ type collectorConfig struct {
 	} `yaml:"service"`
 }
 
-// checkCollectorConfig renders the configuration the container receives
-// (args --config=env:NAME and env NAME) for a known project and checks it.
-func checkCollectorConfig(m *module, c *hclsyntax.Block, port int64) []error {
+// renderCollectorConfig renders the configuration the container receives
+// (args --config=env:NAME and env NAME) for a known project.
+func renderCollectorConfig(m *module, c *hclsyntax.Block) (*collectorConfig, error) {
 	args := mustValue(m, c, "args")
 	envName := ""
 	if args.IsWhollyKnown() && !args.IsNull() {
@@ -259,7 +265,7 @@ func checkCollectorConfig(m *module, c *hclsyntax.Block, port int64) []error {
 		}
 	}
 	if envName == "" {
-		return []error{fmt.Errorf("%s: args do not read the configuration from an env variable (--config=env:NAME)", collectorAddr)}
+		return nil, fmt.Errorf("%s: args do not read the configuration from an env variable (--config=env:NAME)", collectorAddr)
 	}
 	var cfgExpr hclsyntax.Expression
 	for _, e := range blocksOf(c, "env") {
@@ -268,7 +274,7 @@ func checkCollectorConfig(m *module, c *hclsyntax.Block, port int64) []error {
 		}
 	}
 	if cfgExpr == nil {
-		return []error{fmt.Errorf("%s: no env %s with the configuration", collectorAddr, envName)}
+		return nil, fmt.Errorf("%s: no env %s with the configuration", collectorAddr, envName)
 	}
 	ctx := m.ctx.NewChild()
 	vars := m.ctx.Variables["var"].AsValueMap()
@@ -289,11 +295,21 @@ func checkCollectorConfig(m *module, c *hclsyntax.Block, port int64) []error {
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	v, diags := cfgExpr.Value(ctx)
 	if diags.HasErrors() || !v.IsWhollyKnown() || v.Type() != cty.String {
-		return []error{fmt.Errorf("%s: configuration does not render: %v", collectorAddr, diags)}
+		return nil, fmt.Errorf("%s: configuration does not render: %v", collectorAddr, diags)
 	}
 	var cfg collectorConfig
 	if err := yaml.Unmarshal([]byte(v.AsString()), &cfg); err != nil {
-		return []error{fmt.Errorf("%s: configuration: %w", collectorAddr, err)}
+		return nil, fmt.Errorf("%s: configuration: %w", collectorAddr, err)
+	}
+	return &cfg, nil
+}
+
+// checkCollectorConfig renders the configuration the container receives
+// and checks it.
+func checkCollectorConfig(m *module, c *hclsyntax.Block, port int64) []error {
+	cfg, err := renderCollectorConfig(m, c)
+	if err != nil {
+		return []error{err}
 	}
 	var errs []error
 	if p, ok := cfg.Receivers.OTLP.Protocols["http"]; !ok || !strings.HasSuffix(p.Endpoint, fmt.Sprintf(":%d", port)) {
@@ -322,6 +338,30 @@ func checkCollectorConfig(m *module, c *hclsyntax.Block, port int64) []error {
 		for _, proc := range p.Processors {
 			if _, ok := cfg.Processors[proc]; !ok {
 				errs = append(errs, fmt.Errorf("collector: %s pipeline uses undefined processor %s", signal, proc))
+			}
+		}
+	}
+	return errs
+}
+
+// checkExportsInRequest: with cpu_idle (CPU only while a request is
+// served), the collector must export before it answers: no batch
+// processor, and the googlecloud exporter's sending queue off. Otherwise
+// data waits for CPU that Cloud Run gives only to the next request, and is
+// lost when the instance is stopped.
+func checkExportsInRequest(m *module, c *hclsyntax.Block) []error {
+	cfg, err := renderCollectorConfig(m, c)
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	if q := cfg.Exporters["googlecloud"].SendingQueue.Enabled; q == nil || *q {
+		errs = append(errs, errors.New("collector: cpu_idle is on but the googlecloud exporter's sending_queue is not disabled: exports would run after the request, without CPU"))
+	}
+	for signal, p := range cfg.Service.Pipelines {
+		for _, proc := range p.Processors {
+			if strings.HasPrefix(proc, "batch") {
+				errs = append(errs, fmt.Errorf("collector: cpu_idle is on but the %s pipeline batches (%s): exports would run after the request, without CPU", signal, proc))
 			}
 		}
 	}
@@ -417,10 +457,14 @@ func TestCollectorChecksCatchMistakes(t *testing.T) {
 			"does not take OTLP/HTTP on the container port 4318"},
 		{"other metric prefix", "otel-collector.yaml.tftpl", `prefix: ${metric_prefix}`, `prefix: custom.googleapis.com`,
 			`metric prefix "custom.googleapis.com"`},
-		{"traces not exported", "otel-collector.yaml.tftpl", "processors: [memory_limiter, batch/traces]\n      exporters: [googlecloud]", "processors: [memory_limiter, batch/traces]\n      exporters: [debug]",
+		{"traces not exported", "otel-collector.yaml.tftpl", "    traces:\n      receivers: [otlp]\n      processors: [memory_limiter]\n      exporters: [googlecloud]", "    traces:\n      receivers: [otlp]\n      processors: [memory_limiter]\n      exporters: [debug]",
 			"traces pipeline [otlp] -> [debug]"},
-		{"no memory limiter", "otel-collector.yaml.tftpl", "processors: [memory_limiter, batch/metrics]", "processors: [batch/metrics]",
-			"metrics pipeline processors [batch/metrics] do not start with memory_limiter"},
+		{"queued exports without CPU", "otel-collector.yaml.tftpl", "    sending_queue:\n      enabled: false\n", "",
+			"sending_queue is not disabled"},
+		{"batched exports without CPU", "otel-collector.yaml.tftpl", "    metrics:\n      receivers: [otlp]\n      processors: [memory_limiter]", "    metrics:\n      receivers: [otlp]\n      processors: [memory_limiter, batch]",
+			"the metrics pipeline batches (batch)"},
+		{"no memory limiter", "otel-collector.yaml.tftpl", "    metrics:\n      receivers: [otlp]\n      processors: [memory_limiter]", "    metrics:\n      receivers: [otlp]\n      processors: [batch]",
+			"metrics pipeline processors [batch] do not start with memory_limiter"},
 	}
 	files := readTF(t)
 	for _, tc := range tests {
