@@ -84,6 +84,8 @@ var expectedGrants = map[string][]string{
 	},
 	"Ingest": {
 		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloud_run_v2_service.otel_collector",
+		// Direct delivery to Pack (functions/ingest/deliver.go).
+		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloudfunctions2_function.pack",
 		"google_project_iam_member roles/alloydb.client",
 		"google_project_iam_member roles/alloydb.databaseUser",
 		"google_project_iam_member roles/serviceusage.serviceUsageConsumer",
