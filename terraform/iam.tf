@@ -306,6 +306,7 @@ resource "google_service_account_iam_member" "deploy_act_as" {
     pack_push = google_service_account.pack_push.name
     scheduler = google_service_account.scheduler.name
     build     = google_service_account.build.name
+    otelcol   = google_service_account.otel_collector.name
   }
   service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"

@@ -1,8 +1,11 @@
 # Operators' view of replayvault in Cloud Monitoring: one dashboard and the
 # alert policies. The replayvault.* metrics are the OpenTelemetry metrics the
-# functions export over OTLP (shared/telemetry/names.go); they arrive as
-# workload.googleapis.com/<name>. terraform_test.go checks that every metric
-# named here is one the code emits and that every alert notifies a channel.
+# functions export over OTLP (shared/telemetry/names.go); the collector
+# (otel.tf) writes them as workload.googleapis.com/<name> on generic_task,
+# each attribute a label with "_" for "." (http.response.status_code is
+# metric.label.http_response_status_code). terraform_test.go checks that
+# every metric and label named here is one the code emits, on that
+# resource type, and that every alert notifies a channel.
 
 variable "notification_channels" {
   description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) every alert notifies; at least one."
@@ -17,12 +20,6 @@ variable "notification_channels" {
     condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
     error_message = "notification_channels must be full notification channel ids."
   }
-}
-
-variable "otel_collector_endpoint" {
-  description = "OTLP endpoint of the OpenTelemetry collector the functions export metrics and traces to (OTEL_EXPORTER_OTLP_ENDPOINT, e.g. https://collector-xyz.a.run.app); empty turns telemetry off. The dashboard and most alerts need it."
-  type        = string
-  default     = ""
 }
 
 variable "alert_ack_p99_fraction" {
@@ -44,15 +41,11 @@ variable "alert_5xx_ratio" {
 }
 
 locals {
-  # Every function's telemetry and logging settings (telemetry.DeployEnv):
-  # the collector, and the project the log lines' trace field names.
-  telemetry_env = {
-    OTEL_EXPORTER_OTLP_ENDPOINT = var.otel_collector_endpoint
-    GOOGLE_CLOUD_PROJECT        = var.project_id
-  }
-
-  # Prefix of the OTLP metrics in Cloud Monitoring.
-  otel = "workload.googleapis.com"
+  # Prefix of the OTLP metrics in Cloud Monitoring, and the monitored
+  # resource the collector's googlecloud exporter writes them against
+  # (telemetry.MonitoredResource): every filter on them names both.
+  otel          = "workload.googleapis.com"
+  otel_resource = "resource.type=\"generic_task\""
 
   metric = {
     received       = "replayvault.pack.segments.received"
@@ -73,38 +66,38 @@ locals {
     for k, c in {
       ingest_rate = {
         title  = "Segments received /s (Pack)"
-        filter = "metric.type=\"${local.otel}/${local.metric.received}\""
+        filter = "metric.type=\"${local.otel}/${local.metric.received}\" AND ${local.otel_resource}"
         align  = "ALIGN_RATE", reduce = "REDUCE_SUM", group = []
       }
       reject_rate = {
         title  = "Segments rejected /s, by reason"
-        filter = "metric.type=\"${local.otel}/${local.metric.rejected}\""
+        filter = "metric.type=\"${local.otel}/${local.metric.rejected}\" AND ${local.otel_resource}"
         align  = "ALIGN_RATE", reduce = "REDUCE_SUM", group = ["metric.label.reject_reason"]
       }
       flush_size = {
         title  = "Flush size, bytes (p50)"
-        filter = "metric.type=\"${local.otel}/${local.metric.flush_bytes}\""
+        filter = "metric.type=\"${local.otel}/${local.metric.flush_bytes}\" AND ${local.otel_resource}"
         align  = "ALIGN_DELTA", reduce = "REDUCE_PERCENTILE_50", group = ["metric.label.trigger"]
       }
       flush_segments = {
         title  = "Segments per flush (p50), by trigger"
-        filter = "metric.type=\"${local.otel}/${local.metric.flush_segments}\""
+        filter = "metric.type=\"${local.otel}/${local.metric.flush_segments}\" AND ${local.otel_resource}"
         align  = "ALIGN_DELTA", reduce = "REDUCE_PERCENTILE_50", group = ["metric.label.trigger"]
       }
       ack_p99 = {
         title  = "Pack ack wait p99, s"
-        filter = "metric.type=\"${local.otel}/${local.metric.ack_wait}\""
+        filter = "metric.type=\"${local.otel}/${local.metric.ack_wait}\" AND ${local.otel_resource}"
         align  = "ALIGN_DELTA", reduce = "REDUCE_PERCENTILE_99", group = []
       }
       serve_p99 = {
         title  = "Serve request duration p99, s"
-        filter = "metric.type=\"${local.otel}/${local.metric.http_duration}\" AND metric.label.function=\"serve\""
+        filter = "metric.type=\"${local.otel}/${local.metric.http_duration}\" AND ${local.otel_resource} AND metric.label.function=\"serve\""
         align  = "ALIGN_DELTA", reduce = "REDUCE_PERCENTILE_99", group = ["metric.label.route"]
       }
       serve_errors = {
         title  = "Serve 5xx /s"
-        filter = "metric.type=\"${local.otel}/${local.metric.http_requests}\" AND metric.label.function=\"serve\" AND metric.label.\"http.response.status_code\">=500"
-        align  = "ALIGN_RATE", reduce = "REDUCE_SUM", group = ["metric.label.\"http.response.status_code\""]
+        filter = "metric.type=\"${local.otel}/${local.metric.http_requests}\" AND ${local.otel_resource} AND metric.label.function=\"serve\" AND metric.label.http_response_status_code=starts_with(\"5\")"
+        align  = "ALIGN_RATE", reduce = "REDUCE_SUM", group = ["metric.label.http_response_status_code"]
       }
       dlq_depth = {
         title  = "Dead-letter messages"
@@ -118,7 +111,7 @@ locals {
       }
       sweep_backlog = {
         title  = "Sweep backlog (expired rows left)"
-        filter = "metric.type=\"${local.otel}/${local.metric.sweep_backlog}\""
+        filter = "metric.type=\"${local.otel}/${local.metric.sweep_backlog}\" AND ${local.otel_resource}"
         align  = "ALIGN_MAX", reduce = "REDUCE_MAX", group = []
       }
       } : k => {
@@ -171,7 +164,7 @@ resource "google_monitoring_alert_policy" "ack_wait" {
   conditions {
     display_name = "p99 ack wait > ${var.alert_ack_p99_fraction} x ${var.pack_ack_deadline_seconds}s"
     condition_threshold {
-      filter          = "metric.type=\"${local.otel}/${local.metric.ack_wait}\""
+      filter          = "metric.type=\"${local.otel}/${local.metric.ack_wait}\" AND ${local.otel_resource}"
       comparison      = "COMPARISON_GT"
       threshold_value = var.alert_ack_p99_fraction * var.pack_ack_deadline_seconds
       duration        = "300s"
@@ -221,8 +214,8 @@ resource "google_monitoring_alert_policy" "reject_rate" {
   conditions {
     display_name = "rejected / received > ${var.alert_reject_ratio}"
     condition_threshold {
-      filter             = "metric.type=\"${local.otel}/${local.metric.rejected}\""
-      denominator_filter = "metric.type=\"${local.otel}/${local.metric.received}\""
+      filter             = "metric.type=\"${local.otel}/${local.metric.rejected}\" AND ${local.otel_resource}"
+      denominator_filter = "metric.type=\"${local.otel}/${local.metric.received}\" AND ${local.otel_resource}"
       comparison         = "COMPARISON_GT"
       threshold_value    = var.alert_reject_ratio
       duration           = "600s"
@@ -252,8 +245,8 @@ resource "google_monitoring_alert_policy" "http_5xx" {
   conditions {
     display_name = "5xx / requests > ${var.alert_5xx_ratio}"
     condition_threshold {
-      filter             = "metric.type=\"${local.otel}/${local.metric.http_requests}\" AND metric.label.\"http.response.status_code\">=500"
-      denominator_filter = "metric.type=\"${local.otel}/${local.metric.http_requests}\""
+      filter             = "metric.type=\"${local.otel}/${local.metric.http_requests}\" AND ${local.otel_resource} AND metric.label.http_response_status_code=starts_with(\"5\")"
+      denominator_filter = "metric.type=\"${local.otel}/${local.metric.http_requests}\" AND ${local.otel_resource}"
       comparison         = "COMPARISON_GT"
       threshold_value    = var.alert_5xx_ratio
       duration           = "300s"
@@ -285,7 +278,7 @@ resource "google_monitoring_alert_policy" "sweep_backlog" {
   conditions {
     display_name = "sweep backlog rising over 6 hours"
     condition_threshold {
-      filter          = "metric.type=\"${local.otel}/${local.metric.sweep_backlog}\""
+      filter          = "metric.type=\"${local.otel}/${local.metric.sweep_backlog}\" AND ${local.otel_resource}"
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "21600s"

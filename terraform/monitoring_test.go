@@ -101,10 +101,11 @@ func checkMonitoring(m *module) []error {
 			continue
 		}
 		var types []string
-		for _, f := range jsonStrings(doc, "filter") {
-			for _, mt := range metricType.FindAllStringSubmatch(f, -1) {
+		for _, q := range jsonFilters(doc) {
+			for _, mt := range metricType.FindAllStringSubmatch(q.filter, -1) {
 				types = append(types, mt[1])
 			}
+			errs = append(errs, checkFilter(d.addr(), q.filter, q.groupBy)...)
 		}
 		checkNames(d.addr(), types)
 		for _, panel := range sortedKeys(dashboardPanels) {
@@ -133,7 +134,8 @@ func checkMonitoring(m *module) []error {
 				continue
 			}
 			var types []string
-			for _, name := range []string{"filter", "denominator_filter"} {
+			for _, f := range [][2]string{{"filter", "aggregations"}, {"denominator_filter", "denominator_aggregations"}} {
+				name, aggs := f[0], f[1]
 				v, err := m.attrValue(th, name, nil)
 				if err != nil || !v.IsWhollyKnown() {
 					errs = append(errs, fmt.Errorf("%s: %s: %v", a.addr(), name, err))
@@ -145,7 +147,18 @@ func checkMonitoring(m *module) []error {
 				for _, mt := range metricType.FindAllStringSubmatch(v.AsString(), -1) {
 					types = append(types, mt[1])
 				}
+				var groupBy []string
+				for _, ag := range blocksOf(th, aggs) {
+					if g, err := m.attrValue(ag, "group_by_fields", nil); err == nil && g.IsWhollyKnown() && !g.IsNull() {
+						for it := g.ElementIterator(); it.Next(); {
+							_, f := it.Element()
+							groupBy = append(groupBy, f.AsString())
+						}
+					}
+				}
+				errs = append(errs, checkFilter(a.addr(), v.AsString(), groupBy)...)
 			}
+
 			checkNames(a.addr(), types)
 			if len(types) > 0 {
 				alerted[types[0]] = true
@@ -172,6 +185,85 @@ func checkMonitoring(m *module) []error {
 	return errs
 }
 
+// serviceLabels are the metric labels the collector's exporter adds to
+// every time series besides the instrument's attributes
+// (service_resource_labels and instrumentation_library_labels, both on by
+// default).
+var serviceLabels = []string{"service_name", "service_namespace", "service_instance_id", "instrumentation_source", "instrumentation_version"}
+
+var (
+	resourceType = regexp.MustCompile(`resource\.type\s*=\s*"([^"]*)"`)
+	metricLabel  = regexp.MustCompile(`metric\.labels?\.("[^"]*"|[A-Za-z0-9_.]+)`)
+)
+
+// checkFilter: a filter on a replayvault metric names the monitored
+// resource the collector writes it against (telemetry.MonitoredResource),
+// and every metric label it or its group-by names is one the metric has:
+// an attribute of telemetry.MetricAttributes as the exporter renames it
+// (telemetry.MetricLabel), or one of serviceLabels.
+func checkFilter(where, filter string, groupBy []string) []error {
+	mt := metricType.FindStringSubmatch(filter)
+	if mt == nil || !strings.HasPrefix(mt[1], otelPrefix) {
+		return nil
+	}
+	name := strings.TrimPrefix(mt[1], otelPrefix)
+	var errs []error
+	rt := resourceType.FindAllStringSubmatch(filter, -1)
+	if len(rt) != 1 || rt[0][1] != telemetry.MonitoredResource {
+		errs = append(errs, fmt.Errorf("%s: filter on %s must name resource.type=%q, the resource the collector writes it to: %s", where, name, telemetry.MonitoredResource, filter))
+	}
+	allowed := slices.Clone(serviceLabels)
+	for _, k := range telemetry.MetricAttributes()[name] {
+		allowed = append(allowed, telemetry.MetricLabel(k))
+	}
+	var labels []string
+	for _, l := range metricLabel.FindAllStringSubmatch(filter+" "+strings.Join(groupBy, " "), -1) {
+		labels = append(labels, l[1])
+	}
+	for _, l := range labels {
+		if !slices.Contains(allowed, l) {
+			errs = append(errs, fmt.Errorf("%s: %s has no label %s (its labels: %v)", where, name, l, allowed))
+		}
+	}
+	return errs
+}
+
+// filterQuery is one time series filter of the dashboard and its group-by.
+type filterQuery struct {
+	filter  string
+	groupBy []string
+}
+
+// jsonFilters returns every object of doc with a "filter" string, with the
+// groupByFields of its "aggregation".
+func jsonFilters(doc any) []filterQuery {
+	var out []filterQuery
+	switch d := doc.(type) {
+	case map[string]any:
+		if f, ok := d["filter"].(string); ok {
+			q := filterQuery{filter: f}
+			if ag, ok := d["aggregation"].(map[string]any); ok {
+				if g, ok := ag["groupByFields"].([]any); ok {
+					for _, x := range g {
+						if s, ok := x.(string); ok {
+							q.groupBy = append(q.groupBy, s)
+						}
+					}
+				}
+			}
+			out = append(out, q)
+		}
+		for _, v := range d {
+			out = append(out, jsonFilters(v)...)
+		}
+	case []any:
+		for _, v := range d {
+			out = append(out, jsonFilters(v)...)
+		}
+	}
+	return out
+}
+
 // requiresChannel reports whether one of the variable's validations
 // refuses an empty list (conditions this test cannot evaluate are skipped).
 func requiresChannel(m *module, v *hclsyntax.Block) bool {
@@ -192,25 +284,6 @@ func requiresChannel(m *module, v *hclsyntax.Block) bool {
 	return false
 }
 
-// jsonStrings returns every string value under key in doc.
-func jsonStrings(doc any, key string) []string {
-	var out []string
-	switch d := doc.(type) {
-	case map[string]any:
-		for k, v := range d {
-			if s, ok := v.(string); ok && k == key {
-				out = append(out, s)
-			}
-			out = append(out, jsonStrings(v, key)...)
-		}
-	case []any:
-		for _, v := range d {
-			out = append(out, jsonStrings(v, key)...)
-		}
-	}
-	return out
-}
-
 // TestMonitoringChecksCatchMistakes breaks monitoring.tf the way careless
 // edits would and expects checkMonitoring to say so.
 func TestMonitoringChecksCatchMistakes(t *testing.T) {
@@ -228,8 +301,21 @@ func TestMonitoringChecksCatchMistakes(t *testing.T) {
 			"no chart of AlloyDB CPU"},
 		{"ack alert past the deadline", "default     = 0.5", "default     = 1.5",
 			"ack-wait threshold 90 s must lie between 0 and the ack deadline"},
-		{"no sweep alert", `filter          = "metric.type=\"${local.otel}/${local.metric.sweep_backlog}\""`, `filter          = "metric.type=\"${local.otel}/${local.metric.received}\""`,
+		{"no sweep alert", `filter          = "metric.type=\"${local.otel}/${local.metric.sweep_backlog}\" AND ${local.otel_resource}"`, `filter          = "metric.type=\"${local.otel}/${local.metric.received}\" AND ${local.otel_resource}"`,
 			"no alert policy for sweep backlog growing"},
+		{"filter without the resource type", `filter = "metric.type=\"${local.otel}/${local.metric.received}\" AND ${local.otel_resource}"`, `filter = "metric.type=\"${local.otel}/${local.metric.received}\""`,
+			`filter on replayvault.pack.segments.received must name resource.type="generic_task"`},
+		{"resource type of the Prometheus exporter", `otel_resource = "resource.type=\"generic_task\""`, `otel_resource = "resource.type=\"prometheus_target\""`,
+			`must name resource.type="generic_task"`},
+		{"label as the attribute is spelled", `group = ["metric.label.http_response_status_code"]`, `group = ["metric.label.\"http.response.status_code\""]`,
+			`has no label "http.response.status_code"`},
+		{"label the code never sets", `group = ["metric.label.reject_reason"]`, `group = ["metric.label.reason"]`,
+			"replayvault.pack.segments.rejected has no label reason"},
+		{"alert grouped by a missing label", `group_by_fields      = ["metric.label.function"]
+      }
+      denominator_aggregations`, `group_by_fields      = ["metric.label.fn"]
+      }
+      denominator_aggregations`, "replayvault.http.requests has no label fn"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

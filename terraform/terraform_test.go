@@ -63,6 +63,7 @@ var configs = map[string]any{
 // adding it here, deliberately.
 var expectedGrants = map[string][]string{
 	"Pack": {
+		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloud_run_v2_service.otel_collector",
 		"google_kms_crypto_key_iam_member roles/cloudkms.cryptoKeyEncrypter on google_kms_crypto_key.root",
 		"google_project_iam_member roles/alloydb.client",
 		"google_project_iam_member roles/alloydb.databaseUser",
@@ -73,6 +74,7 @@ var expectedGrants = map[string][]string{
 		"google_storage_bucket_iam_member roles/storage.objectCreator on google_storage_bucket.blobs",
 	},
 	"Serve": {
+		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloud_run_v2_service.otel_collector",
 		"google_kms_crypto_key_iam_member roles/cloudkms.cryptoKeyDecrypter on google_kms_crypto_key.root",
 		"google_project_iam_member roles/alloydb.client",
 		"google_project_iam_member roles/alloydb.databaseUser",
@@ -81,6 +83,7 @@ var expectedGrants = map[string][]string{
 		"google_storage_bucket_iam_member roles/storage.objectViewer on google_storage_bucket.blobs",
 	},
 	"Ingest": {
+		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloud_run_v2_service.otel_collector",
 		// Direct delivery to Pack (functions/ingest/deliver.go).
 		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloudfunctions2_function.pack",
 		"google_project_iam_member roles/alloydb.client",
@@ -89,6 +92,7 @@ var expectedGrants = map[string][]string{
 		"google_pubsub_topic_iam_member roles/pubsub.publisher on google_pubsub_topic.segments",
 	},
 	"Shred": {
+		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloud_run_v2_service.otel_collector",
 		"google_project_iam_member roles/alloydb.client",
 		"google_project_iam_member roles/alloydb.databaseUser",
 		"google_project_iam_member roles/serviceusage.serviceUsageConsumer",
@@ -1334,6 +1338,7 @@ func (r *resource) addr() string {
 }
 
 type module struct {
+	templates map[string][]byte // *.tftpl files, by name
 	resources []*resource
 	byAddr    map[string]*resource
 	variables map[string]*hclsyntax.Block
@@ -1348,6 +1353,11 @@ func readTF(t *testing.T) map[string][]byte {
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no .tf files (%v)", err)
 	}
+	tmpl, err := filepath.Glob("*.tftpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths = append(paths, tmpl...)
 	files := map[string][]byte{}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
@@ -1375,7 +1385,12 @@ func parseModule(files map[string][]byte) (*module, error) {
 		locals:    map[string]hclsyntax.Expression{},
 		symbols:   map[string]string{},
 	}
+	m.templates = map[string][]byte{}
 	for _, name := range sortedKeys(files) {
+		if strings.HasSuffix(name, ".tftpl") {
+			m.templates[name] = files[name]
+			continue
+		}
 		f, diags := hclsyntax.ParseConfig(files[name], name, hcl.InitialPos)
 		if diags.HasErrors() {
 			return nil, diags
@@ -1411,6 +1426,7 @@ var symbolicAttrs = map[string][]string{
 	"google_storage_bucket":          {"id", "name", "url"},
 	"google_kms_crypto_key":          {"id", "name"},
 	"google_secret_manager_secret":   {"id", "name", "secret_id"},
+	"google_cloud_run_v2_service":    {"id", "name", "uri"},
 }
 
 // symbolicEmail is the email a service account resource evaluates to.
@@ -1442,8 +1458,11 @@ func (m *module) buildContext() error {
 		vars[name] = v
 	}
 	m.ctx = &hcl.EvalContext{
-		Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)},
-		Functions: functions(),
+		Variables: map[string]cty.Value{
+			"var":  cty.ObjectVal(vars),
+			"path": cty.ObjectVal(map[string]cty.Value{"module": cty.StringVal(".")}),
+		},
+		Functions: functions(m.templates),
 	}
 
 	byType := map[string]map[string]cty.Value{}
@@ -1452,7 +1471,7 @@ func (m *module) buildContext() error {
 		v := cty.DynamicVal
 		_, counted := r.block.Body.Attributes["count"]
 		_, each := r.block.Body.Attributes["for_each"]
-		if attrs, ok := symbolicAttrs[r.typ]; ok && r.mode == "resource" && !counted && !each {
+		if attrs, ok := symbolicAttrs[r.typ]; ok && r.mode == "resource" && !each {
 			obj := map[string]cty.Value{}
 			for _, a := range attrs {
 				s := "{" + r.addr() + "." + a + "}"
@@ -1466,6 +1485,12 @@ func (m *module) buildContext() error {
 				m.symbols[s] = r.addr()
 			}
 			v = cty.ObjectVal(obj)
+			if counted {
+				// One instance, [0], whatever the count (which may depend
+				// on locals not evaluated yet); checks that care evaluate
+				// the count themselves.
+				v = cty.TupleVal([]cty.Value{v})
+			}
 		}
 		target := byType
 		if r.mode == "data" {
@@ -1516,31 +1541,33 @@ func (m *module) buildContext() error {
 	return nil
 }
 
-// functions are the Terraform functions this module's expressions use.
-func functions() map[string]function.Function {
+// functions are the Terraform functions this module's expressions use;
+// templatefile reads its templates from templates (file name -> text).
+func functions(templates map[string][]byte) map[string]function.Function {
 	return map[string]function.Function{
-		"coalesce":   stdlib.CoalesceFunc,
-		"concat":     stdlib.ConcatFunc,
-		"floor":      stdlib.FloorFunc,
-		"jsonencode": stdlib.JSONEncodeFunc,
-		"contains":   stdlib.ContainsFunc,
-		"format":     stdlib.FormatFunc,
-		"join":       stdlib.JoinFunc,
-		"keys":       stdlib.KeysFunc,
-		"length":     stdlib.LengthFunc,
-		"lookup":     stdlib.LookupFunc,
-		"lower":      stdlib.LowerFunc,
-		"merge":      stdlib.MergeFunc,
-		"replace":    stdlib.ReplaceFunc,
-		"setproduct": stdlib.SetProductFunc,
-		"tolist":     stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
-		"tonumber":   stdlib.MakeToFunc(cty.Number),
-		"toset":      stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
-		"tostring":   stdlib.MakeToFunc(cty.String),
-		"trimprefix": stdlib.TrimPrefixFunc,
-		"trimsuffix": stdlib.TrimSuffixFunc,
-		"upper":      stdlib.UpperFunc,
-		"values":     stdlib.ValuesFunc,
+		"templatefile": templateFileFunc(templates),
+		"coalesce":     stdlib.CoalesceFunc,
+		"concat":       stdlib.ConcatFunc,
+		"floor":        stdlib.FloorFunc,
+		"jsonencode":   stdlib.JSONEncodeFunc,
+		"contains":     stdlib.ContainsFunc,
+		"format":       stdlib.FormatFunc,
+		"join":         stdlib.JoinFunc,
+		"keys":         stdlib.KeysFunc,
+		"length":       stdlib.LengthFunc,
+		"lookup":       stdlib.LookupFunc,
+		"lower":        stdlib.LowerFunc,
+		"merge":        stdlib.MergeFunc,
+		"replace":      stdlib.ReplaceFunc,
+		"setproduct":   stdlib.SetProductFunc,
+		"tolist":       stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
+		"tonumber":     stdlib.MakeToFunc(cty.Number),
+		"toset":        stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
+		"tostring":     stdlib.MakeToFunc(cty.String),
+		"trimprefix":   stdlib.TrimPrefixFunc,
+		"trimsuffix":   stdlib.TrimSuffixFunc,
+		"upper":        stdlib.UpperFunc,
+		"values":       stdlib.ValuesFunc,
 	}
 }
 

@@ -3,6 +3,7 @@ package packer
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -358,4 +359,54 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestFlushSpanFollowsSampledRequests: the flush span of a batch whose
+// first requests were not sampled is still recorded, as a child of its
+// first sampled request and linked to the other sampled ones only (links to
+// unsampled traces would lead nowhere); a batch without a sampled request
+// gets no recorded flush span.
+func TestFlushSpanFollowsSampledRequests(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans)) // parent-based: follows the request
+	p := &Packer{tracer: tp.Tracer("t")}
+	req := func(sampled bool) *entry {
+		var tid trace.TraceID
+		var sid trace.SpanID
+		rand.Read(tid[:])
+		rand.Read(sid[:])
+		var flags trace.TraceFlags
+		if sampled {
+			flags = trace.FlagsSampled
+		}
+		return &entry{request: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags})}
+	}
+	a, b, c, d := req(false), req(false), req(true), req(true)
+	batchOf := func(es ...*entry) *batch {
+		bt := newBatch(90, time.Now())
+		bt.entries = es
+		bt.trigger = telemetry.TriggerCount
+		return bt
+	}
+
+	_, span := p.startFlushSpan(context.Background(), batchOf(a, b, c, d))
+	span.End()
+	got := spans.GetSpans()
+	if len(got) != 1 {
+		t.Fatalf("%d recorded flush spans, want 1", len(got))
+	}
+	f := got[0]
+	if f.Parent.SpanID() != c.request.SpanID() || f.SpanContext.TraceID() != c.request.TraceID() {
+		t.Errorf("flush parent %s in trace %s, want the first sampled request %s", f.Parent.SpanID(), f.SpanContext.TraceID(), c.request.SpanID())
+	}
+	if len(f.Links) != 1 || !hasLink(f.Links, d.request) {
+		t.Errorf("flush links %v, want only the other sampled request", f.Links)
+	}
+
+	spans.Reset()
+	_, span = p.startFlushSpan(context.Background(), batchOf(a, b))
+	span.End()
+	if n := len(spans.GetSpans()); n != 0 || span.SpanContext().TraceID() != a.request.TraceID() {
+		t.Errorf("unsampled batch: %d recorded flush spans in trace %s, want none, in the first request's trace", n, span.SpanContext().TraceID())
+	}
 }

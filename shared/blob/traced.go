@@ -22,10 +22,18 @@ func NewTraced(s Store, tracer trace.Tracer) *Traced {
 	return &Traced{Store: s, tracer: tracer}
 }
 
+// start begins a request's span; outside a sampled trace it returns a
+// span that records nothing, without building its attributes.
 func (t *Traced) start(ctx context.Context, op, name string, kv ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsSampled() {
+		return ctx, noopSpan
+	}
 	return t.tracer.Start(ctx, "gcs."+op, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(append(kv, attribute.String("gcs.object", name))...))
 }
+
+// noopSpan is a span that records nothing (the zero context's).
+var noopSpan = trace.SpanFromContext(context.Background())
 
 func end(span trace.Span, err error) {
 	if err != nil {

@@ -21,17 +21,24 @@ func (t *Telemetry) Handler(function string, m *HTTP, route func(*http.Request) 
 			rt = route(r)
 		}
 		ctx := FromHTTP(r.Context(), r.Header)
-		ctx, span := tracer.Start(ctx, function+" "+rt, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", rt)))
+		ctx, span := tracer.Start(ctx, function+" "+rt, trace.WithSpanKind(trace.SpanKindServer))
+		// Attributes only on spans that are kept: most requests are not
+		// sampled, and building them would cost each one allocations.
+		recording := span.IsRecording()
+		if recording {
+			span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", rt))
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			status := sw.status
 			if status == 0 {
 				status = http.StatusOK
 			}
-			span.SetAttributes(attribute.Int("http.response.status_code", status))
-			if status >= 500 {
-				span.SetStatus(codes.Error, http.StatusText(status))
+			if recording {
+				span.SetAttributes(attribute.Int("http.response.status_code", status))
+				if status >= 500 {
+					span.SetStatus(codes.Error, http.StatusText(status))
+				}
 			}
 			span.End()
 			m.Request(ctx, rt, status, time.Since(start))

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -50,8 +51,54 @@ func (b *builder) keep(err error) {
 	}
 }
 
-func attrs(kv ...attribute.KeyValue) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(kv...))
+// opts is a measurement's attributes as options of Add and of Record:
+// slices of one, kept and passed as add... or rec... (a slice built at the
+// call escapes through the interface method, one allocation per
+// measurement).
+type opts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+// attrs returns the opts of attributes kv.
+func attrs(kv ...attribute.KeyValue) opts {
+	o := metric.WithAttributeSet(attribute.NewSet(kv...))
+	return opts{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}}
+}
+
+// maxCachedOptions bounds an optCache: its keys come from the code (routes,
+// statuses, reasons) or, for Ingest's SDK names, from a fixed list, but a
+// bug must not turn it into a leak.
+const maxCachedOptions = 512
+
+// optCache memoizes the measurement option (an attribute set) of each
+// combination of attribute values, so that recording a measurement with
+// attributes allocates nothing after the first time: attribute.NewSet
+// sorts and copies on every call.
+type optCache[K comparable] struct {
+	mu sync.RWMutex
+	m  map[K]opts
+}
+
+// get returns the option of k, made by mk the first time. (A typed map
+// under a read lock: a sync.Map would box every key.)
+func (c *optCache[K]) get(k K, mk func() opts) opts {
+	c.mu.RLock()
+	o, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return o
+	}
+	o = mk()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[K]opts{}
+	}
+	if len(c.m) < maxCachedOptions {
+		c.m[k] = o
+	}
+	return o
 }
 
 // Pack is the Pack function's instruments. A nil *Pack records nothing.
@@ -63,7 +110,9 @@ type Pack struct {
 	buffer                                           metric.Int64UpDownCounter
 	kms                                              *KMS
 
-	ackOpts map[string]metric.MeasurementOption
+	ackOpts    map[string]opts
+	rejectOpts optCache[string]
+	flushOpts  optCache[[2]string] // trigger, outcome ("" for the trigger alone)
 }
 
 // NewPack creates the Pack instruments on t's meter.
@@ -83,7 +132,7 @@ func NewPack(t *Telemetry) (*Pack, error) {
 		flushDuration: b.hist(MetricPackFlushDuration, "s", "Time to upload and commit one batch, by trigger and outcome.", secondsBuckets),
 		ackWait:       b.hist(MetricPackAckWait, "s", "Time from receiving a push to answering it, by result.", secondsBuckets),
 		buffer:        nil,
-		ackOpts:       map[string]metric.MeasurementOption{},
+		ackOpts:       map[string]opts{},
 	}
 	var err error
 	p.buffer, err = b.m.Int64UpDownCounter(MetricPackBufferBytes, metric.WithUnit("By"), metric.WithDescription("Sealed bytes held in batches."))
@@ -114,7 +163,9 @@ func (p *Pack) Received(ctx context.Context) {
 // Rejected counts a rejected segment.
 func (p *Pack) Rejected(ctx context.Context, reason string) {
 	if p != nil {
-		p.rejected.Add(ctx, 1, attrs(attribute.String("reject_reason", reason)))
+		p.rejected.Add(ctx, 1, p.rejectOpts.get(reason, func() opts {
+			return attrs(attribute.String("reject_reason", reason))
+		}).add...)
 	}
 }
 
@@ -155,19 +206,23 @@ func (p *Pack) Flushed(ctx context.Context, f Flush) {
 	if p == nil {
 		return
 	}
-	trig := attribute.String("trigger", f.Trigger)
 	outcome := "ok"
 	if f.Err != nil {
 		outcome = "error"
 	}
-	p.flushDuration.Record(ctx, f.Duration.Seconds(), attrs(trig, attribute.String("outcome", outcome)))
+	p.flushDuration.Record(ctx, f.Duration.Seconds(), p.flushOpts.get([2]string{f.Trigger, outcome}, func() opts {
+		return attrs(attribute.String("trigger", f.Trigger), attribute.String("outcome", outcome))
+	}).rec...)
 	if f.Err != nil {
 		return
 	}
-	p.flushAge.Record(ctx, f.Age.Seconds(), attrs(trig))
+	trig := p.flushOpts.get([2]string{f.Trigger, ""}, func() opts {
+		return attrs(attribute.String("trigger", f.Trigger))
+	})
+	p.flushAge.Record(ctx, f.Age.Seconds(), trig.rec...)
 	if f.Bytes > 0 {
-		p.flushBytes.Record(ctx, int64(f.Bytes), attrs(trig))
-		p.flushSegments.Record(ctx, int64(f.Segments), attrs(trig))
+		p.flushBytes.Record(ctx, int64(f.Bytes), trig.rec...)
+		p.flushSegments.Record(ctx, int64(f.Segments), trig.rec...)
 	}
 	if f.Stored > 0 {
 		p.stored.Add(ctx, int64(f.Stored))
@@ -203,19 +258,19 @@ func (p *Pack) Acked(ctx context.Context, result string, wait time.Duration) {
 	if !ok {
 		o = attrs(attribute.String("result", result))
 	}
-	p.ackWait.Record(ctx, wait.Seconds(), o)
+	p.ackWait.Record(ctx, wait.Seconds(), o.rec...)
 }
 
 // KMS counts KMS calls. A nil *KMS records nothing.
 type KMS struct {
 	calls metric.Int64Counter
-	opts  map[[2]string]metric.MeasurementOption
+	opts  map[[2]string]opts
 }
 
 // NewKMS creates the KMS call counter on t's meter.
 func NewKMS(t *Telemetry) (*KMS, error) {
 	c, err := t.OrNop().Meter.Int64Counter(MetricKMSCalls, metric.WithUnit("{call}"), metric.WithDescription("Cloud KMS calls, by op and outcome."))
-	k := &KMS{calls: c, opts: map[[2]string]metric.MeasurementOption{}}
+	k := &KMS{calls: c, opts: map[[2]string]opts{}}
 	for _, op := range []string{"wrap", "unwrap"} {
 		for _, o := range []string{"ok", "error"} {
 			k.opts[[2]string{op, o}] = attrs(attribute.String("op", op), attribute.String("outcome", o))
@@ -233,7 +288,7 @@ func (k *KMS) Call(ctx context.Context, op string, err error) {
 	if err != nil {
 		o = "error"
 	}
-	k.calls.Add(ctx, 1, k.opts[[2]string{op, o}])
+	k.calls.Add(ctx, 1, k.opts[[2]string{op, o}].add...)
 }
 
 // HTTP is the request metrics of an HTTP function (Serve, Shred, Ingest).
@@ -241,6 +296,12 @@ type HTTP struct {
 	function string
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
+	opts     optCache[httpKey]
+}
+
+type httpKey struct {
+	route  string
+	status int
 }
 
 // NewHTTP creates the request instruments of the named function.
@@ -259,9 +320,11 @@ func (h *HTTP) Request(ctx context.Context, route string, status int, d time.Dur
 	if h == nil {
 		return
 	}
-	o := attrs(attribute.String("function", h.function), attribute.String("route", route), attribute.Int("http.response.status_code", status))
-	h.requests.Add(ctx, 1, o)
-	h.duration.Record(ctx, d.Seconds(), o)
+	o := h.opts.get(httpKey{route, status}, func() opts {
+		return attrs(attribute.String("function", h.function), attribute.String("route", route), attribute.Int("http.response.status_code", status))
+	})
+	h.requests.Add(ctx, 1, o.add...)
+	h.duration.Record(ctx, d.Seconds(), o.rec...)
 }
 
 // Serve is the Serve function's read-path instruments. A nil *Serve records
@@ -316,6 +379,12 @@ func (s *Serve) Recording(ctx context.Context, segments, reads int, bytes int64,
 type Shred struct {
 	receipts, segments, work, runs metric.Int64Counter
 	backlog                        metric.Int64Gauge
+	opts                           optCache[[2]string] // attribute key, value
+}
+
+// opt returns the option of one attribute.
+func (s *Shred) opt(key, value string) opts {
+	return s.opts.get([2]string{key, value}, func() opts { return attrs(attribute.String(key, value)) })
 }
 
 // NewShred creates the Shred and sweep instruments on t's meter.
@@ -339,7 +408,7 @@ func (s *Shred) Receipt(ctx context.Context, kind string, segments int64) {
 	if s == nil {
 		return
 	}
-	s.receipts.Add(ctx, 1, attrs(attribute.String("kind", kind)))
+	s.receipts.Add(ctx, 1, s.opt("kind", kind).add...)
 	s.segments.Add(ctx, segments)
 }
 
@@ -351,19 +420,20 @@ func (s *Shred) Swept(ctx context.Context, work map[string]int64, backlog int64,
 	}
 	for k, n := range work {
 		if n > 0 {
-			s.work.Add(ctx, n, attrs(attribute.String("kind", k)))
+			s.work.Add(ctx, n, s.opt("kind", k).add...)
 		}
 	}
 	if backlog >= 0 {
 		s.backlog.Record(ctx, backlog)
 	}
-	s.runs.Add(ctx, 1, attrs(attribute.String("outcome", outcome)))
+	s.runs.Add(ctx, 1, s.opt("outcome", outcome).add...)
 }
 
 // Ingest is the Ingest function's instruments (functions/ingest). A nil
 // *Ingest records nothing.
 type Ingest struct {
 	requests, segments metric.Int64Counter
+	opts               optCache[[2]string] // sdk, outcome ("" for the sdk alone)
 }
 
 // NewIngest creates the Ingest instruments on t's meter.
@@ -383,9 +453,12 @@ func (i *Ingest) Request(ctx context.Context, sdk, outcome string, segments int)
 	if i == nil {
 		return
 	}
-	s := attribute.String("sdk", sdk)
-	i.requests.Add(ctx, 1, attrs(s, attribute.String("outcome", outcome)))
+	i.requests.Add(ctx, 1, i.opts.get([2]string{sdk, outcome}, func() opts {
+		return attrs(attribute.String("sdk", sdk), attribute.String("outcome", outcome))
+	}).add...)
 	if segments > 0 {
-		i.segments.Add(ctx, int64(segments), attrs(s))
+		i.segments.Add(ctx, int64(segments), i.opts.get([2]string{sdk, ""}, func() opts {
+			return attrs(attribute.String("sdk", sdk))
+		}).add...)
 	}
 }

@@ -1,5 +1,7 @@
 package telemetry
 
+import "unicode"
+
 // Metric names. Every instrument replayvault emits is named here; the
 // Terraform dashboard and alert policies refer to them (through
 // Cloud Monitoring's workload.googleapis.com/ prefix for OTLP metrics), and
@@ -56,12 +58,64 @@ func MetricNames() []string {
 	}
 }
 
+// MetricAttributes lists the attribute keys each metric is recorded with
+// (a test in this package records every instrument and compares). Cloud
+// Monitoring names a metric label after its key with every character but
+// letters and digits made "_" (MetricLabel), which is what the Terraform
+// filters must say.
+func MetricAttributes() map[string][]string {
+	return map[string][]string{
+		MetricPackRejected:      {"reject_reason"},
+		MetricPackFlushBytes:    {"trigger"},
+		MetricPackFlushSegments: {"trigger"},
+		MetricPackFlushAge:      {"trigger"},
+		MetricPackFlushDuration: {"outcome", "trigger"},
+		MetricPackAckWait:       {"result"},
+		MetricKMSCalls:          {"op", "outcome"},
+		MetricHTTPRequests:      {"function", "http.response.status_code", "route"},
+		MetricHTTPDuration:      {"function", "http.response.status_code", "route"},
+		MetricShredReceipts:     {"kind"},
+		MetricSweepWork:         {"kind"},
+		MetricSweepRuns:         {"outcome"},
+		MetricIngestRequests:    {"outcome", "sdk"},
+		MetricIngestSegments:    {"sdk"},
+	}
+}
+
+// MetricLabel is the Cloud Monitoring label of attribute key: the
+// collector's googlecloud exporter turns every character that is not a
+// letter or digit into "_" (http.response.status_code becomes
+// http_response_status_code) and prefixes "key_" to a leading digit.
+func MetricLabel(key string) string {
+	b := []rune(key)
+	for i, r := range b {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			b[i] = '_'
+		}
+	}
+	s := string(b)
+	if s != "" && unicode.IsDigit(b[0]) {
+		s = "key_" + s
+	}
+	return s
+}
+
+// MonitoredResource is the Cloud Monitoring resource type the functions'
+// metrics are written against. The collector's googlecloud exporter maps
+// an OTLP resource with service.name and service.instance.id (NewSDK sets
+// both) and no cloud.platform it knows (GCE, GKE, App Engine, EC2) to
+// generic_task, with job = service.name (K_SERVICE), task_id =
+// service.instance.id and location "global". Dashboard and alert filters
+// on replayvault metrics name this type.
+const MonitoredResource = "generic_task"
+
 // DeployEnv lists the environment variables a deployment sets on every
-// function for telemetry and logging (beside its config struct's):
-// the collector's endpoint and the project that log lines' trace field
-// names. terraform_test.go holds functions.tf to it.
+// function for telemetry and logging (beside its config struct's): the
+// collector's endpoint and protocol, the trace sample ratio, and the
+// project that log lines' trace field names. terraform_test.go holds
+// functions.tf to it.
 func DeployEnv() []string {
-	return []string{"GOOGLE_CLOUD_PROJECT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+	return []string{"GOOGLE_CLOUD_PROJECT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_TRACES_SAMPLER_ARG"}
 }
 
 // Flush triggers: why a batch was closed.

@@ -10,11 +10,16 @@ package telemetry
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
@@ -26,10 +31,12 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/api/idtoken"
 )
 
 // ScopeName names the instrumentation scope of every tracer and meter.
@@ -57,17 +64,36 @@ type Config struct {
 	Exporter string
 	// Protocol is the OTLP protocol: "grpc" (default) or "http/protobuf".
 	Protocol string
-	// SampleRatio is the fraction of new traces sampled (parent-based: a
-	// sampled caller's trace is always kept). 0 means 1.
+	// SampleRatio is the fraction of new traces sampled, in (0, 1]
+	// (parent-based: a caller's decision, carried by its traceparent, is
+	// kept). 0 means DefaultSampleRatio.
 	SampleRatio float64
 	// Stdout receives the stdout exporter's output (os.Stdout if nil).
 	Stdout io.Writer
+	// IDTokenAudience, if set, makes the OTLP/HTTP exporters send a
+	// Google-signed ID token for this audience with every request
+	// (IDTokenTransport): what a collector on Cloud Run that only the
+	// functions' service accounts may invoke requires. ConfigFromEnv sets it
+	// to the endpoint's origin when that is an https run.app URL.
+	IDTokenAudience string
+	// IDTokenOptions configure the ID token source (tests pass
+	// credentials); empty means the application default credentials.
+	IDTokenOptions []idtoken.ClientOption
 }
 
+// DefaultSampleRatio is the fraction of new traces sampled when
+// OTEL_TRACES_SAMPLER_ARG is not set: one push or request in ten keeps its
+// spans (README, "Observability"), which bounds both the cost of tracing
+// in the functions and Cloud Trace's bill, while every metric still counts
+// every request.
+const DefaultSampleRatio = 0.1
+
 // ConfigFromEnv reads OTEL_EXPORTER_OTLP_ENDPOINT (any value selects OTLP;
-// the exporters read the endpoint and headers themselves),
-// OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER_ARG, K_SERVICE and
-// REPLAYVAULT_TELEMETRY (stdout, memory or none) for local runs.
+// the exporters read the endpoint and headers themselves; an https run.app
+// endpoint also selects ID tokens for it), OTEL_EXPORTER_OTLP_PROTOCOL,
+// OTEL_TRACES_SAMPLER_ARG (the ratio of new traces sampled, in (0, 1]),
+// K_SERVICE and REPLAYVAULT_TELEMETRY (stdout, memory or none) for local
+// runs.
 func ConfigFromEnv(defaultService string) Config {
 	c := Config{ServiceName: defaultService, Exporter: ExporterNone, Protocol: os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")}
 	if s := os.Getenv("K_SERVICE"); s != "" {
@@ -76,8 +102,9 @@ func ConfigFromEnv(defaultService string) Config {
 	if s := os.Getenv("OTEL_SERVICE_NAME"); s != "" {
 		c.ServiceName = s
 	}
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
+	if ep := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); ep != "" {
 		c.Exporter = ExporterOTLP
+		c.IDTokenAudience = CloudRunAudience(ep)
 	}
 	if e := strings.ToLower(os.Getenv("REPLAYVAULT_TELEMETRY")); e != "" {
 		c.Exporter = e
@@ -137,14 +164,13 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	var (
 		spanExp   sdktrace.SpanExporter
 		metReader sdkmetric.Reader
-		manual    *sdkmetric.ManualReader
 		err       error
 	)
 	switch cfg.Exporter {
 	case "", ExporterNone:
 		return Nop(), nil
 	case ExporterOTLP:
-		spanExp, metReader, err = otlpExporters(ctx, cfg.Protocol)
+		spanExp, metReader, err = otlpExporters(ctx, cfg)
 	case ExporterStdout:
 		w := cfg.Stdout
 		if w == nil {
@@ -157,43 +183,78 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 			metReader = sdkmetric.NewPeriodicReader(me)
 		}
 	case ExporterMemory:
-		manual = sdkmetric.NewManualReader()
-		metReader = manual
+		metReader = sdkmetric.NewManualReader()
 	default:
 		return nil, fmt.Errorf("telemetry: unknown exporter %q (otlp, stdout, memory, none)", cfg.Exporter)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %s exporter: %w", cfg.Exporter, err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", cfg.ServiceName)))
+	return NewSDK(cfg, spanExp, metReader)
+}
+
+// NewSDK returns the providers Setup makes, over the given span exporter
+// (nil: no tracing) and metric reader: the resource (service.name, and a
+// service.instance.id of this process so that instances never write the
+// same time series), the parent-based ratio sampler, a batch span
+// processor, and exemplars off. Setup passes the exporters cfg selects;
+// benchmarks pass ones that discard, to measure what production pays.
+//
+// Exemplars are off because every measurement inside a sampled trace would
+// offer one (a clock read and attribute copy per counter increment), while
+// Cloud Monitoring keeps them only on distributions; the traces are found
+// from a metric's time window and the log lines' trace field instead.
+func NewSDK(cfg Config, spans sdktrace.SpanExporter, metrics sdkmetric.Reader) (*Telemetry, error) {
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		attribute.String("service.name", cfg.ServiceName),
+		attribute.String("service.instance.id", instanceID())))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
-	t := &Telemetry{snapshot: manual}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(metReader))
+	t := &Telemetry{}
+	if m, ok := metrics.(*sdkmetric.ManualReader); ok {
+		t.snapshot = m
+	}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter)}
+	if metrics != nil {
+		mopts = append(mopts, sdkmetric.WithReader(metrics))
+	}
+	mp := sdkmetric.NewMeterProvider(mopts...)
 	t.MeterProvider, t.Meter = mp, mp.Meter(ScopeName)
 	t.shutdown = append(t.shutdown, mp.Shutdown)
-	if spanExp != nil {
-		ratio := cfg.SampleRatio
-		if ratio == 0 {
-			ratio = 1
-		}
-		tp := sdktrace.NewTracerProvider(
-			sdktrace.WithResource(res),
-			sdktrace.WithBatcher(spanExp),
-			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))))
-		t.TracerProvider, t.Tracer = tp, tp.Tracer(ScopeName)
-		t.shutdown = append(t.shutdown, tp.Shutdown)
-	} else {
+	if spans == nil {
 		tp := tracenoop.NewTracerProvider()
 		t.TracerProvider, t.Tracer = tp, tp.Tracer(ScopeName)
+		return t, nil
 	}
+	ratio := cfg.SampleRatio
+	if ratio <= 0 || ratio > 1 {
+		ratio = DefaultSampleRatio
+	}
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithResource(res),
+		sdktrace.WithBatcher(spans),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))))
+	t.TracerProvider, t.Tracer = tp, tp.Tracer(ScopeName)
+	t.shutdown = append(t.shutdown, tp.Shutdown)
 	return t, nil
 }
 
-func otlpExporters(ctx context.Context, protocol string) (sdktrace.SpanExporter, sdkmetric.Reader, error) {
-	switch protocol {
+// instanceID names this process among a service's instances: 16 random hex
+// digits (the collector maps service.name and service.instance.id to the
+// generic_task job and task_id of MonitoredResource).
+func instanceID() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+func otlpExporters(ctx context.Context, cfg Config) (sdktrace.SpanExporter, sdkmetric.Reader, error) {
+	switch cfg.Protocol {
 	case "", "grpc":
+		if cfg.IDTokenAudience != "" {
+			return nil, nil, fmt.Errorf("ID tokens for %s need OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", cfg.IDTokenAudience)
+		}
 		se, err := otlptracegrpc.New(ctx)
 		if err != nil {
 			return nil, nil, err
@@ -204,18 +265,36 @@ func otlpExporters(ctx context.Context, protocol string) (sdktrace.SpanExporter,
 		}
 		return se, sdkmetric.NewPeriodicReader(me), nil
 	case "http/protobuf":
-		se, err := otlptracehttp.New(ctx)
+		var (
+			topts []otlptracehttp.Option
+			mopts []otlpmetrichttp.Option
+		)
+		if cfg.IDTokenAudience != "" {
+			c := &http.Client{Transport: IDTokenTransport(nil, cfg.IDTokenAudience, cfg.IDTokenOptions...), Timeout: otlpTimeout()}
+			topts = append(topts, otlptracehttp.WithHTTPClient(c))
+			mopts = append(mopts, otlpmetrichttp.WithHTTPClient(c))
+		}
+		se, err := otlptracehttp.New(ctx, topts...)
 		if err != nil {
 			return nil, nil, err
 		}
-		me, err := otlpmetrichttp.New(ctx)
+		me, err := otlpmetrichttp.New(ctx, mopts...)
 		if err != nil {
 			return nil, nil, err
 		}
 		return se, sdkmetric.NewPeriodicReader(me), nil
 	default:
-		return nil, nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", protocol)
+		return nil, nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", cfg.Protocol)
 	}
+}
+
+// otlpTimeout is OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds, default 10 s):
+// with their own HTTP client the exporters no longer apply it themselves.
+func otlpTimeout() time.Duration {
+	if ms, err := strconv.Atoi(os.Getenv("OTEL_EXPORTER_OTLP_TIMEOUT")); err == nil && ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return 10 * time.Second
 }
 
 // Shutdown flushes every pending span and metric and stops the exporters.

@@ -139,7 +139,7 @@ func TestSetup(t *testing.T) {
 		{Config{}, false},
 		{Config{Exporter: ExporterNone}, false},
 		{Config{Exporter: ExporterMemory}, false},
-		{Config{Exporter: ExporterStdout, Stdout: &out, ServiceName: "t"}, false},
+		{Config{Exporter: ExporterStdout, Stdout: &out, ServiceName: "t", SampleRatio: 1}, false},
 		{Config{Exporter: ExporterOTLP, Protocol: "grpc"}, false},
 		{Config{Exporter: ExporterOTLP, Protocol: "http/protobuf"}, false},
 		{Config{Exporter: ExporterOTLP, Protocol: "carrier-pigeon"}, true},
