@@ -89,6 +89,9 @@ type Header struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	// Config is the assignment's configuration JSON (null when none).
 	Config json.RawMessage `json:"config,omitempty"`
+	// Call is empty for a segment, or CallDescribe (then the frame has no
+	// events and only ABI and Config are set).
+	Call string `json:"call,omitempty"`
 }
 
 // Input is what a rule receives.
@@ -119,6 +122,8 @@ type Result struct {
 	Rewritten    bool          `json:"rewritten,omitempty"`
 	Tags         []Tag         `json:"tags,omitempty"`
 	Fingerprints []Fingerprint `json:"fingerprints,omitempty"`
+	// Wants answers the describe call (see CallDescribe).
+	Wants *Wants `json:"wants,omitempty"`
 }
 
 // Output is what a rule returns.
