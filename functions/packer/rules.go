@@ -66,7 +66,11 @@ func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Mes
 	// Set checked, and never an event's type or timestamp: what validation
 	// learned holds but the size, and a size within the limit needs no
 	// second pass.
-	if v.OnlyStrings && int64(len(v.Events)) <= p.cfg.Limits.MaxDecompressed {
+	maxRaw := p.cfg.Limits.MaxDecompressed
+	if maxRaw <= 0 {
+		maxRaw = segment.DefaultMaxDecompressed
+	}
+	if v.OnlyStrings && int64(len(v.Events)) <= maxRaw {
 		rinfo := info
 		rinfo.Encoding, rinfo.RawSize = segment.Plain, int64(len(v.Events))
 		p.stats.Rewritten.Add(1)

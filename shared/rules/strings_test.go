@@ -141,3 +141,19 @@ func TestSpliceRefusesBadReplacements(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWalk is Pack's side of a ModeStrings call on about 30 KB of
+// rrweb events: the walk that builds the scrub's table, and the splice.
+func BenchmarkWalk(b *testing.B) {
+	events := workload.Segment(rand.New(rand.NewPCG(1, 2)), 1, 1_700_000_000_000, 30<<10)
+	w := compileWants(piiscrub.Describe(nil))
+	b.SetBytes(int64(len(events)))
+	b.ReportAllocs()
+	for b.Loop() {
+		wk, err := buildTable(events, w, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		putWalker(wk)
+	}
+}
