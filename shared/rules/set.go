@@ -386,22 +386,21 @@ func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, frame *[
 		return nil, &Failure{Kind: "input", Err: err}
 	}
 	defer putWalker(wk)
-	if len(wk.t.Strings) == 0 {
-		return sdk.Keep(), nil // nothing the rule could change
+	var edits []sdk.Edit
+	if len(wk.t.Strings) > 0 {
+		*frame = sdk.AppendTable((*frame)[:0], &wk.t.Table)
+		raw, err := b.mod.Call(ctx, b.tenant, *frame)
+		if err != nil {
+			return nil, err
+		}
+		if edits, err = sdk.DecodeEdits(raw, len(wk.t.Strings)); err != nil {
+			return nil, &Failure{Kind: "output", Err: err}
+		}
 	}
-	*frame = sdk.AppendTable((*frame)[:0], &wk.t.Table)
-	raw, err := b.mod.Call(ctx, b.tenant, *frame)
-	if err != nil {
-		return nil, err
-	}
-	edits, err := sdk.DecodeEdits(raw, len(wk.t.Strings))
-	if err != nil {
-		return nil, &Failure{Kind: "output", Err: err}
-	}
-	if len(edits) == 0 {
+	if len(edits) == 0 && len(wk.masks) == 0 {
 		return sdk.Keep(), nil
 	}
-	rewritten, err := wk.t.splice(events, edits)
+	rewritten, err := wk.splice(events, edits)
 	if err != nil {
 		return nil, &Failure{Kind: "output", Err: err}
 	}

@@ -35,14 +35,24 @@ type strTable struct {
 
 // walker builds a strTable; one is pooled per call.
 type walker struct {
-	b      []byte
-	wants  *compiledWants
-	t      strTable
-	depth  int
-	pendS  []int // strings whose owner object has not closed yet
-	pendN  []int // nodes whose parent is not known yet
-	tagOf  map[int64][]byte
-	attrsB [][]byte
+	b     []byte
+	wants *compiledWants
+	recs  []rec // the strings the wants may concern
+	t     strTable
+	// masks are the [from, to) ranges of strings Pack masks itself
+	// (Wants.MaskInputs, MaskAttributes), in order.
+	masks []int
+	depth int
+	pendS []int // recs whose owner object has not closed yet
+	pendN []int // nodes whose parent is not known yet
+	tagOf map[int64][]byte
+}
+
+// rec is one string the wants may concern, with its context.
+type rec struct {
+	sdk.String
+	from    int
+	pattern bool // passes the pattern pre-filter
 }
 
 var walkers = sync.Pool{New: func() any { return &walker{tagOf: map[int64][]byte{}} }}
@@ -50,15 +60,27 @@ var walkers = sync.Pool{New: func() any { return &walker{tagOf: map[int64][]byte
 // compiledWants is a module's Wants in the form the walk uses.
 type compiledWants struct {
 	sdk.Wants
-	attrs map[string]bool
+	attrs, maskAttrs map[string]bool
 }
 
 func compileWants(w sdk.Wants) *compiledWants {
-	c := &compiledWants{Wants: w, attrs: map[string]bool{}}
+	c := &compiledWants{Wants: w, attrs: map[string]bool{}, maskAttrs: map[string]bool{}}
 	for _, a := range w.Attributes {
 		c.attrs[strings.ToLower(a)] = true
 	}
+	for _, a := range w.MaskAttributes {
+		c.maskAttrs[strings.ToLower(a)] = true
+	}
 	return c
+}
+
+// inputTag reports whether an element's value is an input value.
+func inputTag(tag []byte) bool {
+	switch string(tag) {
+	case "input", "textarea", "select", "option":
+		return true
+	}
+	return false
 }
 
 // object is one open object of the walk.
@@ -85,6 +107,7 @@ func buildTable(events []byte, w *compiledWants, config []byte) (*walker, error)
 	wk.b, wk.wants, wk.depth = events, w, 0
 	wk.t.Config = config
 	wk.t.Strings, wk.t.Nodes, wk.t.at = wk.t.Strings[:0], wk.t.Nodes[:0], wk.t.at[:0]
+	wk.recs, wk.masks = wk.recs[:0], wk.masks[:0]
 	wk.pendS, wk.pendN = wk.pendS[:0], wk.pendN[:0]
 	clear(wk.tagOf)
 	i := wk.ws(0)
@@ -100,15 +123,47 @@ func buildTable(events []byte, w *compiledWants, config []byte) (*walker, error)
 		putWalker(wk)
 		return nil, err
 	}
-	// A mutation's attribute change names its element only by id: give it
-	// the tag of that node if the segment holds it.
-	for i := range wk.t.Strings {
-		s := &wk.t.Strings[i]
-		if s.Kind == sdk.KindAttr && len(s.Tag) == 0 && s.Node >= 0 {
-			s.Tag = wk.tagOf[s.Node]
+	wk.decide()
+	return wk, nil
+}
+
+// decide sorts the strings the walk kept: masked by Pack, handed to the
+// module, or neither.
+func (wk *walker) decide() {
+	w := wk.wants
+	for i := range wk.recs {
+		r := &wk.recs[i]
+		if r.Kind == sdk.KindAttr && len(r.Tag) == 0 && r.Node >= 0 {
+			// A mutation's attribute change names its element only by
+			// id: give it the tag of that node if the segment holds it.
+			r.Tag = wk.tagOf[r.Node]
+		}
+		mask := false
+		switch r.Kind {
+		case sdk.KindInput:
+			mask = w.MaskInputs
+		case sdk.KindAttr:
+			name := strings.ToLower(string(r.Name))
+			mask = w.maskAttrs[name] || w.MaskInputs && name == "value" && inputTag(r.Tag)
+		}
+		if mask {
+			wk.masks = append(wk.masks, r.from, r.from+len(r.Value))
+			continue
+		}
+		send := r.pattern
+		switch {
+		case w.Nodes && r.Kind != sdk.KindOther:
+			send = true
+		case r.Kind == sdk.KindInput && w.Inputs:
+			send = true
+		case r.Kind == sdk.KindAttr && (w.attrs[strings.ToLower(string(r.Name))] || w.Inputs && strings.EqualFold(string(r.Name), "value")):
+			send = true
+		}
+		if send {
+			wk.t.Strings = append(wk.t.Strings, r.String)
+			wk.t.at = append(wk.t.at, r.from)
 		}
 	}
-	return wk, nil
 }
 
 func putWalker(wk *walker) {
@@ -309,26 +364,16 @@ func (wk *walker) onString(o *object, key string, rawKey []byte, from, to int) {
 		}
 	}
 	val := wk.b[from:to]
-	want := false
-	switch {
-	case w.Nodes && kind != sdk.KindOther:
-		want = true
-	case kind == sdk.KindInput && w.Inputs:
-		want = true
-	case kind == sdk.KindAttr && (w.attrs[strings.ToLower(string(name))] || w.Inputs && strings.EqualFold(string(name), "value")):
-		want = true
-	case w.AtSign && bytes.IndexByte(val, '@') >= 0:
-		want = true
-	case w.MinDigits > 0 && digitRun(val, w.MinDigits):
-		want = true
-	}
-	if !want {
+	pattern := w.AtSign && bytes.IndexByte(val, '@') >= 0 || w.MinDigits > 0 && digitRun(val, w.MinDigits)
+	if kind == sdk.KindOther && !pattern {
 		return
 	}
-	wk.t.Strings = append(wk.t.Strings, sdk.String{Kind: kind, Node: -1, Name: name, Value: val})
-	wk.t.at = append(wk.t.at, from)
+	if (kind == sdk.KindText || kind == sdk.KindMutationText) && !pattern && !w.Nodes {
+		return
+	}
+	wk.recs = append(wk.recs, rec{String: sdk.String{Kind: kind, Node: -1, Name: name, Value: val}, from: from, pattern: pattern})
 	if o != nil {
-		wk.pendS = append(wk.pendS, len(wk.t.Strings)-1)
+		wk.pendS = append(wk.pendS, len(wk.recs)-1)
 	}
 }
 
@@ -339,7 +384,7 @@ func (wk *walker) closeObject(o *object) {
 		return // its strings belong to the element
 	}
 	for _, s := range wk.pendS[o.markS:] {
-		st := &wk.t.Strings[s]
+		st := &wk.recs[s]
 		if o.hasID {
 			st.Node = o.id
 		}
@@ -493,31 +538,44 @@ func atoi(b []byte) (int64, bool) {
 	return n, true
 }
 
-// splice applies edits to the events the table was built from and returns
-// the new events. A replacement must be valid JSON string content, so the
-// result is valid JSON with the events' structure.
-func (t *strTable) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
+// splice applies Pack's own masks and the module's edits to the events
+// the table was built from and returns the new events. A replacement must
+// be valid JSON string content, so the result is valid JSON with the
+// events' structure.
+func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
+	t := &wk.t
 	out := make([]byte, 0, len(events))
-	prev := 0
+	prev, m := 0, 0
+	mask := func(from, to int) {
+		out = append(out, events[prev:from]...)
+		for _, c := range events[from:to] {
+			if c != ' ' {
+				c = '*'
+			}
+			out = append(out, c)
+		}
+		prev = to
+	}
 	for _, e := range edits {
 		from := t.at[e.Index]
 		to := from + len(t.Strings[e.Index].Value)
-		out = append(out, events[prev:from]...)
+		for ; m < len(wk.masks) && wk.masks[m] < from; m += 2 {
+			mask(wk.masks[m], wk.masks[m+1])
+		}
 		switch e.Op {
 		case sdk.OpMask:
-			for _, c := range events[from:to] {
-				if c != ' ' {
-					c = '*'
-				}
-				out = append(out, c)
-			}
+			mask(from, to)
 		case sdk.OpReplace:
 			if err := validContent(e.Value); err != nil {
 				return nil, fmt.Errorf("edit of string %d: %w", e.Index, err)
 			}
+			out = append(out, events[prev:from]...)
 			out = append(out, e.Value...)
+			prev = to
 		}
-		prev = to
+	}
+	for ; m < len(wk.masks); m += 2 {
+		mask(wk.masks[m], wk.masks[m+1])
 	}
 	return append(out, events[prev:]...), nil
 }

@@ -15,7 +15,7 @@ import (
 // scrubStrings runs the scrub rule natively the way Pack runs a ModeStrings
 // module: describe, walk, table through its wire format, edits through
 // theirs, splice.
-func scrubStrings(t *testing.T, config string, events []byte) ([]byte, int) {
+func scrubStrings(t *testing.T, config string, events []byte) (out []byte, sent, masked int) {
 	t.Helper()
 	w := piiscrub.Describe([]byte(config))
 	if w.Mode != sdk.ModeStrings {
@@ -38,11 +38,11 @@ func scrubStrings(t *testing.T, config string, events []byte) ([]byte, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := wk.t.splice(events, edits)
+	out, err = wk.splice(events, edits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out, len(wk.t.Strings)
+	return out, len(wk.t.Strings), len(wk.masks) / 2
 }
 
 // TestStringsModeMatchesEvents: the scrub module in ModeStrings (Pack walks
@@ -72,7 +72,7 @@ func TestStringsModeMatchesEvents(t *testing.T) {
 			if want.Rewritten {
 				wantEvents = want.Events
 			}
-			got, _ := scrubStrings(t, config, events)
+			got, _, _ := scrubStrings(t, config, events)
 			if !bytes.Equal(got, wantEvents) {
 				t.Errorf("config %s, input %d:\n strings mode %s\n events mode  %s", config, i, got, wantEvents)
 			}
@@ -98,16 +98,16 @@ func TestStringsModeSendsFew(t *testing.T) {
 	}
 	b.WriteString("]")
 	events := []byte(b.String())
-	out, n := scrubStrings(t, `null`, events)
-	if n != 0 || !bytes.Equal(out, events) {
-		t.Errorf("%d strings handed over for a segment without candidates", n)
+	out, n, masked := scrubStrings(t, `null`, events)
+	if n != 0 || masked != 0 || !bytes.Equal(out, events) {
+		t.Errorf("%d strings handed over, %d masked for a segment without candidates", n, masked)
 	}
-	inputs := []byte(`[{"type":3,"data":{"source":5,"text":"hello","id":7},"timestamp":1},{"type":3,"data":{"source":5,"text":"world","id":7},"timestamp":2}]`)
-	if _, n := scrubStrings(t, `null`, inputs); n != 2 {
-		t.Errorf("%d input values handed over, want 2", n)
+	inputs := []byte(`[{"type":3,"data":{"source":5,"text":"hello","id":7},"timestamp":1},{"type":3,"data":{"source":5,"text":"mail jane@example.com","id":7},"timestamp":2}]`)
+	if _, n, masked := scrubStrings(t, `null`, inputs); n != 0 || masked != 2 {
+		t.Errorf("mask_all_inputs: %d input values handed over, %d masked by Pack; want 0 and 2", n, masked)
 	}
-	if _, n := scrubStrings(t, `{"mask_all_inputs":false}`, inputs); n != 0 {
-		t.Errorf("%d input values handed over without mask_all_inputs, want 0", n)
+	if _, n, masked := scrubStrings(t, `{"mask_all_inputs":false}`, inputs); n != 1 || masked != 0 {
+		t.Errorf("without mask_all_inputs: %d input values handed over, %d masked by Pack; want 1 (the address) and 0", n, masked)
 	}
 }
 
@@ -124,12 +124,12 @@ func TestSpliceRefusesBadReplacements(t *testing.T) {
 		t.Fatalf("%d strings, want 1", len(wk.t.Strings))
 	}
 	for _, bad := range []string{`x","type":2,"y":"`, "a\nb", `a\`, `\x41`, `\u12`, `\u12g4`} {
-		if _, err := wk.t.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}); err == nil {
+		if _, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}); err == nil {
 			t.Errorf("replacement %q accepted", bad)
 		}
 	}
 	for _, good := range []string{``, `****`, `a\"b\\c\/\u00e9\n`} {
-		out, err := wk.t.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}})
+		out, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}})
 		if err != nil || !json.Valid(out) {
 			t.Errorf("replacement %q: %v, valid %v", good, err, json.Valid(out))
 		}

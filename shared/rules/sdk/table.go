@@ -48,6 +48,15 @@ type Wants struct {
 	// attribute, input and mutation text values), for rules that select
 	// nodes by CSS-like selectors.
 	Nodes bool `json:"nodes,omitempty"`
+
+	// Masks Pack applies itself, as OpMask would, to strings it then does
+	// not hand over: decisions that need no look at the value.
+
+	// MaskInputs: every input value (an event's data.text) and the "value"
+	// attribute of every input, textarea, select and option element.
+	MaskInputs bool `json:"mask_inputs,omitempty"`
+	// MaskAttributes: every value of these attributes (lower case names).
+	MaskAttributes []string `json:"mask_attributes,omitempty"`
 }
 
 // StringKind says where a Table string is in the rrweb events.

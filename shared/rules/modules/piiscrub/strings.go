@@ -31,7 +31,10 @@ func Describe(config []byte) sdk.Wants {
 	if err != nil {
 		return sdk.Wants{Mode: sdk.ModeEvents}
 	}
-	w := sdk.Wants{Mode: sdk.ModeStrings, AtSign: s.email, Inputs: s.maskAllInputs, Nodes: len(s.selectors) > 0}
+	// Input values and listed attributes are masked whole whatever they
+	// hold: Pack does that itself, and the module sees only the strings
+	// whose fate depends on their text or on selectors.
+	w := sdk.Wants{Mode: sdk.ModeStrings, AtSign: s.email, Nodes: len(s.selectors) > 0, MaskInputs: s.maskAllInputs}
 	switch {
 	case s.phone:
 		w.MinDigits = minPhoneDigits
@@ -39,7 +42,7 @@ func Describe(config []byte) sdk.Wants {
 		w.MinDigits = minCardDigits
 	}
 	for a := range s.attrs {
-		w.Attributes = append(w.Attributes, a)
+		w.MaskAttributes = append(w.MaskAttributes, a)
 	}
 	return w
 }
