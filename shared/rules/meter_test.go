@@ -71,7 +71,9 @@ func TestMeterStopsTightLoops(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			start := time.Now()
 			_, err = m.Call(context.Background(), "p", []byte("x"))
+			t.Logf("stopped after %s (budget %s)", time.Since(start).Round(time.Millisecond), lim.Timeout)
 			if got := failureKind(err); got == "" || !strings.Contains(tt.kinds, got) {
 				t.Fatalf("error = %v (kind %q), want %s", err, got, tt.kinds)
 			}
