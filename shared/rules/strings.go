@@ -46,6 +46,19 @@ type walker struct {
 	pendS []int // recs whose owner object has not closed yet
 	pendN []int // nodes whose parent is not known yet
 	tagOf map[int64][]byte
+	objs  []*object // by depth, reused
+}
+
+// child returns a cleared object for the next depth (objects nest, so one
+// per depth serves the whole walk; none is allocated once the pool is
+// warm).
+func (wk *walker) child() *object {
+	for len(wk.objs) <= wk.depth {
+		wk.objs = append(wk.objs, new(object))
+	}
+	o := wk.objs[wk.depth]
+	*o = object{} // not reusing nodeAtt: Nodes keep theirs
+	return o
 }
 
 // rec is one string the wants may concern, with its context.
@@ -205,7 +218,9 @@ func (wk *walker) array(i int, key string, top bool) (int, error) {
 		var err error
 		switch b[i] {
 		case '{':
-			i, err = wk.object(i+1, &object{arrKey: key, top: top, node: key == "childNodes"})
+			c := wk.child()
+			c.arrKey, c.top, c.node = key, top, key == "childNodes"
+			i, err = wk.object(i+1, c)
 		case '[':
 			i, err = wk.nested(i+1, "")
 		case '"':
@@ -255,7 +270,12 @@ func (wk *walker) object(i int, o *object) (int, error) {
 	if wk.depth > maxWalkDepth {
 		return i, errors.New("events nest too deep")
 	}
-	defer func() { wk.depth-- }()
+	i, err := wk.members(i, o)
+	wk.depth--
+	return i, err
+}
+
+func (wk *walker) members(i int, o *object) (int, error) {
 	o.markS, o.markN = len(wk.pendS), len(wk.pendN)
 	b := wk.b
 	i = wk.ws(i)
@@ -284,7 +304,8 @@ func (wk *walker) object(i int, o *object) (int, error) {
 		}
 		switch b[i] {
 		case '{':
-			c := &object{key: key, node: key == "node", attrs: key == "attributes"}
+			c := wk.child()
+			c.key, c.node, c.attrs = key, key == "node", key == "attributes"
 			i, err = wk.object(i+1, c)
 			if err == nil && c.attrs {
 				o.nodeAtt = append(o.nodeAtt, c.nodeAtt...)
@@ -336,7 +357,13 @@ func (wk *walker) member(o *object, key string, rawKey []byte, from, to int) {
 		// learned from them in validation stays true.
 		return
 	case key == "tagName":
-		o.tag = bytes.ToLower(wk.b[from:to])
+		o.tag = wk.b[from:to]
+		for _, c := range o.tag {
+			if c >= 'A' && c <= 'Z' {
+				o.tag = bytes.ToLower(o.tag)
+				break
+			}
+		}
 		return
 	}
 	wk.onString(o, key, rawKey, from, to)

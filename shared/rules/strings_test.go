@@ -157,3 +157,16 @@ func BenchmarkWalk(b *testing.B) {
 		putWalker(wk)
 	}
 }
+
+// TestWalkRefusesMalformed: the walk errs (the rule then fails by its fail
+// mode) on what Pack's validation would have refused, and never nests
+// past its limit.
+func TestWalkRefusesMalformed(t *testing.T) {
+	w := compileWants(sdk.Wants{Mode: sdk.ModeStrings, AtSign: true, Nodes: true})
+	for _, bad := range []string{``, `[`, `{"a":1}`, `[{"a":}]`, `["x]`, `[1] 2`, `[{"a" 1}]`, strings.Repeat("[", 5000) + strings.Repeat("]", 5000), `[` + strings.Repeat(`{"a":`, 3000) + `1` + strings.Repeat("}", 3000) + `]`} {
+		if wk, err := buildTable([]byte(bad), w, nil); err == nil {
+			putWalker(wk)
+			t.Errorf("walk of %.40q succeeded", bad)
+		}
+	}
+}
