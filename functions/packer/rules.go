@@ -62,6 +62,20 @@ func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Mes
 	}
 	// The rewritten events replace the payload, so the original is never
 	// sealed; they must pass the same validation as a received payload.
+	// Strings-mode rules (a PII scrub) only change string contents, which
+	// Set checked, and never an event's type or timestamp: what validation
+	// learned holds but the size, and a size within the limit needs no
+	// second pass.
+	maxRaw := p.cfg.Limits.MaxDecompressed
+	if maxRaw <= 0 {
+		maxRaw = segment.DefaultMaxDecompressed
+	}
+	if v.OnlyStrings && int64(len(v.Events)) <= maxRaw {
+		rinfo := info
+		rinfo.Encoding, rinfo.RawSize = segment.Plain, int64(len(v.Events))
+		p.stats.Rewritten.Add(1)
+		return v.Events, rinfo, true, nil
+	}
 	rinfo, err := segment.Validate(v.Events, p.cfg.Limits)
 	if reason, ok := segment.Reason(err); ok {
 		return nil, info, false, &ruleRejection{reason: "rule_output:" + reason}

@@ -140,8 +140,14 @@ func TestRulesRefresh(t *testing.T) {
 	rs := newRuleSet(t, d)
 	p.UseRules(rs)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go rs.Run(ctx, 50*time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rs.Run(ctx, 50*time.Millisecond)
+	}()
+	// The refresh may be compiling when the test ends: the engine must
+	// outlive it.
+	defer func() { cancel(); <-done }()
 
 	ingest := func() Result {
 		m := message(6, uuid.New(), 0, []byte(`[{"type":3,"data":{"source":1},"timestamp":1700000000000}]`))
@@ -154,7 +160,8 @@ func TestRulesRefresh(t *testing.T) {
 	}
 	waitFor := func(want Result) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
+		// Compiling a module takes seconds, many on a loaded machine.
+		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			got := ingest()
 			if got == want {

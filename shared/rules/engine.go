@@ -1,7 +1,7 @@
 // Package rules runs per-project edge rules inside Pack: WebAssembly modules
 // (the ABI is in package sdk) compiled once per content hash with wazero,
-// pooled per project, and called under a memory cap and a time budget with no
-// host access. A module that traps, exits, loops or grows past its cap fails
+// pooled per project, and called under a memory cap and a time budget (see
+// meter.go) with no host access. A module that traps, exits, loops or grows past its cap fails
 // that one call; its instance is discarded and Pack carries on.
 package rules
 
@@ -135,12 +135,17 @@ func (e *Engine) Close() {
 }
 
 func (e *Engine) compile(ctx context.Context, hash string, wasm []byte) (*Module, error) {
+	metered, err := meter(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("rule module %s: %w", hash[:12], err)
+	}
+	// No WithCloseOnContextDone: the metering stops a call at its
+	// deadline (see meter.go) at a fraction of the cost.
 	pages := uint32(max(e.lim.MemoryBytes>>16, 1))
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(e.cache).
-		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(true))
-	compiled, err := rt.CompileModule(ctx, wasm)
+		WithMemoryLimitPages(pages))
+	compiled, err := rt.CompileModule(ctx, metered)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("compile rule module %s: %w", hash[:12], err)
@@ -153,6 +158,10 @@ func (e *Engine) compile(ctx context.Context, hash string, wasm []byte) (*Module
 		rt.Close(ctx)
 		return nil, fmt.Errorf("rule module %s: %w", hash[:12], err)
 	}
+	if err := instantiateMeter(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("rule module %s: %w", hash[:12], err)
+	}
 	return &Module{Hash: hash, engine: e, rt: rt, compiled: compiled, idle: map[string][]*instance{}}, nil
 }
 
@@ -161,6 +170,9 @@ func (e *Engine) compile(ctx context.Context, hash string, wasm []byte) (*Module
 func checkModule(c wazero.CompiledModule) error {
 	for _, f := range c.ImportedFunctions() {
 		mod, name, _ := f.Import()
+		if mod == meterModule && name == meterTick {
+			continue // added by meter, which refuses a module importing it
+		}
 		if mod != wasiModule {
 			return fmt.Errorf("imports %s.%s: only %s is provided", mod, name, wasiModule)
 		}

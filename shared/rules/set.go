@@ -40,6 +40,11 @@ type Verdict struct {
 	Fingerprints []sdk.Fingerprint
 	// FailedOpen names the rules that failed and were skipped.
 	FailedOpen []string
+	// OnlyStrings is set when Events were rewritten only by ModeStrings
+	// rules: they are valid JSON and differ from the segment's events only
+	// inside strings other than the events' types and timestamps, so what
+	// validation learned of the events, but their size, still holds.
+	OnlyStrings bool
 }
 
 // Set is the rules of every project as last loaded from the database, with
@@ -68,6 +73,8 @@ type bound struct {
 	mod     *Module
 	loadErr error
 	tenant  string
+	// wants is what the module asked to see (nil: the events).
+	wants *compiledWants
 }
 
 // NewSet returns an empty Set; call Refresh before the first Apply.
@@ -118,6 +125,7 @@ func (s *Set) Refresh(ctx context.Context) error {
 		}
 		if b.mod != nil {
 			keep[a.ModuleHash] = true
+			b.wants = s.describe(ctx, old, b)
 		}
 		next.projects[a.ProjectID] = append(next.projects[a.ProjectID], b)
 	}
@@ -145,6 +153,38 @@ func (s *Set) Refresh(ctx context.Context) error {
 }
 
 var errPermanent = errors.New("rule module unusable")
+
+// describe asks b's module what it wants to see of each segment under b's
+// config (see sdk.CallDescribe), or takes the answer from the previous
+// snapshot. A module that fails the call, or does not answer, gets the
+// events.
+func (s *Set) describe(ctx context.Context, old *snapshot, b *bound) *compiledWants {
+	if old != nil {
+		for _, p := range old.projects[b.a.ProjectID] {
+			if p.mod == b.mod && p.tenant == b.tenant {
+				return p.wants
+			}
+		}
+	}
+	in, err := sdk.EncodeInput(nil, &sdk.Header{ABI: sdk.ABIVersion, ProjectID: b.a.ProjectID, Config: b.a.Config, Call: sdk.CallDescribe}, nil)
+	if err != nil {
+		return nil
+	}
+	raw, err := b.mod.Call(ctx, b.tenant, in)
+	if err != nil {
+		slog.DebugContext(ctx, "rule module failed the describe call; it gets the events", "rule", b.a.Name, "error", err)
+		return nil
+	}
+	out, err := sdk.DecodeOutput(raw)
+	if err != nil || out.Wants == nil {
+		return nil
+	}
+	switch out.Wants.Mode {
+	case sdk.ModeHeader, sdk.ModeStrings:
+		return compileWants(*out.Wants)
+	}
+	return nil
+}
 
 // load returns the compiled module with hash, fetching its size bytes from
 // the bucket if it is not compiled yet.
@@ -220,6 +260,7 @@ func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map
 	}
 	cur := events
 	var frame []byte
+	onlyStrings := true
 	for _, b := range bs {
 		if b.a.ProjectID != id.ProjectID {
 			return nil, fmt.Errorf("rules of project %d filed under %d", b.a.ProjectID, id.ProjectID) // never
@@ -247,6 +288,8 @@ func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map
 		if out.Rewritten {
 			cur = out.Events
 			v.Events = cur
+			onlyStrings = onlyStrings && b.wants != nil && b.wants.Mode == sdk.ModeStrings
+			v.OnlyStrings = onlyStrings
 		}
 	}
 	return v, nil
@@ -261,8 +304,15 @@ func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, 
 	if int64(len(events)) > s.maxInput {
 		return nil, &Failure{Kind: "input_too_large", Err: fmt.Errorf("%d bytes of events exceed %d", len(events), s.maxInput)}
 	}
+	if b.wants != nil && b.wants.Mode == sdk.ModeStrings {
+		return s.callStrings(ctx, b, events, frame)
+	}
 	h.Config = b.a.Config
-	in, err := sdk.EncodeInput((*frame)[:0], h, events)
+	body := events
+	if b.wants != nil && b.wants.Mode == sdk.ModeHeader {
+		body = nil
+	}
+	in, err := sdk.EncodeInput((*frame)[:0], h, body)
 	if err != nil {
 		return nil, fmt.Errorf("encode rule input: %w", err)
 	}
@@ -326,4 +376,33 @@ func sanitize(reason string) string {
 		return "unspecified"
 	}
 	return string(b)
+}
+
+// callStrings runs a ModeStrings rule: the table of the strings it wants
+// goes in, its edits are spliced into the events.
+func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, frame *[]byte) (*sdk.Output, error) {
+	wk, err := buildTable(events, b.wants, b.a.Config)
+	if err != nil {
+		return nil, &Failure{Kind: "input", Err: err}
+	}
+	defer putWalker(wk)
+	var edits []sdk.Edit
+	if len(wk.t.Strings) > 0 {
+		*frame = sdk.AppendTable((*frame)[:0], &wk.t.Table)
+		raw, err := b.mod.Call(ctx, b.tenant, *frame)
+		if err != nil {
+			return nil, err
+		}
+		if edits, err = sdk.DecodeEdits(raw, len(wk.t.Strings)); err != nil {
+			return nil, &Failure{Kind: "output", Err: err}
+		}
+	}
+	if len(edits) == 0 && len(wk.masks) == 0 {
+		return sdk.Keep(), nil
+	}
+	rewritten, err := wk.splice(events, edits)
+	if err != nil {
+		return nil, &Failure{Kind: "output", Err: err}
+	}
+	return sdk.Keep().Rewrite(rewritten), nil
 }

@@ -10,14 +10,16 @@ const bin = process.env.REPLAYVAULT_BIN;
 const out = process.env.BROWSER_TEST_OUT;
 
 // startDev runs `replayvault-dev dev` on a free port and waits for its info
-// file. stop() interrupts it as Ctrl-C would and resolves to its exit code.
-export async function startDev() {
+// file; env adds variables to its environment (and so to its functions').
+// stop() interrupts it as Ctrl-C would and resolves to its exit code.
+export async function startDev({ env = {} } = {}) {
   const infoPath = join(out, 'dev-info.json');
   const logPath = join(out, 'dev.log');
   rmSync(infoPath, { force: true }); // a previous run's
   const log = openSync(logPath, 'w');
   const child = spawn(bin, ['dev', '--port', '0', '--info-file', infoPath], {
     stdio: ['ignore', log, log],
+    env: { ...process.env, ...env },
   });
   closeSync(log);
   let exited = null;

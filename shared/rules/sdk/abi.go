@@ -45,6 +45,20 @@
 // Result.Rewritten is true and then replaces the segment's events (Pack
 // validates it again before storing it).
 //
+// # Describe and modes
+//
+// When Pack loads an assignment it calls the module once with a header
+// whose Call is CallDescribe (and the assignment's Config, no events). The
+// answer's Result.Wants chooses how the module sees each segment: ModeEvents
+// (the frames above, and the default for a module that does not answer),
+// ModeHeader (the header, no body) or ModeStrings: Pack walks the events
+// and hands over a Table of only the strings the Wants may concern, with
+// their rrweb context, in a binary frame that starts with a header length
+// of 0; the module answers with Edits (see Table for both layouts). Masks
+// that need no look at a value (Wants.MaskInputs, MaskAttributes) Pack
+// applies itself. Register the describe answer with Describe and the
+// strings rule with HandleStrings.
+//
 // # Sandbox
 //
 // A module imports only wasi_snapshot_preview1. There are no preopened
@@ -52,7 +66,14 @@
 // source are deterministic; stdout and stderr are discarded (at most a few
 // KiB are accepted per call). Any other WASI function answers ENOSYS. Each
 // call runs under a memory cap and a time budget; a module that exceeds
-// either, traps or exits is stopped and its instance discarded.
+// either, traps or exits is stopped and its instance discarded. The budget
+// is enforced by metering: Pack rewrites the module to count function
+// starts and loop iterations and to check the deadline every 131,072 of
+// them (through an import it adds, replayvault.tick); a module may not
+// import from "replayvault" itself, and may use only the instructions of
+// WebAssembly 1.0 and of the sign-extension, saturating-conversion,
+// bulk-memory and reference-type proposals (what Go emits): tail calls,
+// exceptions and SIMD are refused.
 package sdk
 
 import (
@@ -89,6 +110,9 @@ type Header struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	// Config is the assignment's configuration JSON (null when none).
 	Config json.RawMessage `json:"config,omitempty"`
+	// Call is empty for a segment, or CallDescribe (then the frame has no
+	// events and only ABI and Config are set).
+	Call string `json:"call,omitempty"`
 }
 
 // Input is what a rule receives.
@@ -119,6 +143,8 @@ type Result struct {
 	Rewritten    bool          `json:"rewritten,omitempty"`
 	Tags         []Tag         `json:"tags,omitempty"`
 	Fingerprints []Fingerprint `json:"fingerprints,omitempty"`
+	// Wants answers the describe call (see CallDescribe).
+	Wants *Wants `json:"wants,omitempty"`
 }
 
 // Output is what a rule returns.

@@ -22,6 +22,11 @@
 // (\n, \u00a0) bounds a match, and characters written as escapes are not
 // recognised (browsers' JSON.stringify writes '@' and digits plainly).
 //
+// The module runs in sdk.ModeStrings (see strings.go): Pack walks the
+// events and hands it only the strings that may hold what it masks. Func,
+// the same rules over the whole events in one pass, serves configs it
+// cannot describe and is the reference the strings mode is tested against.
+//
 // Config (all optional):
 //
 //	{"selectors": ["input[type=password]", ".pii", "#card"],

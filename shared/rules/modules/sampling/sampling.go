@@ -98,3 +98,7 @@ func (r Rule) matches(attrs map[string]string) bool {
 	}
 	return true
 }
+
+// Describe answers the describe call: the rule decides on the segment's
+// header alone, so Pack need not copy the events into the sandbox.
+func Describe([]byte) sdk.Wants { return sdk.Wants{Mode: sdk.ModeHeader} }

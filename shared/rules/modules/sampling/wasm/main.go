@@ -8,6 +8,9 @@ import (
 	"github.com/replayvault/replayvault/shared/rules/sdk"
 )
 
-func init() { sdk.Handle(sampling.Func) }
+func init() {
+	sdk.Handle(sampling.Func)
+	sdk.Describe(sampling.Describe)
+}
 
 func main() {}

@@ -1,0 +1,639 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strings"
+	"sync"
+
+	"github.com/replayvault/replayvault/shared/rules/sdk"
+)
+
+// A ModeStrings rule (a PII scrub) does not get the events: Pack walks them
+// here, natively, and hands the module a Table of only the strings its
+// Wants may concern, with their rrweb context (kind, node, attribute, tag)
+// and, if asked, the nodes. Inside the sandbox every loop iteration costs
+// a check of the time budget, so the structural walk, the bulk of the work,
+// is done here, and the module's work is proportional to the few strings
+// that may hold personal data. Its edits are spliced into the events, and
+// only string contents can change.
+
+// maxWalkDepth bounds the walk's nesting; Pack validated the events against
+// a limit at least this strict (segment.DefaultMaxDepth).
+const maxWalkDepth = 1000
+
+// strTable is a Table built from one segment's events, with where each of
+// its strings is in them.
+type strTable struct {
+	sdk.Table
+	// at[i] is the offset of Strings[i]'s raw content in the events.
+	at []int
+}
+
+// walker builds a strTable; one is pooled per call.
+type walker struct {
+	b     []byte
+	wants *compiledWants
+	recs  []rec // the strings the wants may concern
+	t     strTable
+	// masks are the [from, to) ranges of strings Pack masks itself
+	// (Wants.MaskInputs, MaskAttributes), in order.
+	masks []int
+	depth int
+	pendS []int // recs whose owner object has not closed yet
+	pendN []int // nodes whose parent is not known yet
+	tagOf map[int64][]byte
+	objs  []*object // by depth, reused
+}
+
+// child returns a cleared object for the next depth (objects nest, so one
+// per depth serves the whole walk; none is allocated once the pool is
+// warm).
+func (wk *walker) child() *object {
+	for len(wk.objs) <= wk.depth {
+		wk.objs = append(wk.objs, new(object))
+	}
+	o := wk.objs[wk.depth]
+	*o = object{} // not reusing nodeAtt: Nodes keep theirs
+	return o
+}
+
+// rec is one string the wants may concern, with its context.
+type rec struct {
+	sdk.String
+	from    int
+	pattern bool // passes the pattern pre-filter
+}
+
+var walkers = sync.Pool{New: func() any { return &walker{tagOf: map[int64][]byte{}} }}
+
+// compiledWants is a module's Wants in the form the walk uses.
+type compiledWants struct {
+	sdk.Wants
+	attrs, maskAttrs map[string]bool
+}
+
+func compileWants(w sdk.Wants) *compiledWants {
+	c := &compiledWants{Wants: w, attrs: map[string]bool{}, maskAttrs: map[string]bool{}}
+	for _, a := range w.Attributes {
+		c.attrs[strings.ToLower(a)] = true
+	}
+	for _, a := range w.MaskAttributes {
+		c.maskAttrs[strings.ToLower(a)] = true
+	}
+	return c
+}
+
+// inputTag reports whether an element's value is an input value.
+func inputTag(tag []byte) bool {
+	switch string(tag) {
+	case "input", "textarea", "select", "option":
+		return true
+	}
+	return false
+}
+
+// object is one open object of the walk.
+type object struct {
+	key     string // the key it is the value of ("" in an array)
+	arrKey  string // in an array: the array's key
+	top     bool   // a top-level event
+	attrs   bool   // an element's attributes
+	node    bool   // a DOM node (in childNodes, or a mutation's added node)
+	id      int64
+	hasID   bool
+	parent  int64 // a "parentId" member
+	hasPar  bool
+	tag     []byte
+	markS   int
+	markN   int
+	nodeAtt [][]byte // an element's attributes (name, value) for Nodes
+}
+
+// buildTable walks events (a valid JSON array) and returns the table for
+// w; the walker must be released with putWalker after the table is used.
+func buildTable(events []byte, w *compiledWants, config []byte) (*walker, error) {
+	wk := walkers.Get().(*walker)
+	wk.b, wk.wants, wk.depth = events, w, 0
+	wk.t.Config = config
+	wk.t.Strings, wk.t.Nodes, wk.t.at = wk.t.Strings[:0], wk.t.Nodes[:0], wk.t.at[:0]
+	wk.recs, wk.masks = wk.recs[:0], wk.masks[:0]
+	wk.pendS, wk.pendN = wk.pendS[:0], wk.pendN[:0]
+	clear(wk.tagOf)
+	i := wk.ws(0)
+	if i >= len(events) || events[i] != '[' {
+		putWalker(wk)
+		return nil, errors.New("events: not an array")
+	}
+	end, err := wk.array(i+1, "", true)
+	if err == nil && wk.ws(end) != len(events) {
+		err = errors.New("events: trailing data")
+	}
+	if err != nil {
+		putWalker(wk)
+		return nil, err
+	}
+	wk.decide()
+	return wk, nil
+}
+
+// decide sorts the strings the walk kept: masked by Pack, handed to the
+// module, or neither.
+func (wk *walker) decide() {
+	w := wk.wants
+	for i := range wk.recs {
+		r := &wk.recs[i]
+		if r.Kind == sdk.KindAttr && len(r.Tag) == 0 && r.Node >= 0 {
+			// A mutation's attribute change names its element only by
+			// id: give it the tag of that node if the segment holds it.
+			r.Tag = wk.tagOf[r.Node]
+		}
+		mask := false
+		switch r.Kind {
+		case sdk.KindInput:
+			mask = w.MaskInputs
+		case sdk.KindAttr:
+			name := strings.ToLower(string(r.Name))
+			mask = w.maskAttrs[name] || w.MaskInputs && name == "value" && inputTag(r.Tag)
+		}
+		if mask {
+			wk.masks = append(wk.masks, r.from, r.from+len(r.Value))
+			continue
+		}
+		send := r.pattern
+		switch {
+		case w.Nodes && r.Kind != sdk.KindOther:
+			send = true
+		case r.Kind == sdk.KindInput && w.Inputs:
+			send = true
+		case r.Kind == sdk.KindAttr && (w.attrs[strings.ToLower(string(r.Name))] || w.Inputs && strings.EqualFold(string(r.Name), "value")):
+			send = true
+		}
+		if send {
+			wk.t.Strings = append(wk.t.Strings, r.String)
+			wk.t.at = append(wk.t.at, r.from)
+		}
+	}
+}
+
+func putWalker(wk *walker) {
+	wk.b, wk.wants, wk.t.Config = nil, nil, nil
+	if cap(wk.t.Strings) > 1<<16 {
+		*wk = walker{tagOf: map[int64][]byte{}}
+	}
+	if len(wk.tagOf) > 1<<12 {
+		wk.tagOf = map[int64][]byte{}
+	}
+	walkers.Put(wk)
+}
+
+func (wk *walker) ws(i int) int {
+	for i < len(wk.b) {
+		switch wk.b[i] {
+		case ' ', '\n', '\r', '\t':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// array walks the array whose first element (or ']') is at i; key is the
+// key the array is the value of; top marks the events array.
+func (wk *walker) array(i int, key string, top bool) (int, error) {
+	b := wk.b
+	i = wk.ws(i)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		i = wk.ws(i)
+		if i >= len(b) {
+			return i, errUnexpectedEnd
+		}
+		var err error
+		switch b[i] {
+		case '{':
+			c := wk.child()
+			c.arrKey, c.top, c.node = key, top, key == "childNodes"
+			i, err = wk.object(i+1, c)
+		case '[':
+			i, err = wk.nested(i+1, "")
+		case '"':
+			var end int
+			if end, err = wk.str(i + 1); err == nil {
+				if !top {
+					wk.onString(nil, "", nil, i+1, end)
+				}
+				i = end + 1
+			}
+		default:
+			i, err = wk.scalar(i)
+		}
+		if err != nil {
+			return i, err
+		}
+		i = wk.ws(i)
+		if i >= len(b) {
+			return i, errUnexpectedEnd
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case ']':
+			return i + 1, nil
+		default:
+			return i, errors.New("events: ',' or ']' expected")
+		}
+	}
+}
+
+var errUnexpectedEnd = errors.New("unexpected end of events")
+
+func (wk *walker) nested(i int, key string) (int, error) {
+	wk.depth++
+	if wk.depth > maxWalkDepth {
+		return i, errors.New("events nest too deep")
+	}
+	i, err := wk.array(i, key, false)
+	wk.depth--
+	return i, err
+}
+
+// object walks the members of o, whose first key (or '}') is at i.
+func (wk *walker) object(i int, o *object) (int, error) {
+	wk.depth++
+	if wk.depth > maxWalkDepth {
+		return i, errors.New("events nest too deep")
+	}
+	i, err := wk.members(i, o)
+	wk.depth--
+	return i, err
+}
+
+func (wk *walker) members(i int, o *object) (int, error) {
+	o.markS, o.markN = len(wk.pendS), len(wk.pendN)
+	b := wk.b
+	i = wk.ws(i)
+	if i < len(b) && b[i] == '}' {
+		wk.closeObject(o)
+		return i + 1, nil
+	}
+	for {
+		i = wk.ws(i)
+		if i >= len(b) || b[i] != '"' {
+			return i, errors.New("events: object key expected")
+		}
+		kend, err := wk.str(i + 1)
+		if err != nil {
+			return i, err
+		}
+		rawKey := b[i+1 : kend]
+		key := internKey(rawKey)
+		i = wk.ws(kend + 1)
+		if i >= len(b) || b[i] != ':' {
+			return i, errors.New("events: ':' expected")
+		}
+		i = wk.ws(i + 1)
+		if i >= len(b) {
+			return i, errUnexpectedEnd
+		}
+		switch b[i] {
+		case '{':
+			c := wk.child()
+			c.key, c.node, c.attrs = key, key == "node", key == "attributes"
+			i, err = wk.object(i+1, c)
+			if err == nil && c.attrs {
+				o.nodeAtt = append(o.nodeAtt, c.nodeAtt...)
+			}
+		case '[':
+			i, err = wk.nested(i+1, key)
+		case '"':
+			var end int
+			if end, err = wk.str(i + 1); err == nil {
+				wk.member(o, key, rawKey, i+1, end)
+				i = end + 1
+			}
+		default:
+			start := i
+			if i, err = wk.scalar(i); err == nil && (key == "id" || key == "parentId") {
+				if n, ok := atoi(b[start:i]); ok {
+					if key == "id" {
+						o.id, o.hasID = n, true
+					} else {
+						o.parent, o.hasPar = n, true
+					}
+				}
+			}
+		}
+		if err != nil {
+			return i, err
+		}
+		i = wk.ws(i)
+		if i >= len(b) {
+			return i, errUnexpectedEnd
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			wk.closeObject(o)
+			return i + 1, nil
+		default:
+			return i, errors.New("events: ',' or '}' expected")
+		}
+	}
+}
+
+// member handles the string value b[from:to] of key in o.
+func (wk *walker) member(o *object, key string, rawKey []byte, from, to int) {
+	switch {
+	case o.top && (strings.EqualFold(string(rawKey), "type") || strings.EqualFold(string(rawKey), "timestamp")):
+		// An event's type and timestamp are never handed out: what Pack
+		// learned from them in validation stays true.
+		return
+	case key == "tagName":
+		o.tag = wk.b[from:to]
+		for _, c := range o.tag {
+			if c >= 'A' && c <= 'Z' {
+				o.tag = bytes.ToLower(o.tag)
+				break
+			}
+		}
+		return
+	}
+	wk.onString(o, key, rawKey, from, to)
+	if o.attrs && wk.wants.Nodes {
+		o.nodeAtt = append(o.nodeAtt, rawKey, wk.b[from:to])
+	}
+}
+
+// onString adds the string b[from:to], the value of the key rawKey in o
+// (nil in an array), to the table if the module's wants may concern it.
+func (wk *walker) onString(o *object, key string, rawKey []byte, from, to int) {
+	w := wk.wants
+	kind := sdk.KindOther
+	var name []byte
+	if o != nil {
+		switch {
+		case o.attrs:
+			kind, name = sdk.KindAttr, rawKey
+		case key == "textContent":
+			kind = sdk.KindText
+		case key == "text" && o.key == "data":
+			kind = sdk.KindInput
+		case key == "value" && o.arrKey == "texts":
+			kind = sdk.KindMutationText
+		}
+	}
+	val := wk.b[from:to]
+	pattern := w.AtSign && bytes.IndexByte(val, '@') >= 0 || w.MinDigits > 0 && digitRun(val, w.MinDigits)
+	if kind == sdk.KindOther && !pattern {
+		return
+	}
+	if (kind == sdk.KindText || kind == sdk.KindMutationText) && !pattern && !w.Nodes {
+		return
+	}
+	wk.recs = append(wk.recs, rec{String: sdk.String{Kind: kind, Node: -1, Name: name, Value: val}, from: from, pattern: pattern})
+	if o != nil {
+		wk.pendS = append(wk.pendS, len(wk.recs)-1)
+	}
+}
+
+// closeObject resolves what only the end of o tells: the node its strings
+// belong to, the parent of the nodes inside it, and o as a node itself.
+func (wk *walker) closeObject(o *object) {
+	if o.attrs {
+		return // its strings belong to the element
+	}
+	for _, s := range wk.pendS[o.markS:] {
+		st := &wk.recs[s]
+		if o.hasID {
+			st.Node = o.id
+		}
+		if st.Kind == sdk.KindAttr && len(st.Tag) == 0 {
+			st.Tag = o.tag
+		}
+	}
+	wk.pendS = wk.pendS[:o.markS]
+	parent := int64(-1)
+	switch {
+	case o.node && o.hasID:
+		parent = o.id
+	case o.hasPar:
+		parent = o.parent
+	}
+	for _, n := range wk.pendN[o.markN:] {
+		wk.t.Nodes[n].Parent = parent
+	}
+	wk.pendN = wk.pendN[:o.markN]
+	if o.node && o.hasID {
+		if len(o.tag) > 0 {
+			wk.tagOf[o.id] = o.tag
+		}
+		if wk.wants.Nodes {
+			wk.t.Nodes = append(wk.t.Nodes, sdk.Node{ID: o.id, Parent: -1, Tag: o.tag, Attrs: o.nodeAtt})
+			wk.pendN = append(wk.pendN, len(wk.t.Nodes)-1)
+		}
+	}
+}
+
+// str returns the index of the closing quote of the string whose content
+// starts at i.
+func (wk *walker) str(i int) (int, error) {
+	b := wk.b
+	for {
+		for i+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[i:])
+			if m := hasByte(w, '"') | hasByte(w, '\\'); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		for i < len(b) && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) {
+			return i, errors.New("events: unterminated string")
+		}
+		if b[i] == '"' {
+			return i, nil
+		}
+		i += 2
+	}
+}
+
+func (wk *walker) scalar(i int) (int, error) {
+	j := i
+	for j < len(wk.b) {
+		switch wk.b[j] {
+		case ',', '}', ']', ' ', '\n', '\r', '\t':
+			goto done
+		}
+		j++
+	}
+done:
+	if j == i {
+		return i, fmt.Errorf("events: unexpected byte at %d", i)
+	}
+	return j, nil
+}
+
+const lsb, msb = 0x0101010101010101, 0x8080808080808080
+
+// hasByte has the high bit set in the lowest byte of w equal to c (higher
+// marks may be false positives).
+func hasByte(w uint64, c byte) uint64 {
+	x := w ^ (lsb * uint64(c))
+	return (x - lsb) &^ x & msb
+}
+
+// numClass: 1 for digits, 2 for the separators a number may be written
+// with.
+var numClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = 1
+	}
+	for _, c := range " -.()+" {
+		t[c] = 2
+	}
+	return t
+}()
+
+// digitRun reports whether b holds at least min digits in a row, counting
+// across separators: the module's number patterns need no fewer.
+func digitRun(b []byte, min int) bool {
+	n := 0
+	for _, c := range b {
+		switch numClass[c] {
+		case 1:
+			if n++; n >= min {
+				return true
+			}
+		case 0:
+			n = 0
+		}
+	}
+	return false
+}
+
+// internKey returns the keys the walk looks at without allocating.
+func internKey(b []byte) string {
+	switch string(b) {
+	case "id":
+		return "id"
+	case "parentId":
+		return "parentId"
+	case "attributes":
+		return "attributes"
+	case "childNodes":
+		return "childNodes"
+	case "node":
+		return "node"
+	case "data":
+		return "data"
+	case "texts":
+		return "texts"
+	case "textContent":
+		return "textContent"
+	case "text":
+		return "text"
+	case "value":
+		return "value"
+	case "tagName":
+		return "tagName"
+	}
+	return "-"
+}
+
+func atoi(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// splice applies Pack's own masks and the module's edits to the events
+// the table was built from and returns the new events. A replacement must
+// be valid JSON string content, so the result is valid JSON with the
+// events' structure.
+func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
+	t := &wk.t
+	out := make([]byte, 0, len(events))
+	prev, m := 0, 0
+	mask := func(from, to int) {
+		out = append(out, events[prev:from]...)
+		for _, c := range events[from:to] {
+			if c != ' ' {
+				c = '*'
+			}
+			out = append(out, c)
+		}
+		prev = to
+	}
+	for _, e := range edits {
+		from := t.at[e.Index]
+		to := from + len(t.Strings[e.Index].Value)
+		for ; m < len(wk.masks) && wk.masks[m] < from; m += 2 {
+			mask(wk.masks[m], wk.masks[m+1])
+		}
+		switch e.Op {
+		case sdk.OpMask:
+			mask(from, to)
+		case sdk.OpReplace:
+			if err := validContent(e.Value); err != nil {
+				return nil, fmt.Errorf("edit of string %d: %w", e.Index, err)
+			}
+			out = append(out, events[prev:from]...)
+			out = append(out, e.Value...)
+			prev = to
+		}
+	}
+	for ; m < len(wk.masks); m += 2 {
+		mask(wk.masks[m], wk.masks[m+1])
+	}
+	return append(out, events[prev:]...), nil
+}
+
+// validContent checks that b may stand between the quotes of a JSON string.
+func validContent(b []byte) error {
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c < 0x20 || c == '"':
+			return errors.New("replacement is not JSON string content")
+		case c == '\\':
+			if i+1 >= len(b) {
+				return errors.New("replacement ends in a backslash")
+			}
+			i++
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return errors.New("replacement has a short \\u escape")
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !(h >= '0' && h <= '9' || h|0x20 >= 'a' && h|0x20 <= 'f') {
+						return errors.New("replacement has a bad \\u escape")
+					}
+				}
+				i += 4
+			default:
+				return errors.New("replacement has a bad escape")
+			}
+		}
+	}
+	return nil
+}

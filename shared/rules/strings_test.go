@@ -1,0 +1,172 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/replayvault/replayvault/shared/rules/modules/piiscrub"
+	"github.com/replayvault/replayvault/shared/rules/sdk"
+	"github.com/replayvault/replayvault/shared/workload"
+)
+
+// scrubStrings runs the scrub rule natively the way Pack runs a ModeStrings
+// module: describe, walk, table through its wire format, edits through
+// theirs, splice.
+func scrubStrings(t *testing.T, config string, events []byte) (out []byte, sent, masked int) {
+	t.Helper()
+	w := piiscrub.Describe([]byte(config))
+	if w.Mode != sdk.ModeStrings {
+		t.Fatalf("describe(%s) = %+v", config, w)
+	}
+	wk, err := buildTable(events, compileWants(w), []byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer putWalker(wk)
+	var table sdk.Table
+	if err := sdk.DecodeTable(sdk.AppendTable(nil, &wk.t.Table), &table); err != nil {
+		t.Fatal(err)
+	}
+	edits, err := piiscrub.Strings(&table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edits, err = sdk.DecodeEdits(sdk.AppendEdits(nil, edits), len(wk.t.Strings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = wk.splice(events, edits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, len(wk.t.Strings), len(wk.masks) / 2
+}
+
+// TestStringsModeMatchesEvents: the scrub module in ModeStrings (Pack walks
+// the events, the module sees only candidate strings) stores exactly what
+// the same rule stores when it gets the whole events, on the checkout
+// recording, generated segments and the escape and selector edge cases,
+// with and without selectors.
+func TestStringsModeMatchesEvents(t *testing.T) {
+	var inputs [][]byte
+	inputs = append(inputs, workload.FormSession(workload.DefaultPII(), 1_700_000_000_000)...)
+	rng := rand.New(rand.NewPCG(5, 6))
+	inputs = append(inputs, workload.Segment(rng, 0, 1_700_000_000_000, 20<<10), workload.Segment(rng, 1, 1_700_000_000_000, 20<<10))
+	inputs = append(inputs, workload.Recording(rng, 3, 8<<10, 16<<10, 1_700_000_000_000)...)
+	inputs = append(inputs,
+		[]byte(`[{"type":3,"data":{"source":0,"texts":[{"id":1,"value":"say \"hi\" to jane@example.com\n4242 4242 4242 4242 \u00e9"}]},"timestamp":1}]`),
+		[]byte(`[{"type":3,"data":{"source":5,"text":"a\\b\"c","id":7},"timestamp":1}]`),
+		[]byte(`[{"type":2,"data":{"node":{"type":2,"tagName":"div","attributes":{"class":"x pii","value":"v1"},"childNodes":[{"type":3,"textContent":"Jane","id":3}],"id":2}}},{"type":3,"data":{"source":0,"texts":[{"id":3,"value":"Joan"}],"adds":[{"parentId":2,"node":{"type":3,"textContent":"Jim","id":4}}]}}]`),
+		[]byte(` [ {"type":3 , "data" : {"source":0,"attributes":[{"id":9,"attributes":{"Value":"x","title":"mail a@b.example"}}],"plugin":["call 415 555 0134",{"k":"4242424242424242"}]},"timestamp":"1700000000000"} ] `),
+	)
+	for _, config := range []string{`null`, `{"selectors":[".pii"]}`, `{"selectors":["input[type=email]","#status"],"mask_all_inputs":false,"attributes":["title"]}`, `{"patterns":["email"],"mask_all_inputs":false,"attributes":[]}`} {
+		for i, events := range inputs {
+			want, err := piiscrub.Func(&sdk.Input{Header: sdk.Header{Config: []byte(config)}, Events: events})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantEvents := events
+			if want.Rewritten {
+				wantEvents = want.Events
+			}
+			got, _, _ := scrubStrings(t, config, events)
+			if !bytes.Equal(got, wantEvents) {
+				t.Errorf("config %s, input %d:\n strings mode %s\n events mode  %s", config, i, got, wantEvents)
+			}
+			if !json.Valid(got) {
+				t.Errorf("config %s, input %d: invalid JSON out", config, i)
+			}
+		}
+	}
+}
+
+// TestStringsModeSendsFew: on a segment of mouse moves and text mutations
+// without personal data (the bulk of a recording), the module is handed
+// almost nothing; input values are all handed over under mask_all_inputs.
+func TestStringsModeSendsFew(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 200 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`{"type":3,"data":{"source":1,"positions":[{"x":10,"y":20,"id":5,"timeOffset":0}]},"timestamp":1700000000000},`)
+		b.WriteString(`{"type":3,"data":{"source":0,"texts":[{"id":8,"value":"Order 12345 shipped at 10:30 to Paris"}],"attributes":[],"removes":[],"adds":[]},"timestamp":1700000000050}`)
+	}
+	b.WriteString("]")
+	events := []byte(b.String())
+	out, n, masked := scrubStrings(t, `null`, events)
+	if n != 0 || masked != 0 || !bytes.Equal(out, events) {
+		t.Errorf("%d strings handed over, %d masked for a segment without candidates", n, masked)
+	}
+	inputs := []byte(`[{"type":3,"data":{"source":5,"text":"hello","id":7},"timestamp":1},{"type":3,"data":{"source":5,"text":"mail jane@example.com","id":7},"timestamp":2}]`)
+	if _, n, masked := scrubStrings(t, `null`, inputs); n != 0 || masked != 2 {
+		t.Errorf("mask_all_inputs: %d input values handed over, %d masked by Pack; want 0 and 2", n, masked)
+	}
+	if _, n, masked := scrubStrings(t, `{"mask_all_inputs":false}`, inputs); n != 1 || masked != 0 {
+		t.Errorf("without mask_all_inputs: %d input values handed over, %d masked by Pack; want 1 (the address) and 0", n, masked)
+	}
+}
+
+// TestSpliceRefusesBadReplacements: a module's replacement must be JSON
+// string content, so that no edit can change the events' structure.
+func TestSpliceRefusesBadReplacements(t *testing.T) {
+	events := []byte(`[{"type":3,"data":{"text":"jane@example.com"},"timestamp":1}]`)
+	wk, err := buildTable(events, compileWants(sdk.Wants{Mode: sdk.ModeStrings, AtSign: true}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer putWalker(wk)
+	if len(wk.t.Strings) != 1 {
+		t.Fatalf("%d strings, want 1", len(wk.t.Strings))
+	}
+	for _, bad := range []string{`x","type":2,"y":"`, "a\nb", `a\`, `\x41`, `\u12`, `\u12g4`} {
+		if _, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}); err == nil {
+			t.Errorf("replacement %q accepted", bad)
+		}
+	}
+	for _, good := range []string{``, `****`, `a\"b\\c\/\u00e9\n`} {
+		out, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}})
+		if err != nil || !json.Valid(out) {
+			t.Errorf("replacement %q: %v, valid %v", good, err, json.Valid(out))
+		}
+	}
+	// Edits out of order or range never reach splice.
+	for _, edits := range [][]sdk.Edit{{{Index: 1, Op: sdk.OpMask}}, {{Index: 0, Op: sdk.OpMask}, {Index: 0, Op: sdk.OpMask}}, {{Index: 0, Op: 9}}} {
+		if _, err := sdk.DecodeEdits(sdk.AppendEdits(nil, edits), 1); err == nil {
+			t.Errorf("edits %+v accepted", edits)
+		}
+	}
+}
+
+// BenchmarkWalk is Pack's side of a ModeStrings call on about 30 KB of
+// rrweb events: the walk that builds the scrub's table, and the splice.
+func BenchmarkWalk(b *testing.B) {
+	events := workload.Segment(rand.New(rand.NewPCG(1, 2)), 1, 1_700_000_000_000, 30<<10)
+	w := compileWants(piiscrub.Describe(nil))
+	b.SetBytes(int64(len(events)))
+	b.ReportAllocs()
+	for b.Loop() {
+		wk, err := buildTable(events, w, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		putWalker(wk)
+	}
+}
+
+// TestWalkRefusesMalformed: the walk errs (the rule then fails by its fail
+// mode) on what Pack's validation would have refused, and never nests
+// past its limit.
+func TestWalkRefusesMalformed(t *testing.T) {
+	w := compileWants(sdk.Wants{Mode: sdk.ModeStrings, AtSign: true, Nodes: true})
+	for _, bad := range []string{``, `[`, `{"a":1}`, `[{"a":}]`, `["x]`, `[1] 2`, `[{"a" 1}]`, strings.Repeat("[", 5000) + strings.Repeat("]", 5000), `[` + strings.Repeat(`{"a":`, 3000) + `1` + strings.Repeat("}", 3000) + `]`} {
+		if wk, err := buildTable([]byte(bad), w, nil); err == nil {
+			putWalker(wk)
+			t.Errorf("walk of %.40q succeeded", bad)
+		}
+	}
+}
