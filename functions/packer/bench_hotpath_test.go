@@ -1,14 +1,21 @@
 package packer
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
@@ -20,7 +27,7 @@ import (
 )
 
 // Hot paths of Pack besides validation (shared/segment) and sealing
-// (shared/crypt): decoding the push envelope, once per segment, and the
+// (shared/crypt): taking the push request, once per segment, and the
 // flush, once per batch. Compare runs with benchstat; `replayvault-dev bench`
 // measures the whole function under load.
 
@@ -32,36 +39,90 @@ func (r hotReject) Reject(_ context.Context, attrs map[string]string, _ []byte, 
 	return nil
 }
 
-// BenchmarkEventDecode decodes one Pub/Sub push CloudEvent (JSON with the
-// payload in base64), as HandleEvent does for every segment: with
-// decodeEvent, and with the SDK's reflective DataAs it replaced.
-func BenchmarkEventDecode(b *testing.B) {
+// BenchmarkPushDecode serves one Pub/Sub push request (JSON with the
+// payload in base64) over loopback HTTP and decodes its message, the way
+// Pack's entry point does: as an HTTP function that reads the body itself
+// (ReadPush, DecodePush), and, for comparison, as the CloudEvent function
+// it was, where functions-framework turns a plain push into a CloudEvent
+// (unmarshalling and marshalling it with reflection) and the CloudEvents
+// SDK parses that before the same DecodePush. Both run in
+// functions-framework's server on the same client; plain is the body a push
+// subscription sends, binary the same body with ce-* headers (Eventarc).
+func BenchmarkPushDecode(b *testing.B) {
+	ctx := context.Background()
+	var bad atomic.Int64
+	check := func(body []byte) {
+		if m, err := DecodePush(body); err != nil || len(m.Data) == 0 {
+			bad.Add(1)
+		}
+	}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/http", func(w http.ResponseWriter, r *http.Request) {
+		body, err := ReadPush(r, segment.Limits{})
+		if err != nil {
+			bad.Add(1)
+		}
+		check(body)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/projects/p/topics/t", func(_ context.Context, e event.Event) error {
+		check(e.Data())
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	go func() { _ = funcframework.StartHostPort("127.0.0.1", port) }()
+	base := "http://127.0.0.1:" + port
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("functions framework did not listen")
+		}
+	}
 	for _, size := range []int{20 << 10, 300 << 10} {
 		payload := make([]byte, size)
 		_, _ = rand.Read(payload)
-		body := fmt.Appendf(nil, `{"subscription":"projects/p/subscriptions/s","message":{"messageId":"1","attributes":{"project_id":"7","replay_id":"%s","segment_id":"3"},"data":"%s"}}`,
+		body := fmt.Appendf(nil, `{"subscription":"projects/p/subscriptions/s","message":{"messageId":"1","publishTime":"2026-01-01T00:00:00Z","attributes":{"project_id":"7","replay_id":"%s","segment_id":"3"},"data":"%s"}}`,
 			uuid.NewString(), base64.StdEncoding.EncodeToString(payload))
-		e := event.New()
-		e.SetID("1")
-		e.SetSource("//pubsub.googleapis.com/projects/p/topics/t")
-		e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-		if err := e.SetData("application/json", body); err != nil {
-			b.Fatal(err)
-		}
-		for _, dec := range []struct {
-			name string
-			fn   func(*pushData) error
+		for _, c := range []struct {
+			name, path string
+			ce         bool
 		}{
-			{"decodeEvent", func(d *pushData) error { return decodeEvent(e, d) }},
-			{"DataAs", func(d *pushData) error { return e.DataAs(d) }},
+			{"HTTP/plain", "/http", false},
+			{"HTTP/binary", "/http", true},
+			{"CloudEvent/plain", "/projects/p/topics/t", false},
+			{"CloudEvent/binary", "/projects/p/topics/t", true},
 		} {
-			b.Run(fmt.Sprintf("%dKB/%s", size>>10, dec.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%dKB/%s", size>>10, c.name), func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
 				for b.Loop() {
-					var d pushData
-					if err := dec.fn(&d); err != nil {
+					req, _ := http.NewRequest(http.MethodPost, base+c.path, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					if c.ce {
+						req.Header.Set("Ce-Specversion", "1.0")
+						req.Header.Set("Ce-Id", "1")
+						req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/p/topics/t")
+						req.Header.Set("Ce-Type", "google.cloud.pubsub.topic.v1.messagePublished")
+					}
+					resp, err := hc.Do(req)
+					if err != nil {
 						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode/100 != 2 || bad.Load() > 0 {
+						b.Fatalf("status %d, %d bad decodes", resp.StatusCode, bad.Load())
 					}
 				}
 			})

@@ -2,13 +2,14 @@ package packer
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -21,7 +22,7 @@ import (
 )
 
 // BenchmarkTelemetryOverhead measures what instrumentation costs Pack: each
-// op pushes the same 1,000 segments (through HandleEvent, as Pub/Sub does)
+// op pushes the same 1,000 segments (through ServeHTTP, as Pub/Sub does)
 // once into a packer without telemetry and once into one with everything
 // on — every trace sampled, a span per request, flush, GCS request and SQL
 // statement, all metrics — on the same stand-ins, alternating so both see
@@ -62,23 +63,23 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 		payloads[i] = workload.Gzip(workload.Segment(rng, i%50, 1_700_000_000_000, 2000+rng.IntN(20000)))
 	}
 	round := func(p *Packer) time.Duration {
-		events := make([]event.Event, n)
+		reqs := make([][]byte, n)
 		replays := make([]uuid.UUID, n/50)
 		for i := range replays {
 			replays[i] = uuid.New()
 		}
-		for i := range events {
+		for i := range reqs {
 			m := message(1, replays[i/50], i%50, payloads[i])
 			// A publisher's trace context, as a traced client sends it.
 			m.Attributes["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-			events[i] = pushEvent(b, m)
+			reqs[i], _ = json.Marshal(pushBody(m))
 		}
 		before := cpuTime()
 		var wg sync.WaitGroup
-		for _, e := range events {
+		for _, body := range reqs {
 			wg.Go(func() {
-				if err := p.HandleEvent(ctx, e); err != nil {
-					b.Error(err)
+				if code := serve(p, rawPush(body).WithContext(ctx)); code != http.StatusOK {
+					b.Errorf("status %d", code)
 				}
 			})
 		}

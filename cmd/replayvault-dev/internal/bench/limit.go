@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/functions/packer"
@@ -105,13 +104,13 @@ func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitRe
 }
 
 // measureEnvelope decodes push request bodies with Pack's own decoder
-// (packer.DecodeEvent, as HandleEvent does) and returns the CPU seconds per
-// 1000.
+// (packer.DecodePush, as Packer.ServeHTTP does) and returns the CPU seconds
+// per 1000.
 func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, workers int) (float64, error) {
 	stream := NewStream(corpus, workload.DefaultLengths(), 100, 10, 1)
-	events := make([]event.Event, 64)
-	for i := range events {
-		events[i] = pushEvent(stream.Next().Body)
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = stream.Next().Body
 	}
 	var (
 		n    atomic.Int64
@@ -125,7 +124,7 @@ func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, worke
 		go func() {
 			defer wg.Done()
 			for i := w; !stop.Load(); i++ {
-				if _, err := packer.DecodeEvent(events[i%len(events)]); err != nil {
+				if _, err := packer.DecodePush(bodies[i%len(bodies)]); err != nil {
 					bad.Store(err)
 					return
 				}
@@ -201,15 +200,3 @@ func (l *localWrapper) Unwrap(_ context.Context, ciphertext, aad []byte) ([]byte
 }
 
 func (l *localWrapper) KeyName() string { return "local" }
-
-// pushEvent is the CloudEvent functions-framework makes of a Pub/Sub push
-// request body.
-func pushEvent(body []byte) event.Event {
-	e := event.New()
-	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-	e.SetSource("//pubsub.googleapis.com/projects/bench/topics/segments")
-	e.SetID("bench")
-	e.DataEncoded = body
-	e.SetDataContentType(event.ApplicationJSON)
-	return e
-}
