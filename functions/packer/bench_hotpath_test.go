@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -193,4 +196,103 @@ func BenchmarkFlush(b *testing.B) {
 			b.ReportMetric(float64(n), "segments/op")
 		})
 	}
+}
+
+// BenchmarkPackCPU measures Pack's CPU per segment against the work it
+// cannot avoid, in one run: each op pushes 1,000 segments of the bench's
+// size distribution (one in 16 a replay's first, with its full snapshot)
+// concurrently through ServeHTTP into a packer with the production
+// defaults (slices derived, issues detected), and then runs on every core
+// the CPU-bound limit's work (replayvault-dev bench's limit.go: attributes,
+// validate, compress if plain, seal) on the same payloads. It reports
+// process CPU per segment of each and limit ÷ pack, the bench's
+// ingest.limit_fraction without HTTP transport, I/O latency or the
+// stand-ins (uploads are dropped: an in-process GCS stand-in's CPU would
+// count here; PostgreSQL runs in its own process).
+func BenchmarkPackCPU(b *testing.B) {
+	d := testenv.NewDeps(b)
+	ctx := context.Background()
+	cfg := Config{
+		FlushBytes: 8 << 20, FlushSegments: 1000, FlushAge: 2 * time.Second, MaxConcurrency: 1000,
+		MaxBufferBytes: 512 << 20, FlushTimeout: time.Minute, DeriveSlices: true, TranscodeMinRetention: 365,
+	}
+	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
+	b.Cleanup(p.Close)
+	kek, err := p.keys.Current(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 1000
+	rng := mrand.New(mrand.NewPCG(5, 6))
+	sizes := workload.DefaultSizes()
+	payloads := make([][]byte, n)
+	for i := range payloads {
+		seg := 1
+		if i%16 == 0 {
+			seg = 0
+		}
+		payloads[i], _ = workload.CompressedSegment(rng, seg, 1_700_000_000_000, sizes.Sample(rng))
+	}
+	round := func() time.Duration {
+		bodies := make([][]byte, n)
+		replay := uuid.New()
+		for i := range bodies {
+			m := message(1+int64(i%20), replay, i, payloads[i])
+			bodies[i], _ = json.Marshal(pushBody(m))
+		}
+		before := cpuTime()
+		var wg sync.WaitGroup
+		for _, body := range bodies {
+			wg.Go(func() {
+				if code := serve(p, rawPush(body)); code != http.StatusOK {
+					b.Errorf("status %d", code)
+				}
+			})
+		}
+		wg.Wait()
+		return cpuTime() - before
+	}
+	limit := func() time.Duration {
+		before := cpuTime()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		replay := uuid.NewString()
+		for range runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
+					a, err := segment.ParseAttributes(map[string]string{"project_id": "1", "replay_id": replay, "segment_id": strconv.FormatInt(i, 10)})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					info, err := segment.Validate(payloads[i], segment.Limits{})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					stored := payloads[i]
+					if info.Encoding == segment.Plain {
+						stored = segment.Compress(stored)
+					}
+					if _, err := crypt.Seal(kek, a.ID.AAD(), stored); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return cpuTime() - before
+	}
+	round() // warm: connections, statements
+	var cpuPack, cpuLimit time.Duration
+	for b.Loop() {
+		cpuPack += round()
+		cpuLimit += limit()
+	}
+	perPack := float64(cpuPack.Nanoseconds()) / float64(n*b.N)
+	perLimit := float64(cpuLimit.Nanoseconds()) / float64(n*b.N)
+	b.ReportMetric(perPack, "cpu-ns/seg-pack")
+	b.ReportMetric(perLimit, "cpu-ns/seg-limit")
+	b.ReportMetric(perLimit/perPack, "limit/pack")
 }

@@ -276,7 +276,12 @@ func (st *Stream) Finish() ([]Occurrence, error) {
 // array. ("adds" in quotes cannot occur inside a JSON string, whose quotes
 // are escaped, so a count of one means one key.)
 func addsNothing(raw []byte) bool {
-	return bytes.Count(raw, []byte(`"adds"`)) == 1 && bytes.Contains(raw, []byte(`"adds":[]`))
+	const key = `"adds"`
+	i := bytes.Index(raw, []byte(key))
+	if i < 0 || !bytes.HasPrefix(raw[i+len(key):], []byte(":[]")) {
+		return false
+	}
+	return bytes.Index(raw[i+len(key):], []byte(key)) < 0
 }
 
 // leadingSource returns data.source of an incremental event written in
