@@ -252,6 +252,22 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 	return p.add(ctx, e)
 }
 
+// Prepare runs the CPU-bound part of Ingest on m and drops the result:
+// attributes, the validating pass that also detects issues and takes the
+// slices, the edge rules, compression, and sealing the segment and its
+// slices. It holds no buffer space, joins no batch and does no I/O beyond
+// the keyring's first KEK; a segment Ingest would reject is an error.
+// replayvault-dev bench runs it for its CPU-bound limit, so that the limit
+// is Pack's own per-segment work and nothing else.
+func (p *Packer) Prepare(ctx context.Context, m Message) error {
+	v, err := p.validate(ctx, m)
+	if err != nil || v.filtered {
+		return err
+	}
+	_, err = p.seal(ctx, v)
+	return err
+}
+
 // holding is buffer space reserved by one request.
 type holding struct {
 	p *Packer
