@@ -203,8 +203,8 @@ func BenchmarkFlush(b *testing.B) {
 // size distribution (one in 16 a replay's first, with its full snapshot)
 // concurrently through ServeHTTP into a packer with the production
 // defaults (slices derived, issues detected), and then runs on every core
-// the CPU-bound limit's work (replayvault-dev bench's limit.go: attributes,
-// validate, compress if plain, seal) on the same payloads. It reports
+// the CPU-bound limit's work (Prepare, as replayvault-dev bench's limit.go
+// does) on the same payloads. It reports
 // process CPU per segment of each and limit ÷ pack, the bench's
 // ingest.limit_fraction without HTTP transport, I/O latency or the
 // stand-ins (uploads are dropped: an in-process GCS stand-in's CPU would
@@ -218,8 +218,7 @@ func BenchmarkPackCPU(b *testing.B) {
 	}
 	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
 	b.Cleanup(p.Close)
-	kek, err := p.keys.Current(ctx)
-	if err != nil {
+	if _, err := p.keys.Current(ctx); err != nil {
 		b.Fatal(err)
 	}
 	const n = 1000
@@ -252,29 +251,18 @@ func BenchmarkPackCPU(b *testing.B) {
 		wg.Wait()
 		return cpuTime() - before
 	}
+	// The limit: Pack's own per-segment work (Prepare), on a packer with
+	// the same settings and keys, on every core.
+	lp := New(cfg, nil, nil, p.keys, hotReject{b})
 	limit := func() time.Duration {
 		before := cpuTime()
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		replay := uuid.NewString()
+		replay := uuid.New()
 		for range runtime.GOMAXPROCS(0) {
 			wg.Go(func() {
 				for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
-					a, err := segment.ParseAttributes(map[string]string{"project_id": "1", "replay_id": replay, "segment_id": strconv.FormatInt(i, 10)})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					info, err := segment.Validate(payloads[i], segment.Limits{})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					stored := payloads[i]
-					if info.Encoding == segment.Plain {
-						stored = segment.Compress(stored)
-					}
-					if _, err := crypt.Seal(kek, a.ID.AAD(), stored); err != nil {
+					if err := lp.Prepare(ctx, message(1, replay, int(i), payloads[i])); err != nil {
 						b.Error(err)
 						return
 					}
