@@ -133,8 +133,9 @@ type DesignResult struct {
 	LifeCPUS     float64 `json:"life_cpu_s"`
 	LifeMaxRSS   int64   `json:"life_max_rss_bytes"`
 	LifeSegments int     `json:"life_segments"` // acked
-	// LifeStored is the segment rows the design wrote: the denominator of
-	// the life-long per-million figures.
+	// LifeStored is the segments the design stored (recordings: not the
+	// packer's derived slices): the denominator of the life-long
+	// per-million figures.
 	LifeStored int64  `json:"life_stored"`
 	LifeOps    Counts `json:"life_ops"`
 	// Transactions committed or rolled back in the design's database over
