@@ -281,7 +281,7 @@ func addsNothing(raw []byte) bool {
 	if i < 0 || !bytes.HasPrefix(raw[i+len(key):], []byte(":[]")) {
 		return false
 	}
-	return bytes.Index(raw[i+len(key):], []byte(key)) < 0
+	return !bytes.Contains(raw[i+len(key):], []byte(key))
 }
 
 // leadingSource returns data.source of an incremental event written in
