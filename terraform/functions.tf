@@ -63,8 +63,8 @@ locals {
     KEK_CACHE_TTL          = var.kek_cache_ttl
   })
 
-  # Ingest reads keys and publishes; no bucket, no KMS key.
-  ingest_env = merge(local.telemetry_env, {
+  # Ingest reads keys, calls Pack and publishes; no bucket, no KMS key.
+  ingest_env = merge(local.telemetry_env, local.ingest_pack_env, {
     ALLOYDB_INSTANCE       = google_alloydb_instance.primary.name
     DB_NAME                = var.db_name
     DB_MAX_CONNS           = var.db_max_conns
@@ -83,6 +83,14 @@ locals {
     RETENTION_DAYS         = var.ingest_retention_days
     POSTHOG_STATIC_DIR     = var.ingest_posthog_static_dir
   })
+
+  # Direct delivery (functions/ingest/deliver.go): Pub/Sub only for what
+  # Pack does not take in time.
+  ingest_pack_env = {
+    PACK_URL        = var.deploy_functions && var.ingest_direct_delivery ? google_cloudfunctions2_function.pack[0].service_config[0].uri : ""
+    PACK_TIMEOUT    = var.ingest_pack_timeout
+    PACK_HOLD_BYTES = var.ingest_pack_hold_bytes
+  }
 
   shred_env = merge(local.common_env, local.auth_env, local.telemetry_env, {
     DB_USER           = local.db_users.shred
@@ -302,7 +310,10 @@ resource "google_cloudfunctions2_function" "ingest" {
       network    = google_compute_network.vpc.name
       subnetwork = google_compute_subnetwork.functions.name
     }
-    direct_vpc_egress = "VPC_EGRESS_PRIVATE_RANGES_ONLY"
+    # Pack's ingress is internal-only: a call from another function is
+    # internal only when it leaves through the VPC (the subnet has Private
+    # Google Access, which also carries Pub/Sub and the other Google APIs).
+    direct_vpc_egress = var.ingest_direct_delivery ? "VPC_EGRESS_ALL_TRAFFIC" : "VPC_EGRESS_PRIVATE_RANGES_ONLY"
   }
 
   depends_on = [

@@ -221,6 +221,16 @@ resource "google_cloud_run_v2_service_iam_member" "pack_push_invoker" {
   member   = google_service_account.pack_push.member
 }
 
+# Ingest delivers segments to Pack directly (functions/ingest/deliver.go),
+# with an ID token of its own account.
+resource "google_cloud_run_v2_service_iam_member" "pack_ingest_invoker" {
+  count    = var.deploy_functions && var.ingest_direct_delivery ? 1 : 0
+  location = var.region
+  name     = google_cloudfunctions2_function.pack[0].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.ingest.member
+}
+
 resource "google_cloud_run_v2_service_iam_member" "serve_public" {
   count    = var.deploy_functions && var.serve_public ? 1 : 0
   location = var.region

@@ -92,3 +92,20 @@ func checkTransitions(m *module) []error {
 	}
 	return errs
 }
+
+// TestIngestConcurrencyPriced: the cost model prices Ingest's wait for Pack
+// (direct delivery) at the concurrency Terraform deploys Ingest with.
+func TestIngestConcurrencyPriced(t *testing.T) {
+	m := loadModule(t)
+	v, err := m.attrValue(m.variables["ingest_max_concurrency"], "default", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := intOf(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != cost.IngestConcurrency {
+		t.Errorf("ingest_max_concurrency defaults to %d, cost.IngestConcurrency is %d: change both", got, cost.IngestConcurrency)
+	}
+}

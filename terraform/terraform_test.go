@@ -81,6 +81,8 @@ var expectedGrants = map[string][]string{
 		"google_storage_bucket_iam_member roles/storage.objectViewer on google_storage_bucket.blobs",
 	},
 	"Ingest": {
+		// Direct delivery to Pack (functions/ingest/deliver.go).
+		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloudfunctions2_function.pack",
 		"google_project_iam_member roles/alloydb.client",
 		"google_project_iam_member roles/alloydb.databaseUser",
 		"google_project_iam_member roles/serviceusage.serviceUsageConsumer",

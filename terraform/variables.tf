@@ -587,6 +587,24 @@ variable "ingest_posthog_static_dir" {
   default     = ""
 }
 
+variable "ingest_direct_delivery" {
+  description = "Ingest sends each segment to Pack directly (PACK_URL, an ID token of Ingest's account; egress through the VPC, since Pack is internal-only) and publishes to the segment topic only what Pack does not store: Pub/Sub throughput was half of a segment's 90-day cost (README, cost section). Ingest then reaches only the VPC and Google services (Private Google Access): an OTLP collector outside Google needs Cloud NAT. false: publish everything."
+  type        = bool
+  default     = true
+}
+
+variable "ingest_pack_timeout" {
+  description = "PACK_TIMEOUT: bound on one direct delivery; above flush_age plus a flush, or deliveries spill to Pub/Sub."
+  type        = string
+  default     = "6s"
+}
+
+variable "ingest_pack_hold_bytes" {
+  description = "PACK_HOLD_BYTES: payload bytes one Ingest instance's requests may hold while waiting for Pack; past it segments are published at once. Keep it well under ingest_memory."
+  type        = number
+  default     = 268435456
+}
+
 # Pack: how stored bytes are compressed (see the README's cost section).
 
 variable "transcode_min_retention_days" {

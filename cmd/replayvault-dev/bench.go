@@ -47,6 +47,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	skipIngest := fs.Bool("skip-ingest", false, "skip the ingest benchmark")
 	keep := fs.Bool("keep", false, "keep the work directory (child logs)")
 	fromJSON := fs.String("from-json", "", "measure nothing: print the report saved in this JSON file (--json-file)")
+	reprice := fs.Bool("reprice", false, "with --from-json: price the saved run's counts over the retention with this build's cost model (shared/cost)")
 	htmlFile := fs.String("html", "", "also write a self-contained HTML report with plots to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: replayvault-dev bench [--quick] [--json] [flags]\n\n"+
@@ -68,6 +69,11 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		var rep bench.Report
 		if err := json.Unmarshal(b, &rep); err != nil {
 			return fmt.Errorf("%s: %w", *fromJSON, err)
+		}
+		if *reprice {
+			if err := rep.RepriceRetention(); err != nil {
+				return fmt.Errorf("%s: %w", *fromJSON, err)
+			}
 		}
 		if err := writeHTML(&rep, *htmlFile); err != nil {
 			return err

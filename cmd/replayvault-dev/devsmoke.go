@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/google/uuid"
@@ -123,7 +124,35 @@ func smokeIngest(ctx context.Context, s *stack, tok string) error {
 	if err := sameSegments(raw, got); err != nil {
 		return fmt.Errorf("through ingest: %w", err)
 	}
-	return nil
+	return waitDirect(ctx, s, len(raw))
+}
+
+// waitDirect waits until Pack's log shows n segments delivered by Ingest
+// directly (PACK_URL; message ids "direct-…") rather than through Pub/Sub:
+// the real functions-framework path of a direct push.
+func waitDirect(ctx context.Context, s *stack, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		b, err := os.ReadFile(s.funcs["Pack"].logPath)
+		if err != nil {
+			return err
+		}
+		got := 0
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if bytes.Contains(line, []byte("segment acked")) && bytes.Contains(line, []byte(`"message_id":"direct-`)) {
+				got++
+			}
+		}
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("segments delivered by Ingest directly in Pack's log: %d, want %d (Ingest spilled to Pub/Sub?)", got, n)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitForSegments polls Serve's NDJSON recording (one segment per line)

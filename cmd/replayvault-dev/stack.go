@@ -278,7 +278,7 @@ func (s *stack) startFunctions(ctx context.Context) error {
 	}
 	var mu sync.Mutex
 	var g errgroup.Group
-	for _, name := range []string{"Pack", "Serve", "Shred", "Ingest"} {
+	for _, name := range []string{"Pack", "Serve", "Shred"} {
 		g.Go(func() error {
 			f, err := s.startFunction(ctx, name, concat(env[name], functionEnv(s.webURL, name)))
 			if f != nil {
@@ -289,7 +289,16 @@ func (s *stack) startFunctions(ctx context.Context) error {
 			return err
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// Ingest delivers to Pack directly (Pub/Sub only for what Pack does
+	// not take), as deployed: it starts once Pack's URL is known.
+	f, err := s.startFunction(ctx, "Ingest", concat(env["Ingest"], []string{"PACK_URL=" + s.funcs["Pack"].url}, functionEnv(s.webURL, "Ingest")))
+	if f != nil {
+		s.funcs["Ingest"] = f
+	}
+	return err
 }
 
 // origins are the dev web server's origins, by address and by name.

@@ -3,8 +3,10 @@
 // snapshot batches and a plain rrweb segment upload; checks the ingest key,
 // its origins, rate limits, sizes and framing; and publishes one message per
 // segment to the segments topic, with the attributes Pack reads and the
-// replay's metadata. It answers the SDK only after Pub/Sub accepted the
-// messages. Pack stays the one place that fully validates and stores.
+// replay's metadata — or, with PACK_URL, hands it to Pack directly and
+// publishes only what Pack did not store (deliver.go). It answers the SDK
+// only after Pack stored or Pub/Sub accepted every message. Pack stays the
+// one place that fully validates and stores.
 package ingest
 
 import (

@@ -16,10 +16,13 @@ type message struct {
 }
 
 // Publisher publishes segment messages and waits until Pub/Sub has accepted
-// them, so an SDK is told "stored" only for what will reach Pack.
+// them, so an SDK is told "stored" only for what will reach Pack. With
+// DeliverFirst it hands each message to Pack directly first and publishes
+// only what Pack did not store (deliver.go).
 type Publisher struct {
 	pub     *pubsub.Publisher
 	timeout time.Duration
+	direct  *Direct // nil: publish everything (see DeliverFirst)
 }
 
 // NewPublisher returns a Publisher over pub (clients.Publisher opens one);
@@ -35,6 +38,11 @@ func NewPublisher(pub *pubsub.Publisher, timeout time.Duration) *Publisher {
 // error some may have been accepted; the SDK's retry then repeats them and
 // Pack drops the repeats (same segment identity).
 func (p *Publisher) Publish(ctx context.Context, msgs []message) error {
+	if p.direct != nil {
+		if msgs = p.direct.deliverAll(ctx, msgs); len(msgs) == 0 {
+			return nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	results := make([]*pubsub.PublishResult, len(msgs))

@@ -10,7 +10,8 @@ import (
 )
 
 // Build connects what cfg names (the database for keys, the segments
-// topic) and returns a ready Server plus a function releasing the clients.
+// topic, Pack for direct delivery) and returns a ready Server plus a function
+// releasing the clients.
 // PUBSUB_EMULATOR_HOST, read by the library, points Pub/Sub at the emulator.
 func Build(ctx context.Context, cfg *config.Ingest) (*Server, func(), error) {
 	return closer.Build(func(c *closer.Stack) (*Server, error) {
@@ -23,6 +24,10 @@ func Build(ctx context.Context, cfg *config.Ingest) (*Server, func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		return New(ConfigFrom(cfg), db, NewPublisher(pub, cfg.PubSubTimeout)), nil
+		direct, err := directFrom(ctx, cfg, c)
+		if err != nil {
+			return nil, err
+		}
+		return New(ConfigFrom(cfg), db, NewPublisher(pub, cfg.PubSubTimeout).DeliverFirst(direct)), nil
 	})
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -20,6 +23,18 @@ type Ingest struct {
 	// PubSubTimeout bounds waiting for Pub/Sub to accept one request's
 	// messages; the SDK is answered only after it has.
 	PubSubTimeout time.Duration `env:"PUBSUB_TIMEOUT, default=10s"`
+	// PackURL is Pack's URL: each segment is sent there directly first
+	// and published to SEGMENT_TOPIC only when Pack does not store it in
+	// PackTimeout (functions/ingest/deliver.go). Empty publishes every
+	// segment. https (Cloud Run, with an ID token), or http to a loopback
+	// host (the dev stack).
+	PackURL string `env:"PACK_URL"`
+	// PackTimeout bounds one direct delivery: Pack answers after its batch
+	// is committed, so it must exceed Pack's FLUSH_AGE plus a flush.
+	PackTimeout time.Duration `env:"PACK_TIMEOUT, default=6s"`
+	// PackHoldBytes bounds the payload bytes an instance's requests hold
+	// while waiting for Pack; past it a segment is published at once.
+	PackHoldBytes int64 `env:"PACK_HOLD_BYTES, default=268435456"`
 
 	// MaxBodyBytes caps one request body as sent (413 past it). Pub/Sub
 	// takes at most 10 MB per message.
@@ -66,6 +81,15 @@ func (c *Ingest) validate() error {
 	if c.PubSubTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PUBSUB_TIMEOUT must be positive, got %s", c.PubSubTimeout))
 	}
+	if err := checkPackURL(c.PackURL); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PackTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("PACK_TIMEOUT must be positive, got %s", c.PackTimeout))
+	}
+	if c.PackHoldBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("PACK_HOLD_BYTES (%d) must be at least MAX_BODY_BYTES (%d)", c.PackHoldBytes, c.MaxBodyBytes))
+	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES must be between 1024 and 10485760 (Pub/Sub's message limit), got %d", c.MaxBodyBytes))
 	}
@@ -87,4 +111,30 @@ func (c *Ingest) validate() error {
 		errs = append(errs, fmt.Errorf("RETENTION_DAYS must be 30, 90, 365 or 1825, got %d", c.RetentionDays))
 	}
 	return errors.Join(errs...)
+}
+
+// checkPackURL accepts an empty URL, an https URL, or an http URL to a
+// loopback host: segments (and, over https, ID tokens) never cross a network
+// in the clear.
+func checkPackURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("PACK_URL is not a URL")
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+		// Redacted: a password in the URL stays out of the log.
+		return fmt.Errorf("PACK_URL must be a bare scheme://host[:port] URL, got %q", u.Redacted())
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("PACK_URL must be https, or http to a loopback host, got %q", u.Redacted())
 }

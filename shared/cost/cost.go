@@ -101,6 +101,10 @@ type Design struct {
 	MemGiBPerVCPU float64 `json:"mem_gib_per_vcpu"`
 	// DBBytesPerSegment is a segment row with its index entries.
 	DBBytesPerSegment float64 `json:"db_bytes_per_segment"`
+	// IngestWaitSeconds is Ingest instance time spent holding requests
+	// while Pack stores their segments (direct delivery, see Direct), in
+	// instance-seconds of one vCPU and MemGiBPerVCPU.
+	IngestWaitSeconds float64 `json:"ingest_wait_instance_s"`
 }
 
 // ReadWindow says how often a segment is read while its age in days is in
@@ -147,6 +151,7 @@ type Breakdown struct {
 	CPU           float64      `json:"cpu"`
 	Memory        float64      `json:"memory"`
 	DB            float64      `json:"db_storage"`
+	IngestWait    float64      `json:"ingest_wait"`
 	Total         float64      `json:"total"`
 }
 
@@ -217,7 +222,8 @@ func (p Prices) Over(d Design, retention int, lifecycle []Transition, reads []Re
 	b.CPU = cpu * p.CPUPerVCPUSecond
 	b.Memory = cpu * d.MemGiBPerVCPU * p.MemPerGiBSecond
 	b.DB = perMillion * d.DBBytesPerSegment / 1e9 * float64(retention*24) * p.DBPerGBHour
-	b.Total = b.StorageTotal() + b.ClassA + b.ClassB + b.Retrieval + b.KMS + b.PubSub + b.CPU + b.Memory + b.DB
+	b.IngestWait = d.IngestWaitSeconds * (p.CPUPerVCPUSecond + d.MemGiBPerVCPU*p.MemPerGiBSecond)
+	b.Total = b.StorageTotal() + b.ClassA + b.ClassB + b.Retrieval + b.KMS + b.PubSub + b.CPU + b.Memory + b.DB + b.IngestWait
 	return b
 }
 

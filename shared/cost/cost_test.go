@@ -80,13 +80,56 @@ func TestPlanIsBest(t *testing.T) {
 
 // TestTable writes the reference table (run with -v to read it).
 func TestTable(t *testing.T) {
-	rows := Published.Table([]Design{Naive, Packed}, DefaultReads)
-	if len(rows) != 3*len(Retentions) {
+	rows := Published.Table([]Design{Naive, Packed, Direct(Packed, ReferenceDelivery)}, DefaultReads)
+	if len(rows) != 5*len(Retentions) {
 		t.Fatalf("%d rows", len(rows))
 	}
 	if testing.Verbose() {
 		if err := WriteTable(os.Stdout, Published, rows); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestDirect checks direct delivery's arithmetic by hand: Pub/Sub shrinks
+// to the spilled fraction, and Ingest pays instance time for the wait.
+func TestDirect(t *testing.T) {
+	d := Design{PubSubGB: 100, MemGiBPerVCPU: 1}
+	full := Published.Over(d, 30, nil, nil).PubSub
+	for _, tc := range []struct {
+		v      Delivery
+		pubsub float64
+		wait   float64
+	}{
+		{Delivery{Spill: 0, WaitS: 1, SpillWaitS: 6, Concurrency: 100}, 0, 1e6 * 1.0 / 100 * (0.000024 + 0.0000025)},
+		// 90% wait 1 s, 10% wait 6 s: 1.5 s per segment over 100 at once.
+		{Delivery{Spill: 0.1, WaitS: 1, SpillWaitS: 6, Concurrency: 100}, 0.1 * full, 1e6 * 1.5 / 100 * (0.000024 + 0.0000025)},
+		{Delivery{Spill: 1, WaitS: 1, SpillWaitS: 0, Concurrency: 100}, full, 0},
+	} {
+		b := Published.Over(Direct(d, tc.v), 30, nil, nil)
+		if !near(b.PubSub, tc.pubsub) || !near(b.IngestWait, tc.wait) || !near(b.Total, tc.pubsub+tc.wait) {
+			t.Errorf("%+v: Pub/Sub %g, wait %g, total %g; want %g, %g", tc.v, b.PubSub, b.IngestWait, b.Total, tc.pubsub, tc.wait)
+		}
+	}
+}
+
+// TestDirectHalvesNinetyDays: on the reference designs (the README's full
+// bench run), direct delivery with the lifecycle plan costs at most half of
+// today's 90 days (packed, STANDARD all life, every segment through
+// Pub/Sub) with no segment spilled, and says what 10% spilled costs.
+func TestDirectHalvesNinetyDays(t *testing.T) {
+	today := Published.Over(Packed, 90, nil, DefaultReads)
+	life := Published.Over(Packed, 90, Plan[90], DefaultReads)
+	direct := Published.Over(Direct(Packed, ReferenceDelivery), 90, Plan[90], DefaultReads)
+	v := ReferenceDelivery
+	v.Spill = 0.1
+	spill10 := Published.Over(Direct(Packed, v), 90, Plan[90], DefaultReads)
+	t.Logf("90 days per 1M segments: today $%.2f (Pub/Sub $%.2f), lifecycle $%.2f (%.0f%%), direct+lifecycle $%.2f (%.0f%%; Ingest wait $%.2f), 10%% spilled $%.2f (%.0f%%)",
+		today.Total, today.PubSub, life.Total, 100*life.Total/today.Total, direct.Total, 100*direct.Total/today.Total, direct.IngestWait, spill10.Total, 100*spill10.Total/today.Total)
+	if direct.Total > today.Total/2 {
+		t.Errorf("direct+lifecycle $%.2f is more than half of today's $%.2f", direct.Total, today.Total)
+	}
+	if !(direct.Total < spill10.Total && spill10.Total < life.Total) {
+		t.Errorf("totals out of order: direct %.2f, 10%% spilled %.2f, lifecycle only %.2f", direct.Total, spill10.Total, life.Total)
 	}
 }

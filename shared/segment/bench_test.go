@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,43 +92,112 @@ func BenchmarkValidateParallel(b *testing.B) {
 	}
 }
 
+// benchShapes are the JSON the speed benchmarks run on: this package's
+// recording (a nested full snapshot, then incremental events) and
+// workloadLike's incremental events, 1 MB each, and storeCorpora's two
+// corpora (the bench's payloads, and real-shaped recordings from
+// workload.Recording), each validated segment by segment.
+var benchShapes = sync.OnceValue(func() []struct {
+	name string
+	raw  [][]byte
+} {
+	rec, _ := recording(1<<20, 42)
+	shapes := []struct {
+		name string
+		raw  [][]byte
+	}{{"recording_1MB", [][]byte{rec}}, {"incremental_1MB", [][]byte{workloadLike(1 << 20)}}}
+	for _, c := range storeCorpora() {
+		// About 8 MB of each: enough segments for every shape and size.
+		var segs [][]byte
+		for total := 0; total < 8<<20 && len(segs) < len(c.raw); {
+			segs = append(segs, c.raw[len(segs)])
+			total += len(segs[len(segs)-1])
+		}
+		shapes = append(shapes, struct {
+			name string
+			raw  [][]byte
+		}{c.name + "_corpus", segs})
+	}
+	return shapes
+})
+
+func totalLen(segs [][]byte) (n int) {
+	for _, s := range segs {
+		n += len(s)
+	}
+	return n
+}
+
 // BenchmarkValidateVsJSONValid measures Validate beside encoding/json.Valid
 // on the same bytes in the same run, alternating the two in each
 // iteration, and reports Validate's speed as a multiple of json.Valid's
 // (x_json_valid) besides both MB/s. The figures are CPU time of the
 // benchmark's thread (see cpuTime), so that other load on the machine
-// does not skew the ratio. The shapes are this package's
-// recording (a nested full snapshot, then incremental events) and
-// shared/workload's incremental segments.
+// does not skew the ratio. For compressed forms (gzip, zstd) the
+// baseline is decompressing the payload (Decode) and then json.Valid.
+// allocs/op counts Validate's and the baseline's allocations.
 func BenchmarkValidateVsJSONValid(b *testing.B) {
-	rec, _ := recording(1<<20, 42)
-	inc := workloadLike(1 << 20)
-	for _, tc := range []struct {
-		name string
-		raw  []byte
-	}{{"recording_1MB", rec}, {"incremental_1MB", inc}} {
-		b.Run(tc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(tc.raw)))
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			var ours, theirs cpuTime
-			for b.Loop() {
-				t0 := threadCPU()
-				if _, err := Validate(tc.raw, Limits{}); err != nil {
-					b.Fatal(err)
-				}
-				t1 := threadCPU()
-				if !json.Valid(tc.raw) {
-					b.Fatal("json.Valid refuses the recording")
-				}
-				ours.add(t1 - t0)
-				theirs.add(threadCPU() - t1)
+	for _, sh := range benchShapes() {
+		for _, enc := range []Encoding{Plain, Gzip, Zstd} {
+			payloads := make([][]byte, len(sh.raw))
+			for i, raw := range sh.raw {
+				payloads[i] = encode(b, enc, raw)
 			}
-			mb := float64(len(tc.raw)) / 1e6
-			b.ReportMetric(mb/ours.Seconds(), "validate_MB/s")
-			b.ReportMetric(mb/theirs.Seconds(), "json_valid_MB/s")
-			b.ReportMetric(theirs.Seconds()/ours.Seconds(), "x_json_valid")
+			size := totalLen(sh.raw)
+			b.Run(fmt.Sprintf("%s/%s", sh.name, enc), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				var ours, theirs cpuTime
+				for b.Loop() {
+					t0 := threadCPU()
+					for _, p := range payloads {
+						if _, err := Validate(p, Limits{}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					t1 := threadCPU()
+					for i, p := range payloads {
+						raw := p
+						if enc != Plain {
+							var err error
+							if raw, err = Decode(enc, p, 0); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if !json.Valid(raw) || len(raw) != len(sh.raw[i]) {
+							b.Fatal("json.Valid refuses the segment")
+						}
+					}
+					ours.add(t1 - t0)
+					theirs.add(threadCPU() - t1)
+				}
+				mb := float64(size) / 1e6
+				b.ReportMetric(mb/ours.Seconds(), "validate_MB/s")
+				b.ReportMetric(mb/theirs.Seconds(), "json_valid_MB/s")
+				b.ReportMetric(theirs.Seconds()/ours.Seconds(), "x_json_valid")
+			})
+		}
+	}
+}
+
+// BenchmarkValidateAllocs counts Validate's own allocations (plain JSON;
+// BenchmarkValidateVsJSONValid's allocs/op include json.Valid's baseline),
+// per segment.
+func BenchmarkValidateAllocs(b *testing.B) {
+	for _, sh := range benchShapes() {
+		b.Run(sh.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(totalLen(sh.raw)))
+			for b.Loop() {
+				for _, p := range sh.raw {
+					if _, err := Validate(p, Limits{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(len(sh.raw)), "segments/op")
 		})
 	}
 }
@@ -138,33 +208,44 @@ func BenchmarkValidateVsJSONValid(b *testing.B) {
 // alternating in each iteration, and reports scan_overhead, Validate's
 // time over decompression's minus one (0.5 is 50% more).
 func BenchmarkScanOverhead(b *testing.B) {
-	raw, _ := recording(1<<20, 42)
-	for _, enc := range []Encoding{Gzip, Zlib, Zstd} {
-		payload := encode(b, enc, raw)
-		b.Run(string(enc), func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(raw)))
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			var scan, alone cpuTime
-			buf := make([]byte, chunkSize)
-			for b.Loop() {
-				t0 := threadCPU()
-				if _, err := Validate(payload, Limits{}); err != nil {
-					b.Fatal(err)
-				}
-				t1 := threadCPU()
-				if n := decompressOnly(b, enc, payload, buf); n != len(raw) {
-					b.Fatalf("decompressed %d bytes, want %d", n, len(raw))
-				}
-				scan.add(t1 - t0)
-				alone.add(threadCPU() - t1)
+	for _, sh := range benchShapes() {
+		for _, enc := range []Encoding{Gzip, Zlib, Zstd} {
+			payloads := make([][]byte, len(sh.raw))
+			for i, raw := range sh.raw {
+				payloads[i] = encode(b, enc, raw)
 			}
-			mb := float64(len(raw)) / 1e6
-			b.ReportMetric(mb/scan.Seconds(), "validate_MB/s")
-			b.ReportMetric(mb/alone.Seconds(), "decompress_MB/s")
-			b.ReportMetric(scan.Seconds()/alone.Seconds()-1, "scan_overhead")
-		})
+			size := totalLen(sh.raw)
+			b.Run(fmt.Sprintf("%s/%s", sh.name, enc), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				var scan, alone cpuTime
+				buf := make([]byte, chunkSize)
+				for b.Loop() {
+					t0 := threadCPU()
+					for _, p := range payloads {
+						if _, err := Validate(p, Limits{}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					t1 := threadCPU()
+					n := 0
+					for _, p := range payloads {
+						n += decompressOnly(b, enc, p, buf)
+					}
+					if n != size {
+						b.Fatalf("decompressed %d bytes, want %d", n, size)
+					}
+					scan.add(t1 - t0)
+					alone.add(threadCPU() - t1)
+				}
+				mb := float64(size) / 1e6
+				b.ReportMetric(mb/scan.Seconds(), "validate_MB/s")
+				b.ReportMetric(mb/alone.Seconds(), "decompress_MB/s")
+				b.ReportMetric(scan.Seconds()/alone.Seconds()-1, "scan_overhead")
+			})
+		}
 	}
 }
 

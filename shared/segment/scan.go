@@ -162,7 +162,8 @@ const (
 )
 
 func (s *scanner) reset(maxDepth int, hook *EventHook, info *Info) {
-	*s = scanner{maxDepth: maxDepth, hook: hook, info: info, kinds: s.kinds[:0], raw: s.raw[:0], state: sTop}
+	// kinds always has its first word, which deep keeps in a register.
+	*s = scanner{maxDepth: maxDepth, hook: hook, info: info, kinds: append(s.kinds[:0], 0), raw: s.raw[:0], state: sTop}
 	if hook != nil {
 		s.onEvent = hook.OnEvent
 		s.rawTypes = hook.RawTypes
@@ -204,6 +205,13 @@ func stringStop(w uint64) uint64 {
 	return ((q-lsb)&^q | (b-lsb)&^b | (w-controls)&^w) & msb
 }
 
+// quoteAt tells whether the lowest flagged byte of m, a non-zero result of
+// stringStop(w), is a '"' (and not a backslash or a control character).
+func quoteAt(w, m uint64) bool {
+	q := w ^ quotes
+	return (q-lsb)&^q&(m&-m) != 0
+}
+
 // class of a byte where a value or structural character is expected.
 const (
 	cOther uint8 = iota
@@ -231,6 +239,16 @@ var classes = func() (t [256]uint8) {
 	}
 	t['"'], t['-'], t['{'], t['['], t['}'], t[']'], t[','], t[':'] = cQuote, cMinus, cOpenObj, cOpenArr, cCloseObj, cCloseArr, cComma, cColon
 	t['t'], t['f'], t['n'] = cT, cF, cN
+	return t
+}()
+
+// stringStops flags the bytes that end a run of plain string bytes: '"',
+// '\\' and control characters.
+var stringStops = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
 	return t
 }()
 
@@ -270,6 +288,8 @@ func (s *scanner) feed(b []byte) {
 		arr    = s.arr
 		arrTop = s.top == '['
 		j      int
+		x      uint8
+		lim    = min(s.maxDepth, deepLimit)
 	)
 	switch s.state {
 	case sTop:
@@ -351,7 +371,7 @@ value:
 						for j = i + 1; j < n && b[j]-'0' <= 9; j++ {
 						}
 						if j < n && b[j] != '.' && b[j]|0x20 != 'e' && j-i <= maxLit {
-							s.setField(f, b[i:j])
+							s.setInt(f, b[i:j])
 							i = j
 							goto after
 						}
@@ -367,6 +387,21 @@ value:
 			}
 		}
 	}
+	if arrTop && d >= 2 && d <= deepLimit && (d > 2 || c == '{' || c == '[') {
+		i, d, arr, s.kinds[0], x = deep(b, i, d, arr, s.kinds[0], lim, xValue)
+		goto resume
+	}
+	goto valueAny
+valueSlow: // a value that deep left
+	for i < n && classes[b[i]] == cSpace {
+		i++
+	}
+	if i == n {
+		st = sValue
+		goto out
+	}
+	c = b[i]
+valueAny:
 	// Strings and integers first, by compare, not through the jump table:
 	// they are most values, and a two-way branch predicts better.
 	if c == '"' {
@@ -500,9 +535,29 @@ objKey:
 	i++
 key:
 	if d == 2 && arrTop {
-		// An event's key: matched in place when it has no escape and
-		// ends in this chunk, the usual case.
-		for j = i; j < n && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20; j++ {
+		// An event's key: rrweb's own three, spelled as rrweb does and
+		// followed by the colon, compared 8 bytes at a time; others
+		// matched in place when they have no escape and end in this
+		// chunk, the usual case.
+		if i+12 <= n {
+			w := binary.LittleEndian.Uint64(b[i:])
+			switch {
+			case w&0xffffffffffff == 't'|'y'<<8|'p'<<16|'e'<<24|'"'<<32|':'<<40:
+				s.field = fType
+				i += 6
+				goto value
+			case w&0xffffffffffff == 'd'|'a'<<8|'t'<<16|'a'<<24|'"'<<32|':'<<40:
+				s.field = fData
+				i += 6
+				goto value
+			case w == 't'|'i'<<8|'m'<<16|'e'<<24|'s'<<32|'t'<<40|'a'<<48|'m'<<56 &&
+				binary.LittleEndian.Uint32(b[i+8:])&0xffffff == 'p'|'"'<<8|':'<<16:
+				s.field = fTimestamp
+				i += 11
+				goto value
+			}
+		}
+		for j = i; j < n && !stringStops[b[j]]; j++ {
 		}
 		if j < n && b[j] == '"' {
 			s.field = matchField(b[i:j])
@@ -535,6 +590,11 @@ colon:
 	goto value
 
 after:
+	if arrTop && d > 2 && d <= deepLimit {
+		i, d, arr, s.kinds[0], x = deep(b, i, d, arr, s.kinds[0], lim, xAfter)
+		goto resume
+	}
+afterSlow:
 	if i < n && b[i] <= ' ' {
 		for i < n && classes[b[i]] == cSpace {
 			i++
@@ -565,6 +625,27 @@ after:
 	}
 	s.fail(i, d, "expected ',' or a closing bracket")
 	return
+
+resume: // where deep stopped
+	switch x {
+	case xValue:
+		goto valueSlow
+	case xAfter:
+		goto afterSlow
+	case xObjFirst:
+		goto objFirst
+	case xArrFirst:
+		goto arrFirst
+	case xObjKey:
+		goto objKey
+	case xColon:
+		goto colon
+	case xKeyStr:
+		s.strOf = plainKey
+		goto str
+	}
+	s.strOf = 0
+	goto str
 
 pop: // i is past the closing bracket
 	d--
@@ -985,6 +1066,37 @@ func (s *scanner) endNumber() {
 	s.setField(field, s.capBuf[:s.capN])
 }
 
+// setInt is setField for a literal of digits without a leading zero, with
+// fast paths for the usual one-digit type and 9 to 16 digit timestamp.
+func (s *scanner) setInt(field uint8, lit []byte) {
+	switch {
+	case field == fType && len(lit) == 1:
+		s.typSet, s.typOK, s.typFull, s.typ = true, true, lit[0] == '2', int64(lit[0]-'0')
+		return
+	case field == fTimestamp && len(lit) >= 9 && len(lit) <= 16:
+		hi := parse8(binary.LittleEndian.Uint64(lit))
+		lo := parse8(binary.LittleEndian.Uint64(lit[len(lit)-8:]))
+		v := int64(hi/pow10[16-len(lit)]*1e8 + lo)
+		if v < secondsBelow {
+			v *= 1000
+		}
+		s.tsSet, s.tsOK, s.ts = true, true, v
+		return
+	}
+	s.setField(field, lit)
+}
+
+var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
+
+// parse8 returns the value of 8 ASCII digits, the first in w's lowest
+// byte: pairs, then quads, then all eight are combined in place.
+func parse8(w uint64) uint64 {
+	w -= '0' * lsb
+	w = (w*10 + w>>8) & 0x00ff00ff00ff00ff
+	w = (w*100 + w>>16) & 0x0000ffff0000ffff
+	return (w*10000 + w>>32) & 0xffffffff
+}
+
 func (s *scanner) setField(field uint8, lit []byte) {
 	switch field {
 	case fType:
@@ -1339,8 +1451,7 @@ const jsonMaxDepth = 10000
 func ValidJSON(b []byte) bool {
 	w := works.Get().(*work)
 	defer w.release()
-	var info Info
-	w.sc.reset(jsonMaxDepth, nil, &info)
+	w.sc.reset(jsonMaxDepth, nil, &w.info)
 	w.sc.feed(b)
 	err := w.sc.finish()
 	r, _ := Reason(err)

@@ -114,10 +114,11 @@ func ValidateEvents(payload []byte, lim Limits, hook *EventHook) (Info, error) {
 	if int64(len(payload)) > lim.MaxPayload {
 		return Info{}, invalid(ReasonPayloadTooLarge, fmt.Errorf("payload of %d bytes exceeds %d", len(payload), lim.MaxPayload))
 	}
-	info := Info{Encoding: Detect(payload)}
 	w := works.Get().(*work)
 	defer w.release()
-	w.sc.reset(lim.MaxDepth, hook, &info)
+	info := &w.info // in w, so that it does not escape per call
+	*info = Info{Encoding: Detect(payload)}
+	w.sc.reset(lim.MaxDepth, hook, info)
 	var err error
 	switch info.Encoding {
 	case Plain:
@@ -145,7 +146,7 @@ func ValidateEvents(payload []byte, lim Limits, hook *EventHook) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	return info, nil
+	return *info, nil
 }
 
 // chunkSize is the decompressed bytes scanned at a time: large enough that
@@ -154,9 +155,10 @@ const chunkSize = 64 << 10
 
 // work is the reusable state of one validation.
 type work struct {
-	sc  scanner
-	buf [chunkSize]byte
-	src bytes.Reader
+	sc   scanner
+	info Info
+	buf  [chunkSize]byte
+	src  bytes.Reader
 }
 
 var works = sync.Pool{New: func() any { return new(work) }}
@@ -217,7 +219,10 @@ func (w *work) zstd(payload []byte, limit int64) (int64, error) {
 		return 0, invalid(ReasonBadCompression, fmt.Errorf("zstd: %w", err))
 	}
 	n, err := w.pump(Zstd, d, limit)
-	var ie *InvalidError
+	if err == nil {
+		return n, nil
+	}
+	var ie *InvalidError // escapes: allocated only on this error path
 	if errors.As(err, &ie) && ie.Reason == ReasonBadCompression && errors.Is(err, zstd.ErrWindowSizeExceeded) {
 		return 0, tooLarge(limit) // a later frame's window is over maxStreamWindow
 	}

@@ -55,7 +55,7 @@ func sampleReport() *Report {
 	packer := DesignResult{
 		SustainedPerS:    600,
 		At50:             &StepResult{AckP50MS: 2000, AckP99MS: 2100, CPUPer1000: 2.2},
-		At90:             &StepResult{AckP50MS: 900, AckP99MS: 1900, CPUPer1000: 2.0},
+		At90:             &StepResult{AckP50MS: 900, AckP99MS: 1900, CPUPer1000: 2.0, Arrived: 1000, Acked: 1000, AckMaxMS: 2500},
 		ClassAPerMillion: 4000, KMSPerMillion: 50, TxPerMillion: 4000, RoundTripsPerMillion: 32000,
 	}
 	naive := DesignResult{

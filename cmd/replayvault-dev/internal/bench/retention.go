@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/replayvault/replayvault/shared/cost"
 	"github.com/replayvault/replayvault/shared/segment"
@@ -16,18 +18,53 @@ type RetentionCosts struct {
 	Prices    cost.Prices       `json:"prices"`
 	Reads     []cost.ReadWindow `json:"reads"`
 	Transcode TranscodeResult   `json:"transcode"`
-	Designs   []cost.Design     `json:"designs"`
-	Rows      []cost.Row        `json:"rows"`
+	// Delivery is direct Ingest-to-Pack delivery as this run measured it
+	// (see measureDelivery); Delivery10 is the same with 10% spilled.
+	Delivery         cost.Delivery `json:"delivery"`
+	DeliveryMeasured bool          `json:"delivery_measured"`
+	Delivery10       cost.Delivery `json:"delivery_10"`
+	Designs          []cost.Design `json:"designs"`
+	Rows             []cost.Row    `json:"rows"`
 	// Days90 compares the 90-day totals: today (packed, STANDARD all
 	// life, as sent) against packed with lifecycle rules and with
-	// transcoding, and naive.
+	// transcoding, with direct delivery on top, and naive.
 	Days90 struct {
 		Naive, Today, Lifecycle, TranscodeLifecycle float64
+		// Direct is packed+transcode+lifecycle with direct delivery at
+		// the measured spill; Direct10 with 10% spilled.
+		Direct, Direct10 float64
 		// StorageLayer is the same for the costs the storage design
 		// controls (GCS storage, operations, retrieval, KMS): today and
 		// with lifecycle.
 		StorageLayerToday, StorageLayerLifecycle float64
 	} `json:"days_90"`
+}
+
+// packTimeout is Ingest's PACK_TIMEOUT default: a push Pack answers later
+// than this would spill to Pub/Sub.
+const packTimeout = 6 * time.Second
+
+// measureDelivery is direct delivery as the packer's 90% step saw it: a
+// segment spills when Pack nacked it, never answered, or answered later than
+// PACK_TIMEOUT (the step keeps only the slowest answer, so when that is
+// later the whole step counts as spilled: an upper bound). Ingest holds a
+// directly delivered request for Pack's ack p50 (the mean of a wait spread
+// evenly over a batch's fill), a spilled one for the whole PACK_TIMEOUT.
+// Without a 90% step (no sustained rate found, as on a saturated machine)
+// nothing is measured: no spill, and every request waits the whole flush
+// age, what it waits at low load (an upper bound on the wait).
+func measureDelivery(at90 *StepResult, flushAge time.Duration) (v cost.Delivery, measured bool) {
+	v = cost.Delivery{SpillWaitS: packTimeout.Seconds(), Concurrency: cost.IngestConcurrency}
+	if at90 == nil || at90.Arrived == 0 {
+		v.WaitS = flushAge.Seconds()
+		return v, false
+	}
+	v.WaitS = at90.AckP50MS / 1000
+	v.Spill = float64(at90.Nacked+at90.Failed+at90.Unsent) / float64(at90.Arrived)
+	if at90.AckMaxMS > float64(packTimeout.Milliseconds()) {
+		v.Spill = 1
+	}
+	return v, true
 }
 
 // TranscodeResult is Pack's transcoding measured on the corpus: gzip as
@@ -117,7 +154,12 @@ func (r *Report) computeRetention(storedBytesPerSegment, meanSent, packerReadsPe
 		MemGiBPerVCPU: 1, DBBytesPerSegment: dbBytesPerSegment,
 	}
 	transcoded := cost.Transcoded(packed, tc.StoredRatio, tc.CPUPerSegment, tc.DecodeZstd)
-	rc.Designs = []cost.Design{naive, packed, transcoded}
+	rc.Delivery, rc.DeliveryMeasured = measureDelivery(r.Ingest.Packer.At90, time.Duration(r.Settings.FlushAgeMS*float64(time.Millisecond)))
+	rc.Delivery10 = rc.Delivery
+	rc.Delivery10.Spill = max(rc.Delivery.Spill, 0.1)
+	direct := cost.Direct(transcoded, rc.Delivery)
+	direct10 := cost.Direct(transcoded, rc.Delivery10)
+	rc.Designs = []cost.Design{naive, packed, transcoded, direct, direct10}
 	rc.Rows = cost.Published.Table(rc.Designs, rc.Reads)
 
 	p := cost.Published
@@ -128,9 +170,37 @@ func (r *Report) computeRetention(storedBytesPerSegment, meanSent, packerReadsPe
 	rc.Days90.Today = today.Total
 	rc.Days90.Lifecycle = life.Total
 	rc.Days90.TranscodeLifecycle = p.Over(transcoded, 90, cost.Plan[90], rc.Reads).Total
+	rc.Days90.Direct = p.Over(direct, 90, cost.Plan[90], rc.Reads).Total
+	rc.Days90.Direct10 = p.Over(direct10, 90, cost.Plan[90], rc.Reads).Total
 	rc.Days90.StorageLayerToday = layer(today)
 	rc.Days90.StorageLayerLifecycle = layer(life)
 	r.Retention = rc
+}
+
+// RepriceRetention prices a saved report's counts over the retention again
+// with this build's cost model: the stored and published bytes, read
+// operations and transcoding measurement come from its retention designs,
+// the rest from its ingest and read results.
+func (r *Report) RepriceRetention() error {
+	rc := r.Retention
+	if rc == nil || len(rc.Designs) < 2 {
+		return errors.New("the report has no retention costs to reprice")
+	}
+	var naive, packed *cost.Design
+	for i := range rc.Designs {
+		switch rc.Designs[i].Name {
+		case "naive":
+			naive = &rc.Designs[i]
+		case "packed":
+			packed = &rc.Designs[i]
+		}
+	}
+	if naive == nil || packed == nil {
+		return errors.New("the report's retention costs lack the naive or packed design")
+	}
+	perSegment := func(gb float64) float64 { return gb * 1e9 / 1e6 }
+	r.computeRetention(perSegment(packed.StoredGB), perSegment(packed.PubSubGB)-200, packed.ReadOpsPerSegment, naive.ReadOpsPerSegment, rc.Transcode)
+	return nil
 }
 
 func (rc *RetentionCosts) writeTable(b *strings.Builder) {
@@ -141,6 +211,13 @@ func (rc *RetentionCosts) writeTable(b *strings.Builder) {
 	d := rc.Days90
 	fmt.Fprintf(b, "90 days: today (packed) $%.2f, with lifecycle $%.2f (%.0f%%), with transcoding too $%.2f (%.0f%%); naive $%.2f\n",
 		d.Today, d.Lifecycle, 100*d.Lifecycle/d.Today, d.TranscodeLifecycle, 100*d.TranscodeLifecycle/d.Today, d.Naive)
+	v := rc.Delivery
+	how := fmt.Sprintf("measured at 90%% of the sustained rate; Ingest holds each request Pack's ack p50 there, %.0f ms", 1000*v.WaitS)
+	if !rc.DeliveryMeasured {
+		how = fmt.Sprintf("not measured, no sustained rate in this run; Ingest holds each request the whole flush age, %.0f ms, as at low load", 1000*v.WaitS)
+	}
+	fmt.Fprintf(b, "90 days with direct delivery (Ingest posts to Pack, Pub/Sub only for what spills; +transcode+lifecycle): $%.2f (%.0f%% of today) at %.1f%% spilled (%s; %d requests to an Ingest instance, a spilled one held PACK_TIMEOUT %.0f s), $%.2f (%.0f%%) at %.0f%% spilled\n",
+		d.Direct, 100*d.Direct/d.Today, 100*v.Spill, how, v.Concurrency, v.SpillWaitS, d.Direct10, 100*d.Direct10/d.Today, 100*rc.Delivery10.Spill)
 	fmt.Fprintf(b, "90 days, storage layer only (GCS and KMS): today $%.2f, with lifecycle $%.2f (%.0f%%)\n",
 		d.StorageLayerToday, d.StorageLayerLifecycle, 100*d.StorageLayerLifecycle/d.StorageLayerToday)
 	b.WriteString("reads assumed (per segment, by age in days):")
