@@ -12,13 +12,10 @@ import (
 	"net/http"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/replayvault/replayvault/functions/packer"
 	"github.com/replayvault/replayvault/shared/api"
 	"github.com/replayvault/replayvault/shared/config"
-	"github.com/replayvault/replayvault/shared/derrors"
 	"github.com/replayvault/replayvault/shared/logging"
 	"github.com/replayvault/replayvault/shared/telemetry"
 
@@ -39,7 +36,10 @@ func init() {
 	} else {
 		tel = t
 	}
-	functions.CloudEvent("Pack", pack)
+	// Pack is an HTTP function: it reads the Pub/Sub push body itself, in
+	// one pass, where a CloudEvent function would have the framework
+	// decode and re-encode it (with reflection) several times first.
+	functions.HTTP("Pack", pack)
 	functions.HTTP("Serve", serve)
 	functions.HTTP("Shred", shred)
 	functions.HTTP("Ingest", ingest)
@@ -56,16 +56,9 @@ var packFn = newLazy("pack", func(ctx context.Context) (*packer.Packer, func(), 
 	return packer.Build(ctx, cfg, tel)
 })
 
-// pack serves the Pack function: one Pub/Sub push per segment.
-func pack(ctx context.Context, e event.Event) error {
-	p, done, err := packFn.acquire()
-	if err != nil {
-		status, _ := derrors.ToStatus(err)
-		return cehttp.NewResult(status, "%v", err)
-	}
-	defer done()
-	return p.HandleEvent(ctx, e)
-}
+// pack serves the Pack function: one Pub/Sub push per segment (see
+// packer.Packer.ServeHTTP).
+func pack(w http.ResponseWriter, r *http.Request) { serveHTTP(packFn, w, r) }
 
 var serveFn = newLazy("serve", func(ctx context.Context) (http.Handler, func(), error) {
 	cfg, err := config.LoadServe(ctx)
@@ -96,7 +89,7 @@ func shred(w http.ResponseWriter, r *http.Request) { serveHTTP(shredFn, w, r) }
 
 // serveHTTP hands r to the handler l builds, or answers 503 (with the
 // detail only in the log) while it cannot be built or is shutting down.
-func serveHTTP(l *lazy[http.Handler], w http.ResponseWriter, r *http.Request) {
+func serveHTTP[H http.Handler](l *lazy[H], w http.ResponseWriter, r *http.Request) {
 	h, done, err := l.acquire()
 	if err != nil {
 		api.WriteError(w, r, err, nil)

@@ -56,8 +56,8 @@ func startFunction(t *testing.T, target string) string {
 	return ""
 }
 
-// TestPackOverHTTP sends 2,000 segments concurrently as Pub/Sub CloudEvents
-// to the registered Pack function, configured only through the environment
+// TestPackOverHTTP sends 2,000 segments concurrently as Pub/Sub pushes
+// (plain and as CloudEvents) to the registered Pack function, configured only through the environment
 // as deployed, and checks group commit end to end.
 func TestPackOverHTTP(t *testing.T) {
 	d := testenv.NewDeps(t)
@@ -223,17 +223,22 @@ func packEnv(t *testing.T, d *testenv.Deps, ps *testenv.PubSub) map[string]strin
 }
 
 // pushRequest is the request a Pub/Sub push subscription sends to Pack for
-// one message, as functions-framework receives it.
+// one message: the plain push body for an even id (what
+// google_pubsub_subscription.pack sends), and the same body as a binary-mode
+// messagePublished CloudEvent (ce-* headers, as Eventarc sends it) for an
+// odd one.
 func pushRequest(url, id string, data []byte, attrs map[string]string) *http.Request {
 	body, _ := json.Marshal(map[string]any{
 		"subscription": "projects/p/subscriptions/pack",
-		"message":      map[string]any{"messageId": id, "data": data, "attributes": attrs},
+		"message":      map[string]any{"messageId": id, "data": data, "attributes": attrs, "publishTime": "2026-01-01T00:00:00Z"},
 	})
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("ce-specversion", "1.0")
-	req.Header.Set("ce-id", id)
-	req.Header.Set("ce-source", "//pubsub.googleapis.com/projects/p/topics/segments")
-	req.Header.Set("ce-type", "google.cloud.pubsub.topic.v1.messagePublished")
+	if n, _ := strconv.Atoi(id); n%2 == 1 {
+		req.Header.Set("ce-specversion", "1.0")
+		req.Header.Set("ce-id", id)
+		req.Header.Set("ce-source", "//pubsub.googleapis.com/projects/p/topics/segments")
+		req.Header.Set("ce-type", "google.cloud.pubsub.topic.v1.messagePublished")
+	}
 	return req
 }

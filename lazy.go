@@ -88,8 +88,8 @@ func (l *lazy[T]) shutdown(ctx context.Context) error {
 	var err error
 	select {
 	case <-idle:
-		// The framework writes a CloudEvent function's answer after the
-		// function returns: give the last ones time to reach the socket.
+		// net/http sends an answer once its handler has returned: give
+		// the last ones time to reach the socket.
 		time.Sleep(answerGrace)
 	case <-ctx.Done():
 		err = fmt.Errorf("%s: requests still in flight at shutdown: %w", l.name, ctx.Err())

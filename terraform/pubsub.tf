@@ -1,9 +1,9 @@
 # Segments arrive on the segment topic and reach Pack through an explicit push
 # subscription rather than an Eventarc trigger: the subscription Eventarc makes
 # has an ack deadline Terraform cannot set (and no dead-letter policy), while
-# group commit holds each request for up to FLUSH_AGE plus a flush. The
-# functions framework turns the push body into the same CloudEvent Eventarc
-# would deliver (README.md, "Why a push subscription").
+# group commit holds each request for up to FLUSH_AGE plus a flush. Pack
+# reads the push body itself, and would take Eventarc's binary-mode
+# CloudEvent as well (terraform/README.md, "Why a push subscription").
 
 resource "google_pubsub_topic" "segments" {
   name       = "${var.name}-segments"
@@ -58,9 +58,8 @@ resource "google_pubsub_subscription" "pack" {
   message_retention_duration = "604800s"
 
   push_config {
-    # The path names the topic, which the functions framework puts in the
-    # CloudEvent source.
-    push_endpoint = "${google_cloudfunctions2_function.pack[0].service_config[0].uri}/${google_pubsub_topic.segments.id}"
+    # Pack is an HTTP function that reads the push body itself.
+    push_endpoint = google_cloudfunctions2_function.pack[0].service_config[0].uri
 
     oidc_token {
       service_account_email = google_service_account.pack_push.email

@@ -35,11 +35,10 @@ func (s *stack) subscriptionName(id string) string {
 	return fmt.Sprintf("projects/%s/subscriptions/%s", devPubSubProject, id)
 }
 
-// subscribePack points the push subscription at Pack. The endpoint's path
-// names the topic: functions-framework turns a plain push request into the
-// CloudEvent Pack takes and needs the topic for the event's source.
+// subscribePack points the push subscription at Pack, which reads the
+// push body itself (any path).
 func (s *stack) subscribePack(ctx context.Context) error {
-	endpoint := s.funcs["Pack"].url + "/" + s.topicName(devSegmentTopic)
+	endpoint := s.funcs["Pack"].url + "/"
 	sub := &pubsubpb.Subscription{
 		Name:               s.subscriptionName(devPushSubscription),
 		Topic:              s.topicName(devSegmentTopic),

@@ -1,14 +1,24 @@
 package packer
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
@@ -20,7 +30,7 @@ import (
 )
 
 // Hot paths of Pack besides validation (shared/segment) and sealing
-// (shared/crypt): decoding the push envelope, once per segment, and the
+// (shared/crypt): taking the push request, once per segment, and the
 // flush, once per batch. Compare runs with benchstat; `replayvault-dev bench`
 // measures the whole function under load.
 
@@ -32,36 +42,90 @@ func (r hotReject) Reject(_ context.Context, attrs map[string]string, _ []byte, 
 	return nil
 }
 
-// BenchmarkEventDecode decodes one Pub/Sub push CloudEvent (JSON with the
-// payload in base64), as HandleEvent does for every segment: with
-// decodeEvent, and with the SDK's reflective DataAs it replaced.
-func BenchmarkEventDecode(b *testing.B) {
+// BenchmarkPushDecode serves one Pub/Sub push request (JSON with the
+// payload in base64) over loopback HTTP and decodes its message, the way
+// Pack's entry point does: as an HTTP function that reads the body itself
+// (ReadPush, DecodePush), and, for comparison, as the CloudEvent function
+// it was, where functions-framework turns a plain push into a CloudEvent
+// (unmarshalling and marshalling it with reflection) and the CloudEvents
+// SDK parses that before the same DecodePush. Both run in
+// functions-framework's server on the same client; plain is the body a push
+// subscription sends, binary the same body with ce-* headers (Eventarc).
+func BenchmarkPushDecode(b *testing.B) {
+	ctx := context.Background()
+	var bad atomic.Int64
+	check := func(body []byte) {
+		if m, err := DecodePush(body); err != nil || len(m.Data) == 0 {
+			bad.Add(1)
+		}
+	}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/http", func(w http.ResponseWriter, r *http.Request) {
+		body, err := ReadPush(r, segment.Limits{})
+		if err != nil {
+			bad.Add(1)
+		}
+		check(body)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := funcframework.RegisterCloudEventFunctionContext(ctx, "/projects/p/topics/t", func(_ context.Context, e event.Event) error {
+		check(e.Data())
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	go func() { _ = funcframework.StartHostPort("127.0.0.1", port) }()
+	base := "http://127.0.0.1:" + port
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("functions framework did not listen")
+		}
+	}
 	for _, size := range []int{20 << 10, 300 << 10} {
 		payload := make([]byte, size)
 		_, _ = rand.Read(payload)
-		body := fmt.Appendf(nil, `{"subscription":"projects/p/subscriptions/s","message":{"messageId":"1","attributes":{"project_id":"7","replay_id":"%s","segment_id":"3"},"data":"%s"}}`,
+		body := fmt.Appendf(nil, `{"subscription":"projects/p/subscriptions/s","message":{"messageId":"1","publishTime":"2026-01-01T00:00:00Z","attributes":{"project_id":"7","replay_id":"%s","segment_id":"3"},"data":"%s"}}`,
 			uuid.NewString(), base64.StdEncoding.EncodeToString(payload))
-		e := event.New()
-		e.SetID("1")
-		e.SetSource("//pubsub.googleapis.com/projects/p/topics/t")
-		e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-		if err := e.SetData("application/json", body); err != nil {
-			b.Fatal(err)
-		}
-		for _, dec := range []struct {
-			name string
-			fn   func(*pushData) error
+		for _, c := range []struct {
+			name, path string
+			ce         bool
 		}{
-			{"decodeEvent", func(d *pushData) error { return decodeEvent(e, d) }},
-			{"DataAs", func(d *pushData) error { return e.DataAs(d) }},
+			{"HTTP/plain", "/http", false},
+			{"HTTP/binary", "/http", true},
+			{"CloudEvent/plain", "/projects/p/topics/t", false},
+			{"CloudEvent/binary", "/projects/p/topics/t", true},
 		} {
-			b.Run(fmt.Sprintf("%dKB/%s", size>>10, dec.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%dKB/%s", size>>10, c.name), func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
 				for b.Loop() {
-					var d pushData
-					if err := dec.fn(&d); err != nil {
+					req, _ := http.NewRequest(http.MethodPost, base+c.path, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					if c.ce {
+						req.Header.Set("Ce-Specversion", "1.0")
+						req.Header.Set("Ce-Id", "1")
+						req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/p/topics/t")
+						req.Header.Set("Ce-Type", "google.cloud.pubsub.topic.v1.messagePublished")
+					}
+					resp, err := hc.Do(req)
+					if err != nil {
 						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode/100 != 2 || bad.Load() > 0 {
+						b.Fatalf("status %d, %d bad decodes", resp.StatusCode, bad.Load())
 					}
 				}
 			})
@@ -132,4 +196,91 @@ func BenchmarkFlush(b *testing.B) {
 			b.ReportMetric(float64(n), "segments/op")
 		})
 	}
+}
+
+// BenchmarkPackCPU measures Pack's CPU per segment against the work it
+// cannot avoid, in one run: each op pushes 1,000 segments of the bench's
+// size distribution (one in 16 a replay's first, with its full snapshot)
+// concurrently through ServeHTTP into a packer with the production
+// defaults (slices derived, issues detected), and then runs on every core
+// the CPU-bound limit's work (Prepare, as replayvault-dev bench's limit.go
+// does) on the same payloads. It reports
+// process CPU per segment of each and limit ÷ pack, the bench's
+// ingest.limit_fraction without HTTP transport, I/O latency or the
+// stand-ins (uploads are dropped: an in-process GCS stand-in's CPU would
+// count here; PostgreSQL runs in its own process).
+func BenchmarkPackCPU(b *testing.B) {
+	d := testenv.NewDeps(b)
+	ctx := context.Background()
+	cfg := Config{
+		FlushBytes: 8 << 20, FlushSegments: 1000, FlushAge: 2 * time.Second, MaxConcurrency: 1000,
+		MaxBufferBytes: 512 << 20, FlushTimeout: time.Minute, DeriveSlices: true, TranscodeMinRetention: 365,
+	}
+	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
+	b.Cleanup(p.Close)
+	if _, err := p.keys.Current(ctx); err != nil {
+		b.Fatal(err)
+	}
+	const n = 1000
+	rng := mrand.New(mrand.NewPCG(5, 6))
+	sizes := workload.DefaultSizes()
+	payloads := make([][]byte, n)
+	for i := range payloads {
+		seg := 1
+		if i%16 == 0 {
+			seg = 0
+		}
+		payloads[i], _ = workload.CompressedSegment(rng, seg, 1_700_000_000_000, sizes.Sample(rng))
+	}
+	round := func() time.Duration {
+		bodies := make([][]byte, n)
+		replay := uuid.New()
+		for i := range bodies {
+			m := message(1+int64(i%20), replay, i, payloads[i])
+			bodies[i], _ = json.Marshal(pushBody(m))
+		}
+		before := cpuTime()
+		var wg sync.WaitGroup
+		for _, body := range bodies {
+			wg.Go(func() {
+				if code := serve(p, rawPush(body)); code != http.StatusOK {
+					b.Errorf("status %d", code)
+				}
+			})
+		}
+		wg.Wait()
+		return cpuTime() - before
+	}
+	// The limit: Pack's own per-segment work (Prepare), on a packer with
+	// the same settings and keys, on every core.
+	lp := New(cfg, nil, nil, p.keys, hotReject{b})
+	limit := func() time.Duration {
+		before := cpuTime()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		replay := uuid.New()
+		for range runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
+					if err := lp.Prepare(ctx, message(1, replay, int(i), payloads[i])); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return cpuTime() - before
+	}
+	round() // warm: connections, statements
+	var cpuPack, cpuLimit time.Duration
+	for b.Loop() {
+		cpuPack += round()
+		cpuLimit += limit()
+	}
+	perPack := float64(cpuPack.Nanoseconds()) / float64(n*b.N)
+	perLimit := float64(cpuLimit.Nanoseconds()) / float64(n*b.N)
+	b.ReportMetric(perPack, "cpu-ns/seg-pack")
+	b.ReportMetric(perLimit, "cpu-ns/seg-limit")
+	b.ReportMetric(perLimit/perPack, "limit/pack")
 }

@@ -2,11 +2,13 @@ package packer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"runtime"
 	"slices"
 	"sync"
@@ -14,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -30,7 +31,7 @@ import (
 
 // BenchmarkTelemetryOverhead measures what instrumentation costs Pack's
 // CPU per segment. Each op is one round of 1,000 pushes (through
-// HandleEvent, as Pub/Sub sends them, each with a publisher's traceparent)
+// ServeHTTP, as Pub/Sub sends them, each with a publisher's traceparent)
 // into each of three packers on the same stand-ins:
 //
 //   - off: telemetry off (the Nop provider, as without a collector);
@@ -103,9 +104,9 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 	for i := range payloads {
 		payloads[i] = workload.Gzip(workload.Segment(rng, i%50, 1_700_000_000_000, 2000+rng.IntN(20000)))
 	}
-	events := func(ratio float64) []event.Event {
+	events := func(ratio float64) [][]byte {
 		sampler := sdktrace.TraceIDRatioBased(ratio)
-		out := make([]event.Event, n)
+		out := make([][]byte, n)
 		replays := make([]uuid.UUID, n/50)
 		for i := range replays {
 			replays[i] = uuid.New()
@@ -126,18 +127,22 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 			}
 			// A publisher's trace context, as a traced client sends it.
 			m.Attributes["traceparent"] = fmt.Sprintf("00-%s-%s-%s", tid, sid, flags)
-			out[i] = pushEvent(b, m)
+			body, err := json.Marshal(pushBody(m))
+			if err != nil {
+				b.Fatal(err)
+			}
+			out[i] = body
 		}
 		return out
 	}
-	round := func(p *Packer, es []event.Event) time.Duration {
+	round := func(p *Packer, es [][]byte) time.Duration {
 		runtime.GC()
 		before := cpuTime()
 		var wg sync.WaitGroup
-		for _, e := range es {
+		for _, body := range es {
 			wg.Go(func() {
-				if err := p.HandleEvent(ctx, e); err != nil {
-					b.Error(err)
+				if code := serve(p, rawPush(body).WithContext(ctx)); code != http.StatusOK {
+					b.Errorf("status %d", code)
 				}
 			})
 		}
@@ -151,7 +156,7 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 	cpu := make([][]float64, len(variants)) // per variant, per op: CPU ns per segment
 	for op := 0; b.Loop(); op++ {
 		b.StopTimer()
-		es := make([][]event.Event, len(variants))
+		es := make([][][]byte, len(variants))
 		for i, v := range variants {
 			es[i] = events(v.ratio)
 		}

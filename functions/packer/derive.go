@@ -6,28 +6,50 @@ import (
 
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/derive"
+	"github.com/replayvault/replayvault/shared/detect"
 	"github.com/replayvault/replayvault/shared/segment"
 )
 
-// maxSliceEvent caps the bytes of one event the validator hands to the
-// slicer (and buffers, when the event spans decompressed chunks); a longer
+// maxSliceEvent caps the bytes of one event the slicer takes; a longer
 // console or network event stays in the recording but not in its slice.
 const maxSliceEvent = 256 << 10
 
-// scan validates a payload; for a recording segment, with DeriveSlices, it
-// also takes the console, network and timeline slices out of it in the same
-// pass (the validator's event hook) and returns the slicer holding them.
-func (p *Packer) scan(attrs segment.Attributes, data []byte) (segment.Info, *derive.Slicer, error) {
-	if !p.cfg.DeriveSlices || attrs.ID.Type != segment.DefaultType {
-		info, err := segment.Validate(data, p.cfg.Limits)
-		return info, nil, err
+// pass is what the validator's pass over a segment gathered for later
+// stages besides its Info.
+type pass struct {
+	// slicer holds the console, network and timeline slices of a
+	// recording segment (nil unless DeriveSlices).
+	slicer *derive.Slicer
+	// issues holds what issue detection saw (issues.go).
+	issues *detect.Stream
+}
+
+// scan validates a payload and, in the same pass (the validator's event
+// hook), feeds issue detection and, for a recording segment with
+// DeriveSlices, takes the console, network and timeline slices out of it:
+// each segment is decompressed and scanned once.
+func (p *Packer) scan(attrs segment.Attributes, data []byte) (segment.Info, pass, error) {
+	ps := pass{issues: detect.NewStream(detect.Rules{}, detectLimits)}
+	if p.cfg.DeriveSlices && attrs.ID.Type == segment.DefaultType {
+		ps.slicer = new(derive.Slicer)
 	}
-	s := new(derive.Slicer)
-	info, err := segment.ValidateEvents(data, p.cfg.Limits, s.Hook(maxSliceEvent))
+	d, s := ps.issues, ps.slicer
+	hook := &segment.EventHook{
+		OnEvent: func(m segment.EventMeta) {
+			d.Event(m.Type, m.HasType, m.Timestamp, m.Raw)
+			if s != nil && m.Raw != nil && len(m.Raw) <= maxSliceEvent {
+				s.Event(m.Type, m.HasType, m.Timestamp, m.Raw)
+			}
+		},
+		// detect.RawTypes holds the slicer's types (meta, custom, plugin).
+		RawTypes: detect.RawTypes,
+		MaxRaw:   detectLimits.MaxInput,
+	}
+	info, err := segment.ValidateEvents(data, p.cfg.Limits, hook)
 	if err != nil {
-		return info, nil, err // what the hook gathered is discarded
+		return info, pass{}, err // what the hook gathered is discarded
 	}
-	return info, s, nil
+	return info, ps, nil
 }
 
 // sealSlices seals each slice under its own identity (the recording's

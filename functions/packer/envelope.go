@@ -1,6 +1,7 @@
 package packer
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -135,16 +136,20 @@ func (p *walker) rawString() []byte {
 	p.i++ // '"'
 	start := p.i
 	for {
-		switch p.b[p.i] {
-		case '"':
+		// The payload is one long string: find its end a word at a time.
+		// A quote ends the string unless an odd number of backslashes
+		// precede it.
+		p.i += bytes.IndexByte(p.b[p.i:], '"')
+		n := 0
+		for j := p.i - 1; j >= start && p.b[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
 			s := p.b[start:p.i]
 			p.i++
 			return s
-		case '\\':
-			p.i += 2
-		default:
-			p.i++
 		}
+		p.i++
 	}
 }
 

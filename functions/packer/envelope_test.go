@@ -21,6 +21,7 @@ func FuzzDecodePush(f *testing.F) {
 		`{"message":{"messageId":7}}`, `{"message":[]}`, `{"message":null}`, `null`, `"just a string"`, `[]`, `{}`,
 		`{"message":{"data":"QQ=="}} x`, `{"me\u0073sage":{"d\u0061ta":"QQ=="}}`, `{"subscription":{"a":[1,{"b":"}"}]}}`,
 		`{"message":{"messageId":"\ud800"}}`, ``, ` `,
+		`{"message":{"messageId":"a\"b\\","data":"QQ\u003d\u003d"},"subscription":"\\\\\""}`,
 	} {
 		f.Add([]byte(s))
 	}

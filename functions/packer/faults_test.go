@@ -5,13 +5,12 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/shared/crypt"
@@ -152,7 +151,7 @@ func TestRejectPublishHoldsNoCPUSlot(t *testing.T) {
 }
 
 // TestBufferBoundsMemory sends many concurrent 1 MiB plain payloads through
-// HandleEvent with a buffer far smaller than their sum. While the admitted
+// ServeHTTP with a buffer far smaller than their sum. While the admitted
 // requests wait for their batch, the live heap stays within the buffer
 // bound (plus a fixed allowance), the rest are refused with 429, and after
 // redelivery of the refused ones every segment is stored exactly once and
@@ -217,7 +216,7 @@ func TestBufferBoundsMemory(t *testing.T) {
 			go func() {
 				// The event is built here and not used after the call, as
 				// in the HTTP server.
-				answers <- answer{i, handle(t, p, pushEvent(t, message(1, replay, i, raw)))}
+				answers <- answer{i, handle(t, p, pushRequest(t, message(1, replay, i, raw)))}
 			}()
 		}
 		// Wait until every request is either answered or waiting for the
@@ -285,19 +284,14 @@ func TestBufferBoundsMemory(t *testing.T) {
 	}
 }
 
-// handle runs HandleEvent and returns the HTTP status of a nack, 0 for an
+// handle serves one push and returns the HTTP status of a nack, 0 for an
 // ack.
-func handle(t *testing.T, p *Packer, e event.Event) int {
-	err := p.HandleEvent(context.Background(), e)
-	if err == nil {
-		return 0
+func handle(t *testing.T, p *Packer, req *http.Request) int {
+	t.Helper()
+	if code := serve(p, req); code != http.StatusOK {
+		return code
 	}
-	var r *cehttp.Result
-	if errors.As(err, &r) {
-		return r.StatusCode
-	}
-	t.Errorf("HandleEvent: %v", err)
-	return -1
+	return 0
 }
 
 // waiting is how many requests wait for a batch.

@@ -10,21 +10,18 @@ import (
 )
 
 // detectLimits bound detection per segment: a segment whose JSON is larger
-// (in practice a big full snapshot) is not scanned, which keeps the second
-// decompression and the parse within a fixed budget.
+// (in practice a big full snapshot) gets no issues, which keeps the bytes
+// detection holds and parses within a fixed budget.
 var detectLimits = detect.Limits{MaxInput: 16 << 20, MaxEvents: 100_000, MaxNodes: 100_000, MaxOccurrences: 200}
 
-// detectIssues finds the issues in a validated segment. Detection is best
-// effort: a segment it cannot scan is still stored, just without issues.
-func (p *Packer) detectIssues(ctx context.Context, id segment.ID, data []byte, info segment.Info) []store.Occurrence {
-	if info.RawSize > int64(detectLimits.MaxInput) {
+// detectIssues returns the issues that detection found in a validated
+// segment during its scan (see Packer.scan). Detection is best effort: a
+// segment it cannot read is still stored, just without issues.
+func (p *Packer) detectIssues(ctx context.Context, id segment.ID, info segment.Info, d *detect.Stream) []store.Occurrence {
+	if d == nil || info.RawSize > int64(detectLimits.MaxInput) {
 		return nil
 	}
-	raw, err := segment.Decode(info.Encoding, data, int64(detectLimits.MaxInput))
-	if err != nil {
-		return nil // valid a moment ago; only a limit can refuse it now
-	}
-	found, err := detect.Detect(raw, detect.Rules{}, detectLimits)
+	found, err := d.Finish()
 	if err != nil {
 		slog.InfoContext(ctx, "issue detection skipped", "segment", id.String(), "error", err)
 		return nil

@@ -252,6 +252,22 @@ func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 	return p.add(ctx, e)
 }
 
+// Prepare runs the CPU-bound part of Ingest on m and drops the result:
+// attributes, the validating pass that also detects issues and takes the
+// slices, the edge rules, compression, and sealing the segment and its
+// slices. It holds no buffer space, joins no batch and does no I/O beyond
+// the keyring's first KEK; a segment Ingest would reject is an error.
+// replayvault-dev bench runs it for its CPU-bound limit, so that the limit
+// is Pack's own per-segment work and nothing else.
+func (p *Packer) Prepare(ctx context.Context, m Message) error {
+	v, err := p.validate(ctx, m)
+	if err != nil || v.filtered {
+		return err
+	}
+	_, err = p.seal(ctx, v)
+	return err
+}
+
 // holding is buffer space reserved by one request.
 type holding struct {
 	p *Packer
@@ -327,7 +343,7 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	if err != nil {
 		return validated{}, err
 	}
-	info, slicer, err := p.scan(attrs, m.Data)
+	info, ps, err := p.scan(attrs, m.Data)
 	if err != nil {
 		return validated{}, err
 	}
@@ -337,20 +353,19 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 		if data, info, keep, err = p.applyRules(ctx, attrs, m, info); err != nil || !keep {
 			return validated{filtered: !keep}, err
 		}
-		if slicer != nil && rewritten(m.Data, data) {
-			// Slices are taken from what is stored, never from what a rule
-			// removed (a PII scrub, say).
-			if _, slicer, err = p.scan(attrs, data); err != nil {
+		if rewritten(m.Data, data) {
+			// Slices and issues are taken from what is stored, never from
+			// what a rule removed (a PII scrub, say).
+			if _, ps, err = p.scan(attrs, data); err != nil {
 				return validated{}, err
 			}
 		}
 	}
 	v := validated{attrs: attrs, info: info, stored: data, enc: info.Encoding, meta: replaymeta.FromAttributes(m.Attributes)}
-	if slicer != nil {
-		v.slices = slicer.Slices()
+	if ps.slicer != nil {
+		v.slices = ps.slicer.Slices()
 	}
-	// After the rules: what a scrub masked never reaches an occurrence.
-	v.issues = p.detectIssues(ctx, attrs.ID, data, info)
+	v.issues = p.detectIssues(ctx, attrs.ID, info, ps.issues)
 	// Plain payloads are compressed; long-kept ones are transcoded to a
 	// stronger zstd level (see transcode.go).
 	if v.stored, v.enc, err = p.store(data, info.Encoding, attrs.RetentionDays); err != nil {

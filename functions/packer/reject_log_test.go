@@ -6,13 +6,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/shared/segment"
@@ -67,29 +67,15 @@ func TestRejectLeaksNoPayload(t *testing.T) {
 	for i, tc := range tests {
 		id := fmt.Sprint(i)
 		want[id] = tc.reason
-		e := event.New()
-		e.SetID(uuid.NewString())
-		e.SetSource("//pubsub.googleapis.com/projects/p/topics/segments")
-		e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-		var pd pushData
-		pd.Message.ID = id
-		pd.Message.Data = []byte(tc.payload)
-		pd.Message.Attributes = map[string]string{"project_id": "5", "replay_id": uuid.NewString(), "segment_id": "0", "test_case": id}
-		if err := e.SetData("application/json", pd); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.HandleEvent(ctx, e); err != nil {
-			t.Errorf("%s: HandleEvent = %v, want nil (ack)", tc.name, err)
+		m := Message{ID: id, Data: []byte(tc.payload),
+			Attributes: map[string]string{"project_id": "5", "replay_id": uuid.NewString(), "segment_id": "0", "test_case": id}}
+		if code := serve(p, pushRequest(t, m).WithContext(ctx)); code != http.StatusOK {
+			t.Errorf("%s: status %d, want 200 (ack)", tc.name, code)
 		}
 	}
 	// A push body that is not an envelope, holding the marker.
-	bad := event.New()
-	bad.SetID("not-an-envelope")
-	bad.SetSource("test")
-	bad.SetType("test")
-	_ = bad.SetData("application/json", []byte(`{"message":{"data":"`+marker+`"}}`))
-	if err := p.HandleEvent(ctx, bad); err != nil {
-		t.Errorf("HandleEvent(bad envelope) = %v, want nil (ack)", err)
+	if code := serve(p, rawPush([]byte(`{"message":{"data":"`+marker+`"}}`)).WithContext(ctx)); code != http.StatusOK {
+		t.Errorf("bad envelope: status %d, want 200 (ack)", code)
 	}
 
 	got := map[string]map[string]string{}

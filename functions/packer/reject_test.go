@@ -6,13 +6,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/shared/segment"
@@ -83,30 +83,15 @@ func TestBadInputGoesToRejectTopic(t *testing.T) {
 			attrs := maps.Clone(tc.attrs)
 			attrs["test_case"] = fmt.Sprint(i)
 			want[fmt.Sprint(i)] = tc.reason
-			e := event.New()
-			e.SetID(uuid.NewString())
-			e.SetSource("//pubsub.googleapis.com/projects/p/topics/segments")
-			e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-			var pd pushData
-			pd.Message.ID = fmt.Sprint(i)
-			pd.Message.Data = tc.data
-			pd.Message.Attributes = attrs
-			if err := e.SetData("application/json", pd); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.HandleEvent(ctx, e); err != nil {
-				t.Errorf("HandleEvent = %v, want nil (ack)", err)
+			m := Message{ID: fmt.Sprint(i), Data: tc.data, Attributes: attrs}
+			if code := serve(p, pushRequest(t, m).WithContext(ctx)); code != http.StatusOK {
+				t.Errorf("push: status %d, want 200 (ack)", code)
 			}
 		})
 	}
-	// A CloudEvent that is not a Pub/Sub message at all.
-	bad := event.New()
-	bad.SetID("garbage")
-	bad.SetSource("test")
-	bad.SetType("test")
-	_ = bad.SetData("application/json", []byte(`"just a string"`))
-	if err := p.HandleEvent(ctx, bad); err != nil {
-		t.Errorf("HandleEvent(bad envelope) = %v, want nil (ack)", err)
+	// A push body that is not a Pub/Sub message at all.
+	if code := serve(p, rawPush([]byte(`"just a string"`)).WithContext(ctx)); code != http.StatusOK {
+		t.Errorf("bad envelope: status %d, want 200 (ack)", code)
 	}
 
 	got := map[string]string{}

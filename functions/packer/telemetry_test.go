@@ -7,13 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/propagation"
@@ -33,19 +34,36 @@ import (
 	"github.com/replayvault/replayvault/shared/testenv"
 )
 
-// pushEvent is the CloudEvent functions-framework makes of a push of m.
-func pushEvent(t testing.TB, m Message) event.Event {
+// pushRequest is the request a Pub/Sub push subscription sends for m.
+func pushRequest(t testing.TB, m Message) *http.Request {
 	t.Helper()
-	e := event.New()
-	e.SetID(uuid.NewString())
-	e.SetSource("//pubsub.googleapis.com/projects/p/topics/segments")
-	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-	var pd pushData
-	pd.Message.ID, pd.Message.Data, pd.Message.Attributes = m.ID, m.Data, m.Attributes
-	if err := e.SetData("application/json", pd); err != nil {
+	body, err := json.Marshal(pushBody(m))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return rawPush(body)
+}
+
+// pushBody is the body of a push of m.
+func pushBody(m Message) pushData {
+	var pd pushData
+	pd.Message.ID, pd.Message.Data, pd.Message.Attributes = m.ID, m.Data, m.Attributes
+	pd.Subscription = "projects/p/subscriptions/pack"
+	return pd
+}
+
+// rawPush is a push request with the given body.
+func rawPush(body []byte) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+// serve hands req to p and returns the status it answered.
+func serve(p *Packer, req *http.Request) int {
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, req)
+	return w.Code
 }
 
 // emulatorRejecter is a PubSubRejecter on a fresh topic of the emulator.
@@ -104,8 +122,8 @@ func TestMetricsAfterWorkload(t *testing.T) {
 		for _, m := range ms {
 			published++
 			wg.Go(func() {
-				if err := p.HandleEvent(ctx, pushEvent(t, m)); err != nil {
-					t.Errorf("HandleEvent(%s) = %v", m.ID, err)
+				if code := serve(p, pushRequest(t, m).WithContext(ctx)); code != http.StatusOK {
+					t.Errorf("push of %s: status %d, want 200", m.ID, code)
 				}
 			})
 		}
@@ -235,8 +253,8 @@ func TestTracePushToFlush(t *testing.T) {
 		m.Attributes["traceparent"] = tpHeader
 		publishers[m.ID] = sc
 		wg.Go(func() {
-			if err := p.HandleEvent(ctx, pushEvent(t, m)); err != nil {
-				t.Errorf("HandleEvent = %v", err)
+			if code := serve(p, pushRequest(t, m).WithContext(ctx)); code != http.StatusOK {
+				t.Errorf("push: status %d, want 200", code)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -79,7 +79,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	attrs := func(seg int) map[string]string {
 		return map[string]string{"project_id": "4", "replay_id": replay.String(), "segment_id": strconv.Itoa(seg)}
 	}
-	var pushes []event.Event
+	var pushes []*http.Request
 	for i := range 6 {
 		data := fmt.Appendf(nil, `[{"type":3,"timestamp":%d,"data":{"source":5,"text":%q,"id":%d}}]`, 1_700_000_000_000+i, typed, i)
 		pushes = append(pushes, push(t, fmt.Sprint("m", i), data, attrs(i)))
@@ -91,10 +91,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		push(t, "bad-attrs", fmt.Appendf(nil, `[{"text":%q}]`, typed), map[string]string{"project_id": "12x"}),
 	)
 	var wg sync.WaitGroup
-	for _, e := range pushes {
+	for _, req := range pushes {
 		wg.Go(func() {
-			if err := p.HandleEvent(ctx, e); err != nil {
-				t.Errorf("HandleEvent = %v", err)
+			w := httptest.NewRecorder()
+			p.ServeHTTP(w, req.WithContext(ctx))
+			if w.Code != http.StatusOK {
+				t.Errorf("push: status %d, want 200", w.Code)
 			}
 		})
 	}
@@ -204,19 +206,19 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 }
 
-// push is the CloudEvent functions-framework makes of a Pub/Sub push.
-func push(t *testing.T, id string, data []byte, attrs map[string]string) event.Event {
+// push is the request a Pub/Sub push subscription sends for a message.
+func push(t *testing.T, id string, data []byte, attrs map[string]string) *http.Request {
 	t.Helper()
-	e := event.New()
-	e.SetID(uuid.NewString())
-	e.SetSource("//pubsub.googleapis.com/projects/p/topics/segments")
-	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-	if err := e.SetData("application/json", map[string]any{
-		"message": map[string]any{"messageId": id, "data": data, "attributes": attrs},
-	}); err != nil {
+	body, err := json.Marshal(map[string]any{
+		"message":      map[string]any{"messageId": id, "data": data, "attributes": attrs},
+		"subscription": "projects/p/subscriptions/pack",
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req
 }
 
 // lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.

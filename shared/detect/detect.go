@@ -7,6 +7,7 @@
 package detect
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -151,9 +152,167 @@ func Detect(raw []byte, rules Rules, lim Limits) ([]Occurrence, error) {
 	}
 	s := newScan(rules, lim)
 	for _, e := range events {
-		s.event(e)
+		s.event(e, timestamp(e), false)
 	}
 	return s.finish(), nil
+}
+
+// RawTypes are the rrweb event types whose JSON a Stream reads (a
+// segment.EventHook's RawTypes): snapshots, incremental, meta, custom and
+// plugin events.
+var RawTypes = []int64{2, 3, 4, 5, 6}
+
+// Stream detects issues event by event, in the validator's own pass over
+// a segment (segment.ValidateEvents), so that Pack decompresses and scans
+// each segment once. It finds what Detect finds, with two differences:
+// timestamps are the validator's (normalised to milliseconds), and the
+// event type that picks the events it reads is the validator's too.
+//
+// Most events cost it next to nothing: an incremental event in rrweb's own
+// layout that is neither a mutation nor a mouse interaction is told apart
+// from its first bytes, without a parse. Nodes (a full snapshot, a
+// mutation's adds) only name the target of a click, so the events holding
+// them are kept aside, as bytes, and parsed only if the segment has a click.
+type Stream struct {
+	s    *scan
+	lim  Limits
+	n    int    // events seen
+	held []byte // kept events with nodes, back to back
+	ends []int  // end of each kept event in held
+	// incomplete: an event was over the hook's MaxRaw, or the kept events
+	// over MaxInput; fail: an event is past the parser (too deep).
+	incomplete, fail bool
+}
+
+// NewStream returns a Stream with the given rules and limits.
+func NewStream(rules Rules, lim Limits) *Stream {
+	rules, lim = rules.withDefaults(), lim.withDefaults()
+	return &Stream{s: newScan(rules, lim), lim: lim}
+}
+
+// Event takes one event, in order: typ and hasType are its rrweb type and
+// ts its timestamp as the validator read them, raw its JSON (nil when the
+// validator handed none over). raw is copied if kept.
+func (st *Stream) Event(typ int64, hasType bool, ts int64, raw []byte) {
+	if st.fail || st.incomplete {
+		return
+	}
+	if st.n++; st.n > st.lim.MaxEvents {
+		return
+	}
+	s := st.s
+	s.lastTS = max(s.lastTS, ts)
+	if !hasType || typ < 2 || typ > 6 {
+		return
+	}
+	if raw == nil {
+		st.incomplete = true
+		return
+	}
+	if typ == 3 {
+		switch src, ok := leadingSource(raw); {
+		case !ok, src == 2:
+		case src == 0:
+			s.reactions = append(s.reactions, ts)
+			if !addsNothing(raw) {
+				st.keep(raw)
+			}
+			return
+		default:
+			return // scroll, input, mouse moves...: nothing to detect
+		}
+	}
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(raw)
+	if err != nil {
+		st.fail = true
+		return
+	}
+	if s.event(v, ts, true) {
+		st.keep(raw)
+	}
+}
+
+// keep holds a copy of raw for its nodes.
+func (st *Stream) keep(raw []byte) {
+	if len(st.held)+len(raw) > st.lim.MaxInput {
+		st.incomplete = true
+		return
+	}
+	st.held = append(st.held, raw...)
+	st.ends = append(st.ends, len(st.held))
+}
+
+// Finish returns the occurrences found, in time order. A segment the
+// stream could not see whole (an event over the hook's MaxRaw, nodes over
+// MaxInput) has none; one the parser cannot read (nested deeper than it
+// goes) fails as Detect does.
+func (st *Stream) Finish() ([]Occurrence, error) {
+	switch {
+	case st.fail:
+		return nil, errNotEvents
+	case st.incomplete:
+		return nil, nil
+	}
+	s := st.s
+	if len(s.clicks) > 0 && len(st.ends) > 0 {
+		p := parsers.Get()
+		defer parsers.Put(p)
+		start := 0
+		for _, end := range st.ends {
+			v, err := p.ParseBytes(st.held[start:end])
+			if err != nil {
+				return nil, errNotEvents
+			}
+			s.readNodes(v)
+			start = end
+		}
+	}
+	return s.finish(), nil
+}
+
+// addsNothing reports whether a mutation's only "adds" key is an empty
+// array. ("adds" in quotes cannot occur inside a JSON string, whose quotes
+// are escaped, so a count of one means one key.)
+func addsNothing(raw []byte) bool {
+	const key = `"adds"`
+	i := bytes.Index(raw, []byte(key))
+	if i < 0 || !bytes.HasPrefix(raw[i+len(key):], []byte(":[]")) {
+		return false
+	}
+	return !bytes.Contains(raw[i+len(key):], []byte(key))
+}
+
+// leadingSource returns data.source of an incremental event written in
+// rrweb's own layout, {"type":3,"data":{"source":N,...: what the parser
+// would read, as it takes the first of duplicate keys. ok is false for any
+// other layout, which is parsed.
+func leadingSource(raw []byte) (source int, ok bool) {
+	const prefix = `{"type":3,"data":{"source":`
+	if len(raw) < len(prefix)+2 || string(raw[:len(prefix)]) != prefix {
+		return 0, false
+	}
+	i := len(prefix)
+	for ; i < len(raw) && i < len(prefix)+4 && raw[i] >= '0' && raw[i] <= '9'; i++ {
+		source = source*10 + int(raw[i]-'0')
+	}
+	if i == len(prefix) || i == len(raw) || (raw[i] != ',' && raw[i] != '}') {
+		return 0, false
+	}
+	return source, true
+}
+
+// timestamp reads an event's timestamp as Detect does (Stream takes the
+// validator's instead).
+func timestamp(e *fastjson.Value) int64 {
+	ts := e.GetInt64("timestamp")
+	if ts <= 0 {
+		if f := e.GetFloat64("timestamp"); f > 0 {
+			ts = int64(f)
+		}
+	}
+	return ts
 }
 
 type click struct {
@@ -191,25 +350,26 @@ func newScan(rules Rules, lim Limits) *scan {
 	return &scan{rules: rules, lim: lim, nodes: map[int]node{}}
 }
 
-func (s *scan) event(e *fastjson.Value) {
-	ts := e.GetInt64("timestamp")
-	if ts <= 0 {
-		if f := e.GetFloat64("timestamp"); f > 0 {
-			ts = int64(f)
-		}
-	}
+// event takes one event at time ts. With deferNodes it records no nodes
+// (a full snapshot, a mutation's adds) and reports whether the event has
+// some, for nodes to read later; otherwise it reads them at once.
+func (s *scan) event(e *fastjson.Value, ts int64, deferNodes bool) (hasNodes bool) {
 	s.lastTS = max(s.lastTS, ts)
 	data := e.Get("data")
 	switch e.GetInt("type") {
 	case 2: // FullSnapshot
+		if deferNodes {
+			return true
+		}
 		s.snapshot(data.Get("node"), 0, 0)
 	case 3: // IncrementalSnapshot
 		switch data.GetInt("source") {
 		case 0: // Mutation
 			s.reactions = append(s.reactions, ts)
-			for _, a := range data.GetArray("adds") {
-				s.snapshot(a.Get("node"), a.GetInt("parentId"), 0)
+			if deferNodes {
+				return len(data.GetArray("adds")) > 0
 			}
+			s.adds(data)
 		case 2: // MouseInteraction
 			if data.GetInt("type") == 2 { // Click
 				s.clicks = append(s.clicks, click{ts: ts, node: data.GetInt("id"), page: s.page})
@@ -249,6 +409,25 @@ func (s *scan) event(e *fastjson.Value) {
 					int64(r.GetFloat64("endTime")-r.GetFloat64("startTime")))
 			}
 		}
+	}
+	return false
+}
+
+// readNodes reads the nodes of an event that event, deferring, said has.
+func (s *scan) readNodes(e *fastjson.Value) {
+	data := e.Get("data")
+	switch e.GetInt("type") {
+	case 2:
+		s.snapshot(data.Get("node"), 0, 0)
+	case 3:
+		s.adds(data)
+	}
+}
+
+// adds remembers the nodes a mutation adds.
+func (s *scan) adds(data *fastjson.Value) {
+	for _, a := range data.GetArray("adds") {
+		s.snapshot(a.Get("node"), a.GetInt("parentId"), 0)
 	}
 }
 

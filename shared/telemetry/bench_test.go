@@ -18,7 +18,7 @@ import (
 )
 
 // BenchmarkPushInstrumentation measures, without the noise of a whole
-// packer, what telemetry adds to one Pack push: what HandleEvent and
+// packer, what telemetry adds to one Pack push: what ServeHTTP and
 // Ingest do per request (take the publisher's traceparent, start and end
 // the request span, count it, reserve and release buffer bytes, record the
 // ack wait) and its one log line through the production handler (JSON,

@@ -108,8 +108,9 @@ func drive(ctx context.Context, hc *http.Client, url string, stream *Stream, spe
 	}
 }
 
-// push sends one message as a Pub/Sub push of a messagePublished CloudEvent
-// (binary content mode, as Eventarc delivers it).
+// push sends one message as a Pub/Sub push subscription does (the JSON
+// body, no CloudEvent headers), which is how Pack is deployed
+// (terraform/pubsub.tf).
 func push(ctx context.Context, hc *http.Client, url string, m Message, arrive time.Duration, start time.Time) sample {
 	s := sample{arrive: arrive, send: time.Since(start), bytes: m.Bytes}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(m.Body))
@@ -117,12 +118,7 @@ func push(ctx context.Context, hc *http.Client, url string, m Message, arrive ti
 		s.done = time.Since(start)
 		return s
 	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("Ce-Specversion", "1.0")
-	h.Set("Ce-Id", m.ID)
-	h.Set("Ce-Source", "//pubsub.googleapis.com/projects/bench/topics/segments")
-	h.Set("Ce-Type", "google.cloud.pubsub.topic.v1.messagePublished")
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)

@@ -18,7 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/functions/ingest"
-	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/functions/packer"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/workload"
 )
@@ -31,9 +31,11 @@ import (
 // (its CPU time, so other load on the machine does not skew the ratio):
 // Ingest's Frame (read the request body, parse, check, build the messages;
 // not the cached key lookup nor the publish, which is I/O) and Pack's
-// per-segment work on what Ingest publishes (as the CPU-bound limit:
-// validate, compress if plain, seal; not the upload or the transaction, so
-// Pack's real cost is higher and each ratio an upper bound).
+// per-segment work on what Ingest publishes (Packer.Prepare, as the
+// CPU-bound limit: one decompress+validate pass that also detects issues
+// and takes slices, compress if plain, seal; not the upload or the
+// transaction, so Pack's real cost is higher and each ratio an upper
+// bound).
 type IngestCPUResult struct {
 	Rows []IngestCPURow `json:"rows"`
 }
@@ -62,13 +64,12 @@ var ingestCPUSizes = []int{20 << 10, 300 << 10}
 
 // MeasureIngestCPU measures each way in at each size for about d.
 func MeasureIngestCPU(ctx context.Context, d time.Duration, seed uint64) (IngestCPUResult, error) {
-	kek, err := crypt.NewKEK(ctx, newLocalWrapper())
+	pk, err := limitPacker(ctx)
 	if err != nil {
 		return IngestCPUResult{}, err
 	}
 	s := ingest.New(ingest.Config{MaxBodyBytes: 10 << 20, MaxDecompressed: segment.DefaultMaxDecompressed,
 		KeyCacheTTL: time.Minute, KeyRate: 1, KeyBurst: 1, ProjectRate: 1, ProjectBurst: 1, RetentionDays: 90}, nil, nil)
-	lim := segment.Limits{MaxDecompressed: segment.DefaultMaxDecompressed}
 	rng := rand.New(rand.NewPCG(seed, 14))
 	var res IngestCPUResult
 	for _, size := range ingestCPUSizes {
@@ -78,7 +79,7 @@ func MeasureIngestCPU(ctx context.Context, d time.Duration, seed uint64) (Ingest
 			if err != nil {
 				return res, err
 			}
-			row, err := measureIngestWay(ctx, s, kek, lim, path, body, d)
+			row, err := measureIngestWay(ctx, s, pk, path, body, d)
 			if err != nil {
 				return res, fmt.Errorf("%s %d KB: %w", way, size>>10, err)
 			}
@@ -89,9 +90,10 @@ func MeasureIngestCPU(ctx context.Context, d time.Duration, seed uint64) (Ingest
 	return res, ctx.Err()
 }
 
-// measureIngestWay alternates Ingest's and Pack's work on one request for
-// about d.
-func measureIngestWay(ctx context.Context, s *ingest.Server, kek *crypt.KEK, lim segment.Limits, path string, body []byte, d time.Duration) (IngestCPURow, error) {
+// measureIngestWay alternates Ingest's work on one request and Pack's on
+// the segment it framed (Prepare: everything Pack does per segment but the
+// batch's I/O) for about d.
+func measureIngestWay(ctx context.Context, s *ingest.Server, pk *packer.Packer, path string, body []byte, d time.Duration) (IngestCPURow, error) {
 	frame := func() ([][]byte, error) {
 		r, err := http.NewRequest(http.MethodPost, "http://ingest"+path, bytes.NewReader(body))
 		if err != nil {
@@ -121,7 +123,7 @@ func measureIngestWay(ctx context.Context, s *ingest.Server, kek *crypt.KEK, lim
 			return IngestCPURow{}, err
 		}
 		t1 := threadCPU()
-		if err := packWork(kek, attrs, payload, lim); err != nil {
+		if err := pk.Prepare(ctx, packer.Message{Data: payload, Attributes: attrs}); err != nil {
 			return IngestCPURow{}, err
 		}
 		ing += t1 - t0

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/functions/packer"
@@ -23,8 +22,11 @@ import (
 )
 
 // LimitResult is the CPU-bound limit of this machine: what Pack's
-// per-segment work (attributes, decompress + validate, compress if plain,
-// seal) costs with no I/O, HTTP or batching, on all cores.
+// per-segment work costs with no I/O, HTTP or batching, on all cores. The
+// work is Pack's own code (packer.Packer.Prepare) with Pack's default
+// settings: attributes, one decompress + validate pass that also detects
+// issues and takes the devtools slices, compression if plain, sealing the
+// segment and its slices.
 type LimitResult struct {
 	Cores      int     `json:"cores"`
 	Segments   int64   `json:"segments"`
@@ -36,23 +38,61 @@ type LimitResult struct {
 	// payload base64-encoded inside) costs on top, measured the same way:
 	// Pack and the naive baseline both pay it before validating.
 	EnvelopeCPUPer1000 float64 `json:"envelope_cpu_s_per_1000"`
+	// SharedCPUPer1000 is the part of the work the naive baseline does
+	// too (attributes, validate, compress if plain, seal; no issue
+	// detection or slices), measured the same way.
+	SharedCPUPer1000 float64 `json:"shared_cpu_s_per_1000"`
 }
 
 // MeasureLimit runs the per-segment work on corpus payloads with one
 // worker per usable CPU for about d, and measures this process's CPU.
 func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitResult, error) {
-	kek, err := crypt.NewKEK(ctx, newLocalWrapper())
+	pk, err := limitPacker(ctx)
 	if err != nil {
 		return LimitResult{}, err
 	}
 	workers := runtime.GOMAXPROCS(0)
+	n, inBytes, cpu, wall, err := runWork(ctx, corpus, d, workers, func(data []byte, attrs map[string]string) error {
+		return pk.Prepare(ctx, packer.Message{Data: data, Attributes: attrs})
+	})
+	if err != nil {
+		return LimitResult{}, err
+	}
+	res := LimitResult{
+		Cores:      workers,
+		Segments:   n,
+		WallS:      wall.Seconds(),
+		PerS:       float64(n) / wall.Seconds(),
+		CPUPer1000: cpu.Seconds() / float64(n) * 1000,
+		MBPerS:     float64(inBytes) / 1e6 / wall.Seconds(),
+	}
+	kek, err := crypt.NewKEK(ctx, newLocalWrapper())
+	if err != nil {
+		return res, err
+	}
 	lim := segment.Limits{MaxDecompressed: segment.DefaultMaxDecompressed}
+	n, _, cpu, _, err = runWork(ctx, corpus, d/3, workers, func(data []byte, attrs map[string]string) error {
+		return sharedWork(kek, attrs, data, lim)
+	})
+	if err != nil {
+		return res, err
+	}
+	res.SharedCPUPer1000 = cpu.Seconds() / float64(n) * 1000
+	env, err := measureEnvelope(ctx, corpus, d/3, workers)
+	res.EnvelopeCPUPer1000 = env
+	return res, err
+}
+
+// runWork runs work on corpus payloads (one in 16 a replay's first) with
+// the given number of workers for about d, and returns how many segments
+// and compressed bytes it did, and this process's CPU and the wall time
+// that took.
+func runWork(ctx context.Context, corpus *Corpus, d time.Duration, workers int, work func(data []byte, attrs map[string]string) error) (n, inBytes int64, cpu, wall time.Duration, err error) {
 	var (
-		segs, inBytes atomic.Int64
-		stop          atomic.Bool
-		wg            sync.WaitGroup
-		firstErr      error
-		errOnce       sync.Once
+		segs, bytes atomic.Int64
+		stop        atomic.Bool
+		wg          sync.WaitGroup
+		errOnce     sync.Once
 	)
 	runtime.GC()
 	cpu0 := selfCPU()
@@ -70,12 +110,12 @@ func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitRe
 					p = &corpus.Rest[(w*7919+i)%len(corpus.Rest)]
 				}
 				attrs := map[string]string{"project_id": "1", "replay_id": replay, "segment_id": strconv.Itoa(i)}
-				if err := packWork(kek, attrs, p.Gzip, lim); err != nil {
-					errOnce.Do(func() { firstErr = err })
+				if werr := work(p.Gzip, attrs); werr != nil {
+					errOnce.Do(func() { err = werr })
 					return
 				}
 				segs.Add(1)
-				inBytes.Add(int64(len(p.Gzip)))
+				bytes.Add(int64(len(p.Gzip)))
 			}
 		}()
 	}
@@ -85,33 +125,21 @@ func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitRe
 	}
 	stop.Store(true)
 	wg.Wait()
-	wall := time.Since(start)
-	cpu := selfCPU() - cpu0
-	if firstErr != nil {
-		return LimitResult{}, firstErr
+	wall, cpu = time.Since(start), selfCPU()-cpu0
+	if err == nil && segs.Load() == 0 {
+		err = fmt.Errorf("no segment done in %s", d)
 	}
-	n := segs.Load()
-	res := LimitResult{
-		Cores:      workers,
-		Segments:   n,
-		WallS:      wall.Seconds(),
-		PerS:       float64(n) / wall.Seconds(),
-		CPUPer1000: cpu.Seconds() / float64(n) * 1000,
-		MBPerS:     float64(inBytes.Load()) / 1e6 / wall.Seconds(),
-	}
-	env, err := measureEnvelope(ctx, corpus, d/3, workers)
-	res.EnvelopeCPUPer1000 = env
-	return res, err
+	return segs.Load(), bytes.Load(), cpu, wall, err
 }
 
 // measureEnvelope decodes push request bodies with Pack's own decoder
-// (packer.DecodeEvent, as HandleEvent does) and returns the CPU seconds per
-// 1000.
+// (packer.DecodePush, as Packer.ServeHTTP does) and returns the CPU seconds
+// per 1000.
 func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, workers int) (float64, error) {
 	stream := NewStream(corpus, workload.DefaultLengths(), 100, 10, 1)
-	events := make([]event.Event, 64)
-	for i := range events {
-		events[i] = pushEvent(stream.Next().Body)
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = stream.Next().Body
 	}
 	var (
 		n    atomic.Int64
@@ -125,7 +153,7 @@ func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, worke
 		go func() {
 			defer wg.Done()
 			for i := w; !stop.Load(); i++ {
-				if _, err := packer.DecodeEvent(events[i%len(events)]); err != nil {
+				if _, err := packer.DecodePush(bodies[i%len(bodies)]); err != nil {
 					bad.Store(err)
 					return
 				}
@@ -148,8 +176,9 @@ func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, worke
 	return (selfCPU() - cpu0).Seconds() / float64(n.Load()) * 1000, ctx.Err()
 }
 
-// packWork is Pack's per-segment CPU work, as in packer.Ingest.
-func packWork(kek *crypt.KEK, attrs map[string]string, data []byte, lim segment.Limits) error {
+// sharedWork is the part of Pack's per-segment work that the naive
+// baseline does too: attributes, validate, compress if plain, seal.
+func sharedWork(kek *crypt.KEK, attrs map[string]string, data []byte, lim segment.Limits) error {
 	a, err := segment.ParseAttributes(attrs)
 	if err != nil {
 		return err
@@ -164,6 +193,21 @@ func packWork(kek *crypt.KEK, attrs map[string]string, data []byte, lim segment.
 	}
 	_, err = crypt.Seal(kek, a.ID.AAD(), stored)
 	return err
+}
+
+// limitPacker is a packer with Pack's default settings (config.Pack) and
+// no dependencies but an in-memory key wrapper, for Prepare only.
+func limitPacker(ctx context.Context) (*packer.Packer, error) {
+	keys := crypt.NewKeyring(newLocalWrapper(), func(context.Context, *crypt.KEK) error { return nil }, time.Hour)
+	p := packer.New(packer.Config{
+		Limits:                segment.Limits{MaxDecompressed: segment.DefaultMaxDecompressed},
+		DeriveSlices:          true,
+		TranscodeMinRetention: 365,
+		Level:                 segment.LevelBetter,
+	}, nil, nil, keys, nil)
+	// The first KEK, outside the measurement.
+	_, err := keys.Current(ctx)
+	return p, err
 }
 
 func selfCPU() time.Duration {
@@ -201,15 +245,3 @@ func (l *localWrapper) Unwrap(_ context.Context, ciphertext, aad []byte) ([]byte
 }
 
 func (l *localWrapper) KeyName() string { return "local" }
-
-// pushEvent is the CloudEvent functions-framework makes of a Pub/Sub push
-// request body.
-func pushEvent(body []byte) event.Event {
-	e := event.New()
-	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-	e.SetSource("//pubsub.googleapis.com/projects/bench/topics/segments")
-	e.SetID("bench")
-	e.DataEncoded = body
-	e.SetDataContentType(event.ApplicationJSON)
-	return e
-}

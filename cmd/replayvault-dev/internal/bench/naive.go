@@ -12,8 +12,6 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
 	"google.golang.org/api/option"
 
@@ -111,23 +109,30 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err 
 	return n, c.Close, nil
 }
 
-// HandleEvent is the baseline's CloudEvent function, with Pack's contract:
-// nil (2xx, ack) once the segment is durable or rejected, an error carrying
-// an HTTP status (nack) otherwise.
-func (n *Naive) HandleEvent(ctx context.Context, e event.Event) error {
-	m, err := packer.DecodeEvent(e)
+// ServeHTTP is the baseline's HTTP function, with Pack's contract and
+// Pack's way of taking the push (packer.ReadPush, packer.DecodePush), so
+// both designs pay the same for the envelope: 200 (ack) once the segment
+// is durable or rejected, 503 (nack) otherwise.
+func (n *Naive) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	body, err := packer.ReadPush(r, n.limits)
 	if err != nil {
-		if rerr := n.reject.Reject(ctx, map[string]string{"ce_id": e.ID()}, e.Data(), "bad_envelope"); rerr != nil {
-			return cehttp.NewResult(http.StatusServiceUnavailable, "reject bad envelope: %v", rerr)
+		http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
+		return
+	}
+	m, err := packer.DecodePush(body)
+	if err != nil {
+		if rerr := n.reject.Reject(ctx, map[string]string{"ce_id": r.Header.Get("Ce-Id")}, body, "bad_envelope"); rerr != nil {
+			http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+			return
 		}
 		n.Rejected.Add(1)
-		return nil
+		return
 	}
 	if err := n.ingest(ctx, m.Data, m.Attributes); err != nil {
 		slog.WarnContext(ctx, "naive: segment nacked", "message_id", m.ID, "error", err)
-		return cehttp.NewResult(http.StatusServiceUnavailable, "%v", err)
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 	}
-	return nil
 }
 
 func (n *Naive) ingest(ctx context.Context, data []byte, attrs map[string]string) error {
@@ -209,7 +214,7 @@ func ServeNaive(ctx context.Context, host string) error {
 		return err
 	}
 	defer closeAll()
-	functions.CloudEvent(NaiveTarget, n.HandleEvent)
+	functions.HTTP(NaiveTarget, n.ServeHTTP)
 	errc := make(chan error, 1)
 	go func() { errc <- funcframework.StartHostPort(host, port) }()
 	select {

@@ -1,15 +1,17 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -53,15 +55,8 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 	for range segs {
 		m := stream.Next()
 		msgs = append(msgs, m)
-		e := event.New()
-		e.SetID(m.ID)
-		e.SetSource("//pubsub.googleapis.com/projects/p/topics/t")
-		e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-		if err := e.SetData("application/json", m.Body); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.HandleEvent(ctx, e); err != nil {
-			t.Fatalf("HandleEvent: %v", err)
+		if code := serveNaive(n, m.Body); code != http.StatusOK {
+			t.Fatalf("push: status %d, want 200", code)
 		}
 	}
 	if got := d.GCS.Counts().Uploads - gcs0.Uploads; got != segs {
@@ -110,7 +105,7 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open segment %d: %v", i, err)
 		}
-		m, err := packer.DecodeEvent(pushEvent(msgs[r.id.SegmentID].Body))
+		m, err := packer.DecodePush(msgs[r.id.SegmentID].Body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,17 +115,21 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 	}
 
 	// A redelivery stores nothing new.
-	e := event.New()
-	e.SetID("again")
-	e.SetSource("s")
-	e.SetType("t")
-	_ = e.SetData("application/json", msgs[0].Body)
-	if err := n.HandleEvent(ctx, e); err != nil {
-		t.Fatal(err)
+	if code := serveNaive(n, msgs[0].Body); code != http.StatusOK {
+		t.Fatalf("redelivery: status %d, want 200", code)
 	}
 	if n.Duplicate.Load() != 1 {
 		t.Errorf("duplicates = %d, want 1", n.Duplicate.Load())
 	}
+}
+
+// serveNaive pushes body to n and returns the status it answered.
+func serveNaive(n *Naive, body []byte) int {
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	n.ServeHTTP(w, req)
+	return w.Code
 }
 
 // TestDBProxyCountsRoundTrips checks the proxy's counting against pgx: a

@@ -515,12 +515,14 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 	res.LifeTx = tx1 - tx0
 	// Per-segment figures over the whole life divide by the segments
 	// stored: requests the driver gave up on may still have been stored
-	// (and paid for), and some were not.
-	table := "segments"
+	// (and paid for), and some were not. The packer's table also holds the
+	// devtools slices it derives from recordings: count the recordings,
+	// one per pushed segment, as the naive table does.
+	count := "SELECT count(*) FROM segments WHERE type = '" + segment.DefaultType + "'"
 	if name == "naive" {
-		table = "naive_segments"
+		count = "SELECT count(*) FROM naive_segments"
 	}
-	if err := queryInt(ctx, r.pg.DSN("bench_"+name), "SELECT count(*) FROM "+table, &res.LifeStored); err != nil {
+	if err := queryInt(ctx, r.pg.DSN("bench_"+name), count, &res.LifeStored); err != nil {
 		return res, err
 	}
 	n := float64(max(res.LifeStored, 1))

@@ -19,7 +19,7 @@ func targets(r *Report) []Target {
 	cpu := float64(in.RatioCPUPerSegment)
 	add("Pack-process CPU per segment, naive ÷ packer", "≥ 1.5×", cpu, 1.5, fmtRatio(cpu))
 	lf := float64(in.LimitFraction)
-	add("CPU-bound limit ÷ packer CPU per segment", "≥ 0.6", lf, 0.6, fmt.Sprintf("%.2f", lf))
+	add("CPU-bound limit ÷ packer CPU per segment", "≥ 0.8", lf, 0.8, fmt.Sprintf("%.2f", lf))
 	if p := in.Packer.At90; p != nil {
 		bound := r.Settings.FlushAgeMS + 1000
 		// Met when p99 ≤ bound: compare bound - p99 ≥ 0.
@@ -58,11 +58,11 @@ func (r *runner) notes() []string {
 		switch {
 		case t.Name == "Pack-process CPU per segment, naive ÷ packer" && in.Packer.At90 != nil && in.Naive.At90 != nil:
 			p, n := in.Packer.At90.CPUPer1000, in.Naive.At90.CPUPer1000
-			t.Note = fmt.Sprintf("both pay the same per-segment work, which the CPU-bound limit puts at %.2f ms of %.2f ms (packer); "+
-				"the naive design's upload, KMS call and transaction add only %.2f ms per segment on top, so no batching can make the "+
-				"ratio reach 1.5 while validation costs this much. What would: a cheaper validator (it scans every payload's JSON; "+
-				"see `go test -bench Validate ./shared/segment`), which shrinks the shared part and leaves the difference",
-				rep.Limit.CPUPer1000, p, n-p)
+			t.Note = fmt.Sprintf("both validate, compress and seal every segment, which the CPU-bound limit puts at %.2f ms of %.2f ms (packer); "+
+				"the packer also detects issues and takes devtools slices in the same pass (%.2f ms more in the limit), which the naive "+
+				"baseline does not, and the naive design's upload, KMS call and transaction add %.2f ms per segment on top of the packer's total. "+
+				"What would help: a cheaper validator (see `go test -bench Validate ./shared/segment`), which shrinks the shared part",
+				rep.Limit.SharedCPUPer1000, p, rep.Limit.CPUPer1000-rep.Limit.SharedCPUPer1000, n-p)
 		case t.Name == "KMS calls per segment, naive ÷ packer":
 			t.Note = fmt.Sprintf("counted over this run's %d packer segments: %d KMS calls (one KEK wrap per process start). "+
 				"At one KEK per instance-hour (KEK_ROTATE) and the sustained rate it is %.2f per million, %s fewer; a longer run reaches the target",
@@ -70,10 +70,10 @@ func (r *runner) notes() []string {
 				fmtRatio(ratio(in.Naive.KMSPerMillionSteady, in.Packer.KMSPerMillionSteady)))
 		case t.Name == "CPU-bound limit ÷ packer CPU per segment" && in.Packer.At90 != nil:
 			p := in.Packer.At90.CPUPer1000
-			t.Note = fmt.Sprintf("the packer spends %.2f ms per segment beyond decompress+validate+seal (%.2f ms); decoding the push "+
-				"request's JSON envelope (encoding/json over the base64 payload) alone costs %.2f ms of it (measured beside the limit), "+
-				"the rest is HTTP, batching, the flush and GC. What would reach it: decode the envelope without encoding/json "+
-				"(find \"data\" and base64-decode it in place), which would also help the naive baseline",
+			t.Note = fmt.Sprintf("the packer spends %.2f ms per segment beyond its own work without I/O (%.2f ms); decoding the push "+
+				"request's envelope (packer.DecodePush, one pass over the base64 payload) costs %.2f ms of it (measured beside the limit), "+
+				"the rest is the HTTP server, the flush (upload, transaction), batching and GC. Profile the packer under load "+
+				"(`go test -bench PackCPU -cpuprofile` in functions/packer) to see where",
 				p-rep.Limit.CPUPer1000, rep.Limit.CPUPer1000, rep.Limit.EnvelopeCPUPer1000)
 		}
 	}
