@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/replayvault/replayvault/shared/segment"
 )
@@ -180,16 +181,27 @@ func (p *walker) skip() {
 	}
 }
 
-// unquote returns the value of a string's raw content.
+// unquote returns the value of a string's raw content. Content with an
+// escape, or with invalid UTF-8 (which encoding/json turns into U+FFFD),
+// takes encoding/json's path, so both decode alike.
 func unquote(raw []byte) (string, bool) {
+	ascii := true
 	for _, c := range raw {
 		if c == '\\' {
-			var s string
-			err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s)
-			return s, err == nil
+			return unquoteJSON(raw)
 		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	if !ascii && !utf8.Valid(raw) {
+		return unquoteJSON(raw)
 	}
 	return string(raw), true
+}
+
+func unquoteJSON(raw []byte) (string, bool) {
+	var s string
+	err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s)
+	return s, err == nil
 }
 
 // string reads a string value into dst (null leaves it); false if the
