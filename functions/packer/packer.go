@@ -343,14 +343,23 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	if err != nil {
 		return validated{}, err
 	}
-	info, ps, err := p.scan(attrs, m.Data)
+	events, err := p.decodeForRules(attrs, m.Data)
+	if err != nil {
+		return validated{}, err
+	}
+	scanned := m.Data
+	if events != nil {
+		scanned = events
+	}
+	info, ps, err := p.scan(attrs, scanned)
 	if err != nil {
 		return validated{}, err
 	}
 	data := m.Data
-	if p.rules != nil {
+	if events != nil {
+		info.Encoding = segment.Detect(m.Data) // as received, for store
 		var keep bool
-		if data, info, keep, err = p.applyRules(ctx, attrs, m, info); err != nil || !keep {
+		if data, info, keep, err = p.applyRules(ctx, attrs, m, info, events); err != nil || !keep {
 			return validated{filtered: !keep}, err
 		}
 		if rewritten(m.Data, data) {

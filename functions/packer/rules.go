@@ -20,24 +20,15 @@ import (
 // validation and sealing. Call it before the first Ingest.
 func (p *Packer) UseRules(rs *rules.Set) { p.rules = rs }
 
-// applyRules runs the project's rules on a validated segment. It returns
+// applyRules runs the project's rules on a validated segment, whose
+// decoded events (from decodeForRules) are events. It returns
 // the events to seal (rewritten ones, validated again, in place of the
 // payload) with their metadata and keep = true; keep = false when a rule
 // dropped the segment (sampling); or an error: a *ruleRejection when a rule
 // rejected it or its output is invalid, which Ingest sends to the reject
 // topic. It runs inside the CPU slot: rules are CPU work, and modules are
 // fetched and compiled by the background refresh, never here.
-func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info) ([]byte, segment.Info, bool, error) {
-	has, err := p.rules.Has(attrs.ID.ProjectID)
-	if err != nil || !has {
-		return m.Data, info, err == nil, err
-	}
-	events := m.Data
-	if info.Encoding != segment.Plain {
-		if events, err = segment.Decode(info.Encoding, m.Data, p.cfg.Limits.MaxDecompressed); err != nil {
-			return nil, info, false, fmt.Errorf("decode %s for rules: %w", attrs.ID, err)
-		}
-	}
+func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte) ([]byte, segment.Info, bool, error) {
 	v, err := p.rules.Apply(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events)
 	if err != nil {
 		return nil, info, false, fmt.Errorf("rules for %s: %w", attrs.ID, err)
@@ -85,6 +76,22 @@ func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Mes
 	}
 	p.stats.Rewritten.Add(1)
 	return v.Events, rinfo, true, nil
+}
+
+// decodeForRules returns the decoded events of a segment whose project has
+// edge rules (the rules see decoded events), and nil for any other. Pack
+// then validates the decoded bytes, so the payload is decompressed once.
+// Corrupt or oversized compression is an *segment.InvalidError, as from
+// validation.
+func (p *Packer) decodeForRules(attrs segment.Attributes, data []byte) ([]byte, error) {
+	if p.rules == nil {
+		return nil, nil
+	}
+	has, err := p.rules.Has(attrs.ID.ProjectID)
+	if err != nil || !has {
+		return nil, err
+	}
+	return segment.Decode(segment.Detect(data), data, p.cfg.Limits.MaxDecompressed)
 }
 
 // ruleRejection is a segment an edge rule refused, or whose rewritten
