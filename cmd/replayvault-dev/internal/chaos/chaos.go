@@ -549,22 +549,6 @@ func (e *env) readThroughServe(ctx context.Context, byReplay map[replayKey][]int
 	return readable, nil
 }
 
-func openRow(ctx context.Context, blobs blob.Store, keks *crypt.KEKCache, row store.Segment) ([]byte, error) {
-	ct, err := blobs.ReadRange(ctx, row.BlobPath, row.ByteStart, row.ByteStop-row.ByteStart)
-	if err != nil {
-		return nil, err
-	}
-	kek, err := keks.Get(ctx, row.KEKID)
-	if err != nil {
-		return nil, err
-	}
-	pt, err := crypt.Open(kek, row.ID.AAD(), ct, row.WrappedDEK)
-	if err != nil {
-		return nil, err
-	}
-	return segment.Decode(row.Encoding, pt, 64<<20)
-}
-
 // gcsFaultsPack: uploads fail (503, resets, slow answers) while Pack packs;
 // Pub/Sub redelivers every nack.
 func gcsFaultsPack(ctx context.Context, e *env, o Options, rep *Report) error {

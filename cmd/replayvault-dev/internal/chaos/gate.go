@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // uploadGate stands in front of the fault proxy and lets a scenario act at
@@ -19,7 +18,6 @@ type uploadGate struct {
 
 	mu            sync.Mutex
 	before, after func() bool
-	lastUpload    time.Time
 
 	uploads atomic.Int64
 }
@@ -30,13 +28,6 @@ func (g *uploadGate) set(before, after func() bool) {
 	g.before, g.after = before, after
 }
 
-// last is when the most recent upload arrived.
-func (g *uploadGate) last() time.Time {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.lastUpload
-}
-
 func (g *uploadGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isUpload(r) {
 		g.next.ServeHTTP(w, r)
@@ -45,7 +36,6 @@ func (g *uploadGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.uploads.Add(1)
 	g.mu.Lock()
 	before, after := g.before, g.after
-	g.lastUpload = time.Now()
 	g.mu.Unlock()
 	if before != nil && before() {
 		_, _ = io.Copy(io.Discard, r.Body)
