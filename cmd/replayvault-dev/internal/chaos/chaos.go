@@ -7,6 +7,7 @@ package chaos
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,6 +110,10 @@ type scenario struct {
 	run  func(ctx context.Context, e *env, o Options, rep *Report) error
 	// needs says what the scenario needs beyond the in-process stand-ins.
 	needs need
+	// grace is the sweeper's ORPHAN_GRACE (0: orphanGrace): longer where
+	// Pack runs with its deployed timeouts, which a flush may use up
+	// under load.
+	grace time.Duration
 }
 
 type need int
@@ -118,15 +123,15 @@ const (
 )
 
 var scenarios = []scenario{
-	{"gcs-faults-pack", gcsFaultsPack, 0},
-	{"gcs-faults-serve", gcsFaultsServe, 0},
-	{"kms-hang-at-rotation", kmsHangAtRotation, 0},
-	{"db-answers-cut", dbAnswersCut, 0},
-	{"shred-under-load", shredUnderLoad, 0},
-	{"kill-pack-before-upload", killBeforeUpload, needPubSub},
-	{"kill-pack-after-upload", killAfterUpload, needPubSub},
-	{"kill-pack-after-commit", killAfterCommit, needPubSub},
-	{"postgres-restart-mid-commit", postgresRestart, needPubSub},
+	{"gcs-faults-pack", gcsFaultsPack, 0, 0},
+	{"gcs-faults-serve", gcsFaultsServe, 0, 0},
+	{"kms-hang-at-rotation", kmsHangAtRotation, 0, 0},
+	{"db-answers-cut", dbAnswersCut, 0, 0},
+	{"shred-under-load", shredUnderLoad, 0, 0},
+	{"kill-pack-before-upload", killBeforeUpload, needPubSub, 0},
+	{"kill-pack-after-upload", killAfterUpload, needPubSub, 0},
+	{"kill-pack-after-commit", killAfterCommit, needPubSub, 0},
+	{"postgres-restart-mid-commit", postgresRestart, needPubSub, 0},
 }
 
 // standins are the local dependencies every scenario shares; each
@@ -202,6 +207,7 @@ func Run(ctx context.Context, o Options) ([]Report, error) {
 			}
 			defer e.close()
 			defer func() { rep.Faults += e.proxy.injectedTotal() }()
+			e.grace = cmp.Or(sc.grace, orphanGrace)
 			sw := e.startSweeper(ctx)
 			runErr := sc.run(ctx, e, o, &rep)
 			if err := e.finish(ctx, sw, &rep); err != nil || runErr != nil {
@@ -246,6 +252,11 @@ type env struct {
 	// minOrphans is how many orphans the scenario made on purpose (the
 	// sweep must have deleted at least that many).
 	minOrphans int
+	// grace is the sweeper's ORPHAN_GRACE.
+	grace time.Duration
+	// seeded are replays written around Pack (bulk seeding) that the
+	// check covers too.
+	seeded []replayKey
 
 	mu       sync.Mutex
 	raws     map[segment.ID][]byte // every published segment -> raw JSON
@@ -443,6 +454,11 @@ func (e *env) check(ctx context.Context, rep *Report) error {
 	}
 	for id := range e.unacked {
 		k := replayKey{id.ProjectID, id.ReplayID}
+		if _, ok := byReplay[k]; !ok {
+			byReplay[k] = nil
+		}
+	}
+	for _, k := range e.seeded {
 		if _, ok := byReplay[k]; !ok {
 			byReplay[k] = nil
 		}

@@ -37,7 +37,7 @@ type sweeper struct {
 
 func (e *env) startSweeper(ctx context.Context) *sweeper {
 	svc := shred.New(shred.Config{
-		OrphanGrace: orphanGrace, SweepBatch: 500, SweepBudget: time.Minute,
+		OrphanGrace: e.grace, SweepBatch: 500, SweepBudget: time.Minute,
 		DeleteParallelism: 8, ProjectShredBudget: time.Minute,
 	}, e.db, e.clean, nil)
 	ctx, cancel := context.WithCancel(ctx)
@@ -76,13 +76,14 @@ func (s *sweeper) stop() {
 	<-s.done
 }
 
-// finish stops the background sweeps, waits out the grace since the last
-// upload, sweeps until a run completes, and counts the objects left without
-// a blob row: orphans the sweep should have deleted.
+// finish stops the background sweeps, waits out the grace (at most
+// orphanGrace), sweeps until a run completes, and counts the objects older
+// than the grace left without a blob row: orphans the sweep should have
+// deleted.
 func (e *env) finish(ctx context.Context, s *sweeper, rep *Report) error {
 	s.stop()
 	// Every Pack of the scenario has stopped: nothing uploads any more.
-	if wait := time.Until(time.Now().Add(orphanGrace + 200*time.Millisecond)); wait > 0 {
+	if wait := min(e.grace, orphanGrace) + 200*time.Millisecond; wait > 0 {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -100,8 +101,11 @@ func (e *env) finish(ctx context.Context, s *sweeper, rep *Report) error {
 		return fmt.Errorf("final sweep: %w", err)
 	}
 	var names []string
+	cutoff := time.Now().Add(-e.grace)
 	if err := e.clean.List(ctx, "", func(o blob.Object) error {
-		names = append(names, o.Name)
+		if o.Created.Before(cutoff) {
+			names = append(names, o.Name)
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("list objects: %w", err)
