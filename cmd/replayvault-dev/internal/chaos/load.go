@@ -56,7 +56,7 @@ const instanceMemoryMiB = 1024
 
 var (
 	fullLoad  = loadSize{2000, 1000, 1 << 20, 256 << 20, 100_000, 80, 5000, 1000}
-	quickLoad = loadSize{40, 40, 1 << 20, 32 << 20, 5_000, 8, 50, 1000}
+	quickLoad = loadSize{24, 24, 1 << 20, 16 << 20, 2_000, 4, 20, 1000}
 )
 
 func sizeOf(o Options) loadSize {
