@@ -33,7 +33,7 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 	ctx := context.Background()
 	cfg := Config{
 		FlushBytes: 8 << 20, FlushSegments: 500, FlushAge: 2 * time.Second, MaxConcurrency: 1000,
-		MaxBufferBytes: 256 << 20, BufferWait: 10 * time.Second, FlushTimeout: time.Minute,
+		MaxBufferBytes: 256 << 20, FlushTimeout: time.Minute,
 	}
 	off := New(cfg, d.DB, d.Blobs, d.Keyring(), hotReject{b})
 	b.Cleanup(off.Close)
