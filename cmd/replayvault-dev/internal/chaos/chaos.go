@@ -494,11 +494,6 @@ func (e *env) check(ctx context.Context, rep *Report) error {
 			rep.Duplicated += n - 1
 		}
 	}
-	for id := range e.unacked {
-		if seen[id] > 0 && !e.shredded[id.ReplayID] {
-			rep.HalfVisible++
-		}
-	}
 	readable, err := e.readThroughServe(ctx, byReplay)
 	if err != nil {
 		return err

@@ -172,7 +172,7 @@ func packLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 	rep.figure("nacked_other", float64(nacked.Load()))
 	rep.figure("no_answer", float64(failed.Load()))
 	if !pack.running() && ctx.Err() == nil {
-		return fmt.Errorf("Pack died under load (OOM?):\n%s", pack.logTail())
+		return fmt.Errorf("pack died under load (OOM?):\n%s", pack.logTail())
 	}
 	return ctx.Err()
 }
@@ -341,7 +341,7 @@ func serveLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 		return fmt.Errorf("%d of %d reads failed: %w", len(all), sz.serveReaders, all[0])
 	}
 	if !srv.running() {
-		return fmt.Errorf("Serve died under load (OOM?):\n%s", srv.logTail())
+		return fmt.Errorf("serve died under load (OOM?):\n%s", srv.logTail())
 	}
 	return nil
 }
