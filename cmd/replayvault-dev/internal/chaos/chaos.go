@@ -526,35 +526,70 @@ func (e *env) readThroughServe(ctx context.Context, byReplay map[replayKey][]int
 		auth.NewVerifier(chaosSecret, auth.Policy{}))
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	readable := 0
+	type job struct {
+		k    replayKey
+		segs []int
+	}
+	jobs := make(chan job)
+	var (
+		mu       sync.Mutex
+		readable int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				n, err := e.readReplay(ctx, hs.URL, j.k, j.segs)
+				mu.Lock()
+				readable += n
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 	for k, segs := range byReplay {
-		tok, err := auth.Mint(chaosSecret, k.project, []string{auth.ScopeRead}, "chaos", time.Hour)
-		if err != nil {
-			return 0, err
+		jobs <- job{k, segs}
+	}
+	close(jobs)
+	wg.Wait()
+	return readable, firstErr
+}
+
+// readReplay reads one replay through Serve and counts its acked segments
+// that come back exactly, in order.
+func (e *env) readReplay(ctx context.Context, base string, k replayKey, segs []int) (int, error) {
+	tok, err := auth.Mint(chaosSecret, k.project, []string{auth.ScopeRead}, "chaos", time.Hour)
+	if err != nil {
+		return 0, err
+	}
+	body, status, err := fetch(ctx, fmt.Sprintf("%s/v1/projects/%d/replays/%s/recording?format=ndjson", base, k.project, k.replay), tok)
+	if err != nil {
+		return 0, fmt.Errorf("serve %s: %w", k.replay, err)
+	}
+	if e.shredded[k.replay] {
+		if status != http.StatusGone {
+			return 0, fmt.Errorf("serve shredded replay %s: HTTP %d, want 410", k.replay, status)
 		}
-		body, status, err := fetch(ctx, fmt.Sprintf("%s/v1/projects/%d/replays/%s/recording?format=ndjson", hs.URL, k.project, k.replay), tok)
-		if err != nil {
-			return 0, fmt.Errorf("serve %s: %w", k.replay, err)
-		}
-		if e.shredded[k.replay] {
-			if status != http.StatusGone {
-				return 0, fmt.Errorf("serve shredded replay %s: HTTP %d, want 410", k.replay, status)
-			}
-			continue
-		}
-		if len(segs) == 0 {
-			continue // nothing acked: the invariant above checks no row exists
-		}
-		if status != http.StatusOK {
-			return 0, fmt.Errorf("serve %s: HTTP %d: %.200s", k.replay, status, body)
-		}
-		slices.Sort(segs)
-		lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
-		for i, s := range segs {
-			raw := e.acked[segment.ID{ProjectID: k.project, ReplayID: k.replay, SegmentID: s, Type: segment.DefaultType}]
-			if i < len(lines) && bytes.Equal(lines[i], bytes.TrimSpace(raw)) {
-				readable++
-			}
+		return 0, nil
+	}
+	if len(segs) == 0 {
+		return 0, nil // nothing acked: check makes sure no row exists
+	}
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("serve %s: HTTP %d: %.200s", k.replay, status, body)
+	}
+	slices.Sort(segs)
+	lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
+	readable := 0
+	for i, s := range segs {
+		raw := e.acked[segment.ID{ProjectID: k.project, ReplayID: k.replay, SegmentID: s, Type: segment.DefaultType}]
+		if i < len(lines) && bytes.Equal(lines[i], bytes.TrimSpace(raw)) {
+			readable++
 		}
 	}
 	return readable, nil

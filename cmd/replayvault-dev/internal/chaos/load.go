@@ -374,7 +374,7 @@ func shredLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 		rc, shredErr = e.db.ShredProjectLimited(ctx, victim, "chaos", store.ShredLimits{Batch: 5000})
 	}()
 	flushes0 := p.Stats().Flushes.Load()
-	small := Options{Replays: 2, SegmentsPerReplay: 10}
+	small := Options{Replays: 1, SegmentsPerReplay: 40}
 	var worst time.Duration
 	for k := int64(0); ; k++ {
 		select {
@@ -390,7 +390,7 @@ func shredLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 	shredTime := time.Since(shredStart)
 	rep.figure("shred_seconds", shredTime.Seconds())
 	rep.figure("batches_committed_meanwhile", float64(p.Stats().Flushes.Load()-flushes0))
-	rep.figure("slowest_20_segment_publish_seconds", worst.Seconds())
+	rep.figure("slowest_40_segment_publish_seconds", worst.Seconds())
 	if shredErr != nil {
 		return shredErr
 	}
