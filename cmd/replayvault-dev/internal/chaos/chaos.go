@@ -397,6 +397,13 @@ func (e *env) workload(project int64, o Options, seed uint64) ([]uuid.UUID, []me
 	return replays, msgs
 }
 
+// unackedCount is how many published messages are not acked yet.
+func (e *env) unackedCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.unacked)
+}
+
 // ack records that Pack acked a message.
 func (e *env) ack(id segment.ID, raw []byte) {
 	e.mu.Lock()

@@ -66,6 +66,25 @@ func sizeOf(o Options) loadSize {
 	return quickLoad
 }
 
+// oomKill watches c as Cloud Run watches an instance: once its resident
+// memory passes limitMiB it is killed (an OOM), cancel is called so the
+// scenario stops at once, and oomed reports it.
+func oomKill(ctx context.Context, c *child, limitMiB float64, cancel context.CancelFunc) (oomed func() bool) {
+	var hit atomic.Bool
+	go func() {
+		for ctx.Err() == nil {
+			if c.peakRSSMiB() >= limitMiB {
+				hit.Store(true)
+				c.kill()
+				cancel()
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return hit.Load
+}
+
 func (r *Report) figure(name string, v float64) {
 	if r.Figures == nil {
 		r.Figures = map[string]float64{}
@@ -106,6 +125,10 @@ func packLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 		rep.ChildPeakRSSMiB = pack.peakRSSMiB()
 		rep.LimitMiB = instanceMemoryMiB
 	}()
+	outer := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	oomed := oomKill(ctx, pack, instanceMemoryMiB, cancel)
 
 	// One payload for every message (Pack stores each under its own id);
 	// the request bodies stream it, so the sender holds one copy.
@@ -171,10 +194,14 @@ func packLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 	rep.figure("seconds", time.Since(start).Seconds())
 	rep.figure("nacked_other", float64(nacked.Load()))
 	rep.figure("no_answer", float64(failed.Load()))
-	if !pack.running() && ctx.Err() == nil {
-		return fmt.Errorf("pack died under load (OOM?):\n%s", pack.logTail())
+	switch {
+	case oomed():
+		return fmt.Errorf("pack passed the instance's %d MiB (killed as an OOM would) after %d of %d messages were acked",
+			instanceMemoryMiB, len(msgs)-e.unackedCount(), len(msgs))
+	case !pack.running() && outer.Err() == nil:
+		return fmt.Errorf("pack died under load:\n%s", pack.logTail())
 	}
-	return ctx.Err()
+	return outer.Err()
 }
 
 // pushOnce POSTs one message as the body of a Pub/Sub push (no CloudEvent
@@ -287,6 +314,10 @@ func serveLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 		rep.ChildPeakRSSMiB = srv.peakRSSMiB()
 		rep.LimitMiB = instanceMemoryMiB
 	}()
+	outer := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	oomed := oomKill(ctx, srv, instanceMemoryMiB, cancel)
 	tok, err := auth.Mint(chaosSecret, 1, []string{auth.ScopeRead}, "chaos", time.Hour)
 	if err != nil {
 		return err
@@ -333,6 +364,13 @@ func serveLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 	rep.figure("exact_reads", float64(exact.Load()))
 	rep.figure("readers", float64(sz.serveReaders))
 	rep.figure("segments", float64(sz.serveSegments))
+	if oomed() {
+		return fmt.Errorf("serve passed the instance's %d MiB (killed as an OOM would) with %d of %d reads done",
+			instanceMemoryMiB, exact.Load(), sz.serveReaders)
+	}
+	if err := outer.Err(); err != nil {
+		return err
+	}
 	var all []error
 	for err := range errs {
 		all = append(all, err)
@@ -341,7 +379,7 @@ func serveLoad(ctx context.Context, e *env, o Options, rep *Report) error {
 		return fmt.Errorf("%d of %d reads failed: %w", len(all), sz.serveReaders, all[0])
 	}
 	if !srv.running() {
-		return fmt.Errorf("serve died under load (OOM?):\n%s", srv.logTail())
+		return fmt.Errorf("serve died under load:\n%s", srv.logTail())
 	}
 	return nil
 }
