@@ -15,6 +15,7 @@ func TestProductionDeps(t *testing.T) {
 		"github.com/fsouza/fake-gcs-server/",
 		"github.com/replayvault/replayvault/shared/testenv",
 		"github.com/replayvault/replayvault/shared/workload",
+		"github.com/replayvault/replayvault/shared/store/storetest",
 		"github.com/replayvault/replayvault/cmd/replayvault-dev",
 	}
 	for _, pkg := range []string{"github.com/replayvault/replayvault/cmd/replayvault", "github.com/replayvault/replayvault"} {

@@ -83,7 +83,7 @@ func TestEndToEnd(t *testing.T) {
 	// Deliver all nine messages to Pack.
 	pcfg := packer.Config{
 		FlushBytes: 8 << 20, FlushSegments: 1000, FlushAge: 50 * time.Millisecond, MaxConcurrency: 1000,
-		MaxBufferBytes: 64 << 20, BufferWait: 5 * time.Second, FlushTimeout: 30 * time.Second,
+		MaxBufferBytes: 64 << 20, FlushTimeout: 30 * time.Second,
 		Limits: segment.Limits{MaxDecompressed: 8 << 20},
 	}
 	p := packer.New(pcfg, d.DB, d.Blobs, d.Keyring(), failReject{t})

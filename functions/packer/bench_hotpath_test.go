@@ -148,7 +148,7 @@ func BenchmarkFlush(b *testing.B) {
 	ctx := context.Background()
 	cfg := Config{
 		FlushBytes: 8 << 20, FlushSegments: 1000, FlushAge: time.Hour, MaxConcurrency: 1000,
-		MaxBufferBytes: 256 << 20, BufferWait: time.Second, FlushTimeout: time.Minute,
+		MaxBufferBytes: 256 << 20, FlushTimeout: time.Minute,
 	}
 	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
 	b.Cleanup(p.Close)

@@ -22,7 +22,7 @@ func BenchmarkIngest(b *testing.B) {
 	d := testenv.NewDeps(b)
 	cfg := Config{
 		FlushBytes: 8 << 20, FlushSegments: 500, FlushAge: 2 * time.Second, MaxConcurrency: 1000,
-		MaxBufferBytes: 256 << 20, BufferWait: 10 * time.Second, FlushTimeout: time.Minute,
+		MaxBufferBytes: 256 << 20, FlushTimeout: time.Minute,
 	}
 	p := New(cfg, d.DB, d.Blobs, d.Keyring(), hotReject{b})
 	b.Cleanup(p.Close)

@@ -61,7 +61,7 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 	ctx := context.Background()
 	cfg := Config{
 		FlushBytes: 8 << 20, FlushSegments: 500, FlushAge: 2 * time.Second, MaxConcurrency: 1000,
-		MaxBufferBytes: 256 << 20, BufferWait: 10 * time.Second, FlushTimeout: time.Minute,
+		MaxBufferBytes: 256 << 20, FlushTimeout: time.Minute,
 	}
 	prev := slog.Default()
 	slog.SetDefault(logging.NewForProject(io.Discard, "info", "proj"))

@@ -40,9 +40,6 @@ type Config struct {
 	// that does not fit is refused at once with 429 (Pub/Sub redelivers
 	// with backoff), before it can hold anything more.
 	MaxBufferBytes int64
-	// BufferWait is ignored: waiting for buffer space would hold the
-	// payload in memory uncounted. Kept so older configurations compile.
-	BufferWait time.Duration
 	// FlushTimeout bounds one flush: upload plus transaction.
 	FlushTimeout time.Duration
 	Limits       segment.Limits

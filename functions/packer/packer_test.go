@@ -31,7 +31,6 @@ func testConfig() Config {
 		FlushAge:       200 * time.Millisecond,
 		MaxConcurrency: 1000,
 		MaxBufferBytes: 256 << 20,
-		BufferWait:     5 * time.Second,
 		FlushTimeout:   30 * time.Second,
 		Limits:         segment.Limits{MaxDecompressed: 8 << 20},
 	}
@@ -422,13 +421,12 @@ func TestShreddedReplayTakesNoSegments(t *testing.T) {
 }
 
 // TestBufferBound: with a buffer smaller than two segments, a second
-// segment waits and is refused with 429 when the first cannot flush.
+// segment is refused with 429 while the first waits for its flush.
 func TestBufferBound(t *testing.T) {
 	d := testenv.NewDeps(t)
 	cfg := testConfig()
 	cfg.MaxBufferBytes = 2000 // each segment seals to about 1,300 bytes
 	cfg.FlushAge = 2 * time.Second
-	cfg.BufferWait = 200 * time.Millisecond
 	p := newPacker(t, d, cfg, nil)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(13, 14))

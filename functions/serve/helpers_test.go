@@ -165,7 +165,6 @@ func packLimited(t testing.TB, d *testenv.Deps, flushSegments int, flushAge time
 		FlushAge:       flushAge,
 		MaxConcurrency: 100_000,
 		MaxBufferBytes: 1 << 30,
-		BufferWait:     10 * time.Second,
 		FlushTimeout:   60 * time.Second,
 		Limits:         lim,
 	}

@@ -69,7 +69,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	p := packer.New(packer.Config{
 		FlushBytes: 8 << 20, FlushSegments: 5, FlushAge: 100 * time.Millisecond, MaxConcurrency: 1000,
-		MaxBufferBytes: 64 << 20, BufferWait: 5 * time.Second, FlushTimeout: 30 * time.Second,
+		MaxBufferBytes: 64 << 20, FlushTimeout: 30 * time.Second,
 		Limits: segment.Limits{MaxDecompressed: 1 << 20},
 	}, d.DB, blob.NewTraced(d.Blobs, tel.Tracer), d.Keyring(), rej, packer.WithTelemetry(tel, pm))
 	defer p.Close()

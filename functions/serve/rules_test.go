@@ -43,7 +43,7 @@ func TestScrubbedReplayThroughServe(t *testing.T) {
 	}
 	p := packer.New(packer.Config{
 		FlushBytes: 8 << 20, FlushSegments: 1000, FlushAge: 50 * time.Millisecond, MaxConcurrency: 1000,
-		MaxBufferBytes: 64 << 20, BufferWait: 5 * time.Second, FlushTimeout: time.Minute,
+		MaxBufferBytes: 64 << 20, FlushTimeout: time.Minute,
 		Limits: segment.Limits{MaxDecompressed: 16 << 20},
 	}, d.DB, d.Blobs, d.Keyring(), failReject{t})
 	p.UseRules(rs)

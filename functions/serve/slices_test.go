@@ -49,7 +49,7 @@ func TestDerivedSlices(t *testing.T) {
 	}
 	packWith(t, e.d, packer.Config{
 		FlushBytes: 64 << 20, FlushSegments: 4, FlushAge: 50 * time.Millisecond, MaxConcurrency: 1000,
-		MaxBufferBytes: 1 << 30, BufferWait: 10 * time.Second, FlushTimeout: time.Minute,
+		MaxBufferBytes: 1 << 30, FlushTimeout: time.Minute,
 		Limits: segment.Limits{MaxDecompressed: 16 << 20}, DeriveSlices: true,
 	}, segs)
 

@@ -27,7 +27,7 @@ func packLevel(t testing.TB, d *testenv.Deps, replay uuid.UUID, raw [][]byte, le
 	t.Helper()
 	p := packer.New(packer.Config{
 		FlushBytes: 64 << 20, FlushSegments: 100, FlushAge: 100 * time.Millisecond,
-		MaxConcurrency: 100_000, MaxBufferBytes: 1 << 30, BufferWait: 10 * time.Second,
+		MaxConcurrency: 100_000, MaxBufferBytes: 1 << 30,
 		FlushTimeout: 60 * time.Second, Limits: segment.Limits{MaxDecompressed: 16 << 20},
 		Level: level,
 	}, d.DB, d.Blobs, d.Keyring(), failReject{t})

@@ -65,7 +65,6 @@ func newEnv(t *testing.T, cfg Config, flushAge time.Duration) *env {
 		FlushAge:       flushAge,
 		MaxConcurrency: 1000,
 		MaxBufferBytes: 64 << 20,
-		BufferWait:     5 * time.Second,
 		FlushTimeout:   30 * time.Second,
 		Limits:         segment.Limits{MaxDecompressed: 8 << 20},
 		// Transcode as production does for the default 90-day class, so

@@ -122,6 +122,11 @@ func (pg *Postgres) run(ctx context.Context, bin string, cred *syscall.Credentia
 	if err != nil {
 		return err
 	}
+	return pg.runOn(ctx, bin, cred, port)
+}
+
+// runOn starts the server on port and waits until it accepts connections.
+func (pg *Postgres) runOn(ctx context.Context, bin string, cred *syscall.Credential, port int) error {
 	logPath := filepath.Join(pg.dir, pgLogName)
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -270,6 +275,53 @@ func (pg *Postgres) Stop() error {
 		}
 	}
 	return err
+}
+
+// Restart stops the server and starts it again on the same port, so open
+// DSNs stay valid (their sessions are cut). immediate stops it as a crash
+// would (SIGQUIT: no checkpoint, crash recovery on start); otherwise with a
+// fast shutdown. The cluster runs with fsync off, which a crash of the
+// server alone (not of the machine) does not lose data to; a database that
+// must keep every acknowledged commit through it needs synchronous_commit
+// on (ALTER DATABASE ... SET synchronous_commit = on).
+func (pg *Postgres) Restart(ctx context.Context, immediate bool) error {
+	bin, err := pgBinDir()
+	if err != nil {
+		return err
+	}
+	cred, err := pgCredential()
+	if err != nil {
+		return err
+	}
+	sig := syscall.SIGINT
+	if immediate {
+		sig = syscall.SIGQUIT
+	}
+	select {
+	case <-pg.exited:
+	default:
+		if err := pg.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("restart postgres: %w", err)
+		}
+		select {
+		case <-pg.exited:
+		case <-time.After(30 * time.Second):
+			pg.kill()
+		}
+	}
+	// The old postmaster's children may hold the port a moment longer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err = pg.runOn(ctx, bin, cred, pg.port)
+		if err == nil || !errAddrInUse(err.Error()) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("restart postgres: %w", err)
+	}
+	return nil
 }
 
 // kill ends the server at once and waits for it.

@@ -97,6 +97,52 @@ func TestStartPostgresReusesDir(t *testing.T) {
 	}
 }
 
+// TestPostgresRestart: after a crash-like (immediate) and a fast restart
+// the same DSN reaches the server again, and a commit made with
+// synchronous_commit on survives the crash.
+func TestPostgresRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	pg, err := StartPostgres(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	if err := pg.CreateDatabase(ctx, "kept", ""); err != nil {
+		t.Fatal(err)
+	}
+	dsn := pg.DSN("kept")
+	for i, immediate := range []bool{true, false} {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if _, err := conn.Exec(ctx, "ALTER DATABASE kept SET synchronous_commit = on; CREATE TABLE t (x int)"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := conn.Exec(ctx, "SET synchronous_commit = on; INSERT INTO t VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.Restart(ctx, immediate); err != nil {
+			t.Fatalf("Restart(immediate=%v): %v", immediate, err)
+		}
+		if err := conn.Ping(ctx); err == nil {
+			t.Errorf("Restart(immediate=%v): a session from before still answers", immediate)
+		}
+		conn.Close(ctx)
+		after := connect(t, dsn)
+		var n int
+		if err := after.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatalf("after Restart(immediate=%v): %v", immediate, err)
+		}
+		if n != i+1 {
+			t.Errorf("after Restart(immediate=%v): %d rows, want %d", immediate, n, i+1)
+		}
+	}
+}
+
 func TestStartPostgresUnreachableDir(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root hands the cluster to another user")

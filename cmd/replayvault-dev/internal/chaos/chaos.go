@@ -7,6 +7,7 @@ package chaos
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,12 +16,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/api/option"
 
 	"github.com/replayvault/replayvault/functions/packer"
@@ -40,15 +44,25 @@ type Options struct {
 	Replays, SegmentsPerReplay int
 	// FaultRate is the share of eligible storage requests that fail.
 	FaultRate float64
+	// Kills is how many times a crash scenario kills Pack (or restarts
+	// PostgreSQL).
+	Kills int
+	// Load runs the load scenarios (memory bounds at full size) instead of
+	// the fault scenarios; Quick runs a scaled-down form of each load
+	// scenario after the fault scenarios.
+	Load, Quick bool
 	// Only runs the scenarios whose name contains it (all when empty).
 	Only string
+	// Exe is the replayvault-dev executable the child processes run
+	// (`function`); empty: this program.
+	Exe string
 }
 
 // Quick is the CI form: small workloads, every scenario.
-var Quick = Options{Replays: 6, SegmentsPerReplay: 20, FaultRate: 0.3}
+var Quick = Options{Replays: 6, SegmentsPerReplay: 20, FaultRate: 0.3, Kills: 2, Quick: true}
 
 // Full is the default form.
-var Full = Options{Replays: 40, SegmentsPerReplay: 50, FaultRate: 0.3}
+var Full = Options{Replays: 40, SegmentsPerReplay: 50, FaultRate: 0.3, Kills: 5}
 
 // Report is one scenario's outcome.
 type Report struct {
@@ -65,29 +79,73 @@ type Report struct {
 	DurationMS  int64   `json:"duration_ms"`
 	Pass        bool    `json:"pass"`
 	Detail      string  `json:"detail,omitempty"`
-}
 
-// Missing names the scenarios of the issue that this command does not run
-// yet; the report says so instead of pretending.
-var Missing = []string{
-	"kill -9 of a Pack child process before upload / between upload and commit / between commit and ack (Pub/Sub emulator redelivery)",
-	"Postgres restarted mid-commit (db-answers-cut covers a COMMIT whose answer is lost)",
+	// Crash scenarios: Pack runs as a child process behind the Pub/Sub
+	// emulator's push subscription. Kills counts the SIGKILLs (or
+	// PostgreSQL restarts) that hit their window; Deliveries the pushes
+	// the emulator made (redeliveries included).
+	Kills      int   `json:"kills,omitempty"`
+	Deliveries int64 `json:"deliveries,omitempty"`
+	// ChildPeakRSSMiB is the largest peak RSS of the process under test
+	// (Pack or Serve as a child process); LimitMiB the memory it must stay
+	// under (the deployed instance's), when the scenario bounds it.
+	ChildPeakRSSMiB float64 `json:"child_peak_rss_mib,omitempty"`
+	LimitMiB        float64 `json:"limit_mib,omitempty"`
+	// Overloaded counts 429 answers (load shed instead of memory).
+	Overloaded int64 `json:"overloaded_429,omitempty"`
+	// Sweeps ran throughout; OrphansSwept objects without a blob row they
+	// deleted; OrphansLeft are objects still without one after the grace
+	// and a final sweep (must be 0).
+	Sweeps        int64 `json:"sweeps"`
+	SweepFailures int64 `json:"sweep_failures"`
+	OrphansSwept  int64 `json:"orphans_swept"`
+	OrphansLeft   int   `json:"orphans_left"`
+	// Figures of the load scenarios (rows shredded, reads, batches
+	// committed meanwhile), by name.
+	Figures map[string]float64 `json:"figures,omitempty"`
 }
 
 type scenario struct {
 	name string
 	run  func(ctx context.Context, e *env, o Options, rep *Report) error
+	// needs says what the scenario needs beyond the in-process stand-ins.
+	needs need
+	// grace is the sweeper's ORPHAN_GRACE (0: orphanGrace): longer where
+	// Pack runs with its deployed timeouts, which a flush may use up
+	// under load.
+	grace time.Duration
 }
+
+type need int
+
+const (
+	needPubSub need = 1 << iota // the Pub/Sub emulator and child processes
+)
 
 var scenarios = []scenario{
-	{"gcs-faults-pack", gcsFaultsPack},
-	{"gcs-faults-serve", gcsFaultsServe},
-	{"kms-hang-at-rotation", kmsHangAtRotation},
-	{"db-answers-cut", dbAnswersCut},
-	{"shred-under-load", shredUnderLoad},
+	{"gcs-faults-pack", gcsFaultsPack, 0, 0},
+	{"gcs-faults-serve", gcsFaultsServe, 0, 0},
+	{"kms-hang-at-rotation", kmsHangAtRotation, 0, 0},
+	{"db-answers-cut", dbAnswersCut, 0, 0},
+	{"shred-under-load", shredUnderLoad, 0, 0},
+	{"kill-pack-before-upload", killBeforeUpload, needPubSub, 0},
+	{"kill-pack-after-upload", killAfterUpload, needPubSub, 0},
+	{"kill-pack-after-commit", killAfterCommit, needPubSub, 0},
+	{"postgres-restart-mid-commit", postgresRestart, needPubSub, 0},
 }
 
-// Run runs the scenarios in order, each on a fresh database.
+// standins are the local dependencies every scenario shares; each
+// scenario has its own database and bucket on them.
+type standins struct {
+	dir    string
+	exe    string
+	pg     *testenv.Postgres
+	gcs    *testenv.GCS
+	kms    *testenv.KMS
+	pubsub *testenv.PubSub // nil until a scenario needs it
+}
+
+// Run runs the scenarios in order, each on a fresh database and bucket.
 func Run(ctx context.Context, o Options) ([]Report, error) {
 	dir, err := os.MkdirTemp("", "replayvault-chaos-")
 	if err != nil {
@@ -98,39 +156,62 @@ func Run(ctx context.Context, o Options) ([]Report, error) {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, err
 	}
-	pg, err := testenv.StartPostgres(ctx, dir+"/pg")
-	if err != nil {
+	sd := &standins{dir: dir, exe: o.Exe}
+	if sd.exe == "" {
+		if sd.exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	if sd.pg, err = testenv.StartPostgres(ctx, dir+"/pg"); err != nil {
 		return nil, err
 	}
-	defer pg.Stop()
-	gcs, err := testenv.StartGCS("", bucket)
-	if err != nil {
+	defer sd.pg.Stop()
+	if sd.gcs, err = testenv.StartGCS(""); err != nil {
 		return nil, err
 	}
-	defer gcs.Stop()
-	kms, err := testenv.StartKMS()
-	if err != nil {
+	defer sd.gcs.Stop()
+	if sd.kms, err = testenv.StartKMS(); err != nil {
 		return nil, err
 	}
-	defer kms.Stop()
+	defer sd.kms.Stop()
+	defer func() {
+		if sd.pubsub != nil {
+			sd.pubsub.Stop()
+		}
+	}()
 
+	var list []scenario
+	if !o.Load {
+		list = append(list, scenarios...)
+	}
+	if o.Load || o.Quick {
+		list = append(list, loadScenarios...)
+	}
 	var reports []Report
-	for i, sc := range scenarios {
+	for i, sc := range list {
 		if o.Only != "" && !strings.Contains(sc.name, o.Only) {
 			continue
+		}
+		if sc.needs&needPubSub != 0 && sd.pubsub == nil {
+			if sd.pubsub, err = testenv.StartPubSub(ctx, dir+"/pubsub", pubsubProject); err != nil {
+				return reports, err
+			}
 		}
 		rep := Report{Scenario: sc.name}
 		resetPeakRSS()
 		start := time.Now()
 		err := func() error {
-			e, err := newEnv(ctx, pg, gcs, kms, fmt.Sprintf("chaos_%d", i))
+			e, err := newEnv(ctx, sd, fmt.Sprintf("chaos_%d", i))
 			if err != nil {
 				return err
 			}
 			defer e.close()
 			defer func() { rep.Faults += e.proxy.injectedTotal() }()
-			if err := sc.run(ctx, e, o, &rep); err != nil {
-				return err
+			e.grace = cmp.Or(sc.grace, orphanGrace)
+			sw := e.startSweeper(ctx)
+			runErr := sc.run(ctx, e, o, &rep)
+			if err := e.finish(ctx, sw, &rep); err != nil || runErr != nil {
+				return errors.Join(runErr, err)
 			}
 			return e.check(ctx, &rep)
 		}()
@@ -139,40 +220,67 @@ func Run(ctx context.Context, o Options) ([]Report, error) {
 		if err != nil {
 			rep.Detail = err.Error()
 		}
-		rep.Pass = err == nil && rep.Lost == 0 && rep.Duplicated == 0 && rep.HalfVisible == 0 && rep.Acked == rep.Published
+		rep.Pass = err == nil && rep.Lost == 0 && rep.Duplicated == 0 && rep.HalfVisible == 0 &&
+			rep.Acked == rep.Published && rep.OrphansLeft == 0 &&
+			(rep.LimitMiB == 0 || rep.ChildPeakRSSMiB < rep.LimitMiB)
 		reports = append(reports, rep)
 	}
 	return reports, nil
 }
 
-const bucket = "replayvault-chaos"
+// pubsubProject is the emulator's project.
+const pubsubProject = "chaos"
 
-// env is one scenario's system: its own database, the shared stand-ins,
-// a storage client through the fault proxy and a clean one for checks.
+// env is one scenario's system: its own database and bucket, the shared
+// stand-ins, a storage client through the fault proxy and a clean one for
+// checks.
 type env struct {
-	db     *store.DB
-	dsn    string
-	kms    *testenv.KMS
-	proxy  *faultProxy
-	faulty blob.Store
-	clean  blob.Store
-	wrap   *crypt.KMS
-	closes []func()
+	sd      *standins
+	name    string
+	bucket  string
+	db      *store.DB
+	dsn     string
+	kms     *testenv.KMS
+	proxy   *faultProxy
+	gate    *uploadGate
+	gcsHost string // host:port of the gate, for STORAGE_EMULATOR_HOST
+	faulty  blob.Store
+	clean   blob.Store
+	wrap    *crypt.KMS
+	closes  []func()
+
+	// minOrphans is how many orphans the scenario made on purpose (the
+	// sweep must have deleted at least that many).
+	minOrphans int
+	// grace is the sweeper's ORPHAN_GRACE.
+	grace time.Duration
+	// seeded are replays written around Pack (bulk seeding) that the
+	// check covers too.
+	seeded []replayKey
 
 	mu       sync.Mutex
+	raws     map[segment.ID][]byte // every published segment -> raw JSON
 	acked    map[segment.ID][]byte // acked segment -> raw JSON
 	unacked  map[segment.ID]bool   // published, never acked
 	shredded map[uuid.UUID]bool
 }
 
-func newEnv(ctx context.Context, pg *testenv.Postgres, gcs *testenv.GCS, kms *testenv.KMS, name string) (*env, error) {
-	e := &env{kms: kms, acked: map[segment.ID][]byte{}, unacked: map[segment.ID]bool{}, shredded: map[uuid.UUID]bool{}}
-	if err := pg.CreateDatabase(ctx, name, ""); err != nil {
+func newEnv(ctx context.Context, sd *standins, name string) (*env, error) {
+	e := &env{sd: sd, name: name, bucket: strings.ReplaceAll("rv-"+name, "_", "-"), kms: sd.kms,
+		raws: map[segment.ID][]byte{}, acked: map[segment.ID][]byte{}, unacked: map[segment.ID]bool{}, shredded: map[uuid.UUID]bool{}}
+	sd.gcs.Server().CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: e.bucket})
+	if err := sd.pg.CreateDatabase(ctx, name, ""); err != nil {
 		return nil, err
 	}
-	dsn := pg.DSN(name)
+	dsn := sd.pg.DSN(name)
 	e.dsn = dsn
 	if err := store.Migrate(ctx, dsn); err != nil {
+		return nil, err
+	}
+	// The cluster trades durability for speed; with synchronous_commit on
+	// an acknowledged commit survives a crash of PostgreSQL (not of the
+	// machine), as in production.
+	if err := execSQL(ctx, dsn, "ALTER DATABASE "+name+" SET synchronous_commit = on"); err != nil {
 		return nil, err
 	}
 	db, err := store.OpenURL(ctx, dsn)
@@ -181,31 +289,33 @@ func newEnv(ctx context.Context, pg *testenv.Postgres, gcs *testenv.GCS, kms *te
 	}
 	e.db = db
 	e.closes = append(e.closes, db.Close)
-	proxy, err := newFaultProxy(gcs.URL())
+	proxy, err := newFaultProxy(sd.gcs.URL())
 	if err != nil {
 		return nil, err
 	}
 	e.proxy = proxy
-	hs := httptest.NewServer(proxy)
+	e.gate = &uploadGate{next: proxy}
+	hs := httptest.NewServer(e.gate)
+	e.gcsHost = strings.TrimPrefix(hs.URL, "http://")
 	e.closes = append(e.closes, hs.Close)
 	fc, err := blob.NewGCSClient(ctx, option.WithEndpoint(hs.URL+"/storage/v1/"), option.WithoutAuthentication())
 	if err != nil {
 		return nil, err
 	}
 	e.closes = append(e.closes, func() { fc.Close() })
-	e.faulty = blob.NewGCS(fc, bucket, 5*time.Second)
-	cc, err := gcs.Client(ctx)
+	e.faulty = blob.NewGCS(fc, e.bucket, 5*time.Second)
+	cc, err := sd.gcs.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
 	e.closes = append(e.closes, func() { cc.Close() })
-	e.clean = blob.NewGCS(cc, bucket, 30*time.Second)
-	kc, err := crypt.NewKMSClient(ctx, kms.Endpoint())
+	e.clean = blob.NewGCS(cc, e.bucket, 30*time.Second)
+	kc, err := crypt.NewKMSClient(ctx, sd.kms.Endpoint())
 	if err != nil {
 		return nil, err
 	}
 	e.closes = append(e.closes, func() { kc.Close() })
-	e.wrap = crypt.NewKMS(kc, kms.KeyName(), 2*time.Second)
+	e.wrap = crypt.NewKMS(kc, sd.kms.KeyName(), 2*time.Second)
 	return e, nil
 }
 
@@ -213,6 +323,16 @@ func (e *env) close() {
 	for i := len(e.closes) - 1; i >= 0; i-- {
 		e.closes[i]()
 	}
+}
+
+func execSQL(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 func (e *env) keyring(rotate time.Duration) *crypt.Keyring {
@@ -228,7 +348,7 @@ func (e *env) packer(blobs blob.Store, keys *crypt.Keyring) *packer.Packer {
 func (e *env) packerOn(db *store.DB, blobs blob.Store, keys *crypt.Keyring) *packer.Packer {
 	cfg := packer.Config{
 		FlushBytes: 4 << 20, FlushSegments: 10, FlushAge: 50 * time.Millisecond,
-		MaxConcurrency: 1000, MaxBufferBytes: 256 << 20, FlushTimeout: 20 * time.Second,
+		MaxConcurrency: 1000, MaxBufferBytes: 256 << 20, FlushTimeout: flushTimeout,
 		Limits: segment.Limits{MaxDecompressed: 8 << 20},
 	}
 	return packer.New(cfg, db, blobs, keys, countReject{})
@@ -242,56 +362,80 @@ func (countReject) Reject(context.Context, map[string]string, []byte, string) er
 	return errors.New("chaos: a valid segment was rejected")
 }
 
-// publish sends the workload through p as Pub/Sub would: every nacked
-// message is redelivered (after a short backoff) until acked or until it
-// has been tried attempts times.
-func (e *env) publish(ctx context.Context, p *packer.Packer, project int64, o Options, seed uint64, rep *Report) []uuid.UUID {
-	rng := rand.New(rand.NewPCG(seed, 99))
-	type msg struct {
-		id  segment.ID
-		raw []byte
+// message is one segment of a workload.
+type message struct {
+	id  segment.ID
+	raw []byte
+}
+
+func (m message) attributes() map[string]string {
+	return map[string]string{
+		"project_id": strconv.FormatInt(m.id.ProjectID, 10),
+		"replay_id":  m.id.ReplayID.String(),
+		"segment_id": strconv.Itoa(m.id.SegmentID),
 	}
-	var msgs []msg
+}
+
+// workload returns o.Replays new replays of o.SegmentsPerReplay segments
+// each in project, all recorded as unacked until acked.
+func (e *env) workload(project int64, o Options, seed uint64) ([]uuid.UUID, []message) {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	var msgs []message
 	replays := make([]uuid.UUID, o.Replays)
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for r := range replays {
 		replays[r] = uuid.New()
 		for s := range o.SegmentsPerReplay {
 			raw := workload.Segment(rng, s, 1_700_000_000_000+int64(s)*1000, 1500+rng.IntN(3000))
-			msgs = append(msgs, msg{segment.ID{ProjectID: project, ReplayID: replays[r], SegmentID: s, Type: segment.DefaultType}, raw})
+			m := message{segment.ID{ProjectID: project, ReplayID: replays[r], SegmentID: s, Type: segment.DefaultType}, raw}
+			msgs = append(msgs, m)
+			e.unacked[m.id] = true
+			e.raws[m.id] = raw
 		}
 	}
+	return replays, msgs
+}
+
+// unackedCount is how many published messages are not acked yet.
+func (e *env) unackedCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.unacked)
+}
+
+// ack records that Pack acked a message.
+func (e *env) ack(id segment.ID, raw []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if raw == nil {
+		raw = e.raws[id]
+	}
+	e.acked[id] = raw
+	delete(e.unacked, id)
+}
+
+// publish sends the workload through p as Pub/Sub would: every nacked
+// message is redelivered (after a short backoff) until acked or until it
+// has been tried attempts times.
+func (e *env) publish(ctx context.Context, p *packer.Packer, project int64, o Options, seed uint64, rep *Report) []uuid.UUID {
+	replays, msgs := e.workload(project, o, seed)
 	rep.Published += len(msgs)
-	work := make(chan msg)
+	work := make(chan message)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for m := range work {
-				acked := false
-				for attempt := 0; attempt < 30 && !acked && ctx.Err() == nil; attempt++ {
-					_, err := p.Ingest(ctx, packer.Message{
-						ID: fmt.Sprint(m.id), Data: m.raw,
-						Attributes: map[string]string{
-							"project_id": strconv.FormatInt(m.id.ProjectID, 10),
-							"replay_id":  m.id.ReplayID.String(),
-							"segment_id": strconv.Itoa(m.id.SegmentID),
-						},
-					})
+				for attempt := 0; attempt < 30 && ctx.Err() == nil; attempt++ {
+					_, err := p.Ingest(ctx, packer.Message{ID: fmt.Sprint(m.id), Data: m.raw, Attributes: m.attributes()})
 					if err == nil {
-						acked = true
-					} else {
-						time.Sleep(time.Duration(20*(attempt+1)) * time.Millisecond)
+						e.ack(m.id, m.raw)
+						break
 					}
+					time.Sleep(time.Duration(20*(attempt+1)) * time.Millisecond)
 				}
-				e.mu.Lock()
-				if acked {
-					e.acked[m.id] = m.raw
-					delete(e.unacked, m.id)
-				} else {
-					e.unacked[m.id] = true
-				}
-				e.mu.Unlock()
 			}
 		}()
 	}
@@ -304,42 +448,48 @@ func (e *env) publish(ctx context.Context, p *packer.Packer, project int64, o Op
 }
 
 // check is the invariant: every acked segment has exactly one row and reads
-// back (clean storage, fresh KEK cache) to its bytes; no row exists for a
-// segment never acked; shredded replays have no rows and read as shredded.
+// back through Serve (clean storage, fresh KEK cache) to its bytes, in
+// order, exactly once; no row exists for a segment never acked; shredded
+// replays have no rows and Serve answers 410 for them.
 func (e *env) check(ctx context.Context, rep *Report) error {
 	rep.Acked = len(e.acked)
 	rep.Shredded = len(e.shredded)
-	keks := crypt.NewKEKCache(e.wrap, e.db.WrappedKEK, 64, time.Minute)
-	byReplay := map[[2]any]bool{}
+	byReplay := map[replayKey][]int{} // acked segment ids
 	for id := range e.acked {
-		byReplay[[2]any{id.ProjectID, id.ReplayID}] = true
+		k := replayKey{id.ProjectID, id.ReplayID}
+		byReplay[k] = append(byReplay[k], id.SegmentID)
+	}
+	for id := range e.unacked {
+		k := replayKey{id.ProjectID, id.ReplayID}
+		if _, ok := byReplay[k]; !ok {
+			byReplay[k] = nil
+		}
+	}
+	for _, k := range e.seeded {
+		if _, ok := byReplay[k]; !ok {
+			byReplay[k] = nil
+		}
 	}
 	seen := map[segment.ID]int{}
 	for k := range byReplay {
-		project, replay := k[0].(int64), k[1].(uuid.UUID)
-		meta, rows, err := e.db.ReplaySegments(ctx, project, replay, segment.DefaultType, 0, 1<<30)
+		meta, rows, err := e.db.ReplaySegments(ctx, k.project, k.replay, segment.DefaultType, 0, 1<<30)
 		if err != nil {
-			return fmt.Errorf("read rows of %s: %w", replay, err)
+			return fmt.Errorf("read rows of %s: %w", k.replay, err)
 		}
-		if _, gone := meta.Shredded(); gone != e.shredded[replay] {
-			return fmt.Errorf("replay %s: shredded %v, want %v", replay, gone, e.shredded[replay])
+		if meta != nil {
+			if _, gone := meta.Shredded(); gone != e.shredded[k.replay] {
+				return fmt.Errorf("replay %s: shredded %v, want %v", k.replay, gone, e.shredded[k.replay])
+			}
 		}
 		for _, row := range rows {
 			seen[row.ID]++
-			if e.shredded[replay] {
+			if e.shredded[k.replay] {
 				rep.HalfVisible++ // a shredded replay's row
 				continue
 			}
-			raw, ok := e.acked[row.ID]
-			if !ok {
+			if _, ok := e.acked[row.ID]; !ok {
 				rep.HalfVisible++
-				continue
 			}
-			doc, err := openRow(ctx, e.clean, keks, row)
-			if err != nil || !bytes.Equal(doc, raw) {
-				continue // counted as lost below
-			}
-			rep.Readable++
 		}
 	}
 	for id := range e.acked {
@@ -351,37 +501,105 @@ func (e *env) check(ctx context.Context, rep *Report) error {
 			rep.Duplicated += n - 1
 		}
 	}
-	for id := range e.unacked {
-		if seen[id] > 0 {
-			rep.HalfVisible++
-		}
+	readable, err := e.readThroughServe(ctx, byReplay)
+	if err != nil {
+		return err
 	}
+	rep.Readable = readable
 	live := 0
 	for id := range e.acked {
 		if !e.shredded[id.ReplayID] {
 			live++
 		}
 	}
-	if rep.Readable != live {
-		rep.Lost += live - rep.Readable - rep.Lost
+	if missing := live - rep.Readable; missing > rep.Lost {
+		rep.Lost = missing
 	}
 	return nil
 }
 
-func openRow(ctx context.Context, blobs blob.Store, keks *crypt.KEKCache, row store.Segment) ([]byte, error) {
-	ct, err := blobs.ReadRange(ctx, row.BlobPath, row.ByteStart, row.ByteStop-row.ByteStart)
-	if err != nil {
-		return nil, err
+type replayKey struct {
+	project int64
+	replay  uuid.UUID
+}
+
+const chaosSecret = "chaos-secret-0123456789abcdef-0123456789"
+
+// readThroughServe reads every replay through Serve (NDJSON: one line per
+// segment) and counts the acked segments that come back byte for byte, in
+// order; a shredded replay must answer 410.
+func (e *env) readThroughServe(ctx context.Context, byReplay map[replayKey][]int) (int, error) {
+	srv := serve.New(serve.Config{RowPage: 50}, e.db, e.clean, crypt.NewKEKCache(e.wrap, e.db.WrappedKEK, 64, time.Minute),
+		auth.NewVerifier(chaosSecret, auth.Policy{}))
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	type job struct {
+		k    replayKey
+		segs []int
 	}
-	kek, err := keks.Get(ctx, row.KEKID)
-	if err != nil {
-		return nil, err
+	jobs := make(chan job)
+	var (
+		mu       sync.Mutex
+		readable int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				n, err := e.readReplay(ctx, hs.URL, j.k, j.segs)
+				mu.Lock()
+				readable += n
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
 	}
-	pt, err := crypt.Open(kek, row.ID.AAD(), ct, row.WrappedDEK)
-	if err != nil {
-		return nil, err
+	for k, segs := range byReplay {
+		jobs <- job{k, segs}
 	}
-	return segment.Decode(row.Encoding, pt, 64<<20)
+	close(jobs)
+	wg.Wait()
+	return readable, firstErr
+}
+
+// readReplay reads one replay through Serve and counts its acked segments
+// that come back exactly, in order.
+func (e *env) readReplay(ctx context.Context, base string, k replayKey, segs []int) (int, error) {
+	tok, err := auth.Mint(chaosSecret, k.project, []string{auth.ScopeRead}, "chaos", time.Hour)
+	if err != nil {
+		return 0, err
+	}
+	body, status, err := fetch(ctx, fmt.Sprintf("%s/v1/projects/%d/replays/%s/recording?format=ndjson", base, k.project, k.replay), tok)
+	if err != nil {
+		return 0, fmt.Errorf("serve %s: %w", k.replay, err)
+	}
+	if e.shredded[k.replay] {
+		if status != http.StatusGone {
+			return 0, fmt.Errorf("serve shredded replay %s: HTTP %d, want 410", k.replay, status)
+		}
+		return 0, nil
+	}
+	if len(segs) == 0 {
+		return 0, nil // nothing acked: check makes sure no row exists
+	}
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("serve %s: HTTP %d: %.200s", k.replay, status, body)
+	}
+	slices.Sort(segs)
+	lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
+	readable := 0
+	for i, s := range segs {
+		raw := e.acked[segment.ID{ProjectID: k.project, ReplayID: k.replay, SegmentID: s, Type: segment.DefaultType}]
+		if i < len(lines) && bytes.Equal(lines[i], bytes.TrimSpace(raw)) {
+			readable++
+		}
+	}
+	return readable, nil
 }
 
 // gcsFaultsPack: uploads fail (503, resets, slow answers) while Pack packs;
@@ -402,7 +620,7 @@ func gcsFaultsServe(ctx context.Context, e *env, o Options, rep *Report) error {
 	p := e.packer(e.clean, e.keyring(time.Hour))
 	replays := e.publish(ctx, p, 1, o, 2, rep)
 	p.Close()
-	const secret = "chaos-secret-0123456789abcdef-0123456789"
+	const secret = chaosSecret
 	srv := serve.New(serve.Config{CoalesceGapBytes: 0, RowPage: 7}, // one ranged read per segment: many chances to fail
 		e.db, e.faulty, crypt.NewKEKCache(e.wrap, e.db.WrappedKEK, 64, time.Minute), auth.NewVerifier(secret, auth.Policy{}))
 	hs := httptest.NewServer(srv)
