@@ -48,6 +48,20 @@ func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Pack takes Pub/Sub push requests (POST)", http.StatusMethodNotAllowed)
 		return
 	}
+	// Reserve what the request will hold before reading a byte of it: its
+	// body and the payload decoded from it. Past MAX_BUFFER_BYTES the
+	// answer is 429 at once, so a burst of large pushes is refused before
+	// it costs memory (net/http drains or drops the unread body).
+	hold := pushHold(r.ContentLength, p.cfg.Limits)
+	h, ok := p.hold(hold)
+	if !ok {
+		p.metrics.Received(ctx)
+		err := p.overloaded(ctx, hold)
+		slog.DebugContext(ctx, "push refused", "status", http.StatusTooManyRequests, "error", err)
+		answer(w, http.StatusTooManyRequests)
+		return
+	}
+	defer h.release()
 	body, err := ReadPush(r, p.cfg.Limits)
 	if err != nil {
 		// Not from Pub/Sub, whose messages are smaller: a status, no reject.
@@ -78,7 +92,15 @@ func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(w, status)
 		return
 	}
-	res, err := p.Ingest(ctx, m)
+	p.metrics.Received(ctx)
+	// What the request holds now: the body and the decoded payload
+	// (smaller than reserved unless the length was unknown).
+	var res Result
+	if n := int64(m.EnvelopeBytes) + int64(len(m.Data)); h.resize(n) {
+		res, err = p.ingest(ctx, m, h)
+	} else {
+		err = p.overloaded(ctx, n)
+	}
 	if err != nil {
 		status, _ = derrors.ToStatus(err)
 		slog.WarnContext(ctx, "segment nacked", "message_id", m.ID, "status", status, "error", err)
@@ -134,6 +156,16 @@ func ceTrace(h http.Header) map[string]any {
 	return map[string]any{"traceparent": tp, "tracestate": h.Get("Ce-Tracestate")}
 }
 
+// maxPush is the largest push body Pack reads: the base64 of the largest
+// payload plus the envelope around it.
+func maxPush(lim segment.Limits) int64 {
+	maxPayload := lim.MaxPayload
+	if maxPayload <= 0 {
+		maxPayload = segment.DefaultMaxPayload
+	}
+	return (maxPayload+2)/3*4 + envelopeSlack
+}
+
 // envelopeSlack is what a push body holds besides the base64 payload: the
 // message id, attributes, publish time and subscription name (Pub/Sub
 // caps attributes at 100 pairs of 256 + 1024 bytes).
@@ -143,15 +175,23 @@ const envelopeSlack = 256 << 10
 // than the payload limit in base64 plus the envelope.
 var ErrPushTooLarge = fmt.Errorf("push body too large: %w", derrors.TooLarge)
 
+// pushHold is the buffer space a push request of contentLength bytes
+// (-1: unknown) will hold: its body, and the payload decoded from the
+// body's base64 (at most 3/4 of it). Unknown lengths reserve the largest
+// push ReadPush accepts.
+func pushHold(contentLength int64, lim segment.Limits) int64 {
+	n := contentLength
+	if n < 0 || n > maxPush(lim) {
+		n = maxPush(lim)
+	}
+	return n + n/4*3
+}
+
 // ReadPush reads the body of a push request, refusing one larger than a
 // payload within lim could make (ErrPushTooLarge). The body is read into
 // one buffer of the announced size.
 func ReadPush(r *http.Request, lim segment.Limits) ([]byte, error) {
-	maxPayload := lim.MaxPayload
-	if maxPayload <= 0 {
-		maxPayload = segment.DefaultMaxPayload
-	}
-	limit := (maxPayload+2)/3*4 + envelopeSlack
+	limit := maxPush(lim)
 	if r.ContentLength > limit {
 		return nil, ErrPushTooLarge
 	}

@@ -201,13 +201,26 @@ func (p *Packer) Stats() *Stats { return &p.stats }
 // payload is no longer referenced.
 func (p *Packer) Ingest(ctx context.Context, m Message) (Result, error) {
 	p.metrics.Received(ctx)
-	h, ok := p.hold(int64(m.EnvelopeBytes) + int64(len(m.Data)))
+	n := int64(m.EnvelopeBytes) + int64(len(m.Data))
+	h, ok := p.hold(n)
 	if !ok {
-		p.stats.Overloaded.Add(1)
-		p.metrics.Overloaded(ctx)
-		return 0, fmt.Errorf("%w: %d bytes do not fit in MAX_BUFFER_BYTES", ErrOverloaded, int64(m.EnvelopeBytes)+int64(len(m.Data)))
+		return 0, p.overloaded(ctx, n)
 	}
 	defer h.release()
+	return p.ingest(ctx, m, h)
+}
+
+// overloaded counts a request refused for want of buffer space and returns
+// its error (429: Pub/Sub redelivers with backoff).
+func (p *Packer) overloaded(ctx context.Context, n int64) error {
+	p.stats.Overloaded.Add(1)
+	p.metrics.Overloaded(ctx)
+	return fmt.Errorf("%w: %d bytes do not fit in MAX_BUFFER_BYTES", ErrOverloaded, n)
+}
+
+// ingest is Ingest for a request that already holds h, sized to what it
+// holds now (its envelope and payload); h stays the caller's to release.
+func (p *Packer) ingest(ctx context.Context, m Message, h *holding) (Result, error) {
 	select {
 	case p.cpu <- struct{}{}:
 	case <-ctx.Done():
