@@ -82,6 +82,12 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		FlushAge: *flushAge,
 		LogLevel: os.Getenv("LOG_LEVEL"),
 	}
+	if *smoke && opts.LogLevel == "" {
+		// The smoke check reads Pack's per-segment lines (debug: one per
+		// acked push) to tell a direct delivery from a Pub/Sub one, and the
+		// log scan then covers every line the functions can write.
+		opts.LogLevel = "debug"
+	}
 	if opts.Binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
