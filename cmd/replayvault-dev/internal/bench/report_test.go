@@ -200,6 +200,18 @@ func TestTargets(t *testing.T) {
 			}
 		}
 	}
+
+	// No sustained packer rate: its CPU figures are missing, and a ratio
+	// against zero (+Inf) must not count as met.
+	r.Ingest = computeIngest(r.Limit, DesignResult{ClassAPerMillion: 4000, KMSPerMillion: 10}, r.Ingest.Naive)
+	for _, tg := range targets(r) {
+		switch tg.Name {
+		case "Pack-process CPU per segment, naive ÷ packer", "CPU-bound limit ÷ packer CPU per segment", "packer ack p99 at 90% of sustained rate":
+			if tg.Met || tg.Got != "no sustained rate" {
+				t.Errorf("%s without a sustained packer rate: met %v, got %q; want missed, \"no sustained rate\"", tg.Name, tg.Met, tg.Got)
+			}
+		}
+	}
 }
 
 func TestWriteTable(t *testing.T) {
