@@ -60,10 +60,11 @@ type TelemetryOverhead struct {
 	PushesPerRound int     `json:"pushes_per_round"`
 	SampleRatio    float64 `json:"sample_ratio"`
 	// CPUUSOff is the median CPU microseconds per segment with telemetry
-	// off.
-	CPUUSOff Num             `json:"cpu_us_per_segment_off"`
-	Sampled  OverheadVariant `json:"sampled"`
-	All      OverheadVariant `json:"all"`
+	// off; RoundsOffUS is each round's.
+	CPUUSOff    Num             `json:"cpu_us_per_segment_off"`
+	RoundsOffUS []Num           `json:"cpu_us_per_segment_off_rounds"`
+	Sampled     OverheadVariant `json:"sampled"`
+	All         OverheadVariant `json:"all"`
 }
 
 // OverheadVariant is one instrumented packer against off.
@@ -73,8 +74,10 @@ type OverheadVariant struct {
 	MedianPct Num `json:"overhead_pct_median"`
 	CILoPct   Num `json:"overhead_pct_ci95_lo"`
 	CIHiPct   Num `json:"overhead_pct_ci95_hi"`
-	// CPUUS is the median CPU microseconds per segment.
-	CPUUS Num `json:"cpu_us_per_segment"`
+	// CPUUS is the median CPU microseconds per segment; RoundsUS is each
+	// round's.
+	CPUUS    Num   `json:"cpu_us_per_segment"`
+	RoundsUS []Num `json:"cpu_us_per_segment_rounds"`
 	// Spans is how many spans the packer ended over the step: proof that
 	// it was instrumented (and, against all, how much was sampled).
 	Spans int64 `json:"spans"`
@@ -194,7 +197,7 @@ func MeasureTelemetryOverhead(ctx context.Context, corpus *Corpus, o TelemetryOp
 	closers = nil
 
 	res := TelemetryOverhead{Rounds: o.Rounds, PushesPerRound: n, SampleRatio: ratio,
-		CPUUSOff: Num(medianOf(vs[0].cpu) / 1000)}
+		CPUUSOff: Num(medianOf(vs[0].cpu) / 1000), RoundsOffUS: micros(vs[0].cpu)}
 	res.Sampled = vs[1].against(vs[0])
 	res.All = vs[2].against(vs[0])
 	if vs[0].spans.n.Load() != 0 {
@@ -271,7 +274,16 @@ func (v *overheadVariant) against(off *overheadVariant) OverheadVariant {
 	}
 	med, lo, hi := medianCI(pct)
 	return OverheadVariant{MedianPct: Num(med), CILoPct: Num(lo), CIHiPct: Num(hi),
-		CPUUS: Num(medianOf(v.cpu) / 1000), Spans: v.spans.n.Load()}
+		CPUUS: Num(medianOf(v.cpu) / 1000), RoundsUS: micros(v.cpu), Spans: v.spans.n.Load()}
+}
+
+// micros converts nanoseconds to microseconds.
+func micros(ns []float64) []Num {
+	out := make([]Num, len(ns))
+	for i, x := range ns {
+		out[i] = Num(x / 1000)
+	}
+	return out
 }
 
 // medianOf returns the median of xs.
@@ -342,16 +354,21 @@ func setEnv(env map[string]string) (func(), error) {
 
 // telemetryOverhead runs the step against the stand-ins, on its own
 // database, with Pack's environment as the process under test gets it;
-// a batch flushes when half a round's pushes wait.
-func (r *runner) telemetryOverhead(ctx context.Context) (*TelemetryOverhead, error) {
+// a batch flushes when half a round's pushes wait. Nothing else runs
+// meanwhile, so this process may use every CPU.
+func (r *runner) telemetryOverhead(ctx context.Context) (_ *TelemetryOverhead, err error) {
 	const db = "bench_telemetry"
 	if err := r.pg.CreateDatabase(ctx, db, "bench_template"); err != nil {
 		return nil, err
 	}
-	o := TelemetryOptions{Rounds: 15, PushesPerRound: 1000, Seed: r.o.Seed}
+	o := TelemetryOptions{Rounds: 15, PushesPerRound: 500, Seed: r.o.Seed}
 	if r.o.Quick {
-		o.Rounds, o.PushesPerRound = 5, 200
+		o.Rounds, o.PushesPerRound = 4, 100
 	}
+	if err := r.spread(true); err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, r.spread(false)) }()
 	o.Env = r.functionEnv("Pack", "", db)
 	delete(o.Env, "PORT")
 	delete(o.Env, "FUNCTION_TARGET")

@@ -58,6 +58,9 @@ func TestMeasureTelemetryOverhead(t *testing.T) {
 	if res.CPUUSOff <= 0 || res.Sampled.CPUUS <= 0 || res.All.CPUUS <= 0 {
 		t.Errorf("CPU per segment off %v, sampled %v, all %v: want all positive", res.CPUUSOff, res.Sampled.CPUUS, res.All.CPUUS)
 	}
+	if len(res.RoundsOffUS) != rounds || len(res.Sampled.RoundsUS) != rounds || len(res.All.RoundsUS) != rounds {
+		t.Errorf("per-round CPU: %d, %d, %d values, want %d each", len(res.RoundsOffUS), len(res.Sampled.RoundsUS), len(res.All.RoundsUS), rounds)
+	}
 	for _, v := range []OverheadVariant{res.Sampled, res.All} {
 		if !(v.CILoPct <= v.MedianPct && v.MedianPct <= v.CIHiPct) {
 			t.Errorf("median %v outside its interval %v..%v", v.MedianPct, v.CILoPct, v.CIHiPct)
