@@ -59,6 +59,10 @@ type TelemetryOverhead struct {
 	Rounds         int     `json:"rounds"`
 	PushesPerRound int     `json:"pushes_per_round"`
 	SampleRatio    float64 `json:"sample_ratio"`
+	// SetupS is the wall time of building the packers and their warm-up
+	// rounds, WallS that of the measured rounds.
+	SetupS float64 `json:"setup_s"`
+	WallS  float64 `json:"wall_s"`
 	// CPUUSOff is the median CPU microseconds per segment with telemetry
 	// off; RoundsOffUS is each round's.
 	CPUUSOff    Num             `json:"cpu_us_per_segment_off"`
@@ -123,6 +127,7 @@ func MeasureTelemetryOverhead(ctx context.Context, corpus *Corpus, o TelemetryOp
 	slog.SetDefault(logging.NewForProject(io.Discard, "info", "bench"))
 	defer slog.SetDefault(prevLog)
 
+	start := time.Now()
 	cfg, err := config.LoadPack(ctx)
 	if err != nil {
 		return TelemetryOverhead{}, err
@@ -175,6 +180,7 @@ func MeasureTelemetryOverhead(ctx context.Context, corpus *Corpus, o TelemetryOp
 			return TelemetryOverhead{}, err
 		}
 	}
+	setup, start := time.Since(start), time.Now()
 	for round := range o.Rounds {
 		bodies := make([][][]byte, len(vs))
 		for i, v := range vs {
@@ -196,7 +202,7 @@ func MeasureTelemetryOverhead(ctx context.Context, corpus *Corpus, o TelemetryOp
 	}
 	closers = nil
 
-	res := TelemetryOverhead{Rounds: o.Rounds, PushesPerRound: n, SampleRatio: ratio,
+	res := TelemetryOverhead{Rounds: o.Rounds, PushesPerRound: n, SampleRatio: ratio, SetupS: setup.Seconds(), WallS: time.Since(start).Seconds(),
 		CPUUSOff: Num(medianOf(vs[0].cpu) / 1000), RoundsOffUS: micros(vs[0].cpu)}
 	res.Sampled = vs[1].against(vs[0])
 	res.All = vs[2].against(vs[0])
@@ -379,9 +385,9 @@ func (r *runner) telemetryOverhead(ctx context.Context) (_ *TelemetryOverhead, e
 	if err != nil {
 		return nil, err
 	}
-	r.progress("  off %.0f µs/segment; sampled %+.2f%% (95%% CI %.2f..%.2f), all %+.2f%% (%.2f..%.2f)",
+	r.progress("  off %.0f µs/segment; sampled %+.2f%% (95%% CI %.2f..%.2f), all %+.2f%% (%.2f..%.2f); setup %.1f s, rounds %.1f s",
 		float64(res.CPUUSOff), float64(res.Sampled.MedianPct), float64(res.Sampled.CILoPct), float64(res.Sampled.CIHiPct),
-		float64(res.All.MedianPct), float64(res.All.CILoPct), float64(res.All.CIHiPct))
+		float64(res.All.MedianPct), float64(res.All.CILoPct), float64(res.All.CIHiPct), res.SetupS, res.WallS)
 	return &res, nil
 }
 
