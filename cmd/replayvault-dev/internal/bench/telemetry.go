@@ -48,8 +48,9 @@ import (
 // Spans go to an exporter that counts and drops them, metrics to a reader
 // nobody reads: what is measured is the instrumented code, not the export.
 // Log lines go through the production handler to io.Discard for all three.
-// Each round gives every packer its pushes, in an order that rotates from
-// round to round, with a GC before each; a packer's CPU per segment in a
+// Each round gives every packer the same segments (each of its own
+// replays), in an order that rotates from round to round, with a GC before
+// each; a packer's CPU per segment in a
 // round is this process's CPU over the round divided by its pushes. The
 // overhead is the median over the rounds of each round's ratio to off,
 // with a distribution-free 95% confidence interval of that median. The
@@ -104,11 +105,10 @@ type overheadVariant struct {
 	p     *packer.Packer
 	ratio float64 // of the publishers' sampled traceparents
 	spans *countSpans
-	// stream is this packer's own: distinct replays, so no push is a
-	// duplicate of another packer's.
-	stream *Stream
-	rng    *rand.Rand
-	cpu    []float64 // per round: CPU ns per segment
+	// mark makes this packer's replay ids its own (see bodies).
+	mark byte
+	rng  *rand.Rand
+	cpu  []float64 // per round: CPU ns per segment
 }
 
 // MeasureTelemetryOverhead runs the step: o.Rounds rounds of
@@ -155,9 +155,8 @@ func MeasureTelemetryOverhead(ctx context.Context, corpus *Corpus, o TelemetryOp
 		}
 		closers = append(closers, closeAll)
 		v.p = p
-		seed := o.Seed + uint64(i+1)*7919
-		v.stream = NewStream(corpus, workload.DefaultLengths(), activeReplays, projects, seed)
-		v.rng = rand.New(rand.NewPCG(seed, 17))
+		v.mark = "abc"[i]
+		v.rng = rand.New(rand.NewPCG(o.Seed, uint64(i)))
 		return v, nil
 	}
 	ratio := telemetry.DefaultSampleRatio
@@ -174,17 +173,29 @@ func MeasureTelemetryOverhead(ctx context.Context, corpus *Corpus, o TelemetryOp
 		vs = append(vs, v)
 	}
 
+	// One stream for all three: each round every packer gets the same
+	// segments (sizes vary a lot), of its own replays.
+	stream := NewStream(corpus, workload.DefaultLengths(), activeReplays, projects, o.Seed)
+	next := func(n int) [][]byte {
+		out := make([][]byte, n)
+		for i := range out {
+			out[i] = stream.Next().Body
+		}
+		return out
+	}
 	n := o.PushesPerRound
+	warm := next(n)
 	for _, v := range vs { // warm-up
-		if _, err := v.round(ctx, v.bodies(n)); err != nil {
+		if _, err := v.round(ctx, v.bodies(warm)); err != nil {
 			return TelemetryOverhead{}, err
 		}
 	}
 	setup, start := time.Since(start), time.Now()
 	for round := range o.Rounds {
+		base := next(n)
 		bodies := make([][][]byte, len(vs))
 		for i, v := range vs {
-			bodies[i] = v.bodies(n)
+			bodies[i] = v.bodies(base)
 		}
 		for k := range vs {
 			i := (round + k) % len(vs)
@@ -212,11 +223,12 @@ func MeasureTelemetryOverhead(ctx context.Context, corpus *Corpus, o TelemetryOp
 	return res, ctx.Err()
 }
 
-// bodies returns the next n push bodies of v's stream, each with a
-// publisher's traceparent, sampled at v's ratio.
-func (v *overheadVariant) bodies(n int) [][]byte {
+// bodies returns base's push bodies for v: each replay id's first digit
+// set to v's mark, so that no push is a duplicate of another packer's, and
+// with a publisher's traceparent, sampled at v's ratio.
+func (v *overheadVariant) bodies(base [][]byte) [][]byte {
 	sampler := sdktrace.TraceIDRatioBased(v.ratio)
-	out := make([][]byte, n)
+	out := make([][]byte, len(base))
 	for i := range out {
 		var tid trace.TraceID
 		var sid trace.SpanID
@@ -230,7 +242,7 @@ func (v *overheadVariant) bodies(n int) [][]byte {
 		if sampler.ShouldSample(sdktrace.SamplingParameters{TraceID: tid}).Decision == sdktrace.RecordAndSample {
 			flags = "01"
 		}
-		out[i] = withTraceparent(v.stream.Next().Body, "00-"+tid.String()+"-"+sid.String()+"-"+flags)
+		out[i] = withTraceparent(markReplay(base[i], v.mark), "00-"+tid.String()+"-"+sid.String()+"-"+flags)
 	}
 	return out
 }
@@ -240,6 +252,17 @@ func (v *overheadVariant) bodies(n int) [][]byte {
 func withTraceparent(body []byte, tp string) []byte {
 	const attrs = `"attributes":{`
 	return bytes.Replace(body, []byte(attrs), []byte(attrs+`"traceparent":"`+tp+`",`), 1)
+}
+
+// markReplay returns a copy of a push body with the first digit of its
+// replay id set to mark (a hex digit: the id stays a UUID).
+func markReplay(body []byte, mark byte) []byte {
+	const key = `"replay_id":"`
+	out := bytes.Clone(body)
+	if i := bytes.Index(out, []byte(key)); i >= 0 && i+len(key) < len(out) {
+		out[i+len(key)] = mark
+	}
+	return out
 }
 
 // round pushes every body into v's packer at once, waits for every answer,

@@ -183,4 +183,13 @@ func TestWithTraceparent(t *testing.T) {
 	if a := m.Message.Attributes; a["traceparent"] != tp || a["segment_id"] != "3" || len(a) != 4 {
 		t.Errorf("attributes %v", a)
 	}
+	if err := json.Unmarshal(markReplay(body, 'b'), &m); err != nil {
+		t.Fatal(err)
+	}
+	if id := m.Message.Attributes["replay_id"]; id != "bf3c1a52-6a55-4a6e-9d41-1f4a5e2b7c90" {
+		t.Errorf("marked replay id %q", id)
+	}
+	if !strings.Contains(string(body), `"replay_id":"8f3c`) {
+		t.Error("markReplay changed its input")
+	}
 }
