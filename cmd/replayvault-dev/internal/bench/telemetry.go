@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -92,9 +93,10 @@ type OverheadVariant struct {
 type TelemetryOptions struct {
 	Rounds, PushesPerRound int
 	// Env is the Pack function's environment (as the process under test
-	// gets it, pointed at the stand-ins). It is set in this process while
-	// the step runs, because the clients read some of it themselves
-	// (STORAGE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST), and restored after.
+	// gets it, pointed at the stand-ins; the flush thresholds are the
+	// step's own). It is set in this process while the step runs, because
+	// the clients read some of it themselves (STORAGE_EMULATOR_HOST,
+	// PUBSUB_EMULATOR_HOST), and restored after.
 	Env  map[string]string
 	Seed uint64
 }
@@ -118,7 +120,15 @@ func MeasureTelemetryOverhead(ctx context.Context, corpus *Corpus, o TelemetryOp
 	if o.Rounds < 1 || o.PushesPerRound < 2 {
 		return TelemetryOverhead{}, fmt.Errorf("telemetry overhead: need rounds ≥ 1 and pushes ≥ 2, got %d, %d", o.Rounds, o.PushesPerRound)
 	}
-	restore, err := setEnv(o.Env)
+	// One flush a round, when all its pushes wait (the concurrency
+	// trigger), never by count or bytes: with those, a round's last few
+	// pushes (and their derived slices, which count as segments) would
+	// wait for the age threshold, 2 s, in some rounds and not others.
+	env := maps.Clone(o.Env)
+	env["FLUSH_SEGMENTS"] = strconv.Itoa(1 << 30)
+	env["FLUSH_BYTES"] = strconv.Itoa(256 << 20) // MAX_BUFFER_BYTES's default
+	env["MAX_CONCURRENCY"] = strconv.Itoa(o.PushesPerRound)
+	restore, err := setEnv(env)
 	if err != nil {
 		return TelemetryOverhead{}, err
 	}
@@ -382,9 +392,8 @@ func setEnv(env map[string]string) (func(), error) {
 }
 
 // telemetryOverhead runs the step against the stand-ins, on its own
-// database, with Pack's environment as the process under test gets it;
-// a batch flushes when half a round's pushes wait. Nothing else runs
-// meanwhile, so this process may use every CPU.
+// database, with Pack's environment as the process under test gets it.
+// Nothing else runs meanwhile, so this process may use every CPU.
 func (r *runner) telemetryOverhead(ctx context.Context) (_ *TelemetryOverhead, err error) {
 	const db = "bench_telemetry"
 	if err := r.pg.CreateDatabase(ctx, db, "bench_template"); err != nil {
@@ -401,8 +410,6 @@ func (r *runner) telemetryOverhead(ctx context.Context) (_ *TelemetryOverhead, e
 	o.Env = r.functionEnv("Pack", "", db)
 	delete(o.Env, "PORT")
 	delete(o.Env, "FUNCTION_TARGET")
-	o.Env["FLUSH_SEGMENTS"] = strconv.Itoa(o.PushesPerRound / 2)
-	o.Env["MAX_CONCURRENCY"] = strconv.Itoa(o.PushesPerRound)
 	r.progress("telemetry overhead: %d rounds of %d pushes into Pack with telemetry off, sampled, all", o.Rounds, o.PushesPerRound)
 	res, err := MeasureTelemetryOverhead(ctx, r.corpus, o)
 	if err != nil {

@@ -38,11 +38,10 @@ func TestMeasureTelemetryOverhead(t *testing.T) {
 		"GOOGLE_CLOUD_PROJECT":  "bench",
 		"PUBSUB_EMULATOR_HOST":  sink.addr(),
 		"REJECT_TOPIC":          "rejects",
-		"FLUSH_SEGMENTS":        "20",
-		"MAX_CONCURRENCY":       "40",
 	}
 	corpus := NewCorpus(workload.SizeDist{Median: 4 << 10, Min: 1 << 10, Max: 16 << 10, Sigma: 0.5}, 16, 1)
 	const rounds, pushes = 3, 40
+	uploads0 := d.GCS.Counts().Uploads
 	res, err := MeasureTelemetryOverhead(context.Background(), corpus, TelemetryOptions{Rounds: rounds, PushesPerRound: pushes, Env: env, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +78,11 @@ func TestMeasureTelemetryOverhead(t *testing.T) {
 	}
 	if stored != 3*total {
 		t.Errorf("%d recordings stored, want %d (every push of the three packers)", stored, 3*total)
+	}
+	// One flush (one object) per round and packer: no round's pushes wait
+	// for the age threshold.
+	if got := d.GCS.Counts().Uploads - uploads0; got != 3*(rounds+1) {
+		t.Errorf("%d objects written, want %d (one flush per round and packer)", got, 3*(rounds+1))
 	}
 	if sink.published.Load() != 0 {
 		t.Errorf("%d pushes rejected", sink.published.Load())
