@@ -399,7 +399,7 @@ func (r *runner) telemetryOverhead(ctx context.Context) (_ *TelemetryOverhead, e
 	if err := r.pg.CreateDatabase(ctx, db, "bench_template"); err != nil {
 		return nil, err
 	}
-	o := TelemetryOptions{Rounds: 15, PushesPerRound: 500, Seed: r.o.Seed}
+	o := TelemetryOptions{Rounds: 40, PushesPerRound: 200, Seed: r.o.Seed}
 	if r.o.Quick {
 		o.Rounds, o.PushesPerRound = 4, 100
 	}
