@@ -119,7 +119,7 @@ func TestMeasureTelemetryOverhead(t *testing.T) {
 }
 
 // TestTelemetryTargets: the production setting's median is judged against
-// 3%; an interval past 3% around a median under it is explained.
+// 3%; an interval that straddles 3% is explained.
 func TestTelemetryTargets(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -129,10 +129,11 @@ func TestTelemetryTargets(t *testing.T) {
 	}{
 		{"well under", 0.8, 2.1, true, false},
 		{"median under, interval over", 1.5, 4.2, true, true},
-		{"over", 3.4, 5, false, false},
+		{"over, interval straddling", 3.4, 5, false, true},
+		{"clearly over", 5, 7, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := &TelemetryOverhead{Sampled: OverheadVariant{MedianPct: Num(tc.med), CILoPct: -1, CIHiPct: Num(tc.hi)}}
+			o := &TelemetryOverhead{Sampled: OverheadVariant{MedianPct: Num(tc.med), CILoPct: Num(tc.med - 1.5), CIHiPct: Num(tc.hi)}}
 			got := o.targets()
 			if len(got) != 1 {
 				t.Fatalf("%d targets", len(got))
