@@ -45,6 +45,8 @@ type Report struct {
 
 	// IngestCPU is the Ingest function's CPU per segment beside Pack's.
 	IngestCPU *IngestCPUResult `json:"ingest_cpu,omitempty"`
+	// Telemetry is instrumentation's overhead on Pack's CPU per segment.
+	Telemetry *TelemetryOverhead `json:"telemetry_overhead,omitempty"`
 
 	// CostUSDPerMillion is the total of Costs for each design.
 	CostUSDPerMillion Pair `json:"cost_usd_per_million"`
@@ -294,6 +296,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.Long.writeTable(&b)
 	}
 
+	if r.Telemetry != nil {
+		b.WriteString("\n")
+		r.Telemetry.writeTable(&b)
+	}
 	b.WriteString("\ncost per 1M segments (published prices)\n")
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "item\tpacker\tnaive\t")

@@ -150,6 +150,10 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 			return nil, fmt.Errorf("long replays: %w", err)
 		}
 	}
+	// Instrumentation's cost on Pack's CPU per segment (telemetry.go).
+	if r.rep.Telemetry, err = r.telemetryOverhead(ctx); err != nil {
+		return nil, fmt.Errorf("telemetry overhead: %w", err)
+	}
 	stored := r.corpus.MeanCompressed() + crypt.Overhead
 	r.rep.computeCosts(stored, packerReads, naiveReads)
 	tc, err := measureTranscode(r.corpus, segment.LevelBetter)

@@ -53,6 +53,7 @@ func targets(r *Report) []Target {
 		add(k+"-segment replay total read, 10-way parallel ÷ Serve", "≥ 3×", par, 3, fmtRatio(par))
 	}
 	out = append(out, r.Long.targets()...)
+	out = append(out, r.Telemetry.targets()...)
 	return out
 }
 
