@@ -13,6 +13,11 @@ type read struct {
 	blob   string
 	off    int64
 	length int64
+	// cost is what the read holds at most: its sealed bytes plus the
+	// decoded bytes of its segments (see decodedBytes). It is counted
+	// against the request's window and the instance's budget before the
+	// read starts.
+	cost int64
 	// segs are indices into the request's segment rows (which are in
 	// segment order), in byte order within the blob.
 	segs []int
@@ -28,6 +33,11 @@ type planLimits struct {
 	gap int64
 	// maxRead caps a coalesced read; a single larger segment is read alone.
 	maxRead int64
+	// maxCost caps a coalesced read's cost (sealed plus decoded bytes;
+	// 0: no cap), so that a read of many small, highly compressed
+	// segments cannot hold many times maxRead once decoded; a single
+	// larger segment is read alone.
+	maxCost int64
 	// firstRead caps the read that holds the replay's first segment
 	// (within maxRead): nothing can be sent before it completes, so a
 	// smaller first read brings the first byte forward.
@@ -129,11 +139,14 @@ func coalesce(rows []store.Segment, order []int, pos []int64, lim planLimits) []
 			if nlo == 0 && lim.firstRead > 0 {
 				capacity = min(capacity, lim.firstRead)
 			}
+			cost := cur.cost - cur.length + (stop - cur.off) + decodedBytes(row)
 			if row.BlobPath == cur.blob &&
 				row.ByteStart-(cur.off+cur.length) < lim.gap &&
 				stop-cur.off <= capacity &&
+				(lim.maxCost <= 0 || cost <= lim.maxCost) &&
 				pos[nhi+1]-pos[nlo] <= lim.span {
 				cur.length = stop - cur.off
+				cur.cost = cost
 				lo, hi = nlo, nhi
 				continue
 			}
@@ -142,8 +155,20 @@ func coalesce(rows []store.Segment, order []int, pos []int64, lim planLimits) []
 		}
 		start = j
 		cur = read{blob: row.BlobPath, off: row.ByteStart, length: row.ByteStop - row.ByteStart}
+		cur.cost = cur.length + decodedBytes(row)
 		lo, hi = i, i
 	}
 	cur.segs, cur.first = order[start:], lo
 	return append(reads, cur)
 }
+
+// decodedBytes is what segment row may hold once decoded: its raw size,
+// plus an eighth and decodeSlack for the room a decoder or the allocator's
+// size classes leave past the end (fetcher.open trims anything more).
+func decodedBytes(row *store.Segment) int64 {
+	return row.RawSize + row.RawSize/8 + decodeSlack
+}
+
+// decodeSlack is room a decoded segment may hold past its raw size and an
+// eighth.
+const decodeSlack = 64

@@ -100,11 +100,18 @@ func (c Config) withDefaults() Config {
 
 // Defaults of RowPage and InstanceBytes.
 const (
-	// DefaultRowPage rows take about 2 MiB (wrapped keys, paths).
-	DefaultRowPage = 10_000
+	// DefaultRowPage rows take about 0.6 MiB (wrapped keys, paths, and
+	// the fetcher's per-segment state): 80 concurrent requests hold
+	// about 50 MiB of rows.
+	DefaultRowPage = 1_000
 	// DefaultInstanceBytes matches MAX_INFLIGHT_BYTES's default.
 	DefaultInstanceBytes = 512 << 20
 )
+
+// rowBytes is what one segment row costs while its page is read: the
+// store.Segment with its wrapped key and blob path, and the fetcher's and
+// planner's state for it (measured: about 600 bytes).
+const rowBytes = 640
 
 // Server answers the Serve API. It is safe for concurrent use.
 type Server struct {

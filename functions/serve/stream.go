@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,15 +19,17 @@ import (
 // decodes each segment as its read completes, and hands the decoded
 // segments to the writer in segment order through next.
 //
-// Memory is bounded by a sliding window. held counts the bytes of reads in
-// flight plus the decoded segments not yet taken by the writer (decoded,
-// not sealed, sizes: a segment may inflate to MAX_DECOMPRESSED_BYTES), and
-// the same bytes count against the instance's budget; a read
-// starts only while held stays within WindowBytes and fewer than
-// MaxReadsAhead reads are unfinished, except that the read holding the
-// segment the writer waits for always starts (so a window filled by
-// segments the writer will need later cannot stall it). The planner's span
-// limit keeps such segments close to the writer.
+// Memory is bounded by a sliding window. held counts the cost of reads in
+// flight (their sealed bytes plus the decoded size of their segments,
+// known from the rows before the read starts) and the decoded segments not
+// yet taken by the writer (their buffers' capacity), and the same bytes
+// count against the instance's budget; a read starts only while held stays
+// within WindowBytes and fewer than MaxReadsAhead reads are unfinished,
+// except that the read holding the segment the writer waits for always
+// starts (so a window filled by segments the writer will need later cannot
+// stall it). The planner caps a read's cost at MaxReadBytes, so that forced
+// read is bounded too, and its span limit keeps segments read ahead close
+// to the writer.
 type fetcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,6 +80,7 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 	reads, owner := plan(rows, planLimits{
 		gap:       cfg.CoalesceGapBytes,
 		maxRead:   cfg.MaxReadBytes,
+		maxCost:   cfg.MaxReadBytes,
 		firstRead: firstReadBytes,
 		span:      cfg.WindowBytes,
 	})
@@ -131,8 +135,8 @@ func (f *fetcher) next(i int) ([]byte, error) {
 	pt := f.plain[i]
 	f.plain[i] = nil
 	f.mu.Lock()
-	f.held -= int64(len(pt))
-	f.budget.give(int64(len(pt)))
+	f.held -= int64(cap(pt))
+	f.budget.give(int64(cap(pt)))
 	f.want = i + 1
 	if f.left[k]--; f.left[k] == 0 {
 		f.unread--
@@ -169,11 +173,11 @@ func (f *fetcher) admit(k int) bool {
 		f.mu.Lock()
 		needed := r.first <= f.want
 		if f.inflight < f.cfg.ReadParallelism &&
-			(needed || f.unread < f.cfg.MaxReadsAhead && f.held+r.length <= f.cfg.WindowBytes) &&
-			f.budget.take(r.length, needed) {
+			(needed || f.unread < f.cfg.MaxReadsAhead && f.held+r.cost <= f.cfg.WindowBytes) &&
+			f.budget.take(r.cost, needed) {
 			f.inflight++
 			f.unread++
-			f.held += r.length
+			f.held += r.cost
 			f.stats.Reads++
 			f.stats.BytesRead += r.length
 			f.stats.PeakHeld = max(f.stats.PeakHeld, f.held)
@@ -220,14 +224,14 @@ func (f *fetcher) fetch(k int) {
 			f.errs[i] = fmt.Errorf("segment %s: %w", row.ID, err)
 		default:
 			f.plain[i], f.errs[i] = f.open(row, buf[row.ByteStart-r.off:row.ByteStop-r.off])
-			kept += int64(len(f.plain[i]))
+			kept += int64(cap(f.plain[i]))
 		}
 		failure = f.errs[i]
 	}
 	f.mu.Lock()
 	f.inflight--
-	f.held += kept - r.length
-	f.budget.give(r.length - kept) // decoding may have grown what is held
+	f.held += kept - r.cost
+	f.budget.give(r.cost - kept) // what the segments really hold once decoded
 	f.mu.Unlock()
 	close(f.done[k])
 	if failure != nil {
@@ -262,6 +266,12 @@ func (f *fetcher) open(row *store.Segment, ciphertext []byte) ([]byte, error) {
 	doc, err := segment.Decode(row.Encoding, pt, f.cfg.MaxDecompressed)
 	if err != nil {
 		return nil, fmt.Errorf("decode segment %s: %w", row.ID, err)
+	}
+	if cap(doc)-len(doc) > len(doc)/8+decodeSlack {
+		// A decoder's guess of the size (zlib states none) left much
+		// room unused: keep only what the segment needs, as it is held
+		// until written and counted by capacity.
+		doc = bytes.Clone(doc)
 	}
 	return doc, nil
 }

@@ -26,17 +26,17 @@ func TestWindowBoundsMemory(t *testing.T) {
 	pack(t, e.d, 500, segs)
 	rows := segmentRows(t, e.d, 1, id)
 	cfg := Config{CoalesceGapBytes: 1 << 20, MaxReadBytes: 16 << 10, ReadParallelism: 4, WindowBytes: 64 << 10, MaxReadsAhead: 16}.withDefaults()
-	var largest int64
+	largest := int64(0) // the costliest segment: sealed plus decoded
 	for _, r := range rows {
-		largest = max(largest, r.ByteStop-r.ByteStart)
+		largest = max(largest, r.ByteStop-r.ByteStart+decodedBytes(&r))
 	}
 
-	// Held bytes are decoded sizes: a read may inflate by the largest
-	// ratio of a segment's raw to its sealed size.
-	ratio := 1.0
-	for _, r := range rows {
-		ratio = max(ratio, float64(r.RawSize)/float64(r.ByteStop-r.ByteStart))
-	}
+	// Held bytes are costs, sealed plus decoded, counted before a read
+	// starts: a read costs at most MaxReadBytes, or one segment alone.
+	// Read-ahead stops at the window; the reads the writer waits for start
+	// regardless, and where the replay's segments alternate between
+	// objects a few such reads may be held at once (leftovers of one while
+	// the next is needed), hence twice window and read.
 	f := newFetcher(context.Background(), cfg, testenv.NewCountingStore(e.d.Blobs, time.Millisecond), e.d.KEKCache(), newBudget(1<<30), rows)
 	for i := range rows {
 		if _, err := f.next(i); err != nil {
@@ -48,8 +48,8 @@ func TestWindowBoundsMemory(t *testing.T) {
 	}
 	st := f.stop()
 	t.Logf("%d segments, %d reads, %d bytes read, peak held %d bytes (window %d)", len(rows), st.Reads, st.BytesRead, st.PeakHeld, cfg.WindowBytes)
-	if limit := int64(float64(cfg.WindowBytes+max(cfg.MaxReadBytes, largest)) * ratio); st.PeakHeld > limit {
-		t.Errorf("peak held %d bytes, over (window + one read) x inflation %.1f = %d", st.PeakHeld, ratio, limit)
+	if limit := 2 * (cfg.WindowBytes + max(cfg.MaxReadBytes, largest)); st.PeakHeld > limit {
+		t.Errorf("peak held %d bytes, over twice (window + one read) = %d", st.PeakHeld, limit)
 	}
 	if st.PeakHeld <= cfg.MaxReadBytes {
 		t.Errorf("peak held %d bytes: reads never ran ahead of the writer", st.PeakHeld)
@@ -96,8 +96,10 @@ func TestClientLeaves(t *testing.T) {
 // TestInstanceBudget reads one long replay with many concurrent requests
 // through a Server whose instance budget is a few reads: rows come in
 // keyset pages much shorter than the replay, every response is complete and
-// exact, the bytes held over all requests stay within the budget plus one
-// forced read per request, and everything is given back at the end.
+// exact, the bytes held over all requests stay within the budget plus, per
+// request, its page of rows and what its writer waits for past the budget
+// (at most its window and one read), and everything is given back at the
+// end.
 func TestInstanceBudget(t *testing.T) {
 	cfg := defaults()
 	cfg.MaxReadBytes = 32 << 10
@@ -111,10 +113,9 @@ func TestInstanceBudget(t *testing.T) {
 	segs := makeSegments(rng, 1, id, "", 1500, 2000)
 	pack(t, e.d, 500, segs)
 	rows := segmentRows(t, e.d, 1, id)
-	ratio, largest := 1.0, int64(0)
+	largest := int64(0) // the costliest segment: sealed plus decoded
 	for _, r := range rows {
-		ratio = max(ratio, float64(r.RawSize)/float64(r.ByteStop-r.ByteStart))
-		largest = max(largest, r.ByteStop-r.ByteStart)
+		largest = max(largest, r.ByteStop-r.ByteStart+decodedBytes(&r))
 	}
 	want := events(t, segs)
 
@@ -136,9 +137,9 @@ func TestInstanceBudget(t *testing.T) {
 	if held != 0 {
 		t.Errorf("%d bytes still held after every request ended", held)
 	}
-	forced := int64(float64(readers*int(max(cfg.MaxReadBytes, largest))) * ratio)
-	if limit := int64(float64(cfg.InstanceBytes)*ratio) + forced; peak > limit {
-		t.Errorf("peak %d bytes held, over the budget plus one forced read per request (%d)", peak, limit)
+	perRequest := int64(cfg.RowPage)*rowBytes + cfg.WindowBytes + max(cfg.MaxReadBytes, largest)
+	if limit := cfg.InstanceBytes + readers*perRequest; peak > limit {
+		t.Errorf("peak %d bytes held, over the budget plus a page of rows, a window and one read per request (%d)", peak, limit)
 	}
 	if peak == 0 {
 		t.Error("nothing was counted")

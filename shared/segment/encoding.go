@@ -152,7 +152,10 @@ func decodeZstd(data, buf []byte, limit int64) ([]byte, error) {
 		}
 		want = int64(h.FrameContentSize) + zstdSlack
 	}
-	want = min(max(want, 4<<10), limit+1)
+	if !header || !h.HasFCS {
+		want = max(want, 4<<10) // a guess: start with some room
+	}
+	want = min(want, limit+1)
 	if int64(cap(buf)) > limit+1 {
 		buf = buf[: 0 : limit+1] // a reused buffer must not raise the bound
 	}
