@@ -163,22 +163,42 @@ func pinProcess(pid int, cpus []int) error {
 // inherits the affinity of the calling thread, so the start runs on a
 // locked thread; that thread also waits for the child, because a parent
 // death signal fires when the thread that forked the child ends.
+//
+// The thread must outlive the goroutine: it may be the one that forked
+// another child earlier (PostgreSQL, say), whose parent death signal would
+// fire if the runtime ended it. So the thread gets its old affinity back and
+// is unlocked, never left to die locked.
 func startOn(cmd *exec.Cmd, cpus []int, exited func(error)) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// Never unlocked: the runtime ends this thread with the goroutine,
-		// so its affinity cannot leak into other goroutines.
+		var old unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &old); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("get cpu affinity: %w", err)
+			return
+		}
+		restore := func() {
+			if unix.SchedSetaffinity(0, &old) == nil {
+				runtime.UnlockOSThread()
+			}
+			// Else keep it locked: ending the thread is the lesser harm
+			// than other goroutines running pinned.
+		}
 		if err := unix.SchedSetaffinity(0, cpuSet(cpus)); err != nil {
+			restore()
 			errc <- fmt.Errorf("set cpu affinity: %w", err)
 			return
 		}
 		if err := cmd.Start(); err != nil {
+			restore()
 			errc <- err
 			return
 		}
 		errc <- nil
-		exited(cmd.Wait())
+		err := cmd.Wait()
+		restore()
+		exited(err)
 	}()
 	return <-errc
 }
