@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
@@ -172,7 +171,7 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 		for op := range ratios {
 			ratios[op] = 100 * (cpu[i][op]/cpu[0][op] - 1)
 		}
-		med, lo, hi := medianCI(ratios)
+		med, lo, hi := workload.MedianCI(ratios)
 		name := variants[i].name
 		b.ReportMetric(med, "overhead-%-"+name)
 		b.ReportMetric(lo, "ci95-lo-%-"+name)
@@ -188,28 +187,8 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 
 // median returns the median of xs.
 func median(xs []float64) float64 {
-	m, _, _ := medianCI(xs)
+	m, _, _ := workload.MedianCI(xs)
 	return m
-}
-
-// medianCI returns the median of xs and a 95% confidence interval of it
-// from order statistics (the ranks n/2 ± 1.96·√n/2, which hold whatever
-// the distribution); with few values the interval is the whole range.
-func medianCI(xs []float64) (med, lo, hi float64) {
-	if len(xs) == 0 {
-		return math.NaN(), math.NaN(), math.NaN()
-	}
-	s := slices.Sorted(slices.Values(xs))
-	n := len(s)
-	if n%2 == 1 {
-		med = s[n/2]
-	} else {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	half := 1.96 * math.Sqrt(float64(n)) / 2
-	j := max(int(math.Floor(float64(n)/2-half)), 1)  // 1-based rank
-	k := min(int(math.Ceil(float64(n)/2+half))+1, n) // 1-based rank
-	return med, s[j-1], s[k-1]
 }
 
 // cpuTime is the process's user plus system CPU time so far.
@@ -226,19 +205,3 @@ type discardSpans struct{}
 
 func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardSpans) Shutdown(context.Context) error                             { return nil }
-
-func TestMedianCI(t *testing.T) {
-	xs := make([]float64, 40)
-	for i := range xs {
-		xs[i] = float64(39 - i) // 0..39, reversed
-	}
-	med, lo, hi := medianCI(xs)
-	// n = 40: ranks floor(20 - 6.2) = 13 and ceil(1 + 20 + 6.2) = 28, around
-	// the median rank 20.5: the values 12 and 27.
-	if med != 19.5 || lo != 12 || hi != 27 {
-		t.Errorf("medianCI(0..39) = %v, %v, %v, want 19.5, 12, 27", med, lo, hi)
-	}
-	if med, lo, hi := medianCI([]float64{3, 1, 2}); med != 2 || lo != 1 || hi != 3 {
-		t.Errorf("medianCI(3 values) = %v, %v, %v, want 2 and the whole range", med, lo, hi)
-	}
-}

@@ -8,13 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,7 +309,7 @@ func (v *overheadVariant) against(off *overheadVariant) OverheadVariant {
 	for i := range pct {
 		pct[i] = 100 * (v.cpu[i]/off.cpu[i] - 1)
 	}
-	med, lo, hi := medianCI(pct)
+	med, lo, hi := workload.MedianCI(pct)
 	return OverheadVariant{MedianPct: Num(med), CILoPct: Num(lo), CIHiPct: Num(hi),
 		CPUUS: Num(medianOf(v.cpu) / 1000), RoundsUS: micros(v.cpu), Spans: v.spans.n.Load()}
 }
@@ -327,30 +325,8 @@ func micros(ns []float64) []Num {
 
 // medianOf returns the median of xs.
 func medianOf(xs []float64) float64 {
-	m, _, _ := medianCI(xs)
+	m, _, _ := workload.MedianCI(xs)
 	return m
-}
-
-// medianCI returns the median of xs and a 95% confidence interval of it
-// from order statistics (the ranks n/2 ± 1.96·√n/2, which hold whatever
-// the distribution); with few values the interval is the whole range. (The
-// same as functions/packer's BenchmarkTelemetryOverhead, whose helpers live
-// in a test file.)
-func medianCI(xs []float64) (med, lo, hi float64) {
-	if len(xs) == 0 {
-		return math.NaN(), math.NaN(), math.NaN()
-	}
-	s := slices.Sorted(slices.Values(xs))
-	n := len(s)
-	if n%2 == 1 {
-		med = s[n/2]
-	} else {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	half := 1.96 * math.Sqrt(float64(n)) / 2
-	j := max(int(math.Floor(float64(n)/2-half)), 1)  // 1-based rank
-	k := min(int(math.Ceil(float64(n)/2+half))+1, n) // 1-based rank
-	return med, s[j-1], s[k-1]
 }
 
 // countSpans is a span exporter that counts what it is given and drops it.

@@ -159,21 +159,6 @@ func TestTelemetryTargets(t *testing.T) {
 	}
 }
 
-func TestMedianCI(t *testing.T) {
-	xs := make([]float64, 40)
-	for i := range xs {
-		xs[i] = float64(39 - i) // 0..39, reversed
-	}
-	// n = 40: ranks floor(20 - 6.2) = 13 and ceil(1 + 20 + 6.2) = 28, around
-	// the median rank 20.5: the values 12 and 27.
-	if med, lo, hi := medianCI(xs); med != 19.5 || lo != 12 || hi != 27 {
-		t.Errorf("medianCI(0..39) = %v, %v, %v, want 19.5, 12, 27", med, lo, hi)
-	}
-	if med, lo, hi := medianCI([]float64{3, 1, 2}); med != 2 || lo != 1 || hi != 3 {
-		t.Errorf("medianCI(3 values) = %v, %v, %v, want 2 and the whole range", med, lo, hi)
-	}
-}
-
 func TestWithTraceparent(t *testing.T) {
 	body := pushBody("1", 7, "8f3c1a52-6a55-4a6e-9d41-1f4a5e2b7c90", 3, "AAAA")
 	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
