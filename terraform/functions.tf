@@ -59,6 +59,7 @@ locals {
     MAX_READ_BYTES         = var.max_read_bytes
     READ_PARALLELISM       = var.read_parallelism
     MAX_INFLIGHT_BYTES     = var.max_inflight_bytes
+    GOMEMLIMIT             = var.serve_gomemlimit
     KEK_CACHE_SIZE         = var.kek_cache_size
     KEK_CACHE_TTL          = var.kek_cache_ttl
   })

@@ -770,10 +770,14 @@ func checkFunctionGrants(m *module) []error {
 	return errs
 }
 
+// goRuntimeEnv are variables the Go runtime reads, not a config struct; a
+// function may set them.
+var goRuntimeEnv = []string{"GOGC", "GOMAXPROCS", "GOMEMLIMIT"}
+
 // checkEnvironment: each function sets exactly the variables its config
-// struct reads, minus the local-only ones; JWT_SECRET comes from Secret
-// Manager; values with a struct default match it; DB_USER is the function's
-// own account.
+// struct reads, minus the local-only ones, plus any of goRuntimeEnv;
+// JWT_SECRET comes from Secret Manager; values with a struct default match
+// it; DB_USER is the function's own account.
 func checkEnvironment(m *module) []error {
 	fns, errs := m.functions()
 	for _, entry := range sortedKeys(fns) {
@@ -790,6 +794,9 @@ func checkEnvironment(m *module) []error {
 		}
 		var got []string
 		for name := range env {
+			if slices.Contains(goRuntimeEnv, name) {
+				continue
+			}
 			got = append(got, name)
 			if slices.Contains(secrets, name) {
 				errs = append(errs, fmt.Errorf("%s: %s is set both as a plain and a secret variable", entry, name))

@@ -454,9 +454,20 @@ variable "read_parallelism" {
 }
 
 variable "max_inflight_bytes" {
-  description = "MAX_INFLIGHT_BYTES: bytes all Serve requests of one instance may hold in ranged reads and decoded segments (keep well under serve_memory)."
+  description = "MAX_INFLIGHT_BYTES: bytes all Serve requests of one instance may hold in pages of rows, ranged reads and decoded segments; past it new requests queue (keep well under serve_memory)."
   type        = number
   default     = 536870912
+
+  validation {
+    condition     = var.max_inflight_bytes >= 4 * var.max_read_bytes
+    error_message = "max_inflight_bytes must hold one request's lease: at least 4 x max_read_bytes."
+  }
+}
+
+variable "serve_gomemlimit" {
+  description = "GOMEMLIMIT of a Serve instance: the Go runtime collects harder as the heap nears it. Keep it about 10% under serve_memory and well over max_inflight_bytes."
+  type        = string
+  default     = "900MiB"
 }
 
 variable "kek_cache_size" {

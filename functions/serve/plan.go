@@ -42,11 +42,13 @@ type planLimits struct {
 	// (within maxRead): nothing can be sent before it completes, so a
 	// smaller first read brings the first byte forward.
 	firstRead int64
-	// span caps the replay bytes (the segments' sizes, in segment order)
-	// from a read's first segment to its last. A read whose segments are
-	// far apart in the replay would be held in memory from the time the
-	// writer needs its first segment until it writes its last; this keeps
-	// that time inside the read-ahead window.
+	// span caps the replay's cost (its segments' sealed plus decoded
+	// bytes, in segment order) from a read's first segment to its last. A
+	// read whose segments are far apart in the replay would be held in
+	// memory from the time the writer needs its first segment until it
+	// writes its last; this keeps that time inside the read-ahead window,
+	// and bounds what a read's segments that the writer reaches later can
+	// hold (see leaseBytes).
 	span int64
 }
 
@@ -69,12 +71,12 @@ func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
 	return reads, owner
 }
 
-// streamOffsets returns pos, where pos[i] is where segment i starts in the
-// replay's stream of sealed bytes: pos[j+1]-pos[i] is the span from i to j.
+// streamOffsets returns pos, where pos[i] is the cost (sealed plus decoded
+// bytes) of the segments before i: pos[j+1]-pos[i] is the span from i to j.
 func streamOffsets(rows []store.Segment) []int64 {
 	pos := make([]int64, len(rows)+1)
 	for i := range rows {
-		pos[i+1] = pos[i] + rows[i].ByteStop - rows[i].ByteStart
+		pos[i+1] = pos[i] + rows[i].ByteStop - rows[i].ByteStart + decodedBytes(&rows[i])
 	}
 	return pos
 }
@@ -172,3 +174,24 @@ func decodedBytes(row *store.Segment) int64 {
 // decodeSlack is room a decoded segment may hold past its raw size and an
 // eighth.
 const decodeSlack = 64
+
+// leaseBytes is what the reads the writer waits for can hold at once when
+// each starts as the writer needs it (see fetcher.admit): the read's cost
+// plus the decoded segments of earlier reads that the writer has not yet
+// reached (a read's segments need not be consecutive in the replay: late
+// segments, or a replay whose segments alternate between objects). It is
+// the most of that over the plan.
+func leaseBytes(rows []store.Segment, reads []read) int64 {
+	var most, pending int64
+	p := 0 // segments before p have been taken
+	for k := range reads {
+		for ; p < reads[k].first; p++ {
+			pending -= decodedBytes(&rows[p])
+		}
+		most = max(most, pending+reads[k].cost)
+		for _, i := range reads[k].segs {
+			pending += decodedBytes(&rows[i])
+		}
+	}
+	return most
+}

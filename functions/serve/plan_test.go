@@ -62,7 +62,9 @@ func TestPlan(t *testing.T) {
 			[]planned{{"a", 0, 80, []int{0, 1}}, {"a", 80, 80, []int{2, 3}}}},
 		{"first segment joining a read late", layout("a", 80, 120, "a", 0, 40, "a", 40, 80), planLimits{gap: 100, maxRead: 1000, firstRead: 40, span: 1 << 20},
 			[]planned{{"a", 80, 40, []int{0}}, {"a", 0, 80, []int{1, 2}}}},
-		{"span limit keeps a far segment apart", layout("a", 0, 10, "b", 0, 100, "b", 100, 200, "a", 10, 20), planLimits{gap: 100, maxRead: 1 << 20, span: 210},
+		// The span counts decoded bytes too: 64 for each segment here
+		// (no raw size, decodeSlack alone).
+		{"span limit keeps a far segment apart", layout("a", 0, 10, "b", 0, 100, "b", 100, 200, "a", 10, 20), planLimits{gap: 100, maxRead: 1 << 20, span: 210 + 4*decodeSlack},
 			[]planned{{"a", 0, 10, []int{0}}, {"b", 0, 200, []int{1, 2}}, {"a", 10, 10, []int{3}}}},
 	}
 	for _, tc := range tests {
@@ -77,7 +79,8 @@ func TestPlan(t *testing.T) {
 }
 
 // TestPlanInvariants checks random layouts: every segment in exactly one
-// read that covers it, within the limits, reads ordered by first segment.
+// read that covers it, within the limits, reads ordered by first segment,
+// and what a request's lease must hold at most the span and one read.
 func TestPlanInvariants(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for i := range 200 {
@@ -85,6 +88,13 @@ func TestPlanInvariants(t *testing.T) {
 		lim := planLimits{gap: int64(rng.IntN(5000)), maxRead: int64(1 + rng.IntN(100_000)), firstRead: int64(rng.IntN(50_000)), span: int64(1 + rng.IntN(200_000))}
 		reads, owner := plan(rows, lim)
 		checkPlan(t, rows, lim, reads, owner)
+		costliest := int64(0)
+		for _, r := range reads {
+			costliest = max(costliest, r.cost)
+		}
+		if lease := leaseBytes(rows, reads); lease > lim.span+costliest || lease < costliest {
+			t.Errorf("lease %d bytes, want within [%d, span %d + %d]", lease, costliest, lim.span, costliest)
+		}
 		if t.Failed() {
 			t.Fatalf("layout %d, limits %+v", i, lim)
 		}
@@ -123,10 +133,10 @@ func checkPlan(t *testing.T, rows []store.Segment, lim planLimits, reads []read,
 		if len(r.segs) > 1 {
 			var span int64
 			for i := lo; i <= hi; i++ {
-				span += rows[i].ByteStop - rows[i].ByteStart
+				span += rows[i].ByteStop - rows[i].ByteStart + decodedBytes(&rows[i])
 			}
 			if span > lim.span {
-				t.Errorf("read %d spans %d bytes of the replay, over %d", k, span, lim.span)
+				t.Errorf("read %d spans a cost of %d bytes of the replay, over %d", k, span, lim.span)
 			}
 		}
 	}
@@ -150,7 +160,7 @@ func randomRows(rng *rand.Rand, n, blobs int) []store.Segment {
 		}
 		ends[b] += int64(rng.IntN(3000)) // other replays' segments
 		size := int64(500 + rng.IntN(20_000))
-		rows[i] = store.Segment{BlobPath: fmt.Sprintf("blob%d", b), ByteStart: ends[b], ByteStop: ends[b] + size}
+		rows[i] = store.Segment{BlobPath: fmt.Sprintf("blob%d", b), ByteStart: ends[b], ByteStop: ends[b] + size, RawSize: size * int64(1+rng.IntN(8))}
 		ends[b] += size
 	}
 	return rows

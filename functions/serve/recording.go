@@ -143,18 +143,18 @@ func (s *Server) stream(r *http.Request, w http.ResponseWriter, project int64, r
 	}
 	for {
 		// A page of rows is held until its last segment is written: it
-		// counts against the instance's budget as the reads do (forced, as
-		// the request cannot go on without it), and leaves that much less
-		// for read-ahead.
-		rowCost := int64(len(rows)) * rowBytes
-		s.budget.take(rowCost, true)
-		f := newFetcher(r.Context(), s.cfg, s.blobs, s.keks, s.budget, rows)
-		err := s.streamPage(w, rc, f, rows, out, trim, st, begin)
+		// counts in the lease the fetcher claims from the instance's
+		// budget.
+		f, err := newFetcher(r.Context(), s.cfg, s.blobs, s.keks, s.budget, rows, int64(len(rows))*rowBytes)
+		if err != nil {
+			return err
+		}
+		err = s.streamPage(w, rc, f, rows, out, trim, st, begin)
 		fs := f.stop()
-		s.budget.give(rowCost)
 		st.stats.Reads += fs.Reads
 		st.stats.BytesRead += fs.BytesRead
 		st.stats.PeakHeld = max(st.stats.PeakHeld, fs.PeakHeld)
+		st.stats.Forced += fs.Forced
 		if err != nil {
 			return err
 		}

@@ -282,7 +282,7 @@ func (s *Server) authorize(r *http.Request) (int64, uuid.UUID, error) {
 func logStream(r *http.Request, project int64, replay uuid.UUID, segs int, st fetchStats, ttfb, total time.Duration, err error, clientGone bool) {
 	attrs := []any{
 		"project_id", project, "replay_id", replay, "segments", segs, "reads", st.Reads,
-		"bytes_read", st.BytesRead, "peak_held_bytes", st.PeakHeld,
+		"bytes_read", st.BytesRead, "peak_held_bytes", st.PeakHeld, "forced_reads", st.Forced,
 		"ttfb", ttfb, "duration", total,
 	}
 	switch {

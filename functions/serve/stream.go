@@ -19,17 +19,19 @@ import (
 // decodes each segment as its read completes, and hands the decoded
 // segments to the writer in segment order through next.
 //
-// Memory is bounded by a sliding window. held counts the cost of reads in
-// flight (their sealed bytes plus the decoded size of their segments,
-// known from the rows before the read starts) and the decoded segments not
-// yet taken by the writer (their buffers' capacity), and the same bytes
-// count against the instance's budget; a read starts only while held stays
-// within WindowBytes and fewer than MaxReadsAhead reads are unfinished,
-// except that the read holding the segment the writer waits for always
-// starts (so a window filled by segments the writer will need later cannot
-// stall it). The planner caps a read's cost at MaxReadBytes, so that forced
-// read is bounded too, and its span limit keeps segments read ahead close
-// to the writer.
+// Memory is bounded by a sliding window and by the instance's budget. held
+// counts the cost of reads in flight (their sealed bytes plus the decoded
+// size of their segments, known from the rows before the read starts) and
+// the decoded segments not yet taken by the writer (their buffers'
+// capacity). Before its first read the fetcher claims a lease from the
+// budget (see budget): its page of rows plus what the reads the writer
+// waits for can hold at once (leaseBytes), waiting while the instance is
+// full. The read holding the segment
+// the writer waits for is charged to the lease, so it starts at once;
+// read-ahead is charged to the budget, and starts only while held stays
+// within WindowBytes, fewer than MaxReadsAhead reads are unfinished and
+// the budget has room. The planner caps a read's cost at MaxReadBytes, and
+// its span limit keeps segments read ahead close to the writer.
 type fetcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -40,6 +42,7 @@ type fetcher struct {
 	keks   *crypt.KEKCache
 	cfg    Config
 	budget *budget // the instance's, shared with every request
+	lease  int64   // claimed from budget for the fetcher's life
 
 	done  []chan struct{} // per read: closed once its segments are set
 	plain [][]byte        // per segment: the decrypted bytes, nil once taken
@@ -53,11 +56,14 @@ type fetcher struct {
 	wg   sync.WaitGroup
 
 	mu       sync.Mutex
-	want     int   // the segment the writer takes next (or waits for)
-	inflight int   // reads in flight
-	held     int64 // bytes in flight or decrypted and not yet taken
-	unread   int   // reads started whose segments are not all taken
-	left     []int // per read: segments not yet taken
+	want     int    // the segment the writer takes next (or waits for)
+	inflight int    // reads in flight
+	held     int64  // bytes in flight or decrypted and not yet taken
+	free     int64  // of the lease: not used by rows or a read
+	pooled   int64  // of held: charged to the budget, not the lease
+	leased   []bool // per read: charged to the lease
+	unread   int    // reads started whose segments are not all taken
+	left     []int  // per read: segments not yet taken
 
 	stats fetchStats
 }
@@ -72,11 +78,16 @@ type fetchStats struct {
 	Reads     int
 	BytesRead int64
 	PeakHeld  int64
+	// Forced counts the reads the writer needed that did not fit the
+	// lease and were taken past the instance's budget (see budget).
+	Forced int
 }
 
-// newFetcher plans the reads of rows and starts fetching them; stop must be
-// called when the writer is done.
-func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.KEKCache, bud *budget, rows []store.Segment) *fetcher {
+// newFetcher plans the reads of rows, claims the lease for them (see
+// leaseBytes) and rowBytes, the rows' own cost, waiting while the
+// instance's budget is full, and starts fetching; stop must be called when the writer is done.
+// It fails only when ctx ends while it waits.
+func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.KEKCache, bud *budget, rows []store.Segment, rowBytes int64) (*fetcher, error) {
 	reads, owner := plan(rows, planLimits{
 		gap:       cfg.CoalesceGapBytes,
 		maxRead:   cfg.MaxReadBytes,
@@ -84,10 +95,16 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 		firstRead: firstReadBytes,
 		span:      cfg.WindowBytes,
 	})
+	lease, err := bud.claim(ctx, rowBytes+leaseBytes(rows, reads))
+	if err != nil {
+		return nil, fmt.Errorf("wait for memory: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	f := &fetcher{
 		ctx: ctx, cancel: cancel,
-		rows: rows, reads: reads, owner: owner,
+		lease: lease, free: max(0, lease-rowBytes),
+		leased: make([]bool, len(reads)),
+		rows:   rows, reads: reads, owner: owner,
 		blobs: blobs, keks: keks, cfg: cfg, budget: bud,
 		done:   make([]chan struct{}, len(reads)),
 		plain:  make([][]byte, len(rows)),
@@ -102,19 +119,31 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 	}
 	f.wg.Add(1)
 	go f.schedule()
-	return f
+	return f, nil
 }
 
 // stop cancels the reads still running, waits for them, and gives back
-// to the instance's budget what the request still held.
+// to the instance's budget the lease and what else the request held.
 func (f *fetcher) stop() fetchStats {
 	f.cancel()
 	f.wg.Wait()
 	f.mu.Lock()
-	f.budget.give(f.held)
-	f.held = 0
+	f.budget.give(f.pooled + f.lease)
+	f.held, f.pooled, f.lease, f.free = 0, 0, 0, 0
 	f.mu.Unlock()
 	return f.stats
+}
+
+// release gives back n bytes of read k (negative n takes more), to the
+// lease or the budget, whichever it was charged to. f.mu is held.
+func (f *fetcher) release(k int, n int64) {
+	f.held -= n
+	if f.leased[k] {
+		f.free += n
+		return
+	}
+	f.pooled -= n
+	f.budget.give(n)
 }
 
 // next returns the decrypted bytes of segment i. The writer calls it for
@@ -135,8 +164,7 @@ func (f *fetcher) next(i int) ([]byte, error) {
 	pt := f.plain[i]
 	f.plain[i] = nil
 	f.mu.Lock()
-	f.held -= int64(cap(pt))
-	f.budget.give(int64(cap(pt)))
+	f.release(k, int64(cap(pt)))
 	f.want = i + 1
 	if f.left[k]--; f.left[k] == 0 {
 		f.unread--
@@ -171,10 +199,26 @@ func (f *fetcher) admit(k int) bool {
 	r := &f.reads[k]
 	for {
 		f.mu.Lock()
-		needed := r.first <= f.want
-		if f.inflight < f.cfg.ReadParallelism &&
-			(needed || f.unread < f.cfg.MaxReadsAhead && f.held+r.cost <= f.cfg.WindowBytes) &&
-			f.budget.take(r.cost, needed) {
+		ok := false
+		if f.inflight < f.cfg.ReadParallelism {
+			switch {
+			case r.first <= f.want && r.cost <= f.free:
+				// The writer waits for it: the lease carries it.
+				f.free -= r.cost
+				f.leased[k], ok = true, true
+			case r.first <= f.want:
+				// Only when the lease was capped at the instance's
+				// budget: waiting for others could deadlock.
+				f.budget.force(r.cost)
+				f.pooled += r.cost
+				f.stats.Forced++
+				ok = true
+			case f.unread < f.cfg.MaxReadsAhead && f.held+r.cost <= f.cfg.WindowBytes && f.budget.take(r.cost):
+				f.pooled += r.cost
+				ok = true
+			}
+		}
+		if ok {
 			f.inflight++
 			f.unread++
 			f.held += r.cost
@@ -230,8 +274,7 @@ func (f *fetcher) fetch(k int) {
 	}
 	f.mu.Lock()
 	f.inflight--
-	f.held += kept - r.cost
-	f.budget.give(r.cost - kept) // what the segments really hold once decoded
+	f.release(k, r.cost-kept) // what the segments really hold once decoded
 	f.mu.Unlock()
 	close(f.done[k])
 	if failure != nil {

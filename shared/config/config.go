@@ -239,7 +239,8 @@ type Serve struct {
 	// ReadParallelism bounds the ranged reads in flight for one request.
 	ReadParallelism int `env:"READ_PARALLELISM, default=32"`
 	// MaxInflightBytes bounds the bytes all requests of one instance hold
-	// in ranged reads and decoded segments; read-ahead waits past it.
+	// in pages of rows, ranged reads and decoded segments; read-ahead, and
+	// then new requests, wait past it.
 	MaxInflightBytes int64 `env:"MAX_INFLIGHT_BYTES, default=536870912"`
 	// KEKCacheSize is how many unwrapped KEKs one instance keeps.
 	KEKCacheSize int `env:"KEK_CACHE_SIZE, default=1024"`
@@ -337,8 +338,10 @@ func (c *Serve) validate() error {
 	if c.ReadParallelism < 1 {
 		errs = append(errs, fmt.Errorf("READ_PARALLELISM must be at least 1, got %d", c.ReadParallelism))
 	}
-	if c.MaxInflightBytes < 2*c.MaxReadBytes {
-		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least twice MAX_READ_BYTES (%d)", c.MaxInflightBytes, c.MaxReadBytes))
+	if c.MaxInflightBytes < 4*c.MaxReadBytes {
+		// One request's lease: a page of rows (under 1 MiB), a window
+		// of two reads and one read.
+		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least 4 × MAX_READ_BYTES (%d): one request's page of rows, read-ahead window and read", c.MaxInflightBytes, c.MaxReadBytes))
 	}
 	if c.KEKCacheSize < 1 {
 		errs = append(errs, fmt.Errorf("KEK_CACHE_SIZE must be at least 1, got %d", c.KEKCacheSize))
