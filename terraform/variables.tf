@@ -459,8 +459,8 @@ variable "max_inflight_bytes" {
   default     = 536870912
 
   validation {
-    condition     = var.max_inflight_bytes >= 4 * var.max_read_bytes
-    error_message = "max_inflight_bytes must hold one request's lease: at least 4 x max_read_bytes."
+    condition     = var.max_inflight_bytes >= 4 * var.max_read_bytes + var.max_decompressed_bytes * 9 / 8
+    error_message = "max_inflight_bytes must hold one request's lease: at least 4 x max_read_bytes + 9/8 x max_decompressed_bytes."
   }
 }
 

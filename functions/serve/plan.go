@@ -12,12 +12,7 @@ import (
 type read struct {
 	blob   string
 	off    int64
-	length int64
-	// cost is what the read holds at most: its sealed bytes plus the
-	// decoded bytes of its segments (see decodedBytes). It is counted
-	// against the request's window and the instance's budget before the
-	// read starts.
-	cost int64
+	length int64 // what the read holds until its segments are decrypted
 	// segs are indices into the request's segment rows (which are in
 	// segment order), in byte order within the blob.
 	segs []int
@@ -33,22 +28,17 @@ type planLimits struct {
 	gap int64
 	// maxRead caps a coalesced read; a single larger segment is read alone.
 	maxRead int64
-	// maxCost caps a coalesced read's cost (sealed plus decoded bytes;
-	// 0: no cap), so that a read of many small, highly compressed
-	// segments cannot hold many times maxRead once decoded; a single
-	// larger segment is read alone.
-	maxCost int64
 	// firstRead caps the read that holds the replay's first segment
 	// (within maxRead): nothing can be sent before it completes, so a
 	// smaller first read brings the first byte forward.
 	firstRead int64
-	// span caps the replay's cost (its segments' sealed plus decoded
-	// bytes, in segment order) from a read's first segment to its last. A
-	// read whose segments are far apart in the replay would be held in
-	// memory from the time the writer needs its first segment until it
-	// writes its last; this keeps that time inside the read-ahead window,
-	// and bounds what a read's segments that the writer reaches later can
-	// hold (see leaseBytes).
+	// span caps the replay bytes (the segments' sealed sizes, in segment
+	// order) from a read's first segment to its last. A read whose
+	// segments are far apart in the replay would be held in memory from
+	// the time the writer needs its first segment until it writes its
+	// last; this keeps that time inside the read-ahead window, and bounds
+	// what a read's segments that the writer reaches later hold (see
+	// leaseBytes).
 	span int64
 }
 
@@ -71,12 +61,12 @@ func plan(rows []store.Segment, lim planLimits) (reads []read, owner []int) {
 	return reads, owner
 }
 
-// streamOffsets returns pos, where pos[i] is the cost (sealed plus decoded
-// bytes) of the segments before i: pos[j+1]-pos[i] is the span from i to j.
+// streamOffsets returns pos, where pos[i] is where segment i starts in the
+// replay's stream of sealed bytes: pos[j+1]-pos[i] is the span from i to j.
 func streamOffsets(rows []store.Segment) []int64 {
 	pos := make([]int64, len(rows)+1)
 	for i := range rows {
-		pos[i+1] = pos[i] + rows[i].ByteStop - rows[i].ByteStart + decodedBytes(&rows[i])
+		pos[i+1] = pos[i] + sealedBytes(&rows[i])
 	}
 	return pos
 }
@@ -141,14 +131,11 @@ func coalesce(rows []store.Segment, order []int, pos []int64, lim planLimits) []
 			if nlo == 0 && lim.firstRead > 0 {
 				capacity = min(capacity, lim.firstRead)
 			}
-			cost := cur.cost - cur.length + (stop - cur.off) + decodedBytes(row)
 			if row.BlobPath == cur.blob &&
 				row.ByteStart-(cur.off+cur.length) < lim.gap &&
 				stop-cur.off <= capacity &&
-				(lim.maxCost <= 0 || cost <= lim.maxCost) &&
 				pos[nhi+1]-pos[nlo] <= lim.span {
 				cur.length = stop - cur.off
-				cur.cost = cost
 				lo, hi = nlo, nhi
 				continue
 			}
@@ -156,17 +143,20 @@ func coalesce(rows []store.Segment, order []int, pos []int64, lim planLimits) []
 			reads = append(reads, cur)
 		}
 		start = j
-		cur = read{blob: row.BlobPath, off: row.ByteStart, length: row.ByteStop - row.ByteStart}
-		cur.cost = cur.length + decodedBytes(row)
+		cur = read{blob: row.BlobPath, off: row.ByteStart, length: sealedBytes(row)}
 		lo, hi = i, i
 	}
 	cur.segs, cur.first = order[start:], lo
 	return append(reads, cur)
 }
 
+// sealedBytes is segment row's size as stored; decrypted, it holds a few
+// bytes less.
+func sealedBytes(row *store.Segment) int64 { return row.ByteStop - row.ByteStart }
+
 // decodedBytes is what segment row may hold once decoded: its raw size,
 // plus an eighth and decodeSlack for the room a decoder or the allocator's
-// size classes leave past the end (fetcher.open trims anything more).
+// size classes leave past the end (fetcher.decode trims anything more).
 func decodedBytes(row *store.Segment) int64 {
 	return row.RawSize + row.RawSize/8 + decodeSlack
 }
@@ -176,22 +166,26 @@ func decodedBytes(row *store.Segment) int64 {
 const decodeSlack = 64
 
 // leaseBytes is what the reads the writer waits for can hold at once when
-// each starts as the writer needs it (see fetcher.admit): the read's cost
-// plus the decoded segments of earlier reads that the writer has not yet
-// reached (a read's segments need not be consecutive in the replay: late
-// segments, or a replay whose segments alternate between objects). It is
-// the most of that over the plan.
+// each starts as the writer needs it (see fetcher.admit): the read's
+// sealed bytes, the decrypted segments of earlier reads that the writer
+// has not yet reached (a read's segments need not be consecutive in the
+// replay: late segments, or a replay whose segments alternate between
+// objects), and the one segment the writer has decoded. It is the most of
+// that over the plan. The segments not yet reached all lie within the span
+// limit after the segment the writer waits for, so this is at most the
+// span, one read and one decoded segment.
 func leaseBytes(rows []store.Segment, reads []read) int64 {
-	var most, pending int64
+	var most, pending, decoded int64
 	p := 0 // segments before p have been taken
 	for k := range reads {
 		for ; p < reads[k].first; p++ {
-			pending -= decodedBytes(&rows[p])
+			pending -= sealedBytes(&rows[p])
 		}
-		most = max(most, pending+reads[k].cost)
+		most = max(most, pending+reads[k].length)
 		for _, i := range reads[k].segs {
-			pending += decodedBytes(&rows[i])
+			pending += sealedBytes(&rows[i])
+			decoded = max(decoded, decodedBytes(&rows[i]))
 		}
 	}
-	return most
+	return most + decoded
 }

@@ -62,9 +62,7 @@ func TestPlan(t *testing.T) {
 			[]planned{{"a", 0, 80, []int{0, 1}}, {"a", 80, 80, []int{2, 3}}}},
 		{"first segment joining a read late", layout("a", 80, 120, "a", 0, 40, "a", 40, 80), planLimits{gap: 100, maxRead: 1000, firstRead: 40, span: 1 << 20},
 			[]planned{{"a", 80, 40, []int{0}}, {"a", 0, 80, []int{1, 2}}}},
-		// The span counts decoded bytes too: 64 for each segment here
-		// (no raw size, decodeSlack alone).
-		{"span limit keeps a far segment apart", layout("a", 0, 10, "b", 0, 100, "b", 100, 200, "a", 10, 20), planLimits{gap: 100, maxRead: 1 << 20, span: 210 + 4*decodeSlack},
+		{"span limit keeps a far segment apart", layout("a", 0, 10, "b", 0, 100, "b", 100, 200, "a", 10, 20), planLimits{gap: 100, maxRead: 1 << 20, span: 210},
 			[]planned{{"a", 0, 10, []int{0}}, {"b", 0, 200, []int{1, 2}}, {"a", 10, 10, []int{3}}}},
 	}
 	for _, tc := range tests {
@@ -88,12 +86,15 @@ func TestPlanInvariants(t *testing.T) {
 		lim := planLimits{gap: int64(rng.IntN(5000)), maxRead: int64(1 + rng.IntN(100_000)), firstRead: int64(rng.IntN(50_000)), span: int64(1 + rng.IntN(200_000))}
 		reads, owner := plan(rows, lim)
 		checkPlan(t, rows, lim, reads, owner)
-		costliest := int64(0)
+		var longest, decoded int64
 		for _, r := range reads {
-			costliest = max(costliest, r.cost)
+			longest = max(longest, r.length)
 		}
-		if lease := leaseBytes(rows, reads); lease > lim.span+costliest || lease < costliest {
-			t.Errorf("lease %d bytes, want within [%d, span %d + %d]", lease, costliest, lim.span, costliest)
+		for _, r := range rows {
+			decoded = max(decoded, decodedBytes(&r))
+		}
+		if lease := leaseBytes(rows, reads); lease > lim.span+longest+decoded || lease < longest+decoded {
+			t.Errorf("lease %d bytes, want within [%d, span %d + %d + %d]", lease, longest+decoded, lim.span, longest, decoded)
 		}
 		if t.Failed() {
 			t.Fatalf("layout %d, limits %+v", i, lim)
@@ -133,10 +134,10 @@ func checkPlan(t *testing.T, rows []store.Segment, lim planLimits, reads []read,
 		if len(r.segs) > 1 {
 			var span int64
 			for i := lo; i <= hi; i++ {
-				span += rows[i].ByteStop - rows[i].ByteStart + decodedBytes(&rows[i])
+				span += rows[i].ByteStop - rows[i].ByteStart
 			}
 			if span > lim.span {
-				t.Errorf("read %d spans a cost of %d bytes of the replay, over %d", k, span, lim.span)
+				t.Errorf("read %d spans %d bytes of the replay, over %d", k, span, lim.span)
 			}
 		}
 	}

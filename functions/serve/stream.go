@@ -15,23 +15,24 @@ import (
 )
 
 // fetcher runs a read plan: it issues the ranged reads in the order the
-// writer needs them, at most ReadParallelism at a time, decrypts and
-// decodes each segment as its read completes, and hands the decoded
-// segments to the writer in segment order through next.
+// writer needs them, at most ReadParallelism at a time, decrypts each
+// segment as its read completes, and hands the segments to the writer in
+// segment order through next, which decodes each as the writer takes it.
 //
 // Memory is bounded by a sliding window and by the instance's budget. held
-// counts the cost of reads in flight (their sealed bytes plus the decoded
-// size of their segments, known from the rows before the read starts) and
-// the decoded segments not yet taken by the writer (their buffers'
-// capacity). Before its first read the fetcher claims a lease from the
-// budget (see budget): its page of rows plus what the reads the writer
-// waits for can hold at once (leaseBytes), waiting while the instance is
-// full. The read holding the segment
-// the writer waits for is charged to the lease, so it starts at once;
-// read-ahead is charged to the budget, and starts only while held stays
-// within WindowBytes, fewer than MaxReadsAhead reads are unfinished and
-// the budget has room. The planner caps a read's cost at MaxReadBytes, and
-// its span limit keeps segments read ahead close to the writer.
+// counts the reads in flight (their sealed bytes) and the decrypted
+// segments not yet taken by the writer (their buffers' capacity); a
+// segment is decoded only when the writer takes it, so only that one is
+// held decoded, and a read's size is its stored size however well its
+// segments compress. Before its first read the fetcher claims a lease from
+// the budget (see budget): its page of rows plus what the reads the writer
+// waits for and its decoded segment can hold at once (leaseBytes), waiting
+// while the instance is full. The read holding the segment the writer
+// waits for is charged to the lease, so it starts at once; read-ahead is
+// charged to the budget, and starts only while held stays within
+// WindowBytes, fewer than MaxReadsAhead reads are unfinished and the
+// budget has room. The planner caps a read at MaxReadBytes, and its span
+// limit keeps segments read ahead close to the writer.
 type fetcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -64,6 +65,10 @@ type fetcher struct {
 	leased   []bool // per read: charged to the lease
 	unread   int    // reads started whose segments are not all taken
 	left     []int  // per read: segments not yet taken
+	// The segment the writer decoded last, held until its next call: its
+	// bytes charged to the lease, and past it to the budget (a row whose
+	// raw size understates the segment).
+	docLeased, docPooled int64
 
 	stats fetchStats
 }
@@ -91,7 +96,6 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 	reads, owner := plan(rows, planLimits{
 		gap:       cfg.CoalesceGapBytes,
 		maxRead:   cfg.MaxReadBytes,
-		maxCost:   cfg.MaxReadBytes,
 		firstRead: firstReadBytes,
 		span:      cfg.WindowBytes,
 	})
@@ -128,8 +132,8 @@ func (f *fetcher) stop() fetchStats {
 	f.cancel()
 	f.wg.Wait()
 	f.mu.Lock()
-	f.budget.give(f.pooled + f.lease)
-	f.held, f.pooled, f.lease, f.free = 0, 0, 0, 0
+	f.budget.give(f.pooled + f.docPooled + f.lease)
+	f.held, f.pooled, f.docPooled, f.docLeased, f.lease, f.free = 0, 0, 0, 0, 0, 0
 	f.mu.Unlock()
 	return f.stats
 }
@@ -146,9 +150,10 @@ func (f *fetcher) release(k int, n int64) {
 	f.budget.give(n)
 }
 
-// next returns the decrypted bytes of segment i. The writer calls it for
-// i = 0, 1, ... in order. It fails as soon as any read has failed: the
-// response cannot complete, so there is no point in writing more of it.
+// next returns the decoded bytes of segment i, which stay valid until the
+// next call. The writer calls it for i = 0, 1, ... in order. It fails as
+// soon as any read has failed: the response cannot complete, so there is
+// no point in writing more of it.
 func (f *fetcher) next(i int) ([]byte, error) {
 	k := f.owner[i] // want is i already: the previous call left it there
 	select {
@@ -163,15 +168,28 @@ func (f *fetcher) next(i int) ([]byte, error) {
 	}
 	pt := f.plain[i]
 	f.plain[i] = nil
+	doc, err := f.decode(&f.rows[i], pt)
 	f.mu.Lock()
 	f.release(k, int64(cap(pt)))
+	// The previous segment is written by now.
+	f.free += f.docLeased
+	f.budget.give(f.docPooled)
+	f.docLeased, f.docPooled = 0, 0
+	if err == nil {
+		n := int64(cap(doc))
+		f.docLeased = min(n, max(f.free, 0))
+		f.free -= f.docLeased
+		if f.docPooled = n - f.docLeased; f.docPooled > 0 {
+			f.budget.force(f.docPooled)
+		}
+	}
 	f.want = i + 1
 	if f.left[k]--; f.left[k] == 0 {
 		f.unread--
 	}
 	f.mu.Unlock()
 	f.poke()
-	return pt, nil
+	return doc, err
 }
 
 func (f *fetcher) poke() {
@@ -202,26 +220,26 @@ func (f *fetcher) admit(k int) bool {
 		ok := false
 		if f.inflight < f.cfg.ReadParallelism {
 			switch {
-			case r.first <= f.want && r.cost <= f.free:
+			case r.first <= f.want && r.length <= f.free:
 				// The writer waits for it: the lease carries it.
-				f.free -= r.cost
+				f.free -= r.length
 				f.leased[k], ok = true, true
 			case r.first <= f.want:
 				// Only when the lease was capped at the instance's
 				// budget: waiting for others could deadlock.
-				f.budget.force(r.cost)
-				f.pooled += r.cost
+				f.budget.force(r.length)
+				f.pooled += r.length
 				f.stats.Forced++
 				ok = true
-			case f.unread < f.cfg.MaxReadsAhead && f.held+r.cost <= f.cfg.WindowBytes && f.budget.take(r.cost):
-				f.pooled += r.cost
+			case f.unread < f.cfg.MaxReadsAhead && f.held+r.length <= f.cfg.WindowBytes && f.budget.take(r.length):
+				f.pooled += r.length
 				ok = true
 			}
 		}
 		if ok {
 			f.inflight++
 			f.unread++
-			f.held += r.cost
+			f.held += r.length
 			f.stats.Reads++
 			f.stats.BytesRead += r.length
 			f.stats.PeakHeld = max(f.stats.PeakHeld, f.held)
@@ -274,7 +292,7 @@ func (f *fetcher) fetch(k int) {
 	}
 	f.mu.Lock()
 	f.inflight--
-	f.release(k, r.cost-kept) // what the segments really hold once decoded
+	f.release(k, r.length-kept) // what the segments hold once decrypted
 	f.mu.Unlock()
 	close(f.done[k])
 	if failure != nil {
@@ -306,6 +324,11 @@ func (f *fetcher) open(row *store.Segment, ciphertext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", row.ID, err)
 	}
+	return pt, nil
+}
+
+// decode decompresses one decrypted segment.
+func (f *fetcher) decode(row *store.Segment, pt []byte) ([]byte, error) {
 	doc, err := segment.Decode(row.Encoding, pt, f.cfg.MaxDecompressed)
 	if err != nil {
 		return nil, fmt.Errorf("decode segment %s: %w", row.ID, err)

@@ -338,10 +338,10 @@ func (c *Serve) validate() error {
 	if c.ReadParallelism < 1 {
 		errs = append(errs, fmt.Errorf("READ_PARALLELISM must be at least 1, got %d", c.ReadParallelism))
 	}
-	if c.MaxInflightBytes < 4*c.MaxReadBytes {
-		// One request's lease: a page of rows (under 1 MiB), a window
-		// of two reads and one read.
-		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must be at least 4 × MAX_READ_BYTES (%d): one request's page of rows, read-ahead window and read", c.MaxInflightBytes, c.MaxReadBytes))
+	// One request's lease: a page of rows (under 1 MiB), a window of two
+	// reads, one read, and one decoded segment.
+	if lease := 4*c.MaxReadBytes + c.MaxDecompressedBytes + c.MaxDecompressedBytes/8; c.MaxInflightBytes < lease {
+		errs = append(errs, fmt.Errorf("MAX_INFLIGHT_BYTES (%d) must hold one request's lease: at least 4 × MAX_READ_BYTES + 9/8 × MAX_DECOMPRESSED_BYTES = %d", c.MaxInflightBytes, lease))
 	}
 	if c.KEKCacheSize < 1 {
 		errs = append(errs, fmt.Errorf("KEK_CACHE_SIZE must be at least 1, got %d", c.KEKCacheSize))
