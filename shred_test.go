@@ -35,7 +35,11 @@ func TestShredOverHTTP(t *testing.T) {
 		"STORAGE_EMULATOR_HOST": d.GCS.Host(),
 		"JWT_SECRET":            secret,
 		"SWEEP_TOKEN":           "local-sweep",
-		"LOG_LEVEL":             "warn",
+		// Compaction re-encodes by default (COMPACT_ZSTD_LEVEL): Shred
+		// builds a KMS client.
+		"KMS_KEY":      d.KMS.KeyName(),
+		"KMS_ENDPOINT": d.KMS.Endpoint(),
+		"LOG_LEVEL":    "warn",
 	} {
 		t.Setenv(k, v)
 	}

@@ -93,12 +93,16 @@ locals {
     PACK_HOLD_BYTES = var.ingest_pack_hold_bytes
   }
 
-  shred_env = merge(local.common_env, local.auth_env, local.telemetry_env, {
-    DB_USER           = local.db_users.shred
-    ORPHAN_GRACE      = var.orphan_grace
-    SWEEP_BATCH       = var.sweep_batch
-    COMPACT_IDLE      = var.compact_idle
-    COMPACT_MAX_BYTES = var.compact_max_bytes
+  # KMS_KEY names the key only; Shred may decrypt with it (iam.tf,
+  # shred_decrypt) only while compaction re-encodes (compact_zstd_level).
+  shred_env = merge(local.common_env, local.kms_env, local.auth_env, local.telemetry_env, {
+    DB_USER                = local.db_users.shred
+    ORPHAN_GRACE           = var.orphan_grace
+    SWEEP_BATCH            = var.sweep_batch
+    COMPACT_IDLE           = var.compact_idle
+    COMPACT_MAX_BYTES      = var.compact_max_bytes
+    COMPACT_ZSTD_LEVEL     = var.compact_zstd_level
+    MAX_DECOMPRESSED_BYTES = var.max_decompressed_bytes
   })
 
   source_generation = var.deploy_functions ? data.google_storage_bucket_object.source[0].generation : null

@@ -153,6 +153,18 @@ resource "google_kms_crypto_key_iam_member" "serve_decrypt" {
   member        = google_service_account.serve.member
 }
 
+# Shred: compaction re-encoding segments to zstd (compact_zstd_level not
+# "off") opens them, so it unwraps KEKs like Serve. This is the privilege the
+# mode costs: with it Shred can read every segment whose key it holds (it
+# already can delete them all). With compaction copying only, Shred never
+# gets it and never decrypts.
+resource "google_kms_crypto_key_iam_member" "shred_decrypt" {
+  count         = var.compact_zstd_level == "off" ? 0 : 1
+  crypto_key_id = google_kms_crypto_key.root.id
+  role          = "roles/cloudkms.cryptoKeyDecrypter"
+  member        = google_service_account.shred.member
+}
+
 # Shred: the orphan sweep lists objects and deletes those without a blob row;
 # compaction reads an idle replay's sealed ranges and writes them as one new
 # object (create-if-absent: it never overwrites). No predefined role has just

@@ -93,6 +93,8 @@ var expectedGrants = map[string][]string{
 	},
 	"Shred": {
 		"google_cloud_run_v2_service_iam_member roles/run.invoker on google_cloud_run_v2_service.otel_collector",
+		// Only while compaction re-encodes segments (TestShredDecryptOnlyWhenReencoding).
+		"google_kms_crypto_key_iam_member roles/cloudkms.cryptoKeyDecrypter on google_kms_crypto_key.root",
 		"google_project_iam_member roles/alloydb.client",
 		"google_project_iam_member roles/alloydb.databaseUser",
 		"google_project_iam_member roles/serviceusage.serviceUsageConsumer",
@@ -130,6 +132,34 @@ func TestServiceAccounts(t *testing.T) {
 	m := loadModule(t)
 	for _, err := range checkServiceAccounts(m) {
 		t.Error(err)
+	}
+}
+
+// TestShredDecryptOnlyWhenReencoding: Shred's KMS decrypt grant exists
+// exactly when compaction re-encodes segments (compact_zstd_level not off).
+func TestShredDecryptOnlyWhenReencoding(t *testing.T) {
+	m := loadModule(t)
+	var count *hclsyntax.Attribute
+	for _, r := range m.resources {
+		if r.addr() == "google_kms_crypto_key_iam_member.shred_decrypt" {
+			count = r.block.Body.Attributes["count"]
+		}
+	}
+	if count == nil {
+		t.Fatal("google_kms_crypto_key_iam_member.shred_decrypt has no count")
+	}
+	for level, want := range map[string]int64{"off": 0, "fastest": 1, "default": 1, "better": 1, "best": 1} {
+		ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
+			"var": cty.ObjectVal(map[string]cty.Value{"compact_zstd_level": cty.StringVal(level)}),
+		}}
+		v, diags := count.Expr.Value(ctx)
+		if diags.HasErrors() {
+			t.Fatalf("count with compact_zstd_level=%s: %v", level, diags)
+		}
+		n, _ := v.AsBigFloat().Int64()
+		if n != want {
+			t.Errorf("compact_zstd_level=%s: %d decrypt grants, want %d", level, n, want)
+		}
 	}
 }
 
@@ -331,8 +361,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{
 			name: "local-only env var set",
 			file: "functions.tf",
-			old:  `SWEEP_BATCH       = var.sweep_batch`,
-			new:  "SWEEP_BATCH       = var.sweep_batch\n    SWEEP_TOKEN       = \"t\"",
+			old:  `SWEEP_BATCH            = var.sweep_batch`,
+			new:  "SWEEP_BATCH            = var.sweep_batch\n    SWEEP_TOKEN            = \"t\"",
 			want: `Shred: environment differs from config.Shred`,
 		},
 		{

@@ -500,6 +500,16 @@ variable "compact_idle" {
   default     = "1h"
 }
 
+variable "compact_zstd_level" {
+  description = "COMPACT_ZSTD_LEVEL: off (compaction copies sealed bytes and never decrypts) or the zstd level (fastest, default, better, best) at which compaction re-encodes the segments of idle replays not yet zstd, so their reads decode zstd instead of gzip (2-3x less Serve CPU). Not off costs a privilege: Shred's service account gets roles/cloudkms.cryptoKeyDecrypter on the root key and holds segment plaintext in memory while it re-encodes (README, Compaction)."
+  type        = string
+  default     = "default"
+  validation {
+    condition     = contains(["off", "fastest", "default", "better", "best"], var.compact_zstd_level)
+    error_message = "compact_zstd_level must be off, fastest, default, better or best."
+  }
+}
+
 variable "compact_max_bytes" {
   description = "COMPACT_MAX_BYTES: largest replay (stored bytes) the sweep re-packs; the Shred function holds it in memory."
   type        = number

@@ -46,6 +46,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	skipRead := fs.Bool("skip-read", false, "skip the read benchmark")
 	skipIngest := fs.Bool("skip-ingest", false, "skip the ingest benchmark")
 	skipLong := fs.Bool("skip-long", false, "skip the long-replay benchmark (seek, compacted read, replay list)")
+	compactLevel := fs.String("compact-zstd-level", "", "COMPACT_ZSTD_LEVEL of the long step's compaction: off (copy sealed bytes) or a zstd level (default: Shred's)")
 	keep := fs.Bool("keep", false, "keep the work directory (child logs)")
 	fromJSON := fs.String("from-json", "", "measure nothing: print the report saved in this JSON file (--json-file)")
 	reprice := fs.Bool("reprice", false, "with --from-json: price the saved run's counts over the retention with this build's cost model (shared/cost)")
@@ -109,7 +110,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	rep, err := bench.Run(ctx, bench.Options{
 		Exe: exe, Quick: *quick, Sizes: sd, Lengths: workload.DefaultLengths(), Concurrency: *concurrency,
 		GCSLatency: *gcsLatency, KMSLatency: *kmsLatency, DBLatency: *dbLatency, TestCPUs: *pin, Seed: *seed,
-		ReadSizes: rs, SkipRead: *skipRead, SkipIngest: *skipIngest, SkipLong: *skipLong, Keep: *keep, Progress: os.Stderr,
+		ReadSizes: rs, SkipRead: *skipRead, SkipIngest: *skipIngest, SkipLong: *skipLong, CompactZstdLevel: *compactLevel, Keep: *keep, Progress: os.Stderr,
 	})
 	if err != nil {
 		return err

@@ -266,7 +266,8 @@ func (s *stack) startFunctions(ctx context.Context) error {
 			"FLUSH_AGE=" + s.opts.FlushAge.String(),
 		}),
 		"Serve": concat(common, kms, api),
-		"Shred": concat(common, api, []string{"SWEEP_TOKEN=" + s.sweepToken}),
+		// Shred's compaction re-encodes segments by default: it opens them.
+		"Shred": concat(common, kms, api, []string{"SWEEP_TOKEN=" + s.sweepToken}),
 		"Ingest": {
 			"DATABASE_URL=" + s.dsn,
 			"LOG_LEVEL=" + s.opts.LogLevel,

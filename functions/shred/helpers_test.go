@@ -1,10 +1,14 @@
 package shred
 
 import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +62,14 @@ func testConfig() Config {
 // whose batches flush after flushAge.
 func newEnv(t *testing.T, cfg Config, flushAge time.Duration) *env {
 	t.Helper()
+	return newEnvTranscoding(t, cfg, flushAge, 90)
+}
+
+// newEnvTranscoding is newEnv with a packer that transcodes segments kept
+// at least transcodeMin days to zstd. A Shred service whose compaction
+// re-encodes gets the KEK cache.
+func newEnvTranscoding(t *testing.T, cfg Config, flushAge time.Duration, transcodeMin int) *env {
+	t.Helper()
 	d := testenv.NewDeps(t)
 	p := packer.New(packer.Config{
 		FlushBytes:     8 << 20,
@@ -69,11 +81,15 @@ func newEnv(t *testing.T, cfg Config, flushAge time.Duration) *env {
 		Limits:         segment.Limits{MaxDecompressed: 8 << 20},
 		// Transcode as production does for the default 90-day class, so
 		// shreds race the same Pack work.
-		TranscodeMinRetention: 90,
+		TranscodeMinRetention: transcodeMin,
 		Level:                 segment.LevelBetter,
 	}, d.DB, d.Blobs, d.Keyring(), noReject{t})
 	t.Cleanup(p.Close)
-	svc := New(cfg, d.DB, d.Blobs, auth.NewVerifier(testSecret, auth.Policy{}))
+	var opts []Option
+	if cfg.CompactLevel != 0 {
+		opts = append(opts, WithKEKs(d.KEKCache()))
+	}
+	svc := New(cfg, d.DB, d.Blobs, auth.NewVerifier(testSecret, auth.Policy{}), opts...)
 	return &env{d: d, svc: svc, h: svc.Handler(), packer: p, keks: d.KEKCache()}
 }
 
@@ -135,6 +151,9 @@ type replay struct {
 	project int64
 	id      uuid.UUID
 	raw     [][]byte
+	// mixed sends segment s gzip, zlib, plain or zstd by s mod 4, as
+	// different SDKs do; otherwise every segment is sent plain.
+	mixed bool
 }
 
 func newReplay(rng *rand.Rand, project int64, segments int) *replay {
@@ -148,13 +167,40 @@ func newReplay(rng *rand.Rand, project int64, segments int) *replay {
 func (r *replay) message(seg int) packer.Message {
 	return packer.Message{
 		ID:   fmt.Sprintf("%s-%d", r.id, seg),
-		Data: r.raw[seg],
+		Data: r.payload(seg),
 		Attributes: map[string]string{
 			"project_id": strconv.FormatInt(r.project, 10),
 			"replay_id":  r.id.String(),
 			"segment_id": strconv.Itoa(seg),
 		},
 	}
+}
+
+// payload is segment seg as sent (see mixed).
+func (r *replay) payload(seg int) []byte {
+	raw := r.raw[seg]
+	if !r.mixed {
+		return raw
+	}
+	var b bytes.Buffer
+	var w io.WriteCloser
+	switch seg % 4 {
+	case 0:
+		w = gzip.NewWriter(&b)
+	case 1:
+		w = zlib.NewWriter(&b)
+	case 2:
+		return raw
+	default:
+		return segment.Compress(raw)
+	}
+	if _, err := w.Write(raw); err != nil {
+		panic(err) // a bytes.Buffer does not fail
+	}
+	if err := w.Close(); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
 }
 
 // pack ingests every segment of replays at once, so that they share a

@@ -20,7 +20,9 @@ import (
 	"github.com/replayvault/replayvault/shared/auth"
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/derrors"
+	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 	"github.com/replayvault/replayvault/shared/telemetry"
 )
@@ -65,6 +67,14 @@ type Config struct {
 	// re-packs (they are held in memory); larger replays are left as they
 	// are.
 	CompactMaxBytes int64
+	// CompactLevel, when set, makes compaction open every segment not yet
+	// zstd and re-encode it to zstd at this level, sealed again under its
+	// own wrapped DEK (Compact); the Service then needs WithKEKs. Zero
+	// copies sealed bytes only.
+	CompactLevel segment.Level
+	// MaxDecompressed bounds a segment compaction decodes
+	// (MAX_DECOMPRESSED_BYTES, as Pack and Serve).
+	MaxDecompressed int64
 }
 
 // Defaults for the settings config.Shred does not carry.
@@ -95,7 +105,19 @@ func ConfigFrom(c *config.Shred) Config {
 		ProjectShredBudget: DefaultProjectShredBudget,
 		CompactIdle:        c.CompactIdle,
 		CompactMaxBytes:    c.CompactMaxBytes,
+		CompactLevel:       compactLevel(c.CompactZstdLevel),
+		MaxDecompressed:    c.MaxDecompressedBytes,
 	}
+}
+
+// compactLevel reads a validated COMPACT_ZSTD_LEVEL: "off" (or anything
+// config.Shred refuses) is 0, copy only.
+func compactLevel(name string) segment.Level {
+	l, err := segment.ParseLevel(name)
+	if err != nil {
+		return 0
+	}
+	return l
 }
 
 // Service serves the Shred function's HTTP API.
@@ -105,6 +127,9 @@ type Service struct {
 	blobs    blob.Store
 	verifier *auth.Verifier
 	now      func() time.Time
+	// keks opens segments for compaction's re-encoding (WithKEKs); nil
+	// when it only copies.
+	keks *crypt.KEKCache
 	// crashAt, set by tests, stops a compaction after a step.
 	crashAt func(compactStep) error
 
@@ -121,6 +146,12 @@ type Option func(*Service)
 // and sweeps in m.
 func WithTelemetry(t *telemetry.Telemetry, h *telemetry.HTTP, m *telemetry.Shred) Option {
 	return func(s *Service) { s.tel, s.http, s.metrics = t, h, m }
+}
+
+// WithKEKs gives compaction the read path's KEK cache, which it needs to
+// re-encode segments (Config.CompactLevel).
+func WithKEKs(keks *crypt.KEKCache) Option {
+	return func(s *Service) { s.keks = keks }
 }
 
 // Telemetry creates Shred's instruments on t and returns the option that

@@ -253,6 +253,7 @@ type Shred struct {
 	DB
 	Storage
 	Auth
+	Segments
 
 	// OrphanGrace is how old an object without a blob row must be before the
 	// sweep deletes it; it must exceed the longest flush.
@@ -267,6 +268,23 @@ type Shred struct {
 	CompactIdle time.Duration `env:"COMPACT_IDLE, default=1h"`
 	// CompactMaxBytes caps the stored bytes of a replay the sweep re-packs.
 	CompactMaxBytes int64 `env:"COMPACT_MAX_BYTES, default=67108864"`
+	// CompactZstdLevel is "off" (compaction copies sealed bytes, never
+	// decrypting) or a zstd level (fastest, default, better, best) at which
+	// compaction re-encodes every segment not yet zstd, so reads of idle
+	// replays decode zstd instead of gzip. On, Shred decrypts: it needs
+	// KMS_KEY and the KMS decrypt permission on it.
+	CompactZstdLevel string `env:"COMPACT_ZSTD_LEVEL, default=default"`
+	// KMSKey, KMSEndpoint and KMSTimeout are config.KMS's, read only when
+	// CompactZstdLevel is not off.
+	KMSKey      string        `env:"KMS_KEY"`
+	KMSEndpoint string        `env:"KMS_ENDPOINT"`
+	KMSTimeout  time.Duration `env:"KMS_TIMEOUT, default=10s"`
+}
+
+// CompactKMS returns the KMS settings compaction opens segments with, and
+// whether it does (CompactZstdLevel is not off).
+func (c *Shred) CompactKMS() (KMS, bool) {
+	return KMS{KMSKey: c.KMSKey, KMSEndpoint: c.KMSEndpoint, KMSTimeout: c.KMSTimeout}, c.CompactZstdLevel != "off"
 }
 
 // TokenPolicy is what a token must say to be accepted.
@@ -358,7 +376,7 @@ func LoadShred(ctx context.Context) (*Shred, error) {
 	if err := load(ctx, &c); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.Auth.validate(), c.validate()); err != nil {
+	if err := errors.Join(c.DB.validate(), c.Storage.validate(), c.Auth.validate(), c.Segments.validate(), c.validate()); err != nil {
 		return nil, fmt.Errorf("shred config: %w", err)
 	}
 	return &c, nil
@@ -374,6 +392,13 @@ func (c *Shred) validate() error {
 	}
 	if c.CompactIdle < 0 || c.CompactMaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("COMPACT_IDLE and COMPACT_MAX_BYTES must not be negative"))
+	}
+	if !slices.Contains([]string{"off", "fastest", "default", "better", "best"}, c.CompactZstdLevel) {
+		errs = append(errs, fmt.Errorf("COMPACT_ZSTD_LEVEL must be off, fastest, default, better or best, got %q", c.CompactZstdLevel))
+	} else if kms, on := c.CompactKMS(); on {
+		if err := kms.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("COMPACT_ZSTD_LEVEL=%s opens segments: %w", c.CompactZstdLevel, err))
+		}
 	}
 	return errors.Join(errs...)
 }

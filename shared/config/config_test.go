@@ -53,6 +53,10 @@ func TestLoad(t *testing.T) {
 		{"garbled duration", map[string]string{"FLUSH_AGE": "soon"}, nil, "pack", "FLUSH_AGE"},
 		{"no parallelism", map[string]string{"READ_PARALLELISM": "0"}, nil, "serve", "READ_PARALLELISM"},
 		{"tiny grace", map[string]string{"ORPHAN_GRACE": "1s"}, nil, "shred", "ORPHAN_GRACE"},
+		{"shred copies only, no kms", map[string]string{"COMPACT_ZSTD_LEVEL": "off"}, []string{"KMS_KEY"}, "shred", ""},
+		{"shred re-encodes without kms", nil, []string{"KMS_KEY"}, "shred", "KMS_KEY"},
+		{"shred re-encodes at better", map[string]string{"COMPACT_ZSTD_LEVEL": "better"}, nil, "shred", ""},
+		{"bad compaction level", map[string]string{"COMPACT_ZSTD_LEVEL": "max"}, nil, "shred", "COMPACT_ZSTD_LEVEL"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

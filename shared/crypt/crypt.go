@@ -73,6 +73,28 @@ func Open(kek *KEK, aad, ciphertext, wrappedDEK []byte) ([]byte, error) {
 	return pt, nil
 }
 
+// Reseal encrypts plaintext under the DEK that wrappedDEK holds, with a
+// fresh nonce, for a segment whose payload is re-encoded in place
+// (compaction). The wrapped DEK stays as stored, so deleting it still
+// shreds both the old and the new ciphertext, and no KMS call is needed.
+// aad must be the segment's identity, as for Open; a wrapped DEK that does
+// not open under kek and aad returns an error wrapping ErrIntegrity.
+//
+// A DEK then seals two messages; with random 96-bit nonces that is far
+// inside AES-GCM's limits.
+func Reseal(kek *KEK, aad, wrappedDEK, plaintext []byte) ([]byte, error) {
+	dek, err := open(kek.aead, aad, wrappedDEK)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap dek: %w", err)
+	}
+	defer clear(dek)
+	dekAEAD, err := newGCM(dek)
+	if err != nil {
+		return nil, err
+	}
+	return seal(dekAEAD, aad, plaintext)
+}
+
 func newGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {

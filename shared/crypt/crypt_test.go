@@ -78,6 +78,81 @@ func TestSealOpen(t *testing.T) {
 	}
 }
 
+// TestReseal: a payload resealed under a segment's stored wrapped DEK (as
+// compaction re-encodes it) opens with that same wrapped DEK, under a new
+// nonce, and not once tampered with, under another identity or without
+// the original wrapped DEK; a wrapped DEK that does not open is refused.
+func TestReseal(t *testing.T) {
+	w, _ := newWrapper(t)
+	ctx := context.Background()
+	kek, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := crypt.NewKEK(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aad := []byte("1|replay|0|recording")
+	s, err := crypt.Seal(kek, aad, []byte(`[{"type":2,"gzip":true}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := []byte(`[{"type":2,"zstd":true}]`)
+	ct, err := crypt.Reseal(kek, aad, s.WrappedDEK, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := crypt.Open(kek, aad, ct, s.WrappedDEK); err != nil || !bytes.Equal(got, next) {
+		t.Fatalf("Open(resealed) = %q, %v", got, err)
+	}
+	if bytes.Equal(ct[:12], s.Ciphertext[:12]) {
+		t.Error("the resealed payload reuses the original nonce")
+	}
+	// The old ciphertext still opens with the same key until it is shredded.
+	if _, err := crypt.Open(kek, aad, s.Ciphertext, s.WrappedDEK); err != nil {
+		t.Errorf("original after reseal: %v", err)
+	}
+	fresh, err := crypt.Seal(kek, aad, next) // same identity, another DEK
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(b []byte, i int) []byte { c := bytes.Clone(b); c[i] ^= 1; return c }
+	for _, tc := range []struct {
+		name    string
+		aad, ct []byte
+		wrapped []byte
+	}{
+		{"flipped byte", aad, flip(ct, len(ct)-20), s.WrappedDEK},
+		{"flipped nonce", aad, flip(ct, 3), s.WrappedDEK},
+		{"truncated", aad, ct[:len(ct)-1], s.WrappedDEK},
+		{"other identity", []byte("1|replay|1|recording"), ct, s.WrappedDEK},
+		{"another wrapped dek", aad, ct, fresh.WrappedDEK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := crypt.Open(kek, tc.aad, tc.ct, tc.wrapped); !errors.Is(err, crypt.ErrIntegrity) {
+				t.Errorf("err = %v, want ErrIntegrity", err)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name    string
+		kek     *crypt.KEK
+		aad     []byte
+		wrapped []byte
+	}{
+		{"other kek", other, aad, s.WrappedDEK},
+		{"other identity", kek, []byte("1|replay|1|recording"), s.WrappedDEK},
+		{"flipped wrapped key", kek, aad, flip(s.WrappedDEK, 15)},
+	} {
+		t.Run("reseal/"+tc.name, func(t *testing.T) {
+			if _, err := crypt.Reseal(tc.kek, tc.aad, tc.wrapped, next); !errors.Is(err, crypt.ErrIntegrity) {
+				t.Errorf("err = %v, want ErrIntegrity", err)
+			}
+		})
+	}
+}
+
 func TestKEKRoundTripThroughKMS(t *testing.T) {
 	w, k := newWrapper(t)
 	ctx := context.Background()

@@ -65,8 +65,10 @@ func (db *DB) CompactCandidates(ctx context.Context, idleBefore time.Time, after
 
 // CompactSegments returns the live segment rows of one replay, every type,
 // in the order a compacted object holds them (type, then segment id), with
-// BlobPath, ByteStart, ByteStop and RetentionDays (the retention class of
-// the blob the segment lies in) filled.
+// BlobPath, ByteStart, ByteStop, Encoding, RawSize, KEKID, WrappedDEK and
+// RetentionDays (the retention class of the blob the segment lies in)
+// filled: what a compaction needs to copy a sealed range or to open and
+// re-encode it.
 func (db *DB) CompactSegments(ctx context.Context, project int64, replay uuid.UUID) ([]Segment, error) {
 	ctx, cancel := db.WithTimeout(ctx)
 	defer cancel()
@@ -74,7 +76,8 @@ func (db *DB) CompactSegments(ctx context.Context, project int64, replay uuid.UU
 	err := readOnly(ctx, func() error {
 		segs = nil
 		rows, err := db.Pool.Query(ctx, `
-			SELECT s.type, s.segment_id, s.blob_path, s.byte_start, s.byte_stop, b.retention_days
+			SELECT s.type, s.segment_id, s.blob_path, s.byte_start, s.byte_stop, s.encoding, s.raw_size,
+				s.kek_id, s.wrapped_dek, b.retention_days
 			FROM segments AS s JOIN blobs AS b ON b.path = s.blob_path
 			WHERE s.project_id = $1 AND s.replay_id = $2
 			ORDER BY s.type, s.segment_id`, project, replay)
@@ -85,7 +88,8 @@ func (db *DB) CompactSegments(ctx context.Context, project int64, replay uuid.UU
 		for rows.Next() {
 			s := Segment{ID: segment.ID{ProjectID: project, ReplayID: replay}}
 			var segID, retention int32
-			if err := rows.Scan(&s.ID.Type, &segID, &s.BlobPath, &s.ByteStart, &s.ByteStop, &retention); err != nil {
+			if err := rows.Scan(&s.ID.Type, &segID, &s.BlobPath, &s.ByteStart, &s.ByteStop, &s.Encoding, &s.RawSize,
+				&s.KEKID, &s.WrappedDEK, &retention); err != nil {
 				return err
 			}
 			s.ID.SegmentID, s.RetentionDays = int(segID), int(retention)
@@ -105,16 +109,19 @@ func (db *DB) CompactSegments(ctx context.Context, project int64, replay uuid.UU
 var ErrNothingMoved = errors.New("compaction moved no segment")
 
 // Move is one segment's new place in a compacted object, with the old place
-// it was read from.
+// it was read from, and the encoding of its bytes there (the old one when
+// they were copied; zstd when the compaction re-encoded them, still sealed
+// under the row's DEK).
 type Move struct {
 	ID                          segment.ID
 	OldPath                     string
 	OldStart, NewStart, NewStop int64
+	Encoding                    segment.Encoding
 }
 
 // CommitCompaction switches segments to their ranges in the compacted
-// object blob, in one transaction, and marks the replay compacted up to
-// seen. It returns how many segments moved.
+// object blob, and to their new encoding, in one transaction, and marks
+// the replay compacted up to seen. It returns how many segments moved.
 //
 // Locking follows CommitBatch and the shreds: a share lock on the project
 // row, then the replay row's update lock. So a shred that committed first
@@ -156,18 +163,25 @@ func (db *DB) CommitCompaction(ctx context.Context, blob Blob, moves []Move, see
 		types, segIDs := make([]string, n), make([]int32, n)
 		oldPaths, oldStarts := make([]string, n), make([]int64, n)
 		starts, stops := make([]int64, n), make([]int64, n)
+		encs := make([]string, n)
 		for i, m := range moves {
 			types[i], segIDs[i] = m.ID.Type, int32(m.ID.SegmentID)
 			oldPaths[i], oldStarts[i] = m.OldPath, m.OldStart
 			starts[i], stops[i] = m.NewStart, m.NewStop
+			if encs[i] = string(m.Encoding); !m.Encoding.Valid() {
+				return fmt.Errorf("segment %s: encoding %q", m.ID, m.Encoding)
+			}
 		}
+		// A row still at the place it was read from holds the bytes the
+		// compaction read (rows are never rewritten in place), so its new
+		// bytes and encoding match its wrapped DEK.
 		tag, err := tx.Exec(ctx, `
-			UPDATE segments AS s SET blob_path = $3, byte_start = t.ns, byte_stop = t.ne
-			FROM unnest($4::text[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])
-				AS t(ty, sid, op, os, ns, ne)
+			UPDATE segments AS s SET blob_path = $3, byte_start = t.ns, byte_stop = t.ne, encoding = t.enc
+			FROM unnest($4::text[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
+				AS t(ty, sid, op, os, ns, ne, enc)
 			WHERE s.project_id = $1 AND s.replay_id = $2 AND s.type = t.ty AND s.segment_id = t.sid
 				AND s.blob_path = t.op AND s.byte_start = t.os`,
-			project, replay, blob.Path, types, segIDs, oldPaths, oldStarts, starts, stops)
+			project, replay, blob.Path, types, segIDs, oldPaths, oldStarts, starts, stops, encs)
 		if err != nil {
 			return fmt.Errorf("move segments: %w", err)
 		}

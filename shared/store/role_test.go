@@ -151,6 +151,13 @@ func TestFunctionRoles(t *testing.T) {
 	if _, err := serve.WrappedKEK(ctx, kek); err != nil {
 		t.Errorf("serve: WrappedKEK: %v", err)
 	}
+	// Compaction re-encoding segments opens them (00170).
+	if _, err := shred.WrappedKEK(ctx, kek); err != nil {
+		t.Errorf("shred: WrappedKEK: %v", err)
+	}
+	if segs, err := shred.CompactSegments(ctx, 1, ids[0]); err != nil || len(segs) != 4 || segs[0].WrappedDEK == nil {
+		t.Errorf("shred: CompactSegments: %d rows, %v", len(segs), err)
+	}
 	if rc, err := shred.ShredReplays(ctx, 1, ids[:1], "role"); err != nil || rc.SegmentsShredded != 4 {
 		t.Errorf("shred: ShredReplays: %+v, %v", rc, err)
 	}
@@ -184,6 +191,7 @@ func TestFunctionRoles(t *testing.T) {
 		{"pack rewrites a segment's key", pack, `UPDATE segments SET wrapped_dek = '\x00'`},
 		{"pack rewrites receipts", pack, `DELETE FROM shred_receipts`},
 		{"shred deletes keys", shred, `DELETE FROM keks`},
+		{"shred changes keys", shred, `UPDATE keks SET wrapped = '\x00'`},
 		{"shred inserts keys", shred, `INSERT INTO keks (id, kms_key, wrapped) VALUES (gen_random_uuid(), 'k', '\x00')`},
 		{"shred deletes receipts", shred, `DELETE FROM shred_receipts`},
 		{"shred alters the schema", shred, `ALTER TABLE segments ADD COLUMN x int`},

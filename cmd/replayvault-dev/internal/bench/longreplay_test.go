@@ -8,12 +8,14 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/replayvault/replayvault/functions/serve"
 	"github.com/replayvault/replayvault/shared/auth"
+	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 	"github.com/replayvault/replayvault/shared/testenv"
@@ -175,12 +177,21 @@ func sampleLong() *LongReport {
 			Window:     LongRead{ReadResult: ReadResult{TTFBMS: 30, TotalMS: 35, Bytes: 860e3, GCSReads: 13}, GCSBytes: 320e3},
 			Late:       LongRead{ReadResult: ReadResult{TTFBMS: 45, TotalMS: 160, Bytes: 5e6, GCSReads: 72}, GCSBytes: 2e6},
 			RatioBytes: 151, RatioGCSBytes: 131, RatioTime: 111, RatioTimeLate: 24, RatioBytesLate: 26},
-		Compacted: CompactedResult{Segments: 1000, CompactionS: 0.8, BytesCopied: 31e6, Objects: 1,
+		Compacted: CompactedResult{Segments: 1000, Level: "off", CompactionS: 0.8, CompactionCPUS: 0.5, BytesBefore: 31e6, BytesCopied: 31e6, Objects: 1,
 			Serve:      LongRead{ReadResult: ReadResult{TTFBMS: 140, TotalMS: 1340, Bytes: 105e6, GCSReads: 3}, CPUMS: 1250},
 			Naive:      ReadResult{TTFBMS: 28, TotalMS: 2520},
 			RatioTotal: Num(2520.0 / 1340)},
 		List: ListResult{Rows: 1_000_000, SeedS: 51, Sessions: 60, PagesPerSession: 4, Limit: 50, P50MS: 2, P99MS: 30, Pages: 1200,
 			Kinds: []ListQuery{{Kind: "error id", P50MS: 3.5, P99MS: 30, Pages: 240, Replays: 8}}},
+	}
+}
+
+// TestCompactLevelIsShredDefault: the long step compacts as a deployment
+// with Shred's defaults does.
+func TestCompactLevelIsShredDefault(t *testing.T) {
+	f, ok := reflect.TypeOf(config.Shred{}).FieldByName("CompactZstdLevel")
+	if !ok || !strings.Contains(f.Tag.Get("env"), "default="+defaultCompactZstdLevel) {
+		t.Errorf("config.Shred.CompactZstdLevel's tag %q does not default to %q", f.Tag, defaultCompactZstdLevel)
 	}
 }
 
@@ -207,8 +218,14 @@ func TestLongTargets(t *testing.T) {
 		t.Errorf("note for a busy Serve: %s", note)
 	}
 	l.Compacted.Serve.CPUMS = 450
-	if note := l.targets()[3].Note; !strings.Contains(note, "waited") || !strings.Contains(note, "ratio is 5.60×") || !strings.Contains(note, "Even that") {
+	if note := l.targets()[3].Note; !strings.Contains(note, "waited") || !strings.Contains(note, "ratio is 5.60×") || !strings.Contains(note, "Even that") ||
+		!strings.Contains(note, "stored gzip, as uploaded") {
 		t.Errorf("note for a waiting Serve: %s", note)
+	}
+	// After a compaction that re-encoded, the note says so.
+	l.Compacted.Level, l.Compacted.SegmentsReencoded = "default", 1000
+	if note := l.targets()[3].Note; !strings.Contains(note, "1000 segments were re-encoded to zstd") || strings.Contains(note, "as uploaded") {
+		t.Errorf("note after re-encoding: %s", note)
 	}
 	l.Compacted.Serve.CPUMS = 200
 	if note := l.targets()[3].Note; !strings.Contains(note, "ratio is 12.6×") || strings.Contains(note, "Even that") {

@@ -63,6 +63,9 @@ type Options struct {
 	SkipIngest bool
 	// SkipLong skips the long-replay benchmark (seek, compacted read, list).
 	SkipLong bool
+	// CompactZstdLevel is the long step's compaction mode (COMPACT_ZSTD_LEVEL;
+	// "": Shred's default).
+	CompactZstdLevel string
 	// Keep leaves the work directory (logs, data) behind.
 	Keep bool
 	// Progress receives one line per step.
