@@ -166,25 +166,31 @@ func decodedBytes(row *store.Segment) int64 {
 const decodeSlack = 64
 
 // leaseBytes is what the reads the writer waits for can hold at once when
-// each starts as the writer needs it (see fetcher.admit): the read's
-// sealed bytes, the decrypted segments of earlier reads that the writer
-// has not yet reached (a read's segments need not be consecutive in the
-// replay: late segments, or a replay whose segments alternate between
-// objects), and the one segment the writer has decoded. It is the most of
-// that over the plan. The segments not yet reached all lie within the span
-// limit after the segment the writer waits for, so this is at most the
-// span, one read and one decoded segment.
+// each starts as the writer needs it (see fetcher.admit): the read, every
+// earlier read that still holds a segment the writer has not reached (a
+// read's segments need not be consecutive in the replay: late segments, or
+// a replay whose segments alternate between objects; such a read holds at
+// most its length, streaming or decrypted), and the one segment the writer
+// has decoded. It is the most of that over the plan. The reads that count
+// all hold a segment within the span limit after the one the writer waits
+// for.
 func leaseBytes(rows []store.Segment, reads []read) int64 {
 	var most, pending, decoded int64
-	p := 0 // segments before p have been taken
+	ends := make([]int64, len(rows)) // ends[i]: lengths of reads whose last segment is i
+	p := 0                           // segments before p have been taken
 	for k := range reads {
 		for ; p < reads[k].first; p++ {
-			pending -= sealedBytes(&rows[p])
+			pending -= ends[p]
 		}
 		most = max(most, pending+reads[k].length)
+		last := reads[k].first
 		for _, i := range reads[k].segs {
-			pending += sealedBytes(&rows[i])
+			last = max(last, i)
 			decoded = max(decoded, decodedBytes(&rows[i]))
+		}
+		if last > reads[k].first {
+			pending += reads[k].length
+			ends[last] += reads[k].length
 		}
 	}
 	return most + decoded

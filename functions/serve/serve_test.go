@@ -234,10 +234,36 @@ type lastRead struct {
 
 func (l *lastRead) ReadRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
 	b, err := l.Store.ReadRange(ctx, name, off, n)
+	l.done()
+	return b, err
+}
+
+// OpenRange's read completes when its reader is closed.
+func (l *lastRead) OpenRange(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
+	r, err := l.Store.OpenRange(ctx, name, off, n)
+	if err != nil {
+		l.done()
+		return nil, err
+	}
+	return closeHook{r, l.done}, nil
+}
+
+func (l *lastRead) done() {
 	l.mu.Lock()
 	l.last = time.Now()
 	l.mu.Unlock()
-	return b, err
+}
+
+// closeHook calls fn after closing the reader.
+type closeHook struct {
+	io.ReadCloser
+	fn func()
+}
+
+func (c closeHook) Close() error {
+	err := c.ReadCloser.Close()
+	c.fn()
+	return err
 }
 
 // TestStreaming: with latency on every read, the client has the first

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -45,7 +46,7 @@ type fetcher struct {
 	budget *budget // the instance's, shared with every request
 	lease  int64   // claimed from budget for the fetcher's life
 
-	done  []chan struct{} // per read: closed once its segments are set
+	ready []chan struct{} // per segment: closed once plain and errs are set
 	plain [][]byte        // per segment: the decrypted bytes, nil once taken
 	errs  []error         // per segment
 
@@ -110,7 +111,7 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 		leased: make([]bool, len(reads)),
 		rows:   rows, reads: reads, owner: owner,
 		blobs: blobs, keks: keks, cfg: cfg, budget: bud,
-		done:   make([]chan struct{}, len(reads)),
+		ready:  make([]chan struct{}, len(rows)),
 		plain:  make([][]byte, len(rows)),
 		errs:   make([]error, len(rows)),
 		failed: make(chan struct{}),
@@ -118,8 +119,10 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 		left:   make([]int, len(reads)),
 	}
 	for k := range reads {
-		f.done[k] = make(chan struct{})
 		f.left[k] = len(reads[k].segs)
+	}
+	for i := range rows {
+		f.ready[i] = make(chan struct{})
 	}
 	f.wg.Add(1)
 	go f.schedule()
@@ -157,7 +160,7 @@ func (f *fetcher) release(k int, n int64) {
 func (f *fetcher) next(i int) ([]byte, error) {
 	k := f.owner[i] // want is i already: the previous call left it there
 	select {
-	case <-f.done[k]:
+	case <-f.ready[i]:
 	case <-f.failed:
 		return nil, f.failErr
 	case <-f.ctx.Done():
@@ -180,6 +183,7 @@ func (f *fetcher) next(i int) ([]byte, error) {
 		f.docLeased = min(n, max(f.free, 0))
 		f.free -= f.docLeased
 		if f.docPooled = n - f.docLeased; f.docPooled > 0 {
+
 			f.budget.force(f.docPooled)
 		}
 	}
@@ -265,40 +269,78 @@ func (f *fetcher) admit(k int) bool {
 // looks again.
 const budgetPoll = 5 * time.Millisecond
 
-// fetch reads k and decrypts its segments.
+// fetch streams read k and decrypts each segment as its bytes arrive, so
+// the writer can take the first segments of a large read while the rest
+// is on its way. A segment's share of the read's charge (the gap before it
+// and its sealed bytes) becomes its decrypted bytes.
 func (f *fetcher) fetch(k int) {
 	defer f.wg.Done()
 	r := &f.reads[k]
-	buf, err := f.blobs.ReadRange(f.ctx, r.blob, r.off, r.length)
-	if err == nil && int64(len(buf)) != r.length {
-		err = fmt.Errorf("read %s [%d,+%d): got %d bytes: %w", r.blob, r.off, r.length, len(buf), blob.ErrUnavailable)
+	rc, err := f.blobs.OpenRange(f.ctx, r.blob, r.off, r.length)
+	if err == nil {
+		defer rc.Close()
 	}
-	var kept int64
+	pos := r.off // how far the stream has been read
 	var failure error
 	for _, i := range r.segs {
 		row := &f.rows[i]
+		start := pos
+		var pt []byte
 		switch {
 		case failure != nil:
 			// The response fails anyway; spare the work (and a wait on a
 			// KMS that is down, for every segment).
-			f.errs[i] = failure
 		case err != nil:
-			f.errs[i] = fmt.Errorf("segment %s: %w", row.ID, err)
+			failure = fmt.Errorf("segment %s: %w", row.ID, err)
 		default:
-			f.plain[i], f.errs[i] = f.open(row, buf[row.ByteStart-r.off:row.ByteStop-r.off])
-			kept += int64(cap(f.plain[i]))
+			var ct []byte
+			if ct, failure = readSegment(rc, &pos, r, row); failure == nil {
+				pt, failure = f.open(row, ct)
+			}
 		}
-		failure = f.errs[i]
+		f.mu.Lock()
+		f.plain[i], f.errs[i] = pt, failure
+		f.release(k, pos-start-int64(cap(pt)))
+		f.mu.Unlock()
+		close(f.ready[i])
 	}
 	f.mu.Lock()
 	f.inflight--
-	f.release(k, r.length-kept) // what the segments hold once decrypted
+	f.release(k, r.off+r.length-pos) // what was not read: a failure
 	f.mu.Unlock()
-	close(f.done[k])
 	if failure != nil {
 		f.fail(failure)
 	}
 	f.poke()
+}
+
+// readSegment reads row's sealed bytes from rc, which is at *pos in the
+// blob of read r, skipping the gap before them.
+func readSegment(rc io.Reader, pos *int64, r *read, row *store.Segment) ([]byte, error) {
+	short := func(err error) error {
+		if errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, blob.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", blob.ErrUnavailable, err)
+		}
+		return fmt.Errorf("segment %s: read %s [%d,+%d): %w", row.ID, r.blob, r.off, r.length, err)
+	}
+	if gap := row.ByteStart - *pos; gap > 0 {
+		if _, err := io.CopyN(io.Discard, rc, gap); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, short(err)
+		}
+		*pos = row.ByteStart
+	}
+	ct := make([]byte, sealedBytes(row))
+	if _, err := io.ReadFull(rc, ct); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, short(err)
+	}
+	*pos = row.ByteStop
+	return ct, nil
 }
 
 func (f *fetcher) fail(err error) {

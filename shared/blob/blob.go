@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/replayvault/replayvault/shared/derrors"
@@ -34,6 +35,11 @@ type Store interface {
 	Create(ctx context.Context, name string, data []byte) error
 	// ReadRange reads length bytes at offset.
 	ReadRange(ctx context.Context, name string, offset, length int64) ([]byte, error)
+	// OpenRange streams length bytes at offset, for a reader that uses
+	// them as they arrive. Reading fails as ReadRange does, with
+	// ErrUnavailable (io.ErrUnexpectedEOF) if the stream ends short. The
+	// reader must be closed.
+	OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 	// Delete removes an object; deleting a missing object is not an error.
 	Delete(ctx context.Context, name string) error
 	// List calls fn for each object under prefix.

@@ -62,18 +62,61 @@ func (g *GCS) Create(ctx context.Context, name string, data []byte) error {
 
 // ReadRange reads length bytes at offset with one ranged GET.
 func (g *GCS) ReadRange(ctx context.Context, name string, offset, length int64) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	r, err := g.bucket.Object(name).NewRangeReader(ctx, offset, length)
+	r, err := g.OpenRange(ctx, name, offset, length)
 	if err != nil {
-		return nil, fmt.Errorf("read %s [%d,+%d): %w", name, offset, length, gcsError(err))
+		return nil, err
 	}
 	defer r.Close()
 	buf := make([]byte, length)
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("read %s [%d,+%d): %w", name, offset, length, gcsError(err))
+		return nil, err
 	}
 	return buf, nil
+}
+
+// OpenRange streams length bytes of name at offset; the timeout bounds the
+// whole read, until Close.
+func (g *GCS) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	r, err := g.bucket.Object(name).NewRangeReader(ctx, offset, length)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("read %s [%d,+%d): %w", name, offset, length, gcsError(err))
+	}
+	return &rangeReader{r: r, cancel: cancel, name: name, offset: offset, length: length, left: length}, nil
+}
+
+// rangeReader is an object range being read; its errors are mapped as
+// ReadRange's are, and a stream that ends short fails.
+type rangeReader struct {
+	r                    *storage.Reader
+	cancel               context.CancelFunc
+	name                 string
+	offset, length, left int64
+}
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.r.Read(p)
+	r.left -= int64(n)
+	if err == io.EOF && r.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read %s [%d,+%d): %w", r.name, r.offset, r.length, gcsError(err))
+	}
+	return n, err
+}
+
+func (r *rangeReader) Close() error {
+	err := r.r.Close()
+	r.cancel()
+	return err
 }
 
 // Delete removes name; a missing object is fine.

@@ -2,6 +2,7 @@ package blob
 
 import (
 	"context"
+	"io"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -55,6 +56,39 @@ func (t *Traced) ReadRange(ctx context.Context, name string, offset, length int6
 	ctx, span := t.start(ctx, "ReadRange", name, attribute.Int64("gcs.offset", offset), attribute.Int64("gcs.bytes", length))
 	defer func() { end(span, err) }()
 	return t.Store.ReadRange(ctx, name, offset, length)
+}
+
+// OpenRange traces Store.OpenRange: the span lasts until the reader is
+// closed, and records the first read error.
+func (t *Traced) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	ctx, span := t.start(ctx, "OpenRange", name, attribute.Int64("gcs.offset", offset), attribute.Int64("gcs.bytes", length))
+	r, err := t.Store.OpenRange(ctx, name, offset, length)
+	if err != nil {
+		end(span, err)
+		return nil, err
+	}
+	return &tracedReader{ReadCloser: r, span: span}, nil
+}
+
+// tracedReader ends its span when closed.
+type tracedReader struct {
+	io.ReadCloser
+	span trace.Span
+	err  error
+}
+
+func (r *tracedReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+func (r *tracedReader) Close() error {
+	err := r.ReadCloser.Close()
+	end(r.span, r.err)
+	return err
 }
 
 // Delete traces Store.Delete.

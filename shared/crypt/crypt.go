@@ -119,7 +119,10 @@ func open(aead cipher.AEAD, aad, sealed []byte) ([]byte, error) {
 	if len(sealed) < nonceSize+aead.Overhead() {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrIntegrity, len(sealed))
 	}
-	pt, err := aead.Open(nil, sealed[:nonceSize], sealed[nonceSize:], aad)
+	// Exactly the plaintext's size: a reader that counts what it holds by
+	// capacity (Serve) holds no more than the sealed bytes it read.
+	dst := make([]byte, 0, len(sealed)-nonceSize-aead.Overhead())
+	pt, err := aead.Open(dst, sealed[:nonceSize], sealed[nonceSize:], aad)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrIntegrity, err)
 	}

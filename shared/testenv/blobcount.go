@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,31 @@ func (i *CountingStore) ReadRange(ctx context.Context, name string, offset, leng
 	b, err := i.Store.ReadRange(ctx, name, offset, length)
 	i.read.Add(int64(len(b)))
 	return b, err
+}
+
+// OpenRange counts a class B operation; the bytes count as they are read.
+func (i *CountingStore) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	i.classB.Add(1)
+	if err := i.wait(ctx); err != nil {
+		return nil, err
+	}
+	r, err := i.Store.OpenRange(ctx, name, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	return countedReader{r, &i.read}, nil
+}
+
+// countedReader adds what is read to n.
+type countedReader struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countedReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Delete counts a delete.
