@@ -566,13 +566,15 @@ func atoi(b []byte) (int64, bool) {
 }
 
 // splice applies Pack's own masks and the module's edits to the events
-// the table was built from and returns the new events. A replacement must
-// be valid JSON string content, so the result is valid JSON with the
-// events' structure.
-func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
+// the table was built from and returns the new events, and whether every
+// string kept its length (masks do; a replacement may not), so that every
+// other byte is where it was. A replacement must be valid JSON string
+// content, so the result is valid JSON with the events' structure.
+func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, bool, error) {
 	t := &wk.t
 	out := make([]byte, 0, len(events))
 	prev, m := 0, 0
+	same := true
 	mask := func(from, to int) {
 		out = append(out, events[prev:from]...)
 		for _, c := range events[from:to] {
@@ -594,8 +596,9 @@ func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
 			mask(from, to)
 		case sdk.OpReplace:
 			if err := validContent(e.Value); err != nil {
-				return nil, fmt.Errorf("edit of string %d: %w", e.Index, err)
+				return nil, false, fmt.Errorf("edit of string %d: %w", e.Index, err)
 			}
+			same = same && len(e.Value) == to-from
 			out = append(out, events[prev:from]...)
 			out = append(out, e.Value...)
 			prev = to
@@ -604,7 +607,7 @@ func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
 	for ; m < len(wk.masks); m += 2 {
 		mask(wk.masks[m], wk.masks[m+1])
 	}
-	return append(out, events[prev:]...), nil
+	return append(out, events[prev:]...), same, nil
 }
 
 // validContent checks that b may stand between the quotes of a JSON string.

@@ -38,9 +38,12 @@ func scrubStrings(t *testing.T, config string, events []byte) (out []byte, sent,
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err = wk.splice(events, edits)
+	out, same, err := wk.splice(events, edits)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !same || len(out) != len(events) {
+		t.Errorf("the scrub's splice moved bytes: same %v, %d bytes for %d", same, len(out), len(events))
 	}
 	return out, len(wk.t.Strings), len(wk.masks) / 2
 }
@@ -124,14 +127,17 @@ func TestSpliceRefusesBadReplacements(t *testing.T) {
 		t.Fatalf("%d strings, want 1", len(wk.t.Strings))
 	}
 	for _, bad := range []string{`x","type":2,"y":"`, "a\nb", `a\`, `\x41`, `\u12`, `\u12g4`} {
-		if _, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}); err == nil {
+		if _, _, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}); err == nil {
 			t.Errorf("replacement %q accepted", bad)
 		}
 	}
-	for _, good := range []string{``, `****`, `a\"b\\c\/\u00e9\n`} {
-		out, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}})
+	for _, good := range []string{``, `****`, `a\"b\\c\/\u00e9\n`, `****************`} {
+		out, same, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}})
 		if err != nil || !json.Valid(out) {
 			t.Errorf("replacement %q: %v, valid %v", good, err, json.Valid(out))
+		}
+		if want := len(good) == len("jane@example.com"); same != want {
+			t.Errorf("replacement %q: same offsets %v, want %v", good, same, want)
 		}
 	}
 	// Edits out of order or range never reach splice.
