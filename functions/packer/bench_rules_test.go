@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/rules/rulestest"
+	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 	"github.com/replayvault/replayvault/shared/testenv"
 	"github.com/replayvault/replayvault/shared/workload"
@@ -19,11 +21,16 @@ import (
 // BenchmarkPrepareRules is Pack's CPU per segment (validate, rules, compress,
 // seal: everything inside the CPU slot) with no rule, with the PII scrub
 // module and with all three modules (sampling at 100%, scrub, detection), on
-// gzip segments of about 30 KB and 300 KB of rrweb JSON (a third of their
-// events are inputs, which the scrub masks, so it rewrites every segment;
-// "scrub-nothing-found" is the scrub configured so that nothing matches).
-// MB/s counts
-// decompressed bytes. Compare the ns/op of the rule cases with "none" of the
+// gzip segments of about 30 KB and 300 KB of rrweb JSON: workload.Segment's
+// random text (gzip about 3:1; a third of its events are inputs, which the
+// scrub masks, so it rewrites every segment) and, as "real-", a segment of
+// workload.Recording (the repetitive DOM and words of real pages, gzip
+// about 7:1; one event in ten an input). "scrub-nothing-found" is the scrub
+// configured so that nothing matches; the "-365d" cases are segments kept
+// long enough that Pack transcodes every one (so the base compresses
+// too). MB/s counts decompressed bytes;
+// stored-B is the bytes sealed (a rewritten segment is compressed by Pack,
+// any other stored as the client compressed it). Compare the ns/op of the rule cases with "none" of the
 // same size: the target is that scrub adds at most half of it. cpu-ns/op
 // is the process's CPU time per segment, which a busy machine inflates less
 // than ns/op.
@@ -43,6 +50,9 @@ func BenchmarkPrepareRules(b *testing.B) {
 	ctx := context.Background()
 	cfg := testConfig()
 	cfg.Limits.MaxDecompressed = 64 << 20
+	// Production's transcoding: segments kept a year or more are stored
+	// at zstd's "better" level whatever the client sent ("-365d" cases).
+	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
 	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
 	b.Cleanup(p.Close)
 	// A generous budget: this measures cost, and the machine may be busy.
@@ -59,30 +69,43 @@ func BenchmarkPrepareRules(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := mrand.New(mrand.NewPCG(3, 4))
-	for _, size := range []int{30 << 10, 300 << 10} {
-		raw := workload.Segment(rng, 1, 1_700_000_000_000, size)
-		gz := workload.Gzip(raw)
-		for _, c := range []struct {
-			name    string
-			project int64
-		}{{"none", none}, {"scrub", scrubOnly}, {"scrub-nothing-found", scrubClean}, {"all", all}} {
-			b.Run(fmt.Sprintf("%dKB/%s", size>>10, c.name), func(b *testing.B) {
-				m := message(c.project, uuid.New(), 1, gz)
-				// Warm up: the first call of a tenant instantiates the
-				// module (the Go runtime's start), once per instance.
-				if _, err := validateAndSeal(ctx, p, m); err != nil {
-					b.Fatal(err)
-				}
-				b.ReportAllocs()
-				b.SetBytes(int64(len(raw)))
-				cpu := rulestest.StartCPU()
-				for b.Loop() {
-					if e, err := validateAndSeal(ctx, p, m); err != nil || e == nil {
-						b.Fatalf("validate and seal: %v", err)
+	for _, corpus := range []struct {
+		prefix string
+		make   func(size int) []byte
+	}{
+		{"", func(size int) []byte { return workload.Segment(rng, 1, 1_700_000_000_000, size) }},
+		{"real-", func(size int) []byte { return workload.Recording(rng, 2, size, 0, 1_700_000_000_000)[1] }},
+	} {
+		for _, size := range []int{30 << 10, 300 << 10} {
+			raw := corpus.make(size)
+			gz := workload.Gzip(raw)
+			for _, c := range []struct {
+				name      string
+				project   int64
+				retention int
+			}{{"none", none, 30}, {"scrub", scrubOnly, 30}, {"scrub-nothing-found", scrubClean, 30}, {"all", all, 30},
+				{"none-365d", none, 365}, {"scrub-365d", scrubOnly, 365}} {
+				b.Run(fmt.Sprintf("%s%dKB/%s", corpus.prefix, size>>10, c.name), func(b *testing.B) {
+					m := message(c.project, uuid.New(), 1, gz)
+					m.Attributes[segment.AttrRetentionDays] = strconv.Itoa(c.retention)
+					// Warm up: the first call of a tenant instantiates the
+					// module (the Go runtime's start), once per instance.
+					e, err := validateAndSeal(ctx, p, m)
+					if err != nil {
+						b.Fatal(err)
 					}
-				}
-				cpu.Report(b)
-			})
+					b.ReportAllocs()
+					b.SetBytes(int64(len(raw)))
+					cpu := rulestest.StartCPU()
+					for b.Loop() {
+						if e, err := validateAndSeal(ctx, p, m); err != nil || e == nil {
+							b.Fatalf("validate and seal: %v", err)
+						}
+					}
+					cpu.Report(b)
+					b.ReportMetric(float64(len(e.ciphertext)), "stored-B")
+				})
+			}
 		}
 	}
 }

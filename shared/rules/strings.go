@@ -443,46 +443,56 @@ func (wk *walker) closeObject(o *object) {
 }
 
 // str returns the index of the closing quote of the string whose content
-// starts at i.
+// starts at i. Most strings (keys, class names) end within a few words,
+// which are read a word at a time; the rest of a longer one is searched
+// with bytes.IndexByte, which uses vector instructions.
 func (wk *walker) str(i int) (int, error) {
 	b := wk.b
-	for {
-		for i+8 <= len(b) {
-			w := binary.LittleEndian.Uint64(b[i:])
-			if m := hasByte(w, '"') | hasByte(w, '\\'); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
+	for n := 0; n < 4 && i+8 <= len(b); n++ {
+		w := binary.LittleEndian.Uint64(b[i:])
+		m := hasByte(w, '"') | hasByte(w, '\\')
+		if m == 0 {
 			i += 8
+			continue
 		}
-		for i < len(b) && b[i] != '"' && b[i] != '\\' {
-			i++
+		j := i + bits.TrailingZeros64(m)/8 // the lowest mark is a true match
+		if b[j] == '"' {
+			return j, nil
 		}
-		if i >= len(b) {
-			return i, errors.New("events: unterminated string")
-		}
-		if b[i] == '"' {
-			return i, nil
-		}
-		i += 2
+		i = j + 2 // past the backslash and the byte it escapes
 	}
+	for i <= len(b) {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			break
+		}
+		e := bytes.IndexByte(b[i:i+q], '\\')
+		if e < 0 {
+			return i + q, nil
+		}
+		i += e + 2 // the escaped byte may be the quote found
+	}
+	return len(b), errors.New("events: unterminated string")
 }
 
 func (wk *walker) scalar(i int) (int, error) {
 	j := i
-	for j < len(wk.b) {
-		switch wk.b[j] {
-		case ',', '}', ']', ' ', '\n', '\r', '\t':
-			goto done
-		}
+	for j < len(wk.b) && !scalarEnd[wk.b[j]] {
 		j++
 	}
-done:
 	if j == i {
 		return i, fmt.Errorf("events: unexpected byte at %d", i)
 	}
 	return j, nil
 }
+
+// scalarEnd marks the bytes that end a number or literal.
+var scalarEnd = func() (t [256]bool) {
+	for _, c := range ",}] \n\r\t" {
+		t[c] = true
+	}
+	return t
+}()
 
 const lsb, msb = 0x0101010101010101, 0x8080808080808080
 
@@ -508,6 +518,13 @@ var numClass = func() (t [256]uint8) {
 // digitRun reports whether b holds at least min digits in a row, counting
 // across separators: the module's number patterns need no fewer.
 func digitRun(b []byte, min int) bool {
+	if min > 8 {
+		return digitRunWords(b, min)
+	}
+	return digitRunBytes(b, min)
+}
+
+func digitRunBytes(b []byte, min int) bool {
 	n := 0
 	for _, c := range b {
 		switch numClass[c] {
@@ -520,6 +537,69 @@ func digitRun(b []byte, min int) bool {
 		}
 	}
 	return false
+}
+
+// digitRunWords is digitRun for min > 8, a word at a time: a word holds
+// fewer than min digits, so a run reaching min within it is the one that
+// continues from the words before (the digits before its first byte that
+// breaks a run), and what carries on to the next word is the digits after
+// its last such byte.
+func digitRunWords(b []byte, min int) bool {
+	n, i := 0, 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		d := digits(w)
+		brk := ^(d | separators(w)) & msb // bytes that break a run
+		if brk == 0 {
+			if n += bits.OnesCount64(d); n >= min {
+				return true
+			}
+			continue
+		}
+		first := bits.TrailingZeros64(brk) // bit 7 of the first breaking byte
+		below := uint64(1)<<(first-7) - 1  // the bytes before it
+		if n+bits.OnesCount64(d&below) >= min {
+			return true
+		}
+		last := 63 - bits.LeadingZeros64(brk) // bit 7 of the last one
+		n = bits.OnesCount64(d >> (last + 1))
+	}
+	for _, c := range b[i:] {
+		switch numClass[c] {
+		case 1:
+			if n++; n >= min {
+				return true
+			}
+		case 0:
+			n = 0
+		}
+	}
+	return false
+}
+
+const low7 = 0x7f7f7f7f7f7f7f7f
+
+// inRange has the high bit set in exactly the bytes of w in [lo, hi]
+// (lo ≥ 1, hi < 0x80).
+func inRange(w uint64, lo, hi byte) uint64 {
+	x := w & low7
+	ge := (x + lsb*uint64(0x80-lo)) & msb // x ≥ lo
+	gt := (x + lsb*uint64(0x7f-hi)) & msb // x > hi
+	return ge &^ gt &^ (w & msb)
+}
+
+// equal has the high bit set in exactly the bytes of w equal to c.
+func equal(w uint64, c byte) uint64 {
+	x := w ^ lsb*uint64(c)
+	return ^((x&low7 + low7) | x) & msb
+}
+
+// digits marks the ASCII digits of w; separators the bytes numClass calls
+// separators (" -.()+"): '(' to '.' but '*' and ',', and the space.
+func digits(w uint64) uint64 { return inRange(w, '0', '9') }
+
+func separators(w uint64) uint64 {
+	return inRange(w, '(', '.')&^equal(w, '*')&^equal(w, ',') | equal(w, ' ')
 }
 
 // internKey returns the keys the walk looks at without allocating.

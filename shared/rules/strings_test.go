@@ -176,3 +176,42 @@ func TestWalkRefusesMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestWordScans: the walk's word-at-a-time scans (digit runs, the end of
+// a string) agree with byte-by-byte ones on random text made of the bytes
+// they tell apart, at every alignment.
+func TestWordScans(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	alphabet := []byte("0123456789 -.()+*,/:a\\\"\x80\xff")
+	for n := range 20_000 {
+		b := make([]byte, rng.IntN(100))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+			if rng.IntN(3) > 0 {
+				b[i] = alphabet[rng.IntN(10)] // mostly digits, so runs get long
+			}
+		}
+		for min := 9; min <= 19; min++ {
+			if got, want := digitRunWords(b, min), digitRunBytes(b, min); got != want {
+				t.Fatalf("digit run of %d in %q: %v, want %v", min, b, got, want)
+			}
+		}
+		wk := &walker{b: b}
+		start := min(n%4, len(b))
+		got, err := wk.str(start)
+		want := start
+		for want < len(b) && b[want] != '"' {
+			if b[want] == '\\' {
+				want++
+			}
+			want++
+		}
+		if want >= len(b) {
+			if err == nil {
+				t.Fatalf("string of %q from %d: end %d, want unterminated", b, start, got)
+			}
+		} else if err != nil || got != want {
+			t.Fatalf("string of %q from %d: end %d (%v), want %d", b, start, got, err, want)
+		}
+	}
+}
