@@ -394,6 +394,11 @@ func sanitize(reason string) string {
 // goes in, its edits are spliced into the events; same reports that no
 // edit changed a string's length.
 func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, frame *[]byte) (*sdk.Output, bool, error) {
+	if !mayEdit(events, b.wants) {
+		// Nothing the rule could concern (and the events are valid JSON:
+		// Pack validated them): the walk would build an empty table.
+		return sdk.Keep(), true, nil
+	}
 	wk, err := buildTable(events, b.wants, b.a.Config)
 	if err != nil {
 		return nil, false, &Failure{Kind: "input", Err: err}

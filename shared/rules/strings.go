@@ -720,3 +720,118 @@ func validContent(b []byte) error {
 	}
 	return nil
 }
+
+// mayEdit reports whether the walk of events (valid JSON: Pack validated
+// it) for w could find a string to mask or to hand over, from the strings
+// alone: a value that passes the pattern pre-filter, an input value ("text"
+// key) when inputs matter, or an attribute w masks or wants. It hops from
+// quote to quote (bytes.IndexByte) without building any context, so a
+// segment with nothing to look at costs a fraction of the walk; when it
+// reports true, the walk decides. Attribute names are told apart from other
+// keys by their place in an "attributes" object, which in rrweb holds only
+// scalars; one that holds an object or array makes it report true. Rules
+// that select nodes (Wants.Nodes) need the walk whatever the strings.
+func mayEdit(events []byte, w *compiledWants) bool {
+	if w.Nodes {
+		return true
+	}
+	inputs := w.MaskInputs || w.Inputs
+	attrs := inputs || len(w.maskAttrs) > 0 || len(w.attrs) > 0
+	b := events
+	inAttrs := false // inside an "attributes" object
+	i := 0
+	for {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return false
+		}
+		if inAttrs {
+			// The bytes since the last string: its ':' or ',', a
+			// scalar, and the object's end.
+		gap:
+			for _, c := range b[i : i+q] {
+				switch c {
+				case '}':
+					inAttrs = false
+					break gap
+				case '{', '[':
+					return true
+				}
+			}
+		}
+		from := i + q + 1
+		end, ok := closeQuote(b, from)
+		if !ok {
+			return true // not valid JSON: the walk reports it
+		}
+		j := end + 1
+		for j < len(b) && (b[j] == ' ' || b[j] == '\n' || b[j] == '\r' || b[j] == '\t') {
+			j++
+		}
+		s := b[from:end]
+		switch {
+		case j < len(b) && b[j] == ':':
+			// A key.
+			switch {
+			case inAttrs:
+				if attrs && w.attrMatters(s, inputs) {
+					return true
+				}
+			case string(s) == "attributes":
+				k := j + 1
+				for k < len(b) && (b[k] == ' ' || b[k] == '\n' || b[k] == '\r' || b[k] == '\t') {
+					k++
+				}
+				if k < len(b) && b[k] == '{' {
+					inAttrs, j = true, k+1
+				}
+			case inputs && string(s) == "text":
+				return true
+			}
+			i = j
+			continue
+		case w.AtSign && bytes.IndexByte(s, '@') >= 0, w.MinDigits > 0 && digitRun(s, w.MinDigits):
+			return true
+		}
+		i = end + 1
+	}
+}
+
+// attrMatters reports whether the attribute named name (raw, as in the
+// events) is one the walk would mask or hand over whatever its value.
+func (w *compiledWants) attrMatters(name []byte, inputs bool) bool {
+	var buf [32]byte
+	if len(name) > len(buf) {
+		l := strings.ToLower(string(name))
+		return w.maskAttrs[l] || w.attrs[l]
+	}
+	for k, c := range name {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[k] = c
+	}
+	l := buf[:len(name)]
+	return inputs && string(l) == "value" || w.maskAttrs[string(l)] || w.attrs[string(l)]
+}
+
+// closeQuote returns the index of the quote that closes the string whose
+// content starts at i, and false if there is none.
+func closeQuote(b []byte, i int) (int, bool) {
+	for i <= len(b) {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return 0, false
+		}
+		// Escaped when an odd number of backslashes precede it.
+		n := 0
+		for k := i + q - 1; k >= i && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return i + q, true
+		}
+		i += q + 1
+	}
+	return 0, false
+}

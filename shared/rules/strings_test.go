@@ -26,6 +26,9 @@ func scrubStrings(t *testing.T, config string, events []byte) (out []byte, sent,
 		t.Fatal(err)
 	}
 	defer putWalker(wk)
+	if !mayEdit(events, compileWants(w)) && (len(wk.t.Strings) > 0 || len(wk.masks) > 0) {
+		t.Errorf("config %s: the pre-filter passed over events whose walk found %d strings and %d masks: %s", config, len(wk.t.Strings), len(wk.masks)/2, events)
+	}
 	var table sdk.Table
 	if err := sdk.DecodeTable(sdk.AppendTable(nil, &wk.t.Table), &table); err != nil {
 		t.Fatal(err)
@@ -212,6 +215,107 @@ func TestWordScans(t *testing.T) {
 			}
 		} else if err != nil || got != want {
 			t.Fatalf("string of %q from %d: end %d (%v), want %d", b, start, got, err, want)
+		}
+	}
+}
+
+// TestMayEditPassesOverNothingItNeeds: when the pre-filter says a scrub
+// could edit nothing, the walk finds nothing either: on random rrweb-like
+// JSON of keys the walk treats apart (text, value, attributes, tagName,
+// placeholder...) and strings with and without addresses, digit runs and
+// escapes, under four configs. It does pass over a real-shaped recording
+// without personal data (no input masking), and not over the checkout
+// recording.
+func TestMayEditPassesOverNothingItNeeds(t *testing.T) {
+	configs := []string{`null`, `{"mask_all_inputs":false}`, `{"mask_all_inputs":false,"attributes":["title"]}`, `{"patterns":["email"],"mask_all_inputs":false,"attributes":[]}`}
+	rng := rand.New(rand.NewPCG(11, 12))
+	keys := []string{"text", "value", "Value", "attributes", "attributes", "class", "data", "texts", "id", "tagName", "placeholder", "Placeholder", "title", "x", `te\u0078t`, `a\"b`}
+	strs := []string{"plain words", "jane@example.com", "4242 4242 4242 4242", "+1 (415) 555-0134", "12345678", `say \"hi\"`, `\\`, `\":x`, `a\"@`, `x\\`, "", "}", "{[", "attributes"}
+	var value func(b *strings.Builder, depth int)
+	object := func(b *strings.Builder, depth int) {
+		b.WriteByte('{')
+		for k := range rng.IntN(4) {
+			if k > 0 {
+				b.WriteString(", "[:1+rng.IntN(2)])
+			}
+			b.WriteString(`"` + keys[rng.IntN(len(keys))] + `"`)
+			b.WriteString(" :"[rng.IntN(2):])
+			value(b, depth+1)
+		}
+		b.WriteByte('}')
+	}
+	value = func(b *strings.Builder, depth int) {
+		switch k := rng.IntN(10); {
+		case depth < 5 && k < 3:
+			object(b, depth)
+		case depth < 5 && k < 4:
+			b.WriteByte('[')
+			for n := range rng.IntN(3) {
+				if n > 0 {
+					b.WriteByte(',')
+				}
+				value(b, depth+1)
+			}
+			b.WriteByte(']')
+		case k < 8:
+			b.WriteString(`"` + strs[rng.IntN(len(strs))] + `"`)
+		default:
+			b.WriteString([]string{"1", "1700000000000", "true", "null", "-2.5e3"}[rng.IntN(5)])
+		}
+	}
+	passed := 0
+	for range 20_000 {
+		var b strings.Builder
+		b.WriteByte('[')
+		for n := range 1 + rng.IntN(3) {
+			if n > 0 {
+				b.WriteByte(',')
+			}
+			object(&b, 0)
+		}
+		b.WriteByte(']')
+		events := []byte(b.String())
+		if !json.Valid(events) {
+			t.Fatalf("generated invalid JSON: %s", events)
+		}
+		for _, config := range configs {
+			w := compileWants(piiscrub.Describe([]byte(config)))
+			if mayEdit(events, w) {
+				continue
+			}
+			passed++
+			wk, err := buildTable(events, w, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(wk.t.Strings) > 0 || len(wk.masks) > 0 {
+				t.Fatalf("config %s: passed over events whose walk found %d strings and %d masks: %s", config, len(wk.t.Strings), len(wk.masks)/2, events)
+			}
+			putWalker(wk)
+		}
+	}
+	if passed < 1000 {
+		t.Errorf("the pre-filter passed over only %d of 80,000 cases: the test checks little", passed)
+	}
+
+	clean := compileWants(piiscrub.Describe([]byte(`{"mask_all_inputs":false}`)))
+	for i, seg := range workload.Recording(rand.New(rand.NewPCG(1, 2)), 3, 30<<10, 30<<10, 1_700_000_000_000) {
+		if mayEdit(seg, clean) {
+			t.Errorf("recording segment %d without personal data: the walk is not passed over", i)
+		}
+		all := compileWants(piiscrub.Describe(nil))
+		wk, err := buildTable(seg, all, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found := len(wk.masks) > 0 || len(wk.t.Strings) > 0; found != mayEdit(seg, all) {
+			t.Errorf("recording segment %d with input masking: the walk finds something: %v; the pre-filter says %v", i, found, !found)
+		}
+		putWalker(wk)
+	}
+	for i, seg := range workload.FormSession(workload.DefaultPII(), 1_700_000_000_000) {
+		if !mayEdit(seg, clean) {
+			t.Errorf("checkout segment %d: passed over", i)
 		}
 	}
 }
