@@ -443,11 +443,20 @@ func (wk *walker) closeObject(o *object) {
 }
 
 // str returns the index of the closing quote of the string whose content
-// starts at i. Most strings (keys, class names) end within a few words,
-// which are read a word at a time; the rest of a longer one is searched
-// with bytes.IndexByte, which uses vector instructions.
+// starts at i.
 func (wk *walker) str(i int) (int, error) {
-	b := wk.b
+	if j := strEnd(wk.b, i); j >= 0 {
+		return j, nil
+	}
+	return len(wk.b), errors.New("events: unterminated string")
+}
+
+// strEnd returns the index of the quote that closes the string whose
+// content starts at b[i], or -1. Most strings (keys, class names) end
+// within a few words, which are read a word at a time; the rest of a
+// longer one is searched with bytes.IndexByte, which uses vector
+// instructions.
+func strEnd(b []byte, i int) int {
 	for n := 0; n < 4 && i+8 <= len(b); n++ {
 		w := binary.LittleEndian.Uint64(b[i:])
 		m := hasByte(w, '"') | hasByte(w, '\\')
@@ -457,7 +466,7 @@ func (wk *walker) str(i int) (int, error) {
 		}
 		j := i + bits.TrailingZeros64(m)/8 // the lowest mark is a true match
 		if b[j] == '"' {
-			return j, nil
+			return j
 		}
 		i = j + 2 // past the backslash and the byte it escapes
 	}
@@ -468,11 +477,30 @@ func (wk *walker) str(i int) (int, error) {
 		}
 		e := bytes.IndexByte(b[i:i+q], '\\')
 		if e < 0 {
-			return i + q, nil
+			return i + q
 		}
 		i += e + 2 // the escaped byte may be the quote found
 	}
-	return len(b), errors.New("events: unterminated string")
+	return -1
+}
+
+// nextQuote returns the index of the first quote at or after b[i], or -1:
+// between strings there are a few bytes of punctuation and numbers, read a
+// word at a time.
+func nextQuote(b []byte, i int) int {
+	for n := 0; n < 4 && i+8 <= len(b); n++ {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:]), '"'); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	if i > len(b) {
+		return -1
+	}
+	if q := bytes.IndexByte(b[i:], '"'); q >= 0 {
+		return i + q
+	}
+	return -1
 }
 
 func (wk *walker) scalar(i int) (int, error) {
@@ -741,7 +769,7 @@ func mayEdit(events []byte, w *compiledWants) bool {
 	inAttrs := false // inside an "attributes" object
 	i := 0
 	for {
-		q := bytes.IndexByte(b[i:], '"')
+		q := nextQuote(b, i)
 		if q < 0 {
 			return false
 		}
@@ -749,7 +777,7 @@ func mayEdit(events []byte, w *compiledWants) bool {
 			// The bytes since the last string: its ':' or ',', a
 			// scalar, and the object's end.
 		gap:
-			for _, c := range b[i : i+q] {
+			for _, c := range b[i:q] {
 				switch c {
 				case '}':
 					inAttrs = false
@@ -759,9 +787,9 @@ func mayEdit(events []byte, w *compiledWants) bool {
 				}
 			}
 		}
-		from := i + q + 1
-		end, ok := closeQuote(b, from)
-		if !ok {
+		from := q + 1
+		end := strEnd(b, from)
+		if end < 0 {
 			return true // not valid JSON: the walk reports it
 		}
 		j := end + 1
@@ -790,7 +818,7 @@ func mayEdit(events []byte, w *compiledWants) bool {
 			}
 			i = j
 			continue
-		case w.AtSign && bytes.IndexByte(s, '@') >= 0, w.MinDigits > 0 && digitRun(s, w.MinDigits):
+		case w.AtSign && hasAt(s), w.MinDigits > 0 && len(s) >= w.MinDigits && digitRun(s, w.MinDigits):
 			return true
 		}
 		i = end + 1
@@ -815,23 +843,22 @@ func (w *compiledWants) attrMatters(name []byte, inputs bool) bool {
 	return inputs && string(l) == "value" || w.maskAttrs[string(l)] || w.attrs[string(l)]
 }
 
-// closeQuote returns the index of the quote that closes the string whose
-// content starts at i, and false if there is none.
-func closeQuote(b []byte, i int) (int, bool) {
-	for i <= len(b) {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			return 0, false
-		}
-		// Escaped when an odd number of backslashes precede it.
-		n := 0
-		for k := i + q - 1; k >= i && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return i + q, true
-		}
-		i += q + 1
+// hasAt reports whether s holds an '@': short strings (most) are read a
+// word at a time, long ones with bytes.IndexByte.
+func hasAt(s []byte) bool {
+	if len(s) > 32 {
+		return bytes.IndexByte(s, '@') >= 0
 	}
-	return 0, false
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if hasByte(binary.LittleEndian.Uint64(s[i:]), '@') != 0 {
+			return true
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] == '@' {
+			return true
+		}
+	}
+	return false
 }

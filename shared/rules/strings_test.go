@@ -185,7 +185,7 @@ func TestWalkRefusesMalformed(t *testing.T) {
 // they tell apart, at every alignment.
 func TestWordScans(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	alphabet := []byte("0123456789 -.()+*,/:a\\\"\x80\xff")
+	alphabet := []byte("0123456789 -.()+*,/:a\\\"\x80\xff@")
 	for n := range 20_000 {
 		b := make([]byte, rng.IntN(100))
 		for i := range b {
@@ -201,6 +201,16 @@ func TestWordScans(t *testing.T) {
 		}
 		wk := &walker{b: b}
 		start := min(n%4, len(b))
+		wantQ := bytes.IndexByte(b[start:], '"')
+		if wantQ >= 0 {
+			wantQ += start
+		}
+		if got := nextQuote(b, start); got != wantQ {
+			t.Fatalf("next quote in %q from %d: %d, want %d", b, start, got, wantQ)
+		}
+		if hasAt(b) != bytes.Contains(b, []byte("@")) {
+			t.Fatalf("hasAt(%q) = %v", b, hasAt(b))
+		}
 		got, err := wk.str(start)
 		want := start
 		for want < len(b) && b[want] != '"' {
