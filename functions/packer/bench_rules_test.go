@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
+	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/rules/rulestest"
@@ -117,4 +120,117 @@ func validateAndSeal(ctx context.Context, p *Packer, m Message) (*entry, error) 
 		return nil, err
 	}
 	return p.seal(ctx, v)
+}
+
+// BenchmarkScrubCost is the scrub's cost as ratios to Pack's base CPU per
+// segment in the same run, measured so that a busy machine moves them
+// little: each iteration runs every case once, one after the other, on a
+// thread of its own, and each case's cost is the median of its calls'
+// thread CPU time. Cases as in BenchmarkPrepareRules; the base of the
+// "-365d" cases is "none-365d" (Pack transcodes those segments, so it
+// compresses them in the base too). Reported per corpus and size: base-us
+// (median CPU µs of "none"), scrub-x, nothing-found-x, all-x and
+// scrub-365d-x (the ratios), stored-B and scrub-stored-B (bytes sealed).
+//
+//	go test -run '^$' -bench BenchmarkScrubCost -benchtime 100x ./functions/packer
+func BenchmarkScrubCost(b *testing.B) {
+	d := testenv.NewDeps(b)
+	scrub := rulestest.Push(b, d.DB, d.Blobs, "piiscrub", rulestest.Build(b, "shared/rules/modules/piiscrub/wasm"))
+	sampling := rulestest.Push(b, d.DB, d.Blobs, "sampling", rulestest.Build(b, "shared/rules/modules/sampling/wasm"))
+	detect := rulestest.Push(b, d.DB, d.Blobs, "detect", rulestest.Build(b, "shared/rules/modules/detect/wasm"))
+	const none, scrubOnly, all, scrubClean = 1, 2, 3, 4
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubOnly, Name: "scrub", ModuleHash: scrub})
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubClean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false}`)})
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "sample", ModuleHash: sampling, Position: 0, Config: []byte(`{"rate":1}`)})
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "scrub", ModuleHash: scrub, Position: 1})
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "detect", ModuleHash: detect, Position: 2})
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Limits.MaxDecompressed = 64 << 20
+	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
+	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
+	b.Cleanup(p.Close)
+	lim := ruleLimits()
+	lim.Timeout = time.Minute
+	engine := rules.NewEngine(lim)
+	b.Cleanup(engine.Close)
+	rs := rules.NewSet(engine, d.DB, d.Blobs, 16<<20)
+	if err := rs.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	p.UseRules(rs)
+	if _, err := p.keys.Current(ctx); err != nil {
+		b.Fatal(err)
+	}
+	rng := mrand.New(mrand.NewPCG(3, 4))
+	cases := []struct {
+		metric    string
+		project   int64
+		retention int
+	}{{"base-us", none, 30}, {"scrub-x", scrubOnly, 30}, {"nothing-found-x", scrubClean, 30}, {"all-x", all, 30},
+		{"", none, 365}, {"scrub-365d-x", scrubOnly, 365}}
+	for _, corpus := range []struct {
+		name string
+		make func(size int) []byte
+	}{
+		{"random", func(size int) []byte { return workload.Segment(rng, 1, 1_700_000_000_000, size) }},
+		{"real", func(size int) []byte { return workload.Recording(rng, 2, size, 0, 1_700_000_000_000)[1] }},
+	} {
+		for _, size := range []int{30 << 10, 300 << 10} {
+			gz := workload.Gzip(corpus.make(size))
+			b.Run(fmt.Sprintf("%s-%dKB", corpus.name, size>>10), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				ms := make([]Message, len(cases))
+				stored := make([]int, len(cases))
+				for i, c := range cases {
+					ms[i] = message(c.project, uuid.New(), 1, gz)
+					ms[i].Attributes[segment.AttrRetentionDays] = strconv.Itoa(c.retention)
+					e, err := validateAndSeal(ctx, p, ms[i]) // warm up
+					if err != nil {
+						b.Fatal(err)
+					}
+					stored[i] = len(e.ciphertext)
+				}
+				cpu := make([][]time.Duration, len(cases))
+				for b.Loop() {
+					for i := range cases {
+						t0 := threadCPU(b)
+						if _, err := validateAndSeal(ctx, p, ms[i]); err != nil {
+							b.Fatal(err)
+						}
+						cpu[i] = append(cpu[i], threadCPU(b)-t0)
+					}
+				}
+				med := make([]float64, len(cases))
+				for i := range cpu {
+					slices.Sort(cpu[i])
+					med[i] = float64(cpu[i][len(cpu[i])/2])
+				}
+				for i, c := range cases {
+					switch {
+					case c.metric == "":
+					case c.metric == "base-us":
+						b.ReportMetric(med[i]/1e3, c.metric)
+					case c.retention == 365:
+						b.ReportMetric(med[i]/med[4], c.metric)
+					default:
+						b.ReportMetric(med[i]/med[0], c.metric)
+					}
+				}
+				b.ReportMetric(float64(stored[0]), "stored-B")
+				b.ReportMetric(float64(stored[1]), "scrub-stored-B")
+			})
+		}
+	}
+}
+
+// threadCPU is the calling thread's CPU time (the benchmark locks its
+// goroutine to it): Pack's work on one segment runs in the caller.
+func threadCPU(b *testing.B) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ts.Nano())
 }
