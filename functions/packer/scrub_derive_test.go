@@ -38,13 +38,18 @@ func devtoolsSegment(p workload.PII, startMS int64) []byte {
 // whose masks keep every event where it was), the console and network
 // slices and the issues Pack derives carry the masked text, never what
 // was typed: they are exactly what a fresh scan of the stored events
-// gives, although Pack takes them from its one validating pass. Without
-// the rule the same segments' slices and issues do hold the secrets, so
-// the check can fail.
+// gives, although Pack takes them from its one validating pass, whether
+// the scrub rewrote the segment (projects 7 and 9) or left it as it came
+// (9, on the real-shaped segments). Without the rule the same segments'
+// slices and issues do hold the secrets, so the check can fail.
 func TestScrubbedSlicesAndIssues(t *testing.T) {
 	d := testenv.NewDeps(t)
 	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 7, Name: "scrub", ModuleHash: scrub})
+	// Project 9's scrub masks by pattern only: it leaves the real-shaped
+	// segments as they came (slices and issues then come from the
+	// decoded payload).
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 9, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false}`)})
 	cfg := testConfig()
 	cfg.DeriveSlices = true
 	p := newPacker(t, d, cfg, nil)
@@ -78,7 +83,7 @@ func TestScrubbedSlicesAndIssues(t *testing.T) {
 	replay := uuid.New()
 	var slices, issues int
 	for i, raw := range segs {
-		for _, project := range []int64{7, 8} { // 8 has no rules
+		for _, project := range []int64{7, 8, 9} { // 8 has no rules
 			m := message(project, replay, i, workload.Gzip(raw))
 			v, err := p.validate(ctx, m)
 			if err != nil {
@@ -141,5 +146,69 @@ func TestScrubbedSlicesAndIssues(t *testing.T) {
 			t.Fatal(err)
 		}
 		leaks(fmt.Sprintf("stored %s %d", r.typ, r.segID), pt)
+	}
+}
+
+// TestScrubbedManyEvents: a segment of more events than Pack notes in its
+// validating pass (maxHeld), with the secrets in a console error at its
+// end, is scanned again after the scrub: its slices and issues still
+// carry only the masked text, and the events Pack holds stay bounded.
+func TestScrubbedManyEvents(t *testing.T) {
+	d := testenv.NewDeps(t)
+	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 7, Name: "scrub", ModuleHash: scrub})
+	cfg := testConfig()
+	cfg.DeriveSlices = true
+	p := newPacker(t, d, cfg, nil)
+	p.UseRules(newRuleSet(t, d))
+	pii := workload.DefaultPII()
+	const start = 1_700_000_000_000
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range maxHeld + 10 {
+		fmt.Fprintf(&b, `{"type":3,"data":{"source":1},"timestamp":%d},`, start+int64(i))
+	}
+	devtools := devtoolsSegment(pii, start+maxHeld+100)
+	b.Write(devtools[1:])
+	raw := []byte(b.String())
+
+	m := message(7, uuid.New(), 0, workload.Gzip(raw))
+	attrs, err := segment.ParseAttributes(m.Attributes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, held, err := p.scan(attrs, raw, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !held.over || len(held.held) != maxHeld {
+		t.Errorf("held %d events (over: %v), want %d and over", len(held.held), held.over, maxHeld)
+	}
+	held.release()
+
+	v, err := p.validate(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text []byte
+	for _, sl := range v.slices {
+		text = append(text, sl.JSON...)
+	}
+	if !strings.Contains(string(text), "payment failed for ") {
+		t.Errorf("no console slice: %d slices", len(v.slices))
+	}
+	for _, o := range v.issues {
+		text = append(text, o.Title...)
+		text = append(text, o.Details...)
+	}
+	stored, err := segment.Decode(v.enc, v.stored, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = append(text, stored...)
+	for _, sec := range pii.Secrets() {
+		if strings.Contains(string(text), sec) {
+			t.Errorf("stored segment, slices or issues hold %q", sec)
+		}
 	}
 }
