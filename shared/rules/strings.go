@@ -391,7 +391,7 @@ func (wk *walker) onString(o *object, key string, rawKey []byte, from, to int) {
 		}
 	}
 	val := wk.b[from:to]
-	pattern := w.AtSign && bytes.IndexByte(val, '@') >= 0 || w.MinDigits > 0 && digitRun(val, w.MinDigits)
+	pattern := w.AtSign && hasAt(val) || w.MinDigits > 0 && len(val) >= w.MinDigits && digitRun(val, w.MinDigits)
 	if kind == sdk.KindOther && !pattern {
 		return
 	}
