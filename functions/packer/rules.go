@@ -53,8 +53,9 @@ func (p *Packer) runRules(ctx context.Context, attrs segment.Attributes, m Messa
 // compressRewritten compresses rewritten events for store. The payload
 // came compressed by the browser, which Pack stores as it came; rewritten
 // events it must compress itself, and it does so at zstd's fastest level,
-// which on rrweb JSON stores about what the default level does at about
-// half its CPU (README, Edge rules). Segments kept long enough to be
+// which on rrweb JSON stores about what the default level and the
+// client's gzip do (BenchmarkScrubCost's stored bytes) for less CPU than
+// the default level (README, Edge rules). Segments kept long enough to be
 // transcoded stay plain: store compresses them at the configured level,
 // as it does every payload of theirs.
 func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segment.Encoding) {
