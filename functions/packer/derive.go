@@ -9,6 +9,7 @@ import (
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/derive"
 	"github.com/replayvault/replayvault/shared/detect"
+	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/segment"
 )
 
@@ -28,18 +29,27 @@ type pass struct {
 	// the pass told of each event, kept for feed instead of given to the
 	// slicer and detection: they must see the events as stored.
 	held []heldEvent
+	// spans[i] is where held[i] is in the decompressed events (also for
+	// the rules' walk, see rules.Set.ApplySpans).
+	spans []rules.Span
 	// over: more than maxHeld events, so feed scans the stored events
-	// again instead.
+	// again instead (and held is not all of them).
 	over bool
+	// buf is held's and spans' pooled storage.
+	buf *heldBuf
 }
 
-// heldEvent is the validator's metadata of one event, with where its JSON
-// is ([start, end) of the decompressed events) when the hook had it.
+// heldEvent is the validator's metadata of one event; raw: the hook had
+// its JSON.
 type heldEvent struct {
-	typ, ts    int64
-	start, end int64
-	hasType    bool
-	raw        bool
+	typ, ts int64
+	hasType bool
+	raw     bool
+}
+
+type heldBuf struct {
+	held  []heldEvent
+	spans []rules.Span
 }
 
 // maxHeld bounds the events whose metadata a pass holds (detection reads
@@ -79,14 +89,15 @@ func (p *Packer) scan(attrs segment.Attributes, data []byte, hold bool) (segment
 		MaxRaw:   detectLimits.MaxInput,
 	}
 	if hold {
-		held := heldBufs.Get().(*[]heldEvent)
-		ps.held = (*held)[:0]
+		ps.buf = heldBufs.Get().(*heldBuf)
+		ps.held, ps.spans = ps.buf.held[:0], ps.buf.spans[:0]
 		hook.OnEvent = func(m segment.EventMeta) {
 			if len(ps.held) >= maxHeld {
 				ps.over = true
 				return
 			}
-			ps.held = append(ps.held, heldEvent{typ: m.Type, ts: m.Timestamp, start: m.Start, end: m.End, hasType: m.HasType, raw: m.Raw != nil})
+			ps.held = append(ps.held, heldEvent{typ: m.Type, ts: m.Timestamp, hasType: m.HasType, raw: m.Raw != nil})
+			ps.spans = append(ps.spans, rules.Span{Start: m.Start, End: m.End})
 		}
 	}
 	info, err := segment.ValidateEvents(data, p.cfg.Limits, hook)
@@ -110,13 +121,14 @@ func (p *Packer) feed(attrs segment.Attributes, ps pass, stored []byte, sameOffs
 		return fresh, err
 	}
 	out := p.newPass(attrs)
-	for _, e := range ps.held {
+	for i, e := range ps.held {
 		var raw []byte
 		if e.raw {
-			if e.start < 0 || e.end > int64(len(stored)) || e.start >= e.end {
-				return pass{}, fmt.Errorf("event at [%d, %d) outside %d bytes of events", e.start, e.end, len(stored)) // never
+			sp := ps.spans[i]
+			if sp.Start < 0 || sp.End > int64(len(stored)) || sp.Start >= sp.End {
+				return pass{}, fmt.Errorf("event at [%d, %d) outside %d bytes of events", sp.Start, sp.End, len(stored)) // never
 			}
-			raw = stored[e.start:e.end]
+			raw = stored[sp.Start:sp.End]
 		}
 		out.event(e.typ, e.hasType, e.ts, raw)
 	}
@@ -125,18 +137,18 @@ func (p *Packer) feed(attrs segment.Attributes, ps pass, stored []byte, sameOffs
 
 // release returns a pass's held metadata for reuse.
 func (ps *pass) release() {
-	if ps.held != nil && cap(ps.held) <= maxPooledHeld {
-		h := ps.held[:0]
-		heldBufs.Put(&h)
+	if ps.buf != nil && cap(ps.held) <= maxPooledHeld {
+		ps.buf.held, ps.buf.spans = ps.held[:0], ps.spans[:0]
+		heldBufs.Put(ps.buf)
 	}
-	ps.held = nil
+	ps.held, ps.spans, ps.buf = nil, nil, nil
 }
 
 // maxPooledHeld is the largest held slice kept for reuse (640 KiB): larger
 // ones are rare and would pin memory in the pool.
 const maxPooledHeld = 16 << 10
 
-var heldBufs = sync.Pool{New: func() any { return new([]heldEvent) }}
+var heldBufs = sync.Pool{New: func() any { return new(heldBuf) }}
 
 // sealSlices seals each slice under its own identity (the recording's
 // replay and segment id, the slice's type) for the recording's batch. The

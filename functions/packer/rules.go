@@ -28,7 +28,11 @@ func (p *Packer) UseRules(rs *rules.Set) { p.rules = rs }
 // rewritten events, compressed (see compressRewritten). keep = false when
 // a rule dropped the segment; an error as from applyRules.
 func (p *Packer) runRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, ps pass) ([]byte, segment.Info, pass, bool, error) {
-	data, info, sameOffsets, keep, err := p.applyRules(ctx, attrs, m, info, events)
+	spans := ps.spans
+	if ps.over {
+		spans = nil // not all events
+	}
+	data, info, sameOffsets, keep, err := p.applyRules(ctx, attrs, m, info, events, spans)
 	if err != nil || !keep {
 		ps.release()
 		return nil, info, pass{}, keep, err
@@ -66,7 +70,8 @@ func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segmen
 }
 
 // applyRules runs the project's rules on a validated segment, whose
-// decoded events (from decodeForRules) are events. It returns
+// decoded events (from decodeForRules) are events, at spans (where the
+// validating pass found each event; nil if it did not note all). It returns
 // the events to seal (rewritten ones, validated again, in place of the
 // payload) with their metadata and keep = true; keep = false when a rule
 // dropped the segment (sampling); or an error: a *ruleRejection when a rule
@@ -75,8 +80,8 @@ func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segmen
 // (rules.Verdict.SameOffsets). It runs inside the CPU slot: rules are CPU
 // work, and modules are fetched and compiled by the background refresh,
 // never here.
-func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte) (data []byte, _ segment.Info, sameOffsets, keep bool, _ error) {
-	v, err := p.rules.Apply(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events)
+func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, spans []rules.Span) (data []byte, _ segment.Info, sameOffsets, keep bool, _ error) {
+	v, err := p.rules.ApplySpans(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events, spans)
 	if err != nil {
 		return nil, info, false, false, fmt.Errorf("rules for %s: %w", attrs.ID, err)
 	}

@@ -249,6 +249,19 @@ func (s *Set) Run(ctx context.Context, interval time.Duration) {
 // closed) or is skipped (fail open). An error means Apply could not run
 // (not loaded, ctx ended): the segment should be redelivered.
 func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte) (*Verdict, error) {
+	return s.ApplySpans(ctx, id, retention, attrs, events, nil)
+}
+
+// Span is where one top-level event is in a segment's events: [Start, End)
+// from its opening to past its closing brace, as segment.EventMeta gives.
+type Span struct{ Start, End int64 }
+
+// ApplySpans is Apply for a caller that knows where each event is (Pack,
+// from its validating pass): spans, in order, lets the walk of a
+// ModeStrings rule pass over the events nothing in which could concern the
+// rule (see eventMayEdit). spans may be nil, or cover only the first
+// events; one that does not match the events is not used.
+func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span) (*Verdict, error) {
 	snap := s.snap.Load()
 	if snap == nil {
 		return nil, ErrNotLoaded
@@ -269,7 +282,7 @@ func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map
 		if b.a.ProjectID != id.ProjectID {
 			return nil, fmt.Errorf("rules of project %d filed under %d", b.a.ProjectID, id.ProjectID) // never
 		}
-		out, same, err := s.call(ctx, b, &h, cur, &frame)
+		out, same, err := s.call(ctx, b, &h, cur, spans, &frame)
 		var f *Failure
 		if errors.As(err, &f) {
 			if b.a.FailOpen {
@@ -291,6 +304,9 @@ func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map
 		}
 		if out.Rewritten {
 			cur = out.Events
+			if !same {
+				spans = nil // the events moved
+			}
 			v.Events = cur
 			onlyStrings = onlyStrings && b.wants != nil && b.wants.Mode == sdk.ModeStrings
 			sameOffsets = sameOffsets && onlyStrings && same
@@ -303,7 +319,7 @@ func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map
 // call runs one rule; failures of the module (including a bad output or an
 // input it may not see) come back as *Failure. same reports, for a
 // ModeStrings rule's rewrite, that no string changed length.
-func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, frame *[]byte) (out *sdk.Output, same bool, err error) {
+func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, spans []Span, frame *[]byte) (out *sdk.Output, same bool, err error) {
 	if b.loadErr != nil {
 		return nil, false, &Failure{Kind: "load", Err: b.loadErr}
 	}
@@ -311,7 +327,7 @@ func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, 
 		return nil, false, &Failure{Kind: "input_too_large", Err: fmt.Errorf("%d bytes of events exceed %d", len(events), s.maxInput)}
 	}
 	if b.wants != nil && b.wants.Mode == sdk.ModeStrings {
-		return s.callStrings(ctx, b, events, frame)
+		return s.callStrings(ctx, b, events, spans, frame)
 	}
 	out, err = s.callEvents(ctx, b, h, events, frame)
 	return out, false, err
@@ -393,13 +409,13 @@ func sanitize(reason string) string {
 // callStrings runs a ModeStrings rule: the table of the strings it wants
 // goes in, its edits are spliced into the events; same reports that no
 // edit changed a string's length.
-func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, frame *[]byte) (*sdk.Output, bool, error) {
+func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, spans []Span, frame *[]byte) (*sdk.Output, bool, error) {
 	if !mayEdit(events, b.wants) {
 		// Nothing the rule could concern (and the events are valid JSON:
 		// Pack validated them): the walk would build an empty table.
 		return sdk.Keep(), true, nil
 	}
-	wk, err := buildTable(events, b.wants, b.a.Config)
+	wk, err := buildTableSpans(events, b.wants, b.a.Config, spans)
 	if err != nil {
 		return nil, false, &Failure{Kind: "input", Err: err}
 	}

@@ -47,6 +47,9 @@ type walker struct {
 	pendN []int // nodes whose parent is not known yet
 	tagOf map[int64][]byte
 	objs  []*object // by depth, reused
+	// spans, when set, are where the top-level events are, so that the
+	// walk can pass over those eventMayEdit clears.
+	spans []Span
 }
 
 // child returns a cleared object for the next depth (objects nest, so one
@@ -116,8 +119,17 @@ type object struct {
 // buildTable walks events (a valid JSON array) and returns the table for
 // w; the walker must be released with putWalker after the table is used.
 func buildTable(events []byte, w *compiledWants, config []byte) (*walker, error) {
+	return buildTableSpans(events, w, config, nil)
+}
+
+// buildTableSpans is buildTable that passes over the events spans place
+// and eventMayEdit clears: the table is the same.
+func buildTableSpans(events []byte, w *compiledWants, config []byte, spans []Span) (*walker, error) {
 	wk := walkers.Get().(*walker)
-	wk.b, wk.wants, wk.depth = events, w, 0
+	wk.b, wk.wants, wk.depth, wk.spans = events, w, 0, spans
+	if w.Nodes {
+		wk.spans = nil // every node counts
+	}
 	wk.t.Config = config
 	wk.t.Strings, wk.t.Nodes, wk.t.at = wk.t.Strings[:0], wk.t.Nodes[:0], wk.t.at[:0]
 	wk.recs, wk.masks = wk.recs[:0], wk.masks[:0]
@@ -180,7 +192,7 @@ func (wk *walker) decide() {
 }
 
 func putWalker(wk *walker) {
-	wk.b, wk.wants, wk.t.Config = nil, nil, nil
+	wk.b, wk.wants, wk.t.Config, wk.spans = nil, nil, nil, nil
 	if cap(wk.t.Strings) > 1<<16 {
 		*wk = walker{tagOf: map[int64][]byte{}}
 	}
@@ -210,7 +222,7 @@ func (wk *walker) array(i int, key string, top bool) (int, error) {
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
-	for {
+	for k := 0; ; k++ {
 		i = wk.ws(i)
 		if i >= len(b) {
 			return i, errUnexpectedEnd
@@ -218,6 +230,12 @@ func (wk *walker) array(i int, key string, top bool) (int, error) {
 		var err error
 		switch b[i] {
 		case '{':
+			if top && k < len(wk.spans) {
+				if sp := wk.spans[k]; sp.Start == int64(i) && sp.End > sp.Start && sp.End <= int64(len(b)) && b[sp.End-1] == '}' && !eventMayEdit(b[sp.Start:sp.End], wk.wants) {
+					i = int(sp.End)
+					break
+				}
+			}
 			c := wk.child()
 			c.arrKey, c.top, c.node = key, top, key == "childNodes"
 			i, err = wk.object(i+1, c)
@@ -760,9 +778,18 @@ func validContent(b []byte) error {
 // scalars; one that holds an object or array makes it report true. Rules
 // that select nodes (Wants.Nodes) need the walk whatever the strings.
 func mayEdit(events []byte, w *compiledWants) bool {
-	if w.Nodes {
-		return true
-	}
+	return w.Nodes || scanMayEdit(events, w, false)
+}
+
+// eventMayEdit is mayEdit for one top-level event, which the walk may pass
+// over when it reports false: it also reports true for an event that names
+// an element's tag ("tagName"), since the walk takes the tags of the whole
+// segment's nodes for the attributes mutations change.
+func eventMayEdit(event []byte, w *compiledWants) bool {
+	return w.Nodes || scanMayEdit(event, w, true)
+}
+
+func scanMayEdit(events []byte, w *compiledWants, tags bool) bool {
 	inputs := w.MaskInputs || w.Inputs
 	attrs := inputs || len(w.maskAttrs) > 0 || len(w.attrs) > 0
 	b := events
@@ -813,7 +840,7 @@ func mayEdit(events []byte, w *compiledWants) bool {
 				if k < len(b) && b[k] == '{' {
 					inAttrs, j = true, k+1
 				}
-			case inputs && string(s) == "text":
+			case inputs && string(s) == "text", tags && string(s) == "tagName":
 				return true
 			}
 			i = j

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -29,6 +30,7 @@ func scrubStrings(t *testing.T, config string, events []byte) (out []byte, sent,
 	if !mayEdit(events, compileWants(w)) && (len(wk.t.Strings) > 0 || len(wk.masks) > 0) {
 		t.Errorf("config %s: the pre-filter passed over events whose walk found %d strings and %d masks: %s", config, len(wk.t.Strings), len(wk.masks)/2, events)
 	}
+	sameTable(t, "config "+config, events, compileWants(w), wk)
 	var table sdk.Table
 	if err := sdk.DecodeTable(sdk.AppendTable(nil, &wk.t.Table), &table); err != nil {
 		t.Fatal(err)
@@ -67,8 +69,11 @@ func TestStringsModeMatchesEvents(t *testing.T) {
 		[]byte(`[{"type":3,"data":{"source":5,"text":"a\\b\"c","id":7},"timestamp":1}]`),
 		[]byte(`[{"type":2,"data":{"node":{"type":2,"tagName":"div","attributes":{"class":"x pii","value":"v1"},"childNodes":[{"type":3,"textContent":"Jane","id":3}],"id":2}}},{"type":3,"data":{"source":0,"texts":[{"id":3,"value":"Joan"}],"adds":[{"parentId":2,"node":{"type":3,"textContent":"Jim","id":4}}]}}]`),
 		[]byte(` [ {"type":3 , "data" : {"source":0,"attributes":[{"id":9,"attributes":{"Value":"x","title":"mail a@b.example"}}],"plugin":["call 415 555 0134",{"k":"4242424242424242"}]},"timestamp":"1700000000000"} ] `),
+		// The tag of node 9, which decides whether its value is an input
+		// value, comes from an event with nothing to mask in itself.
+		[]byte(`[{"type":2,"data":{"node":{"type":2,"tagName":"input","attributes":{"type":"email"},"childNodes":[],"id":9}},"timestamp":1},{"type":3,"data":{"source":1,"positions":[{"x":1,"y":2,"id":9,"timeOffset":0}]},"timestamp":2},{"type":3,"data":{"source":0,"texts":[],"attributes":[{"id":9,"attributes":{"value":"typed text"}}],"removes":[],"adds":[]},"timestamp":3}]`),
 	)
-	for _, config := range []string{`null`, `{"selectors":[".pii"]}`, `{"selectors":["input[type=email]","#status"],"mask_all_inputs":false,"attributes":["title"]}`, `{"patterns":["email"],"mask_all_inputs":false,"attributes":[]}`} {
+	for _, config := range []string{`null`, `{"attributes":[]}`, `{"selectors":[".pii"]}`, `{"selectors":["input[type=email]","#status"],"mask_all_inputs":false,"attributes":["title"]}`, `{"patterns":["email"],"mask_all_inputs":false,"attributes":[]}`} {
 		for i, events := range inputs {
 			want, err := piiscrub.Func(&sdk.Input{Header: sdk.Header{Config: []byte(config)}, Events: events})
 			if err != nil {
@@ -303,6 +308,15 @@ func TestMayEditPassesOverNothingItNeeds(t *testing.T) {
 			}
 			putWalker(wk)
 		}
+		for _, config := range append(configs, `{"selectors":[".pii"]}`) {
+			w := compileWants(piiscrub.Describe([]byte(config)))
+			wk, err := buildTable(events, w, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTable(t, "config "+config, events, w, wk)
+			putWalker(wk)
+		}
 	}
 	if passed < 1000 {
 		t.Errorf("the pre-filter passed over only %d of 80,000 cases: the test checks little", passed)
@@ -327,5 +341,44 @@ func TestMayEditPassesOverNothingItNeeds(t *testing.T) {
 		if !mayEdit(seg, clean) {
 			t.Errorf("checkout segment %d: passed over", i)
 		}
+	}
+}
+
+// spansOf returns where each top-level element of events is.
+func spansOf(t *testing.T, events []byte) []Span {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(events))
+	if _, err := d.Token(); err != nil {
+		t.Fatal(err)
+	}
+	var spans []Span
+	for d.More() {
+		var raw json.RawMessage
+		if err := d.Decode(&raw); err != nil {
+			t.Fatal(err)
+		}
+		end := d.InputOffset()
+		spans = append(spans, Span{Start: end - int64(len(raw)), End: end})
+	}
+	return spans
+}
+
+// sameTable checks that the walk with the events' spans, which passes
+// over the events eventMayEdit clears, builds the table wk (the walk of
+// every event) holds, masks included.
+func sameTable(t *testing.T, what string, events []byte, w *compiledWants, wk *walker) {
+	t.Helper()
+	got, err := buildTableSpans(events, w, nil, spansOf(t, events))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer putWalker(got)
+	same := func(a, b any) bool { // nil and empty alike
+		va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+		return va.Len() == 0 && vb.Len() == 0 || reflect.DeepEqual(a, b)
+	}
+	if !same(got.t.Strings, wk.t.Strings) || !same(got.t.at, wk.t.at) || !same(got.masks, wk.masks) || !same(got.t.Nodes, wk.t.Nodes) {
+		t.Errorf("%s: the walk that passes over events builds another table:\n%+v %v %v\nwant\n%+v %v %v\nevents %s", what,
+			got.t.Strings, got.t.at, got.masks, wk.t.Strings, wk.t.at, wk.masks, events)
 	}
 }
