@@ -244,7 +244,9 @@ func (s *Set) Run(ctx context.Context, interval time.Duration) {
 }
 
 // Apply runs the project's rules in order on a segment's decompressed
-// events. A rule's rewritten events are what the next rule sees. The first
+// events, which must have passed segment.Validate (a strings-mode rule's
+// pre-filter reads valid JSON only; Pack validates every segment before
+// its rules). A rule's rewritten events are what the next rule sees. The first
 // drop or reject ends the run. A failing rule rejects the segment (fail
 // closed) or is skipped (fail open). An error means Apply could not run
 // (not loaded, ctx ended): the segment should be redelivered.
