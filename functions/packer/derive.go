@@ -2,11 +2,14 @@ package packer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/replayvault/replayvault/shared/crypt"
 	"github.com/replayvault/replayvault/shared/derive"
 	"github.com/replayvault/replayvault/shared/detect"
+	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/segment"
 )
 
@@ -22,35 +25,130 @@ type pass struct {
 	slicer *derive.Slicer
 	// issues holds what issue detection saw (issues.go).
 	issues *detect.Stream
+	// held is, for a segment the project's edge rules may rewrite, what
+	// the pass told of each event, kept for feed instead of given to the
+	// slicer and detection: they must see the events as stored.
+	held []heldEvent
+	// spans[i] is where held[i] is in the decompressed events (also for
+	// the rules' walk, see rules.Set.ApplySpans).
+	spans []rules.Span
+	// over: more than maxHeld events, so feed scans the stored events
+	// again instead (and held is not all of them).
+	over bool
+	// buf is held's and spans' pooled storage.
+	buf *heldBuf
+}
+
+// heldEvent is the validator's metadata of one event; raw: the hook had
+// its JSON.
+type heldEvent struct {
+	typ, ts int64
+	hasType bool
+	raw     bool
+}
+
+type heldBuf struct {
+	held  []heldEvent
+	spans []rules.Span
+}
+
+// maxHeld bounds the events whose metadata a pass holds (detection reads
+// no more of a segment); a segment with more is scanned again if a rule
+// rewrites it.
+const maxHeld = 100_000
+
+// newPass returns the slicer and detection for a segment of attrs.
+func (p *Packer) newPass(attrs segment.Attributes) pass {
+	ps := pass{issues: detect.NewStream(detect.Rules{}, detectLimits)}
+	if p.cfg.DeriveSlices && attrs.ID.Type == segment.DefaultType {
+		ps.slicer = new(derive.Slicer)
+	}
+	return ps
+}
+
+// event gives one event to detection and the slicer.
+func (ps *pass) event(typ int64, hasType bool, ts int64, raw []byte) {
+	ps.issues.Event(typ, hasType, ts, raw)
+	if ps.slicer != nil && raw != nil && len(raw) <= maxSliceEvent {
+		ps.slicer.Event(typ, hasType, ts, raw)
+	}
 }
 
 // scan validates a payload and, in the same pass (the validator's event
 // hook), feeds issue detection and, for a recording segment with
 // DeriveSlices, takes the console, network and timeline slices out of it:
-// each segment is decompressed and scanned once.
-func (p *Packer) scan(attrs segment.Attributes, data []byte) (segment.Info, pass, error) {
-	ps := pass{issues: detect.NewStream(detect.Rules{}, detectLimits)}
-	if p.cfg.DeriveSlices && attrs.ID.Type == segment.DefaultType {
-		ps.slicer = new(derive.Slicer)
-	}
-	d, s := ps.issues, ps.slicer
+// each segment is decompressed and scanned once. With hold (the payload
+// is the decoded events of a project with edge rules) it only notes each
+// event, for feed to hand the stored events over once the rules ran.
+func (p *Packer) scan(attrs segment.Attributes, data []byte, hold bool) (segment.Info, pass, error) {
+	ps := p.newPass(attrs)
 	hook := &segment.EventHook{
-		OnEvent: func(m segment.EventMeta) {
-			d.Event(m.Type, m.HasType, m.Timestamp, m.Raw)
-			if s != nil && m.Raw != nil && len(m.Raw) <= maxSliceEvent {
-				s.Event(m.Type, m.HasType, m.Timestamp, m.Raw)
-			}
-		},
+		OnEvent: func(m segment.EventMeta) { ps.event(m.Type, m.HasType, m.Timestamp, m.Raw) },
 		// detect.RawTypes holds the slicer's types (meta, custom, plugin).
 		RawTypes: detect.RawTypes,
 		MaxRaw:   detectLimits.MaxInput,
 	}
+	if hold {
+		ps.buf = heldBufs.Get().(*heldBuf)
+		ps.held, ps.spans = ps.buf.held[:0], ps.buf.spans[:0]
+		hook.OnEvent = func(m segment.EventMeta) {
+			if len(ps.held) >= maxHeld {
+				ps.over = true
+				return
+			}
+			ps.held = append(ps.held, heldEvent{typ: m.Type, ts: m.Timestamp, hasType: m.HasType, raw: m.Raw != nil})
+			ps.spans = append(ps.spans, rules.Span{Start: m.Start, End: m.End})
+		}
+	}
 	info, err := segment.ValidateEvents(data, p.cfg.Limits, hook)
 	if err != nil {
+		ps.release()
 		return info, pass{}, err // what the hook gathered is discarded
 	}
 	return info, ps, nil
 }
+
+// feed hands the events of a scan with hold to detection and the slicer,
+// from the events as stored: the decoded events when no rule rewrote them,
+// else the rewritten ones. A rewrite that kept every event where it was
+// (sameOffsets: a scrub's masks) is read at the offsets the validator
+// noted, so the masked text, never the original, reaches the slices and
+// issues; any other rewrite is scanned again.
+func (p *Packer) feed(attrs segment.Attributes, ps pass, stored []byte, sameOffsets bool) (pass, error) {
+	defer ps.release()
+	if ps.over || !sameOffsets {
+		_, fresh, err := p.scan(attrs, stored, false)
+		return fresh, err
+	}
+	out := p.newPass(attrs)
+	for i, e := range ps.held {
+		var raw []byte
+		if e.raw {
+			sp := ps.spans[i]
+			if sp.Start < 0 || sp.End > int64(len(stored)) || sp.Start >= sp.End {
+				return pass{}, fmt.Errorf("event at [%d, %d) outside %d bytes of events", sp.Start, sp.End, len(stored)) // never
+			}
+			raw = stored[sp.Start:sp.End]
+		}
+		out.event(e.typ, e.hasType, e.ts, raw)
+	}
+	return out, nil
+}
+
+// release returns a pass's held metadata for reuse.
+func (ps *pass) release() {
+	if ps.buf != nil && cap(ps.held) <= maxPooledHeld {
+		ps.buf.held, ps.buf.spans = ps.held[:0], ps.spans[:0]
+		heldBufs.Put(ps.buf)
+	}
+	ps.held, ps.spans, ps.buf = nil, nil, nil
+}
+
+// maxPooledHeld is the largest held slice kept for reuse (640 KiB): larger
+// ones are rare and would pin memory in the pool.
+const maxPooledHeld = 16 << 10
+
+var heldBufs = sync.Pool{New: func() any { return new(heldBuf) }}
 
 // sealSlices seals each slice under its own identity (the recording's
 // replay and segment id, the slice's type) for the recording's batch. The

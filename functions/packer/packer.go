@@ -361,7 +361,7 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	if events != nil {
 		scanned = events
 	}
-	info, ps, err := p.scan(attrs, scanned)
+	info, ps, err := p.scan(attrs, scanned, events != nil)
 	if err != nil {
 		return validated{}, err
 	}
@@ -369,15 +369,8 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	if events != nil {
 		info.Encoding = segment.Detect(m.Data) // as received, for store
 		var keep bool
-		if data, info, keep, err = p.applyRules(ctx, attrs, m, info, events); err != nil || !keep {
+		if data, info, ps, keep, err = p.runRules(ctx, attrs, m, info, events, ps); err != nil || !keep {
 			return validated{filtered: !keep}, err
-		}
-		if rewritten(m.Data, data) {
-			// Slices and issues are taken from what is stored, never from
-			// what a rule removed (a PII scrub, say).
-			if _, ps, err = p.scan(attrs, data); err != nil {
-				return validated{}, err
-			}
 		}
 	}
 	v := validated{attrs: attrs, info: info, stored: data, enc: info.Encoding, meta: replaymeta.FromAttributes(m.Attributes)}

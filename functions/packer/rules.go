@@ -20,18 +20,70 @@ import (
 // validation and sealing. Call it before the first Ingest.
 func (p *Packer) UseRules(rs *rules.Set) { p.rules = rs }
 
+// runRules runs the project's rules on a segment validated by a scan with
+// hold (ps), whose decoded events are events, and gives the slicer and
+// issue detection the events as they will be stored (see feed). It
+// returns what to store in place of the payload with its metadata and
+// keep = true: the payload itself when no rule rewrote it, else the
+// rewritten events, compressed (see compressRewritten). keep = false when
+// a rule dropped the segment; an error as from applyRules.
+func (p *Packer) runRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, ps pass) ([]byte, segment.Info, pass, bool, error) {
+	spans := ps.spans
+	if ps.over {
+		spans = nil // not all events
+	}
+	data, info, sameOffsets, keep, err := p.applyRules(ctx, attrs, m, info, events, spans)
+	if err != nil || !keep {
+		ps.release()
+		return nil, info, pass{}, keep, err
+	}
+	stored, rw := events, rewritten(m.Data, data)
+	if rw {
+		stored = data
+	} else {
+		sameOffsets = true
+	}
+	// Slices and issues are taken from what is stored, never from what a
+	// rule removed (a PII scrub, say).
+	if ps, err = p.feed(attrs, ps, stored, sameOffsets); err != nil {
+		return nil, info, pass{}, false, err
+	}
+	if rw {
+		data, info.Encoding = p.compressRewritten(data, attrs.RetentionDays)
+	}
+	return data, info, ps, true, nil
+}
+
+// compressRewritten compresses rewritten events for store. The payload
+// came compressed by the browser, which Pack stores as it came; rewritten
+// events it must compress itself, and it does so at zstd's fastest level,
+// which on rrweb JSON stores about what the default level and the
+// client's gzip do (BenchmarkScrubCost's stored bytes) for less CPU than
+// the default level (README, Edge rules). Segments kept long enough to be
+// transcoded stay plain: store compresses them at the configured level,
+// as it does every payload of theirs.
+func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segment.Encoding) {
+	if retention >= p.cfg.TranscodeMinRetention && p.cfg.Level != 0 {
+		return events, segment.Plain
+	}
+	return segment.CompressLevel(events, segment.LevelFastest), segment.Zstd
+}
+
 // applyRules runs the project's rules on a validated segment, whose
-// decoded events (from decodeForRules) are events. It returns
+// decoded events (from decodeForRules) are events, at spans (where the
+// validating pass found each event; nil if it did not note all). It returns
 // the events to seal (rewritten ones, validated again, in place of the
 // payload) with their metadata and keep = true; keep = false when a rule
 // dropped the segment (sampling); or an error: a *ruleRejection when a rule
 // rejected it or its output is invalid, which Ingest sends to the reject
-// topic. It runs inside the CPU slot: rules are CPU work, and modules are
-// fetched and compiled by the background refresh, never here.
-func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte) ([]byte, segment.Info, bool, error) {
-	v, err := p.rules.Apply(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events)
+// topic. sameOffsets reports a rewrite that left every event where it was
+// (rules.Verdict.SameOffsets). It runs inside the CPU slot: rules are CPU
+// work, and modules are fetched and compiled by the background refresh,
+// never here.
+func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, spans []rules.Span) (data []byte, _ segment.Info, sameOffsets, keep bool, _ error) {
+	v, err := p.rules.ApplySpans(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events, spans)
 	if err != nil {
-		return nil, info, false, fmt.Errorf("rules for %s: %w", attrs.ID, err)
+		return nil, info, false, false, fmt.Errorf("rules for %s: %w", attrs.ID, err)
 	}
 	if len(v.Tags) > 0 || len(v.Fingerprints) > 0 {
 		// Kept for the replay-issues work; the values are the rule's
@@ -41,15 +93,15 @@ func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Mes
 	}
 	switch v.Decision {
 	case sdk.DecisionDrop:
-		return nil, info, false, nil
+		return nil, info, false, false, nil
 	case sdk.DecisionReject:
 		// The original payload goes to the reject topic: it may be
 		// replayed after the rule is fixed. The topic is as private as
 		// the bucket.
-		return nil, info, false, &ruleRejection{reason: v.Reason}
+		return nil, info, false, false, &ruleRejection{reason: v.Reason}
 	}
 	if v.Events == nil {
-		return m.Data, info, true, nil
+		return m.Data, info, false, true, nil
 	}
 	// The rewritten events replace the payload, so the original is never
 	// sealed; they must pass the same validation as a received payload.
@@ -65,17 +117,17 @@ func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Mes
 		rinfo := info
 		rinfo.Encoding, rinfo.RawSize = segment.Plain, int64(len(v.Events))
 		p.stats.Rewritten.Add(1)
-		return v.Events, rinfo, true, nil
+		return v.Events, rinfo, v.SameOffsets, true, nil
 	}
 	rinfo, err := segment.Validate(v.Events, p.cfg.Limits)
 	if reason, ok := segment.Reason(err); ok {
-		return nil, info, false, &ruleRejection{reason: "rule_output:" + reason}
+		return nil, info, false, false, &ruleRejection{reason: "rule_output:" + reason}
 	}
 	if err != nil {
-		return nil, info, false, err
+		return nil, info, false, false, err
 	}
 	p.stats.Rewritten.Add(1)
-	return v.Events, rinfo, true, nil
+	return v.Events, rinfo, false, true, nil
 }
 
 // decodeForRules returns the decoded events of a segment whose project has

@@ -45,6 +45,10 @@ type Verdict struct {
 	// inside strings other than the events' types and timestamps, so what
 	// validation learned of the events, but their size, still holds.
 	OnlyStrings bool
+	// SameOffsets is set with OnlyStrings when no edit changed a string's
+	// length (masks never do): every event, and every byte outside the
+	// edited strings, is where it was in the segment's events.
+	SameOffsets bool
 }
 
 // Set is the rules of every project as last loaded from the database, with
@@ -240,11 +244,26 @@ func (s *Set) Run(ctx context.Context, interval time.Duration) {
 }
 
 // Apply runs the project's rules in order on a segment's decompressed
-// events. A rule's rewritten events are what the next rule sees. The first
+// events, which must have passed segment.Validate (a strings-mode rule's
+// pre-filter reads valid JSON only; Pack validates every segment before
+// its rules). A rule's rewritten events are what the next rule sees. The first
 // drop or reject ends the run. A failing rule rejects the segment (fail
 // closed) or is skipped (fail open). An error means Apply could not run
 // (not loaded, ctx ended): the segment should be redelivered.
 func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte) (*Verdict, error) {
+	return s.ApplySpans(ctx, id, retention, attrs, events, nil)
+}
+
+// Span is where one top-level event is in a segment's events: [Start, End)
+// from its opening to past its closing brace, as segment.EventMeta gives.
+type Span struct{ Start, End int64 }
+
+// ApplySpans is Apply for a caller that knows where each event is (Pack,
+// from its validating pass): spans, in order, lets the walk of a
+// ModeStrings rule pass over the events nothing in which could concern the
+// rule (see eventMayEdit). spans may be nil, or cover only the first
+// events; one that does not match the events is not used.
+func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span) (*Verdict, error) {
 	snap := s.snap.Load()
 	if snap == nil {
 		return nil, ErrNotLoaded
@@ -260,12 +279,12 @@ func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map
 	}
 	cur := events
 	var frame []byte
-	onlyStrings := true
+	onlyStrings, sameOffsets := true, true
 	for _, b := range bs {
 		if b.a.ProjectID != id.ProjectID {
 			return nil, fmt.Errorf("rules of project %d filed under %d", b.a.ProjectID, id.ProjectID) // never
 		}
-		out, err := s.call(ctx, b, &h, cur, &frame)
+		out, same, err := s.call(ctx, b, &h, cur, spans, &frame)
 		var f *Failure
 		if errors.As(err, &f) {
 			if b.a.FailOpen {
@@ -287,26 +306,37 @@ func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map
 		}
 		if out.Rewritten {
 			cur = out.Events
+			if !same {
+				spans = nil // the events moved
+			}
 			v.Events = cur
 			onlyStrings = onlyStrings && b.wants != nil && b.wants.Mode == sdk.ModeStrings
-			v.OnlyStrings = onlyStrings
+			sameOffsets = sameOffsets && onlyStrings && same
+			v.OnlyStrings, v.SameOffsets = onlyStrings, sameOffsets
 		}
 	}
 	return v, nil
 }
 
 // call runs one rule; failures of the module (including a bad output or an
-// input it may not see) come back as *Failure.
-func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, frame *[]byte) (*sdk.Output, error) {
+// input it may not see) come back as *Failure. same reports, for a
+// ModeStrings rule's rewrite, that no string changed length.
+func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, spans []Span, frame *[]byte) (out *sdk.Output, same bool, err error) {
 	if b.loadErr != nil {
-		return nil, &Failure{Kind: "load", Err: b.loadErr}
+		return nil, false, &Failure{Kind: "load", Err: b.loadErr}
 	}
 	if int64(len(events)) > s.maxInput {
-		return nil, &Failure{Kind: "input_too_large", Err: fmt.Errorf("%d bytes of events exceed %d", len(events), s.maxInput)}
+		return nil, false, &Failure{Kind: "input_too_large", Err: fmt.Errorf("%d bytes of events exceed %d", len(events), s.maxInput)}
 	}
 	if b.wants != nil && b.wants.Mode == sdk.ModeStrings {
-		return s.callStrings(ctx, b, events, frame)
+		return s.callStrings(ctx, b, events, spans, frame)
 	}
+	out, err = s.callEvents(ctx, b, h, events, frame)
+	return out, false, err
+}
+
+// callEvents runs a ModeEvents or ModeHeader rule.
+func (s *Set) callEvents(ctx context.Context, b *bound, h *sdk.Header, events []byte, frame *[]byte) (*sdk.Output, error) {
 	h.Config = b.a.Config
 	body := events
 	if b.wants != nil && b.wants.Mode == sdk.ModeHeader {
@@ -379,11 +409,17 @@ func sanitize(reason string) string {
 }
 
 // callStrings runs a ModeStrings rule: the table of the strings it wants
-// goes in, its edits are spliced into the events.
-func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, frame *[]byte) (*sdk.Output, error) {
-	wk, err := buildTable(events, b.wants, b.a.Config)
+// goes in, its edits are spliced into the events; same reports that no
+// edit changed a string's length.
+func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, spans []Span, frame *[]byte) (*sdk.Output, bool, error) {
+	if !mayEdit(events, b.wants) {
+		// Nothing the rule could concern (and the events are valid JSON:
+		// Pack validated them): the walk would build an empty table.
+		return sdk.Keep(), true, nil
+	}
+	wk, err := buildTableSpans(events, b.wants, b.a.Config, spans)
 	if err != nil {
-		return nil, &Failure{Kind: "input", Err: err}
+		return nil, false, &Failure{Kind: "input", Err: err}
 	}
 	defer putWalker(wk)
 	var edits []sdk.Edit
@@ -391,18 +427,18 @@ func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, frame *[
 		*frame = sdk.AppendTable((*frame)[:0], &wk.t.Table)
 		raw, err := b.mod.Call(ctx, b.tenant, *frame)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if edits, err = sdk.DecodeEdits(raw, len(wk.t.Strings)); err != nil {
-			return nil, &Failure{Kind: "output", Err: err}
+			return nil, false, &Failure{Kind: "output", Err: err}
 		}
 	}
 	if len(edits) == 0 && len(wk.masks) == 0 {
-		return sdk.Keep(), nil
+		return sdk.Keep(), true, nil
 	}
-	rewritten, err := wk.splice(events, edits)
+	rewritten, same, err := wk.splice(events, edits)
 	if err != nil {
-		return nil, &Failure{Kind: "output", Err: err}
+		return nil, false, &Failure{Kind: "output", Err: err}
 	}
-	return sdk.Keep().Rewrite(rewritten), nil
+	return sdk.Keep().Rewrite(rewritten), same, nil
 }

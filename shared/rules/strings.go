@@ -47,6 +47,9 @@ type walker struct {
 	pendN []int // nodes whose parent is not known yet
 	tagOf map[int64][]byte
 	objs  []*object // by depth, reused
+	// spans, when set, are where the top-level events are, so that the
+	// walk can pass over those eventMayEdit clears.
+	spans []Span
 }
 
 // child returns a cleared object for the next depth (objects nest, so one
@@ -116,8 +119,17 @@ type object struct {
 // buildTable walks events (a valid JSON array) and returns the table for
 // w; the walker must be released with putWalker after the table is used.
 func buildTable(events []byte, w *compiledWants, config []byte) (*walker, error) {
+	return buildTableSpans(events, w, config, nil)
+}
+
+// buildTableSpans is buildTable that passes over the events spans place
+// and eventMayEdit clears: the table is the same.
+func buildTableSpans(events []byte, w *compiledWants, config []byte, spans []Span) (*walker, error) {
 	wk := walkers.Get().(*walker)
-	wk.b, wk.wants, wk.depth = events, w, 0
+	wk.b, wk.wants, wk.depth, wk.spans = events, w, 0, spans
+	if w.Nodes {
+		wk.spans = nil // every node counts
+	}
 	wk.t.Config = config
 	wk.t.Strings, wk.t.Nodes, wk.t.at = wk.t.Strings[:0], wk.t.Nodes[:0], wk.t.at[:0]
 	wk.recs, wk.masks = wk.recs[:0], wk.masks[:0]
@@ -180,7 +192,7 @@ func (wk *walker) decide() {
 }
 
 func putWalker(wk *walker) {
-	wk.b, wk.wants, wk.t.Config = nil, nil, nil
+	wk.b, wk.wants, wk.t.Config, wk.spans = nil, nil, nil, nil
 	if cap(wk.t.Strings) > 1<<16 {
 		*wk = walker{tagOf: map[int64][]byte{}}
 	}
@@ -210,7 +222,7 @@ func (wk *walker) array(i int, key string, top bool) (int, error) {
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
-	for {
+	for k := 0; ; k++ {
 		i = wk.ws(i)
 		if i >= len(b) {
 			return i, errUnexpectedEnd
@@ -218,6 +230,12 @@ func (wk *walker) array(i int, key string, top bool) (int, error) {
 		var err error
 		switch b[i] {
 		case '{':
+			if top && k < len(wk.spans) {
+				if sp := wk.spans[k]; sp.Start == int64(i) && sp.End > sp.Start && sp.End <= int64(len(b)) && b[sp.End-1] == '}' && !eventMayEdit(b[sp.Start:sp.End], wk.wants) {
+					i = int(sp.End)
+					break
+				}
+			}
 			c := wk.child()
 			c.arrKey, c.top, c.node = key, top, key == "childNodes"
 			i, err = wk.object(i+1, c)
@@ -391,7 +409,7 @@ func (wk *walker) onString(o *object, key string, rawKey []byte, from, to int) {
 		}
 	}
 	val := wk.b[from:to]
-	pattern := w.AtSign && bytes.IndexByte(val, '@') >= 0 || w.MinDigits > 0 && digitRun(val, w.MinDigits)
+	pattern := w.AtSign && hasAt(val) || w.MinDigits > 0 && len(val) >= w.MinDigits && digitRun(val, w.MinDigits)
 	if kind == sdk.KindOther && !pattern {
 		return
 	}
@@ -445,44 +463,82 @@ func (wk *walker) closeObject(o *object) {
 // str returns the index of the closing quote of the string whose content
 // starts at i.
 func (wk *walker) str(i int) (int, error) {
-	b := wk.b
-	for {
-		for i+8 <= len(b) {
-			w := binary.LittleEndian.Uint64(b[i:])
-			if m := hasByte(w, '"') | hasByte(w, '\\'); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
-			i += 8
-		}
-		for i < len(b) && b[i] != '"' && b[i] != '\\' {
-			i++
-		}
-		if i >= len(b) {
-			return i, errors.New("events: unterminated string")
-		}
-		if b[i] == '"' {
-			return i, nil
-		}
-		i += 2
+	if j := strEnd(wk.b, i); j >= 0 {
+		return j, nil
 	}
+	return len(wk.b), errors.New("events: unterminated string")
+}
+
+// strEnd returns the index of the quote that closes the string whose
+// content starts at b[i], or -1. Most strings (keys, class names) end
+// within a few words, which are read a word at a time; the rest of a
+// longer one is searched with bytes.IndexByte, which uses vector
+// instructions.
+func strEnd(b []byte, i int) int {
+	for n := 0; n < 4 && i+8 <= len(b); n++ {
+		w := binary.LittleEndian.Uint64(b[i:])
+		m := hasByte(w, '"') | hasByte(w, '\\')
+		if m == 0 {
+			i += 8
+			continue
+		}
+		j := i + bits.TrailingZeros64(m)/8 // the lowest mark is a true match
+		if b[j] == '"' {
+			return j
+		}
+		i = j + 2 // past the backslash and the byte it escapes
+	}
+	for i <= len(b) {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			break
+		}
+		e := bytes.IndexByte(b[i:i+q], '\\')
+		if e < 0 {
+			return i + q
+		}
+		i += e + 2 // the escaped byte may be the quote found
+	}
+	return -1
+}
+
+// nextQuote returns the index of the first quote at or after b[i], or -1:
+// between strings there are a few bytes of punctuation and numbers, read a
+// word at a time.
+func nextQuote(b []byte, i int) int {
+	for n := 0; n < 4 && i+8 <= len(b); n++ {
+		if m := hasByte(binary.LittleEndian.Uint64(b[i:]), '"'); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	if i > len(b) {
+		return -1
+	}
+	if q := bytes.IndexByte(b[i:], '"'); q >= 0 {
+		return i + q
+	}
+	return -1
 }
 
 func (wk *walker) scalar(i int) (int, error) {
 	j := i
-	for j < len(wk.b) {
-		switch wk.b[j] {
-		case ',', '}', ']', ' ', '\n', '\r', '\t':
-			goto done
-		}
+	for j < len(wk.b) && !scalarEnd[wk.b[j]] {
 		j++
 	}
-done:
 	if j == i {
 		return i, fmt.Errorf("events: unexpected byte at %d", i)
 	}
 	return j, nil
 }
+
+// scalarEnd marks the bytes that end a number or literal.
+var scalarEnd = func() (t [256]bool) {
+	for _, c := range ",}] \n\r\t" {
+		t[c] = true
+	}
+	return t
+}()
 
 const lsb, msb = 0x0101010101010101, 0x8080808080808080
 
@@ -508,6 +564,13 @@ var numClass = func() (t [256]uint8) {
 // digitRun reports whether b holds at least min digits in a row, counting
 // across separators: the module's number patterns need no fewer.
 func digitRun(b []byte, min int) bool {
+	if min > 8 {
+		return digitRunWords(b, min)
+	}
+	return digitRunBytes(b, min)
+}
+
+func digitRunBytes(b []byte, min int) bool {
 	n := 0
 	for _, c := range b {
 		switch numClass[c] {
@@ -520,6 +583,69 @@ func digitRun(b []byte, min int) bool {
 		}
 	}
 	return false
+}
+
+// digitRunWords is digitRun for min > 8, a word at a time: a word holds
+// fewer than min digits, so a run reaching min within it is the one that
+// continues from the words before (the digits before its first byte that
+// breaks a run), and what carries on to the next word is the digits after
+// its last such byte.
+func digitRunWords(b []byte, min int) bool {
+	n, i := 0, 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		d := digits(w)
+		brk := ^(d | separators(w)) & msb // bytes that break a run
+		if brk == 0 {
+			if n += bits.OnesCount64(d); n >= min {
+				return true
+			}
+			continue
+		}
+		first := bits.TrailingZeros64(brk) // bit 7 of the first breaking byte
+		below := uint64(1)<<(first-7) - 1  // the bytes before it
+		if n+bits.OnesCount64(d&below) >= min {
+			return true
+		}
+		last := 63 - bits.LeadingZeros64(brk) // bit 7 of the last one
+		n = bits.OnesCount64(d >> (last + 1))
+	}
+	for _, c := range b[i:] {
+		switch numClass[c] {
+		case 1:
+			if n++; n >= min {
+				return true
+			}
+		case 0:
+			n = 0
+		}
+	}
+	return false
+}
+
+const low7 = 0x7f7f7f7f7f7f7f7f
+
+// inRange has the high bit set in exactly the bytes of w in [lo, hi]
+// (lo ≥ 1, hi < 0x80).
+func inRange(w uint64, lo, hi byte) uint64 {
+	x := w & low7
+	ge := (x + lsb*uint64(0x80-lo)) & msb // x ≥ lo
+	gt := (x + lsb*uint64(0x7f-hi)) & msb // x > hi
+	return ge &^ gt &^ (w & msb)
+}
+
+// equal has the high bit set in exactly the bytes of w equal to c.
+func equal(w uint64, c byte) uint64 {
+	x := w ^ lsb*uint64(c)
+	return ^((x&low7 + low7) | x) & msb
+}
+
+// digits marks the ASCII digits of w; separators the bytes numClass calls
+// separators (" -.()+"): '(' to '.' but '*' and ',', and the space.
+func digits(w uint64) uint64 { return inRange(w, '0', '9') }
+
+func separators(w uint64) uint64 {
+	return inRange(w, '(', '.')&^equal(w, '*')&^equal(w, ',') | equal(w, ' ')
 }
 
 // internKey returns the keys the walk looks at without allocating.
@@ -566,13 +692,15 @@ func atoi(b []byte) (int64, bool) {
 }
 
 // splice applies Pack's own masks and the module's edits to the events
-// the table was built from and returns the new events. A replacement must
-// be valid JSON string content, so the result is valid JSON with the
-// events' structure.
-func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
+// the table was built from and returns the new events, and whether every
+// string kept its length (masks do; a replacement may not), so that every
+// other byte is where it was. A replacement must be valid JSON string
+// content, so the result is valid JSON with the events' structure.
+func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, bool, error) {
 	t := &wk.t
 	out := make([]byte, 0, len(events))
 	prev, m := 0, 0
+	same := true
 	mask := func(from, to int) {
 		out = append(out, events[prev:from]...)
 		for _, c := range events[from:to] {
@@ -594,8 +722,9 @@ func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
 			mask(from, to)
 		case sdk.OpReplace:
 			if err := validContent(e.Value); err != nil {
-				return nil, fmt.Errorf("edit of string %d: %w", e.Index, err)
+				return nil, false, fmt.Errorf("edit of string %d: %w", e.Index, err)
 			}
+			same = same && len(e.Value) == to-from
 			out = append(out, events[prev:from]...)
 			out = append(out, e.Value...)
 			prev = to
@@ -604,7 +733,7 @@ func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, error) {
 	for ; m < len(wk.masks); m += 2 {
 		mask(wk.masks[m], wk.masks[m+1])
 	}
-	return append(out, events[prev:]...), nil
+	return append(out, events[prev:]...), same, nil
 }
 
 // validContent checks that b may stand between the quotes of a JSON string.
@@ -636,4 +765,127 @@ func validContent(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// mayEdit reports whether the walk of events (valid JSON: Pack validated
+// it) for w could find a string to mask or to hand over, from the strings
+// alone: a value that passes the pattern pre-filter, an input value ("text"
+// key) when inputs matter, or an attribute w masks or wants. It hops from
+// quote to quote (bytes.IndexByte) without building any context, so a
+// segment with nothing to look at costs a fraction of the walk; when it
+// reports true, the walk decides. Attribute names are told apart from other
+// keys by their place in an "attributes" object, which in rrweb holds only
+// scalars; one that holds an object or array makes it report true. Rules
+// that select nodes (Wants.Nodes) need the walk whatever the strings.
+func mayEdit(events []byte, w *compiledWants) bool {
+	return w.Nodes || scanMayEdit(events, w, false)
+}
+
+// eventMayEdit is mayEdit for one top-level event, which the walk may pass
+// over when it reports false: it also reports true for an event that names
+// an element's tag ("tagName"), since the walk takes the tags of the whole
+// segment's nodes for the attributes mutations change.
+func eventMayEdit(event []byte, w *compiledWants) bool {
+	return w.Nodes || scanMayEdit(event, w, true)
+}
+
+func scanMayEdit(events []byte, w *compiledWants, tags bool) bool {
+	inputs := w.MaskInputs || w.Inputs
+	attrs := inputs || len(w.maskAttrs) > 0 || len(w.attrs) > 0
+	b := events
+	inAttrs := false // inside an "attributes" object
+	i := 0
+	for {
+		q := nextQuote(b, i)
+		if q < 0 {
+			return false
+		}
+		if inAttrs {
+			// The bytes since the last string: its ':' or ',', a
+			// scalar, and the object's end.
+		gap:
+			for _, c := range b[i:q] {
+				switch c {
+				case '}':
+					inAttrs = false
+					break gap
+				case '{', '[':
+					return true
+				}
+			}
+		}
+		from := q + 1
+		end := strEnd(b, from)
+		if end < 0 {
+			return true // not valid JSON: the walk reports it
+		}
+		j := end + 1
+		for j < len(b) && (b[j] == ' ' || b[j] == '\n' || b[j] == '\r' || b[j] == '\t') {
+			j++
+		}
+		s := b[from:end]
+		switch {
+		case j < len(b) && b[j] == ':':
+			// A key.
+			switch {
+			case inAttrs:
+				if attrs && w.attrMatters(s, inputs) {
+					return true
+				}
+			case string(s) == "attributes":
+				k := j + 1
+				for k < len(b) && (b[k] == ' ' || b[k] == '\n' || b[k] == '\r' || b[k] == '\t') {
+					k++
+				}
+				if k < len(b) && b[k] == '{' {
+					inAttrs, j = true, k+1
+				}
+			case inputs && string(s) == "text", tags && string(s) == "tagName":
+				return true
+			}
+			i = j
+			continue
+		case w.AtSign && hasAt(s), w.MinDigits > 0 && len(s) >= w.MinDigits && digitRun(s, w.MinDigits):
+			return true
+		}
+		i = end + 1
+	}
+}
+
+// attrMatters reports whether the attribute named name (raw, as in the
+// events) is one the walk would mask or hand over whatever its value.
+func (w *compiledWants) attrMatters(name []byte, inputs bool) bool {
+	var buf [32]byte
+	if len(name) > len(buf) {
+		l := strings.ToLower(string(name))
+		return w.maskAttrs[l] || w.attrs[l]
+	}
+	for k, c := range name {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[k] = c
+	}
+	l := buf[:len(name)]
+	return inputs && string(l) == "value" || w.maskAttrs[string(l)] || w.attrs[string(l)]
+}
+
+// hasAt reports whether s holds an '@': short strings (most) are read a
+// word at a time, long ones with bytes.IndexByte.
+func hasAt(s []byte) bool {
+	if len(s) > 32 {
+		return bytes.IndexByte(s, '@') >= 0
+	}
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if hasByte(binary.LittleEndian.Uint64(s[i:]), '@') != 0 {
+			return true
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] == '@' {
+			return true
+		}
+	}
+	return false
 }
