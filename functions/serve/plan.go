@@ -175,7 +175,7 @@ const decodeSlack = 64
 // all hold a segment within the span limit after the one the writer waits
 // for.
 func leaseBytes(rows []store.Segment, reads []read) int64 {
-	var most, pending, decoded int64
+	var most, pending int64
 	ends := make([]int64, len(rows)) // ends[i]: lengths of reads whose last segment is i
 	p := 0                           // segments before p have been taken
 	for k := range reads {
@@ -186,12 +186,20 @@ func leaseBytes(rows []store.Segment, reads []read) int64 {
 		last := reads[k].first
 		for _, i := range reads[k].segs {
 			last = max(last, i)
-			decoded = max(decoded, decodedBytes(&rows[i]))
 		}
 		if last > reads[k].first {
 			pending += reads[k].length
 			ends[last] += reads[k].length
 		}
 	}
-	return most + decoded
+	return most + maxDecoded(rows)
+}
+
+// maxDecoded is the most that one of rows may hold decoded.
+func maxDecoded(rows []store.Segment) int64 {
+	var most int64
+	for i := range rows {
+		most = max(most, decodedBytes(&rows[i]))
+	}
+	return most
 }

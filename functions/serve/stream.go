@@ -68,8 +68,11 @@ type fetcher struct {
 	left     []int  // per read: segments not yet taken
 	// The segment the writer decoded last, held until its next call: its
 	// bytes charged to the lease, and past it to the budget (a row whose
-	// raw size understates the segment).
+	// raw size understates the segment). scratch is its storage, reused
+	// for the next.
 	docLeased, docPooled int64
+	scratch              []byte
+	docMax               int64 // what the lease has for it: see leaseBytes
 
 	stats fetchStats
 }
@@ -107,7 +110,7 @@ func newFetcher(ctx context.Context, cfg Config, blobs blob.Store, keks *crypt.K
 	ctx, cancel := context.WithCancel(ctx)
 	f := &fetcher{
 		ctx: ctx, cancel: cancel,
-		lease: lease, free: max(0, lease-rowBytes),
+		lease: lease, free: max(0, lease-rowBytes), docMax: maxDecoded(rows),
 		leased: make([]bool, len(reads)),
 		rows:   rows, reads: reads, owner: owner,
 		blobs: blobs, keks: keks, cfg: cfg, budget: bud,
@@ -350,8 +353,8 @@ func (f *fetcher) fail(err error) {
 	})
 }
 
-// open decrypts one segment with its DEK from the database row and its KEK
-// from the cache.
+// open decrypts one segment, in place, with its DEK from the database row
+// and its KEK from the cache.
 func (f *fetcher) open(row *store.Segment, ciphertext []byte) ([]byte, error) {
 	kek, err := f.keks.Get(f.ctx, row.KEKID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -362,24 +365,30 @@ func (f *fetcher) open(row *store.Segment, ciphertext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment %s: %w", row.ID, err)
 	}
-	pt, err := crypt.Open(kek, row.ID.AAD(), ciphertext, row.WrappedDEK)
+	pt, err := crypt.OpenInPlace(kek, row.ID.AAD(), ciphertext, row.WrappedDEK)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", row.ID, err)
 	}
 	return pt, nil
 }
 
-// decode decompresses one decrypted segment.
+// decode decompresses one decrypted segment, into the storage of the
+// segment decoded before it when that has room (the writer is done with
+// it). f.mu is not held; only the writer calls it.
 func (f *fetcher) decode(row *store.Segment, pt []byte) ([]byte, error) {
-	doc, err := segment.Decode(row.Encoding, pt, f.cfg.MaxDecompressed)
+	doc, err := segment.DecodeStored(row.Encoding, pt, f.scratch, f.cfg.MaxDecompressed)
 	if err != nil {
 		return nil, fmt.Errorf("decode segment %s: %w", row.ID, err)
 	}
-	if cap(doc)-len(doc) > len(doc)/8+decodeSlack {
+	if int64(cap(doc)) > f.docMax && cap(doc)-len(doc) > len(doc)/8+decodeSlack {
 		// A decoder's guess of the size (zlib states none) left much
-		// room unused: keep only what the segment needs, as it is held
-		// until written and counted by capacity.
+		// room unused, more than the lease has for it: keep only what
+		// the segment needs, as it is held until written and counted by
+		// capacity.
 		doc = bytes.Clone(doc)
+	}
+	if row.Encoding != segment.Plain {
+		f.scratch = doc[:0]
 	}
 	return doc, nil
 }

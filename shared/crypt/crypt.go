@@ -57,6 +57,17 @@ func Seal(kek *KEK, aad, plaintext []byte) (Sealed, error) {
 // Open unwraps the DEK with kek and decrypts ciphertext. Any tampering, or a
 // mismatched identity or key, returns an error wrapping ErrIntegrity.
 func Open(kek *KEK, aad, ciphertext, wrappedDEK []byte) ([]byte, error) {
+	return openSegment(kek, aad, ciphertext, wrappedDEK, false)
+}
+
+// OpenInPlace is Open decrypting into ciphertext's own storage, which it
+// overwrites: for a reader that holds the sealed bytes only to decrypt
+// them, it saves a copy of the segment.
+func OpenInPlace(kek *KEK, aad, ciphertext, wrappedDEK []byte) ([]byte, error) {
+	return openSegment(kek, aad, ciphertext, wrappedDEK, true)
+}
+
+func openSegment(kek *KEK, aad, ciphertext, wrappedDEK []byte, inPlace bool) ([]byte, error) {
 	dek, err := open(kek.aead, aad, wrappedDEK)
 	if err != nil {
 		return nil, fmt.Errorf("unwrap dek: %w", err)
@@ -66,7 +77,12 @@ func Open(kek *KEK, aad, ciphertext, wrappedDEK []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt, err := open(dekAEAD, aad, ciphertext)
+	var pt []byte
+	if inPlace {
+		pt, err = openInPlace(dekAEAD, aad, ciphertext)
+	} else {
+		pt, err = open(dekAEAD, aad, ciphertext)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decrypt segment: %w", err)
 	}
@@ -113,6 +129,20 @@ func seal(aead cipher.AEAD, aad, plaintext []byte) ([]byte, error) {
 		return nil, fmt.Errorf("generate nonce: %w", err)
 	}
 	return aead.Seal(out, out[:nonceSize], plaintext, aad), nil
+}
+
+// openInPlace is open into sealed's storage: the plaintext starts where
+// the nonce ends.
+func openInPlace(aead cipher.AEAD, aad, sealed []byte) ([]byte, error) {
+	if len(sealed) < nonceSize+aead.Overhead() {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrIntegrity, len(sealed))
+	}
+	body := sealed[nonceSize:]
+	pt, err := aead.Open(body[:0], sealed[:nonceSize], body, aad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrIntegrity, err)
+	}
+	return pt, nil
 }
 
 func open(aead cipher.AEAD, aad, sealed []byte) ([]byte, error) {

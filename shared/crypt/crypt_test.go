@@ -55,6 +55,14 @@ func TestSealOpen(t *testing.T) {
 	if err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("Open = %q, %v", got, err)
 	}
+	inPlace := bytes.Clone(s.Ciphertext)
+	got, err = crypt.OpenInPlace(kek, aad, inPlace, s.WrappedDEK)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("OpenInPlace = %q, %v", got, err)
+	}
+	if &got[0] != &inPlace[12] { // right after the 12-byte nonce
+		t.Error("OpenInPlace did not decrypt into the ciphertext's storage")
+	}
 	flip := func(b []byte, i int) []byte { c := bytes.Clone(b); c[i] ^= 1; return c }
 	tests := []struct {
 		name    string
@@ -73,6 +81,9 @@ func TestSealOpen(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := crypt.Open(tc.kek, tc.aad, tc.ct, tc.wrapped); !errors.Is(err, crypt.ErrIntegrity) {
 				t.Errorf("err = %v, want ErrIntegrity", err)
+			}
+			if _, err := crypt.OpenInPlace(tc.kek, tc.aad, bytes.Clone(tc.ct), tc.wrapped); !errors.Is(err, crypt.ErrIntegrity) {
+				t.Errorf("in place: err = %v, want ErrIntegrity", err)
 			}
 		})
 	}

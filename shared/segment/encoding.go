@@ -69,7 +69,7 @@ func Decode(enc Encoding, data []byte, maxDecompressed int64) ([]byte, error) {
 		}
 		return data, nil
 	case Zstd:
-		out, err := decodeZstd(data, nil, limit)
+		out, err := decodeZstd(zstdDecoder(limit, true), data, nil, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -91,6 +91,22 @@ func Decode(enc Encoding, data []byte, maxDecompressed int64) ([]byte, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("decode: unknown encoding %q", enc)
+}
+
+// DecodeStored is Decode for the read path. The segment was read back from
+// storage and AES-GCM authenticated it, so a zstd frame's checksum is not
+// verified again, and a zstd segment is decoded into buf's storage when it
+// has room (buf's contents are overwritten).
+func DecodeStored(enc Encoding, data, buf []byte, maxDecompressed int64) ([]byte, error) {
+	if enc != Zstd {
+		return Decode(enc, data, maxDecompressed)
+	}
+	limit := decompressedLimit(maxDecompressed)
+	out, err := decodeZstd(zstdDecoder(limit, false), data, buf, limit)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Compress returns raw compressed with zstd at the default level. The
@@ -142,7 +158,7 @@ var encoder = sync.OnceValue(func() *zstd.Encoder {
 // failed attempts cost less than 4/3 of the last buffer, so a bomb costs
 // under 2.5 times limit in allocations and decoding, and never holds more
 // than limit+1 bytes of output at once.
-func decodeZstd(data, buf []byte, limit int64) ([]byte, error) {
+func decodeZstd(dec *zstd.Decoder, data, buf []byte, limit int64) ([]byte, error) {
 	want := 8 * int64(len(data)) // JSON compresses about 8:1
 	var h zstd.Header
 	header := h.Decode(data) == nil
@@ -159,7 +175,6 @@ func decodeZstd(data, buf []byte, limit int64) ([]byte, error) {
 	if int64(cap(buf)) > limit+1 {
 		buf = buf[: 0 : limit+1] // a reused buffer must not raise the bound
 	}
-	dec := zstdDecoder(limit)
 	for {
 		if int64(cap(buf)) < want {
 			buf = make([]byte, 0, want)
@@ -204,26 +219,35 @@ func outgrew(err error, out, buf []byte) bool {
 	return cap(buf)-len(out) < maxBlock+zstdSlack
 }
 
-// zstdDecoders holds one shared DecodeAll decoder per decoded-size cap
-// (*zstd.Decoder by uint64). DecodeAll is safe for concurrent use, and a
-// decoder is costly to make, so there is one per cap and not one per call.
+// zstdDecoders holds one shared DecodeAll decoder per decoded-size cap and
+// checksum choice (*zstd.Decoder by decoderKey). DecodeAll is safe for
+// concurrent use, and a decoder is costly to make, so there is one per key
+// and not one per call.
 var zstdDecoders sync.Map
 
-// zstdDecoder returns the shared decoder for limit; see decoderCap.
-func zstdDecoder(limit int64) *zstd.Decoder {
+type decoderKey struct {
+	cap    uint64
+	verify bool
+}
+
+// zstdDecoder returns the shared decoder for limit (see decoderCap) that
+// verifies frame checksums or not.
+func zstdDecoder(limit int64, verify bool) *zstd.Decoder {
 	c := decoderCap(limit)
-	if d, ok := zstdDecoders.Load(c); ok {
+	key := decoderKey{c, verify}
+	if d, ok := zstdDecoders.Load(key); ok {
 		return d.(*zstd.Decoder)
 	}
 	d, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(0), // GOMAXPROCS concurrent DecodeAlls
 		zstd.WithDecodeAllCapLimit(true),
 		zstd.WithDecoderMaxMemory(c),
-		zstd.WithDecoderMaxWindow(c))
+		zstd.WithDecoderMaxWindow(c),
+		zstd.IgnoreChecksum(!verify))
 	if err != nil {
 		panic(fmt.Sprintf("segment: zstd decoder: %v", err)) // decoderCap keeps the options valid
 	}
-	if prev, loaded := zstdDecoders.LoadOrStore(c, d); loaded {
+	if prev, loaded := zstdDecoders.LoadOrStore(key, d); loaded {
 		d.Close()
 		return prev.(*zstd.Decoder)
 	}

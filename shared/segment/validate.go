@@ -233,7 +233,7 @@ func (w *work) zstd(payload []byte, limit int64) (int64, error) {
 // by limit, and scans the output.
 func (w *work) zstdWhole(payload []byte, limit int64) (int64, error) {
 	bp := rawBufs.Get().(*[]byte)
-	out, err := decodeZstd(payload, *bp, limit)
+	out, err := decodeZstd(zstdDecoder(limit, true), payload, *bp, limit)
 	if cap(out) <= maxPooledBuf {
 		*bp = out[:0]
 		defer rawBufs.Put(bp)
