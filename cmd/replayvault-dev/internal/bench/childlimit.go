@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// InProcessLimit is the CPU-bound limit measured inside the process under
+// test, in the conditions its load steps ran in: the same pinning and
+// GOMAXPROCS, the same GOGC and GOMEMLIMIT, the same heap (what Pack holds
+// between requests), right after its 90% step, while this process keeps
+// the other CPUs as busy as the driver, stand-ins and PostgreSQL kept them
+// during that step (it runs the same work there). The driver's limit
+// (LimitResult), measured before the load on every CPU of an idle machine,
+// is not like for like with the packer's CPU per segment in its steps;
+// this one is, and ingest.limit_fraction uses it.
+//
+// The work is the driver limit's: Packer.Prepare over the corpus, on a
+// packer with Pack's defaults, one worker per CPU of the process
+// (GOMAXPROCS), run by the limit probe (ServeLimitProbe) that the
+// benchmark's function child (`replayvault-dev function`, never the
+// production binary) starts beside the function.
+type InProcessLimit struct {
+	// Workers is the process's GOMAXPROCS.
+	Workers  int     `json:"workers"`
+	Segments int64   `json:"segments"`
+	WallS    float64 `json:"wall_s"`
+	// CPUPer1000 is the process's CPU (every thread: the workers, GC, the
+	// idle function) per 1000 segments: what the packer's figure counts.
+	CPUPer1000 float64 `json:"cpu_s_per_1000"`
+	// ThreadCPUPer1000 is the workers' own threads only (no background GC).
+	ThreadCPUPer1000 float64 `json:"thread_cpu_s_per_1000"`
+	// DriverCPUPer1000 is the same work in this process on the other CPUs
+	// at the same time (what kept them busy).
+	DriverCPUPer1000 float64 `json:"driver_cpu_s_per_1000"`
+	// RestBusy is the other CPUs' busy share during the probe.
+	RestBusy float64 `json:"rest_busy"`
+	// ProbeCPUS is everything the probe cost the process (receiving the
+	// corpus included): the packer's life-long CPU leaves it out.
+	ProbeCPUS float64 `json:"probe_cpu_s"`
+}
+
+// LimitProbeEnv names the address the limit probe listens on in a
+// function child of the benchmark.
+const LimitProbeEnv = "REPLAYVAULT_DEV_LIMIT_PROBE"
+
+// limitProbeRequest asks the probe to run the limit's work on these
+// payloads for Duration.
+type limitProbeRequest struct {
+	Duration    time.Duration `json:"duration"`
+	First, Rest [][]byte
+}
+
+// limitProbeResult is what the probe measured.
+type limitProbeResult struct {
+	Workers   int           `json:"workers"`
+	Segments  int64         `json:"segments"`
+	Wall      time.Duration `json:"wall"`
+	CPU       time.Duration `json:"cpu"`
+	ThreadCPU time.Duration `json:"thread_cpu"`
+	Probe     time.Duration `json:"probe"`
+}
+
+// maxProbeBody bounds a probe request (a corpus of a few hundred payloads
+// is tens of megabytes).
+const maxProbeBody = 512 << 20
+
+// ServeLimitProbe serves the limit probe on addr (loopback) until ctx
+// ends: POST /limit with a limitProbeRequest runs Packer.Prepare in this
+// process and answers a limitProbeResult. Only replayvault-dev's function
+// command starts it, when LimitProbeEnv is set.
+func ServeLimitProbe(ctx context.Context, addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("limit probe: %w", err)
+	}
+	var mu sync.Mutex // one measurement at a time
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /limit", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		res, err := probeLimit(r.Context(), http.MaxBytesReader(w, r.Body, maxProbeBody))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(res)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("limit probe: %w", err)
+	}
+	return nil
+}
+
+// probeLimit reads a request from body and runs it.
+func probeLimit(ctx context.Context, body io.Reader) (limitProbeResult, error) {
+	cpu0 := selfCPU()
+	var req limitProbeRequest
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		return limitProbeResult{}, fmt.Errorf("limit probe request: %w", err)
+	}
+	if len(req.First) == 0 || len(req.Rest) == 0 || req.Duration <= 0 || req.Duration > 10*time.Minute {
+		return limitProbeResult{}, errors.New("limit probe request: want payloads and a duration up to 10m")
+	}
+	corpus := &Corpus{First: payloads(req.First), Rest: payloads(req.Rest)}
+	pk, err := limitPacker(ctx)
+	if err != nil {
+		return limitProbeResult{}, err
+	}
+	workers := runtime.GOMAXPROCS(0)
+	w, err := runWork(ctx, corpus, time.After(req.Duration), workers, prepareWork(ctx, pk))
+	if err != nil {
+		return limitProbeResult{}, err
+	}
+	return limitProbeResult{Workers: workers, Segments: w.n, Wall: w.wall, CPU: w.cpu, ThreadCPU: w.threadCPU, Probe: selfCPU() - cpu0}, nil
+}
+
+func payloads(gz [][]byte) []Payload {
+	out := make([]Payload, len(gz))
+	for i, b := range gz {
+		out[i] = Payload{Gzip: b}
+	}
+	return out
+}
+
+// inProcessLimit measures the limit in the process under test through its
+// probe at probeAddr for about d, while this process (on the other CPUs
+// when pinned) runs the same work.
+func (r *runner) inProcessLimit(ctx context.Context, probeAddr string, d time.Duration) (*InProcessLimit, error) {
+	req := limitProbeRequest{Duration: d}
+	for _, p := range r.corpus.First {
+		req.First = append(req.First, p.Gzip)
+	}
+	for _, p := range r.corpus.Rest {
+		req.Rest = append(req.Rest, p.Gzip)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	// The other CPUs do the same work meanwhile, as busy as during a load
+	// step; unpinned, they are the process's own and are left alone.
+	stop := make(chan time.Time)
+	type driverDone struct {
+		w   workDone
+		err error
+	}
+	dc := make(chan driverDone, 1)
+	if r.split.pinned() {
+		pk, err := limitPacker(ctx)
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			w, err := runWork(ctx, r.corpus, stop, len(r.split.rest), prepareWork(ctx, pk))
+			dc <- driverDone{w, err}
+		}()
+	} else {
+		dc <- driverDone{}
+	}
+	ct0, err := readCPUTimes()
+	if err != nil {
+		close(stop)
+		return nil, err
+	}
+	res, perr := postProbe(ctx, probeAddr, body, d)
+	ct1, err := readCPUTimes()
+	close(stop)
+	dd := <-dc
+	if err := errors.Join(perr, err, dd.err); err != nil {
+		return nil, fmt.Errorf("limit in the process under test: %w", err)
+	}
+	lim := &InProcessLimit{
+		Workers:          res.Workers,
+		Segments:         res.Segments,
+		WallS:            res.Wall.Seconds(),
+		CPUPer1000:       res.CPU.Seconds() / float64(max(res.Segments, 1)) * 1000,
+		ThreadCPUPer1000: res.ThreadCPU.Seconds() / float64(max(res.Segments, 1)) * 1000,
+		ProbeCPUS:        res.Probe.Seconds(),
+	}
+	if dd.w.n > 0 {
+		lim.DriverCPUPer1000 = dd.w.cpuPer1000()
+	}
+	lim.RestBusy, _ = busyShare(ct0, ct1, r.split.rest)
+	return lim, nil
+}
+
+// postProbe runs one probe request.
+func postProbe(ctx context.Context, addr string, body []byte, d time.Duration) (limitProbeResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+2*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/limit", bytes.NewReader(body))
+	if err != nil {
+		return limitProbeResult{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return limitProbeResult{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return limitProbeResult{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return limitProbeResult{}, fmt.Errorf("limit probe: %s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	var res limitProbeResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return limitProbeResult{}, fmt.Errorf("limit probe said %q: %w", b, err)
+	}
+	return res, nil
+}
+
+// limitProbeAddr returns a loopback address for a child's limit probe.
+func limitProbeAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + port, nil
+}
+
+// StartLimitProbe starts the limit probe in the background when this
+// process is a benchmark's function child (LimitProbeEnv is set); errors
+// go to stderr, the function runs regardless.
+func StartLimitProbe(ctx context.Context) {
+	addr := os.Getenv(LimitProbeEnv)
+	if addr == "" {
+		return
+	}
+	go func() {
+		if err := ServeLimitProbe(ctx, addr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
+}
