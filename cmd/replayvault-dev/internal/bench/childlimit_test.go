@@ -57,12 +57,18 @@ func TestInProcessLimit(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := &runner{corpus: corpus, split: c.split}
-			lim, err := r.inProcessLimit(context.Background(), addr, 300*time.Millisecond)
+			lim, err := r.inProcessLimit(context.Background(), addr, 300*time.Millisecond, 200)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if lim.Segments == 0 || lim.Workers < 1 || lim.CPUPer1000 <= 0 || lim.ThreadCPUPer1000 <= 0 || lim.ProbeCPUS <= 0 {
-				t.Errorf("limit = %+v, want segments, workers and CPU", lim)
+			if lim.Segments == 0 || lim.Workers < 1 || lim.CPUPer1000 <= 0 || lim.ThreadCPUPer1000 <= 0 || lim.ProbeCPUS <= 0 ||
+				lim.AtRateCPUPer1000 <= 0 || lim.AtRateThreadCPUPer1000 <= 0 || lim.AtRatePerS != 200 {
+				t.Errorf("limit = %+v, want segments, workers and CPU, as fast as it goes and at 200/s", lim)
+			}
+			// Paced at 200/s for 0.3 s: about 60 segments, never more
+			// than the schedule allows.
+			if lim.AtRateSegments < 10 || lim.AtRateSegments > 62 {
+				t.Errorf("paced run did %d segments in 0.3 s at 200/s", lim.AtRateSegments)
 			}
 			// The workers' threads are part of the process.
 			if lim.ThreadCPUPer1000 > lim.CPUPer1000*1.01 {
@@ -97,16 +103,26 @@ func TestLimitFractionInProcess(t *testing.T) {
 	limit := LimitResult{CPUPer1000: 0.5}
 	at90 := &StepResult{CPUPer1000: 0.8}
 	for _, c := range []struct {
-		name               string
-		in                 *InProcessLimit
-		fraction, fromDrvr float64
+		name                         string
+		in                           *InProcessLimit
+		fraction, cpuBound, fromDrvr float64
 	}{
-		{"driver only", nil, 0.5 / 0.8, 0.5 / 0.8},
-		{"in process", &InProcessLimit{CPUPer1000: 0.7}, 0.7 / 0.8, 0.5 / 0.8},
+		{"driver only", nil, 0.5 / 0.8, 0.5 / 0.8, 0.5 / 0.8},
+		{"in process, not paced", &InProcessLimit{CPUPer1000: 0.45}, 0.45 / 0.8, 0.45 / 0.8, 0.5 / 0.8},
+		{"in process, paced", &InProcessLimit{CPUPer1000: 0.45, AtRateCPUPer1000: 0.7}, 0.7 / 0.8, 0.45 / 0.8, 0.5 / 0.8},
 	} {
 		in := computeIngest(limit, DesignResult{At90: at90, Limit: c.in}, DesignResult{At90: at90})
-		if math.Abs(float64(in.LimitFraction)-c.fraction) > 1e-9 || math.Abs(float64(in.LimitFractionDriver)-c.fromDrvr) > 1e-9 {
-			t.Errorf("%s: limit_fraction %g, driver's %g; want %g, %g", c.name, in.LimitFraction, in.LimitFractionDriver, c.fraction, c.fromDrvr)
+		for _, f := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"limit_fraction", float64(in.LimitFraction), c.fraction},
+			{"limit_fraction_cpu_bound", float64(in.LimitFractionCPUBound), c.cpuBound},
+			{"limit_fraction_driver", float64(in.LimitFractionDriver), c.fromDrvr},
+		} {
+			if math.Abs(f.got-f.want) > 1e-9 {
+				t.Errorf("%s: %s = %g, want %g", c.name, f.name, f.got, f.want)
+			}
 		}
 	}
 }

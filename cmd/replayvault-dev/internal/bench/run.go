@@ -13,6 +13,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -512,11 +513,11 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 	// The limit again, inside this process right after its 90% step
 	// (childlimit.go): like for like with that step's CPU per segment.
 	if t.probe != "" && res.At90 != nil {
-		if res.Limit, err = r.inProcessLimit(ctx, t.probe, r.t.limit); err != nil {
+		if res.Limit, err = r.inProcessLimit(ctx, t.probe, r.t.limit, cmp.Or(res.At90.AckedPerS, res.At90.OfferedPerS)); err != nil {
 			return res, err
 		}
-		r.progress("%s: CPU-bound limit in its process %.3f CPU s per 1000 (its threads %.3f; the driver's same work on the other CPUs %.3f, busy %.0f%%)",
-			name, res.Limit.CPUPer1000, res.Limit.ThreadCPUPer1000, res.Limit.DriverCPUPer1000, 100*res.Limit.RestBusy)
+		r.progress("%s: limit in its process %.3f CPU s per 1000 at %.0f/s, %.3f as fast as it goes (the driver's same work on the other CPUs meanwhile %.3f, busy %.0f%%)",
+			name, res.Limit.AtRateCPUPer1000, res.Limit.AtRatePerS, res.Limit.CPUPer1000, res.Limit.DriverCPUPer1000, 100*res.Limit.RestBusy)
 	}
 
 	ps := t.c.stop(15 * time.Second)

@@ -83,7 +83,7 @@ func (r *runner) notes() []string {
 		case t.Name == "CPU-bound limit ÷ packer CPU per segment" && in.Packer.At90 != nil:
 			p, lim, where := in.Packer.At90.CPUPer1000, rep.Limit.CPUPer1000, "the driver's limit, before the load"
 			if l := in.Packer.Limit; l != nil {
-				lim, where = l.CPUPer1000, "the limit measured in its own process after its 90% step"
+				lim, where = l.like(), "the limit's work in its own process after its 90% step, at that step's rate"
 			}
 			t.Note = fmt.Sprintf("the packer spends %.2f ms per segment beyond its own work without I/O (%.2f ms, %s); decoding the push "+
 				"request's envelope (packer.DecodePush, one pass over the base64 payload) costs %.2f ms of it (measured beside the driver's limit), "+
