@@ -226,15 +226,12 @@ func (p *walker) bytes(dst *[]byte) bool {
 	switch p.peek() {
 	case '"':
 		raw := p.rawString()
-		for _, c := range raw {
-			if c == '\\' { // rare: an encoder that escapes '/'
-				s, ok := unquote(raw)
-				if !ok {
-					return false
-				}
-				raw = []byte(s)
-				break
+		if bytes.IndexByte(raw, '\\') >= 0 { // rare: an encoder that escapes '/'
+			s, ok := unquote(raw)
+			if !ok {
+				return false
 			}
+			raw = []byte(s)
 		}
 		out := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
 		n, err := base64.StdEncoding.Decode(out, raw)
