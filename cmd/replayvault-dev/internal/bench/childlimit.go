@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/replayvault/replayvault/shared/segment"
 )
 
 // InProcessLimit is the CPU-bound limit measured inside the process under
@@ -70,14 +74,78 @@ type InProcessLimit struct {
 // function child of the benchmark.
 const LimitProbeEnv = "REPLAYVAULT_DEV_LIMIT_PROBE"
 
-// limitProbeRequest asks the probe to run the limit's work on these
-// payloads for Duration, at Rate segments per second (0: as fast as it
-// goes).
+// limitProbeRequest asks the probe to run the limit's work for Duration,
+// at Rate segments per second (0: as fast as it goes), on First (replays'
+// first segments) and Rest. On the wire it is this header as one JSON line
+// (payload counts, not payloads), then each payload as a uvarint length
+// and its bytes: the probe holds no more than the payloads themselves, so
+// it adds little to the process's peak memory.
 type limitProbeRequest struct {
 	Duration    time.Duration `json:"duration"`
 	Rate        float64       `json:"rate"`
-	First, Rest [][]byte
+	NFirst      int           `json:"first"`
+	NRest       int           `json:"rest"`
+	First, Rest [][]byte      `json:"-"`
 }
+
+// encode returns the request as the probe reads it.
+func (q limitProbeRequest) encode() ([]byte, error) {
+	q.NFirst, q.NRest = len(q.First), len(q.Rest)
+	head, err := json.Marshal(q)
+	if err != nil {
+		return nil, err
+	}
+	b := append(head, '\n')
+	for _, p := range append(append([][]byte(nil), q.First...), q.Rest...) {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	return b, nil
+}
+
+// readProbeRequest reads a request from r, bounded: at most maxProbePayloads
+// payloads of at most segment.DefaultMaxPayload bytes each.
+func readProbeRequest(r io.Reader) (limitProbeRequest, error) {
+	br := bufio.NewReader(r)
+	head, err := br.ReadSlice('\n')
+	if err != nil {
+		return limitProbeRequest{}, fmt.Errorf("limit probe request header: %w", err)
+	}
+	var q limitProbeRequest
+	if err := json.Unmarshal(head, &q); err != nil {
+		return limitProbeRequest{}, fmt.Errorf("limit probe request header: %w", err)
+	}
+	if q.NFirst < 1 || q.NRest < 1 || q.NFirst+q.NRest > maxProbePayloads || q.Duration <= 0 || q.Duration > 10*time.Minute || q.Rate < 0 {
+		return limitProbeRequest{}, errors.New("limit probe request: want 2 to 10,000 payloads, a duration up to 10m and a rate ≥ 0")
+	}
+	read := func(n int) ([][]byte, error) {
+		out := make([][]byte, n)
+		for i := range out {
+			size, err := binary.ReadUvarint(br)
+			if err != nil {
+				return nil, err
+			}
+			if size > segment.DefaultMaxPayload {
+				return nil, fmt.Errorf("payload of %d bytes", size)
+			}
+			out[i] = make([]byte, size)
+			if _, err := io.ReadFull(br, out[i]); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	if q.First, err = read(q.NFirst); err == nil {
+		q.Rest, err = read(q.NRest)
+	}
+	if err != nil {
+		return limitProbeRequest{}, fmt.Errorf("limit probe request payloads: %w", err)
+	}
+	return q, nil
+}
+
+// maxProbePayloads bounds a probe request's payload count.
+const maxProbePayloads = 10_000
 
 // limitProbeResult is what the probe measured.
 type limitProbeResult struct {
@@ -88,10 +156,6 @@ type limitProbeResult struct {
 	ThreadCPU time.Duration `json:"thread_cpu"`
 	Probe     time.Duration `json:"probe"`
 }
-
-// maxProbeBody bounds a probe request (a corpus of a few hundred payloads
-// is tens of megabytes).
-const maxProbeBody = 512 << 20
 
 // ServeLimitProbe serves the limit probe on addr (loopback) until ctx
 // ends: POST /limit with a limitProbeRequest runs Packer.Prepare in this
@@ -107,7 +171,7 @@ func ServeLimitProbe(ctx context.Context, addr string) error {
 	mux.HandleFunc("POST /limit", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		res, err := probeLimit(r.Context(), http.MaxBytesReader(w, r.Body, maxProbeBody))
+		res, err := probeLimit(r.Context(), r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -129,12 +193,9 @@ func ServeLimitProbe(ctx context.Context, addr string) error {
 // probeLimit reads a request from body and runs it.
 func probeLimit(ctx context.Context, body io.Reader) (limitProbeResult, error) {
 	cpu0 := selfCPU()
-	var req limitProbeRequest
-	if err := json.NewDecoder(body).Decode(&req); err != nil {
-		return limitProbeResult{}, fmt.Errorf("limit probe request: %w", err)
-	}
-	if len(req.First) == 0 || len(req.Rest) == 0 || req.Duration <= 0 || req.Duration > 10*time.Minute {
-		return limitProbeResult{}, errors.New("limit probe request: want payloads and a duration up to 10m")
+	req, err := readProbeRequest(body)
+	if err != nil {
+		return limitProbeResult{}, err
 	}
 	corpus := &Corpus{First: payloads(req.First), Rest: payloads(req.Rest)}
 	pk, err := limitPacker(ctx)
@@ -189,12 +250,12 @@ func (r *runner) inProcessLimit(ctx context.Context, probeAddr string, d time.Du
 	for _, p := range r.corpus.Rest {
 		req.Rest = append(req.Rest, p.Gzip)
 	}
-	body, err := json.Marshal(req)
+	body, err := req.encode()
 	if err != nil {
 		return nil, err
 	}
 	req.Rate = rate
-	pacedBody, err := json.Marshal(req)
+	pacedBody, err := req.encode()
 	if err != nil {
 		return nil, err
 	}

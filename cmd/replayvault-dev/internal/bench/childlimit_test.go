@@ -88,7 +88,21 @@ func TestInProcessLimit(t *testing.T) {
 // with a bad duration is an error, not a measurement of nothing.
 func TestLimitProbeRefuses(t *testing.T) {
 	addr := startProbe(t)
-	for _, body := range []string{`{"duration":1000000}`, `{"duration":0,"First":["AA=="],"Rest":["AA=="]}`, `not json`} {
+	one := []byte("x")
+	valid := limitProbeRequest{Duration: time.Second, First: [][]byte{one}, Rest: [][]byte{one}}
+	ok, err := valid.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{
+		`{"duration":1000000}` + "\n",                        // no payloads
+		`{"duration":0,"first":1,"rest":1}` + "\n\x01x\x01x", // no duration
+		`{"duration":1000000,"first":1,"rest":1,"rate":-1}` + "\n\x01x\x01x",
+		`{"duration":1000000,"first":1,"rest":1}` + "\n\x01x",                  // a payload short
+		`{"duration":1000000,"first":1,"rest":1}` + "\n\x01x\xff\xff\xff\x7fx", // one too large
+		string(ok[:len(ok)-1]),                                                 // cut
+		"not json\n",
+	} {
 		_, err := postProbe(context.Background(), addr, []byte(body), time.Second)
 		if err == nil || !strings.Contains(err.Error(), "500") {
 			t.Errorf("probe(%s) = %v, want a 500", body, err)
