@@ -218,10 +218,14 @@ func probeLimit(ctx context.Context, body io.Reader) (limitProbeResult, error) {
 // each call waits for its slot of the schedule (idle, as a process waits
 // for its next request).
 func paced(work func(data []byte, attrs map[string]string) error, rate float64) func(data []byte, attrs map[string]string) error {
-	var next atomic.Int64
-	start := time.Now()
+	var (
+		next  atomic.Int64
+		once  sync.Once
+		start time.Time
+	)
 	interval := time.Duration(float64(time.Second) / rate)
 	return func(data []byte, attrs map[string]string) error {
+		once.Do(func() { start = time.Now() })
 		due := start.Add(time.Duration(next.Add(1)-1) * interval)
 		if d := time.Until(due); d > 0 {
 			time.Sleep(d)
