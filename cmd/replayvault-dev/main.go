@@ -23,8 +23,9 @@ var program = &cli.Program{
 		"bench":   {Summary: "measure Pack and Serve against the naive storage design", Run: runBench},
 		"chaos":   {Summary: "run Pack, Serve and Shred under injected faults and check nothing is lost", Run: runChaos},
 		// The dev stack and the benchmark run the functions from this
-		// binary, so it serves them too (with an optional CPU profile).
-		"function": profiled(cli.Function),
+		// binary, so it serves them too (with an optional CPU profile and the
+		// benchmark's limit probe).
+		"function": limitProbed(profiled(cli.Function)),
 	},
 	Elsewhere: map[string]string{
 		"migrate": "run it with the production tool: go run ./cmd/replayvault migrate",

@@ -3,6 +3,7 @@ package packer
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -27,10 +28,11 @@ var errEnvelope = errors.New("not a Pub/Sub push envelope")
 // case-insensitively and the last of duplicates wins; null leaves a field
 // as it is; unknown keys are ignored.
 func decodePush(body []byte, d *pushData) error {
-	if !segment.ValidJSON(body) {
+	pre, ok := predecode(body)
+	if !ok && !segment.ValidJSON(body) {
 		return errEnvelope
 	}
-	p := walker{b: body}
+	p := walker{b: body, pre: pre}
 	switch p.peek() {
 	case 'n':
 		return nil
@@ -94,9 +96,59 @@ func keyIs(raw []byte, name string) bool {
 
 // walker reads a document already known to be valid JSON.
 type walker struct {
-	b []byte
-	i int
+	b   []byte
+	i   int
+	pre predecoded
 }
+
+// predecoded is the payload string of a push decoded before the walk:
+// the content at b[start:end] decodes to data.
+type predecoded struct {
+	start, end int
+	data       []byte
+}
+
+// predecode checks body as segment.ValidJSON does without scanning the
+// payload twice: it finds the string after the first `"data":"`, decodes
+// it as base64 (which succeeds only if it holds nothing but base64
+// characters and padding, all of them valid unescaped in a JSON string),
+// and validates the body without it, as if that string were empty. ok
+// means body is valid JSON and pre holds that string decoded; otherwise
+// body may still be valid, and the caller checks it whole.
+//
+// Why the body is valid when the rest is: in the rest the quotes around
+// the removed content are adjacent, and in valid JSON the second of two
+// adjacent quotes can only close a string that the first opened or holds
+// (escaped). Putting the content back between them adds only characters a
+// string may hold to that one string.
+func predecode(body []byte) (pre predecoded, ok bool) {
+	const key = `"data":"`
+	k := bytes.Index(body, []byte(key))
+	if k < 0 {
+		return predecoded{}, false
+	}
+	start := k + len(key)
+	n := bytes.IndexByte(body[start:], '"')
+	if n < predecodeMin {
+		return predecoded{}, false
+	}
+	end := start + n
+	out := make([]byte, base64.StdEncoding.DecodedLen(n))
+	m, ok := decodeBase64Strict(out, body[start:end])
+	if !ok {
+		return predecoded{}, false
+	}
+	rest := make([]byte, 0, len(body)-n)
+	rest = append(append(rest, body[:start]...), body[end:]...)
+	if !segment.ValidJSON(rest) {
+		return predecoded{}, false
+	}
+	return predecoded{start: start, end: end, data: out[:m]}, true
+}
+
+// predecodeMin is the shortest payload string predecode takes: below it,
+// scanning the body whole costs less than copying its rest.
+const predecodeMin = 1024
 
 func (p *walker) ws() {
 	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
@@ -225,19 +277,23 @@ func (p *walker) string(dst *string) bool {
 func (p *walker) bytes(dst *[]byte) bool {
 	switch p.peek() {
 	case '"':
+		if p.pre.data != nil && p.i == p.pre.start-1 {
+			// The payload predecode decoded (the only string that starts
+			// here, so it is used once).
+			*dst, p.pre.data = p.pre.data, nil
+			p.i = p.pre.end + 1
+			return true
+		}
 		raw := p.rawString()
-		for _, c := range raw {
-			if c == '\\' { // rare: an encoder that escapes '/'
-				s, ok := unquote(raw)
-				if !ok {
-					return false
-				}
-				raw = []byte(s)
-				break
+		if bytes.IndexByte(raw, '\\') >= 0 { // rare: an encoder that escapes '/'
+			s, ok := unquote(raw)
+			if !ok {
+				return false
 			}
+			raw = []byte(s)
 		}
 		out := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
-		n, err := base64.StdEncoding.Decode(out, raw)
+		n, err := decodeBase64(out, raw)
 		if err != nil {
 			return false
 		}
@@ -311,3 +367,63 @@ func (p *walker) stringMap(dst *map[string]string) bool {
 	p.skip()
 	return false
 }
+
+// decodeBase64 is base64.StdEncoding.Decode (same result, same errors),
+// about 1.4× as fast on a push's payload: eight characters at a time, each
+// looked up already shifted into place, with the standard decoder taking
+// over at the last group (padding) or at any byte that is no base64
+// character (it skips newlines, or reports the error).
+func decodeBase64(dst, src []byte) (int, error) {
+	n, i := decodeBase64Fast(dst, src)
+	m, err := base64.StdEncoding.Decode(dst[n:], src[i:])
+	return n + m, err
+}
+
+// decodeBase64Fast decodes src into dst eight characters at a time up to
+// its last group or the first byte that is no base64 character, and
+// returns how many bytes it wrote and characters it read.
+func decodeBase64Fast(dst, src []byte) (n, i int) {
+	for ; i+8 <= len(src)-4 && n+8 <= len(dst); i, n = i+8, n+6 {
+		s := src[i : i+8 : i+8]
+		a := base64Shifted[0][s[0]] | base64Shifted[1][s[1]] | base64Shifted[2][s[2]] | base64Shifted[3][s[3]]
+		b := base64Shifted[0][s[4]] | base64Shifted[1][s[5]] | base64Shifted[2][s[6]] | base64Shifted[3][s[7]]
+		if (a|b)&base64Bad != 0 {
+			break
+		}
+		// Six bytes decoded; the two after them are overwritten next.
+		binary.BigEndian.PutUint64(dst[n:], uint64(a)<<40|uint64(b)<<16)
+	}
+	return n, i
+}
+
+// decodeBase64Strict is decodeBase64 for a string that must hold nothing
+// but base64 characters and padding: false where decodeBase64 would fail
+// or skip a newline.
+func decodeBase64Strict(dst, src []byte) (int, bool) {
+	n, i := decodeBase64Fast(dst, src)
+	// What is left is the last group or two, unless a byte that is no
+	// base64 character stopped the fast loop early.
+	if len(src)-i > 12 || bytes.ContainsAny(src[i:], "\r\n") {
+		return 0, false
+	}
+	m, err := base64.StdEncoding.Decode(dst[n:], src[i:])
+	return n + m, err == nil
+}
+
+// base64Shifted[k][c] is the 6-bit value of character c at position k of
+// a 4-character group, shifted to its place in the group's 24 bits, or
+// base64Bad for a byte that is no character of the standard alphabet.
+var base64Shifted = func() (t [4][256]uint32) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for k := range t {
+		for c := range t[k] {
+			t[k][c] = base64Bad
+		}
+		for v, c := range []byte(alphabet) {
+			t[k][c] = uint32(v) << (18 - 6*k)
+		}
+	}
+	return t
+}()
+
+const base64Bad = 1 << 31

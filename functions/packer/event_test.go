@@ -143,3 +143,38 @@ func TestServeHTTPTraceHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestPushBuffers checks the body buffers' size classes: a body gets a
+// buffer of its length whose capacity is what pushHold reserves for it,
+// pooled only up to the largest class, and a buffer given back comes out
+// again only for a body of its class.
+func TestPushBuffers(t *testing.T) {
+	for _, c := range []struct {
+		n, capacity int64
+	}{
+		{0, 16 << 10},
+		{1, 16 << 10},
+		{16 << 10, 16 << 10},
+		{16<<10 + 1, 32 << 10},
+		{100 << 10, 128 << 10},
+		{256 << 10, 256 << 10},
+		{256<<10 + 1, 256<<10 + 1},
+		{3 << 20, 3 << 20},
+	} {
+		b := pushBuffer(c.n)
+		if int64(len(b)) != c.n || int64(cap(b)) != c.capacity || bufferSize(c.n) != c.capacity {
+			t.Errorf("pushBuffer(%d): len %d cap %d, bufferSize %d; want cap %d", c.n, len(b), cap(b), bufferSize(c.n), c.capacity)
+		}
+		if h := pushHold(c.n, segment.Limits{}); h < int64(cap(b))+c.n/4*3 {
+			t.Errorf("pushHold(%d) = %d, less than the buffer (%d) and the payload", c.n, h, cap(b))
+		}
+		releasePushBuffer(b)
+	}
+	// A buffer that is no class's is never pooled.
+	releasePushBuffer(make([]byte, 20<<10))
+	for range 100 {
+		if b := pushBuffer(20 << 10); cap(b) != 32<<10 {
+			t.Fatalf("pushBuffer(20 KiB) has cap %d, want 32 KiB", cap(b))
+		}
+	}
+}

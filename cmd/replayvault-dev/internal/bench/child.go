@@ -31,6 +31,7 @@ type child struct {
 var childEnvKeys = []string{
 	"FUNCTION_TARGET", "PORT", "DATABASE_URL", "ALLOYDB_INSTANCE", "STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST",
 	"KMS_KEY", "KMS_ENDPOINT", "BUCKET", "GOOGLE_CLOUD_PROJECT", "REJECT_TOPIC", "JWT_SECRET", "GOMAXPROCS", "GOGC",
+	LimitProbeEnv,
 }
 
 func childEnv(extra map[string]string) []string {

@@ -52,47 +52,64 @@ func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitRe
 		return LimitResult{}, err
 	}
 	workers := runtime.GOMAXPROCS(0)
-	n, inBytes, cpu, wall, err := runWork(ctx, corpus, d, workers, func(data []byte, attrs map[string]string) error {
-		return pk.Prepare(ctx, packer.Message{Data: data, Attributes: attrs})
-	})
+	w, err := runWork(ctx, corpus, time.After(d), workers, prepareWork(ctx, pk))
 	if err != nil {
 		return LimitResult{}, err
 	}
 	res := LimitResult{
 		Cores:      workers,
-		Segments:   n,
-		WallS:      wall.Seconds(),
-		PerS:       float64(n) / wall.Seconds(),
-		CPUPer1000: cpu.Seconds() / float64(n) * 1000,
-		MBPerS:     float64(inBytes) / 1e6 / wall.Seconds(),
+		Segments:   w.n,
+		WallS:      w.wall.Seconds(),
+		PerS:       float64(w.n) / w.wall.Seconds(),
+		CPUPer1000: w.cpuPer1000(),
+		MBPerS:     float64(w.inBytes) / 1e6 / w.wall.Seconds(),
 	}
 	kek, err := crypt.NewKEK(ctx, newLocalWrapper())
 	if err != nil {
 		return res, err
 	}
 	lim := segment.Limits{MaxDecompressed: segment.DefaultMaxDecompressed}
-	n, _, cpu, _, err = runWork(ctx, corpus, d/3, workers, func(data []byte, attrs map[string]string) error {
+	w, err = runWork(ctx, corpus, time.After(d/3), workers, func(data []byte, attrs map[string]string) error {
 		return sharedWork(kek, attrs, data, lim)
 	})
 	if err != nil {
 		return res, err
 	}
-	res.SharedCPUPer1000 = cpu.Seconds() / float64(n) * 1000
+	res.SharedCPUPer1000 = w.cpuPer1000()
 	env, err := measureEnvelope(ctx, corpus, d/3, workers)
 	res.EnvelopeCPUPer1000 = env
 	return res, err
 }
 
+// prepareWork is the limit's work: Pack's own Packer.Prepare.
+func prepareWork(ctx context.Context, pk *packer.Packer) func(data []byte, attrs map[string]string) error {
+	return func(data []byte, attrs map[string]string) error {
+		return pk.Prepare(ctx, packer.Message{Data: data, Attributes: attrs})
+	}
+}
+
+// workDone is what runWork did: segments, their compressed bytes, this
+// process's CPU over the run (every thread: the workers, GC, the rest of
+// the process), the workers' own threads' CPU, and the wall time.
+type workDone struct {
+	n, inBytes     int64
+	cpu, threadCPU time.Duration
+	wall           time.Duration
+}
+
+// cpuPer1000 is the process's CPU seconds per 1000 segments.
+func (w workDone) cpuPer1000() float64 { return w.cpu.Seconds() / float64(max(w.n, 1)) * 1000 }
+
 // runWork runs work on corpus payloads (one in 16 a replay's first) with
-// the given number of workers for about d, and returns how many segments
-// and compressed bytes it did, and this process's CPU and the wall time
-// that took.
-func runWork(ctx context.Context, corpus *Corpus, d time.Duration, workers int, work func(data []byte, attrs map[string]string) error) (n, inBytes int64, cpu, wall time.Duration, err error) {
+// the given number of workers, each on a thread of its own, until stop
+// fires or ctx ends.
+func runWork(ctx context.Context, corpus *Corpus, stop <-chan time.Time, workers int, work func(data []byte, attrs map[string]string) error) (workDone, error) {
 	var (
-		segs, bytes atomic.Int64
-		stop        atomic.Bool
-		wg          sync.WaitGroup
-		errOnce     sync.Once
+		segs, bytes, threadNS atomic.Int64
+		stopped               atomic.Bool
+		wg                    sync.WaitGroup
+		errOnce               sync.Once
+		err                   error
 	)
 	runtime.GC()
 	cpu0 := selfCPU()
@@ -101,8 +118,13 @@ func runWork(ctx context.Context, corpus *Corpus, d time.Duration, workers int, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A thread of its own, so its CPU time is the work's alone.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			t0 := threadCPU()
+			defer func() { threadNS.Add(int64(threadCPU() - t0)) }()
 			replay := uuid.New().String()
-			for i := 0; !stop.Load(); i++ {
+			for i := 0; !stopped.Load(); i++ {
 				var p *Payload
 				if i%16 == 0 {
 					p = &corpus.First[(w+i)%len(corpus.First)]
@@ -120,16 +142,16 @@ func runWork(ctx context.Context, corpus *Corpus, d time.Duration, workers int, 
 		}()
 	}
 	select {
-	case <-time.After(d):
+	case <-stop:
 	case <-ctx.Done():
 	}
-	stop.Store(true)
+	stopped.Store(true)
 	wg.Wait()
-	wall, cpu = time.Since(start), selfCPU()-cpu0
-	if err == nil && segs.Load() == 0 {
-		err = fmt.Errorf("no segment done in %s", d)
+	done := workDone{n: segs.Load(), inBytes: bytes.Load(), cpu: selfCPU() - cpu0, threadCPU: time.Duration(threadNS.Load()), wall: time.Since(start)}
+	if err == nil && done.n == 0 {
+		err = fmt.Errorf("no segment done in %s", done.wall.Round(time.Millisecond))
 	}
-	return segs.Load(), bytes.Load(), cpu, wall, err
+	return done, err
 }
 
 // measureEnvelope decodes push request bodies with Pack's own decoder

@@ -106,12 +106,20 @@ type IngestReport struct {
 	// each at 90% of its own sustained rate.
 	RatioCPUPerSegment Num `json:"ratio_cpu_per_segment"`
 	// LimitFraction is the CPU-bound limit's CPU per segment ÷ the
-	// packer's Pack-process CPU per segment (1 = no overhead at all).
-	LimitFraction       Num  `json:"limit_fraction"`
-	GCSClassAPerMillion Pair `json:"gcs_class_a_per_million"`
-	KMSCallsPerMillion  Pair `json:"kms_calls_per_million"`
-	DBTxPerMillion      Pair `json:"db_transactions_per_million"`
-	DBTripsPerMillion   Pair `json:"db_round_trips_per_million"`
+	// packer's Pack-process CPU per segment (1 = no overhead at all), with
+	// the limit measured inside the packer's process right after its 90%
+	// step (DesignResult.Limit) when there is one, else the driver's.
+	LimitFraction Num `json:"limit_fraction"`
+	// LimitFractionDriver is the same with the driver's limit (LimitResult:
+	// before the load, on every CPU), as earlier runs reported it, and
+	// LimitFractionCPUBound with the limit in the packer's process as fast
+	// as it goes (not paced at the step's rate).
+	LimitFractionDriver   Num  `json:"limit_fraction_driver"`
+	LimitFractionCPUBound Num  `json:"limit_fraction_cpu_bound"`
+	GCSClassAPerMillion   Pair `json:"gcs_class_a_per_million"`
+	KMSCallsPerMillion    Pair `json:"kms_calls_per_million"`
+	DBTxPerMillion        Pair `json:"db_transactions_per_million"`
+	DBTripsPerMillion     Pair `json:"db_round_trips_per_million"`
 }
 
 // DesignResult is one design's ingest measurements.
@@ -134,6 +142,9 @@ type DesignResult struct {
 	Steps        []StepResult `json:"steps"`
 	At50         *StepResult  `json:"at_50"`
 	At90         *StepResult  `json:"at_90"`
+	// Limit is the CPU-bound limit measured inside this process right
+	// after its 90% step (the packer only; childlimit.go).
+	Limit *InProcessLimit `json:"limit_in_process,omitempty"`
 	// Whole life of the process under test (start to exit), from its
 	// rusage: CPU, peak RSS, and every segment it acked.
 	LifeCPUS     float64 `json:"life_cpu_s"`
@@ -182,7 +193,13 @@ func computeIngest(limit LimitResult, packer, naive DesignResult) IngestReport {
 		nc = naive.At90.CPUPer1000
 	}
 	r.RatioCPUPerSegment = Num(ratio(nc, pc))
-	r.LimitFraction = Num(ratio(limit.CPUPer1000, pc))
+	r.LimitFractionDriver = Num(ratio(limit.CPUPer1000, pc))
+	r.LimitFraction = r.LimitFractionDriver
+	r.LimitFractionCPUBound = r.LimitFractionDriver
+	if packer.Limit != nil {
+		r.LimitFraction = Num(ratio(packer.Limit.like(), pc))
+		r.LimitFractionCPUBound = Num(ratio(packer.Limit.CPUPer1000, pc))
+	}
 	r.GCSClassAPerMillion = Pair{Num(packer.ClassAPerMillion), Num(naive.ClassAPerMillion)}
 	r.KMSCallsPerMillion = Pair{Num(packer.KMSPerMillion), Num(naive.KMSPerMillion)}
 	r.DBTxPerMillion = Pair{Num(packer.TxPerMillion), Num(naive.TxPerMillion)}
@@ -244,6 +261,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 		"  alone (what the naive baseline does too) %.3f; decoding the push envelope (reflection-free, the base64 payload in one pass)\n"+
 		"  costs %.3f CPU s per 1000 more\n",
 		r.Limit.Cores, r.Limit.PerS, r.Limit.CPUPer1000, r.Limit.MBPerS, r.Limit.SharedCPUPer1000, r.Limit.EnvelopeCPUPer1000)
+	if l := r.Ingest.Packer.Limit; l != nil {
+		fmt.Fprintf(&b, "the same work inside the packer's process (its pinning, GOMAXPROCS %d, GOGC, heap), right after its 90%% step while the\n"+
+			"  other CPUs ran it too (%.0f%% busy, %.3f CPU s per 1000 there): %.3f CPU s per 1000 as fast as it goes (worker threads alone\n"+
+			"  %.3f); %.3f paced at the 90%% step's %.0f segments/s, the CPU idling between segments as it did for the packer (threads\n"+
+			"  %.3f): limit ÷ packer uses this one, like for like with the packer's CPU per segment at 90%%\n",
+			l.Workers, 100*l.RestBusy, l.DriverCPUPer1000, l.CPUPer1000, l.ThreadCPUPer1000, l.AtRateCPUPer1000, l.AtRatePerS, l.AtRateThreadCPUPer1000)
+	}
 	if r.Validate.MBPerS > 0 {
 		fmt.Fprintf(&b, "validator on the corpus's JSON: %.0f MB/s, encoding/json.Valid %.0f MB/s (%.2f×), per CPU second\n",
 			r.Validate.MBPerS, r.Validate.JSONValidMBPerS, r.Validate.Ratio)
@@ -276,7 +300,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("CPU s per 1000 segments at 90%", fmt.Sprintf("%.3f", p.CPUPer1000), fmt.Sprintf("%.3f", n.CPUPer1000), fmtRatio(float64(in.RatioCPUPerSegment)))
 		lp, ln := perThousand(in.Packer.LifeCPUS, in.Packer.LifeStored), perThousand(in.Naive.LifeCPUS, in.Naive.LifeStored)
 		row("  over the whole process life", fmt.Sprintf("%.3f", lp), fmt.Sprintf("%.3f", ln), fmtRatio(ratio(ln, lp)))
-		row("CPU-bound limit ÷ packer CPU at 90%", fmt.Sprintf("%.2f", float64(in.LimitFraction)), "", "")
+		if l := in.Packer.Limit; l != nil {
+			row("limit in the packer's process at its 90% rate", fmt.Sprintf("%.3f", l.like()), "", "")
+			row("CPU-bound limit ÷ packer CPU at 90%", fmt.Sprintf("%.2f", float64(in.LimitFraction)), "", "")
+			row("  with the limit as fast as it goes, in process", fmt.Sprintf("%.2f", float64(in.LimitFractionCPUBound)), "", "")
+			row("  with the driver's limit (before the load)", fmt.Sprintf("%.2f", float64(in.LimitFractionDriver)), "", "")
+		} else {
+			row("CPU-bound limit ÷ packer CPU at 90%", fmt.Sprintf("%.2f", float64(in.LimitFraction)), "", "")
+		}
 		row("peak RSS at 90%", fmtBytes(p.PeakRSS), fmtBytes(n.PeakRSS), "")
 	}
 	row("peak RSS, whole life", fmtBytes(in.Packer.LifeMaxRSS), fmtBytes(in.Naive.LifeMaxRSS), "")

@@ -13,6 +13,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -353,6 +354,8 @@ type target struct {
 	stream *Stream
 	rng    *mrand.Rand
 	acked  int
+	// probe is the address of the process's limit probe (the packer's).
+	probe string
 }
 
 func (r *runner) startTarget(ctx context.Context, name string) (*target, error) {
@@ -368,6 +371,10 @@ func (r *runner) startTarget(ctx context.Context, name string) (*target, error) 
 		env["FUNCTION_TARGET"] = NaiveTarget
 	} else {
 		args = []string{"function"}
+		if t.probe, err = limitProbeAddr(); err != nil {
+			return nil, err
+		}
+		env[LimitProbeEnv] = t.probe
 	}
 	if t.c, err = startChild(name, r.o.Exe, args, env, r.split.test, r.dir, nil); err != nil {
 		return nil, err
@@ -506,11 +513,30 @@ func (r *runner) ingest(ctx context.Context, name string) (DesignResult, error) 
 			}
 		}
 	}
+	// The limit again, inside this process right after its 90% step
+	// (childlimit.go): like for like with that step's CPU per segment.
+	// Without it (the probe's port taken, say) the run goes on with the
+	// driver's limit, and says so.
+	if t.probe != "" && res.At90 != nil {
+		if res.Limit, err = r.inProcessLimit(ctx, t.probe, r.t.limit, cmp.Or(res.At90.AckedPerS, res.At90.OfferedPerS)); err != nil {
+			if ctx.Err() != nil {
+				return res, err
+			}
+			r.progress("%s: %v", name, err)
+			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("no limit measured in the %s's process (%v): limit_fraction uses the driver's", name, err))
+		} else {
+			r.progress("%s: limit in its process %.3f CPU s per 1000 at %.0f/s, %.3f as fast as it goes (the driver's same work on the other CPUs meanwhile %.3f, busy %.0f%%)",
+				name, res.Limit.AtRateCPUPer1000, res.Limit.AtRatePerS, res.Limit.CPUPer1000, res.Limit.DriverCPUPer1000, 100*res.Limit.RestBusy)
+		}
+	}
 
 	ps := t.c.stop(15 * time.Second)
 	stopped = true
 	cpu, rss := rusageCPU(ps)
 	res.LifeCPUS, res.LifeMaxRSS, res.LifeSegments = cpu.Seconds(), rss, t.acked
+	if res.Limit != nil {
+		res.LifeCPUS -= res.Limit.ProbeCPUS
+	}
 	c1, err := r.standins.counts(ctx)
 	if err != nil {
 		return res, err
