@@ -46,8 +46,8 @@ type Config struct {
 	// memory.
 	RowPage int
 	// InstanceBytes bounds the bytes all requests of the instance hold in
-	// reads and decoded segments (MAX_INFLIGHT_BYTES); read-ahead waits past
-	// it.
+	// pages of rows, reads and decoded segments (MAX_INFLIGHT_BYTES): see
+	// budget. Read-ahead, then new requests, wait past it.
 	InstanceBytes int64
 	// MaxDecompressed caps one segment's decompressed size; it is Pack's
 	// MAX_DECOMPRESSED_BYTES, so every segment Pack stored can be served.

@@ -26,17 +26,18 @@ func TestWindowBoundsMemory(t *testing.T) {
 	pack(t, e.d, 500, segs)
 	rows := segmentRows(t, e.d, 1, id)
 	cfg := Config{CoalesceGapBytes: 1 << 20, MaxReadBytes: 16 << 10, ReadParallelism: 4, WindowBytes: 64 << 10, MaxReadsAhead: 16}.withDefaults()
-	largest := int64(0) // the costliest segment: sealed plus decoded
+	largest := int64(0) // the largest segment as stored
 	for _, r := range rows {
-		largest = max(largest, r.ByteStop-r.ByteStart+decodedBytes(&r))
+		largest = max(largest, sealedBytes(&r))
 	}
 
-	// Held bytes are costs, sealed plus decoded, counted before a read
-	// starts: a read costs at most MaxReadBytes, or one segment alone.
-	// Read-ahead stops at the window; the reads the writer waits for start
-	// regardless, and where the replay's segments alternate between
-	// objects a few such reads may be held at once (leftovers of one while
-	// the next is needed), hence twice window and read.
+	// Held bytes are reads in flight (their stored size, counted before
+	// they start: at most MaxReadBytes, or one segment alone) and decrypted
+	// segments not yet taken; the one segment the writer decodes is
+	// outside. Read-ahead stops at the window; the reads the writer waits
+	// for start regardless, and where the replay's segments alternate
+	// between objects a few such reads may be held at once (leftovers of
+	// one while the next is needed), hence twice window and read.
 	f, err := newFetcher(context.Background(), cfg, testenv.NewCountingStore(e.d.Blobs, time.Millisecond), e.d.KEKCache(), newBudget(1<<30), rows, 0)
 	if err != nil {
 		t.Fatal(err)
