@@ -68,12 +68,7 @@ func OpenInPlace(kek *KEK, aad, ciphertext, wrappedDEK []byte) ([]byte, error) {
 }
 
 func openSegment(kek *KEK, aad, ciphertext, wrappedDEK []byte, inPlace bool) ([]byte, error) {
-	dek, err := open(kek.aead, aad, wrappedDEK)
-	if err != nil {
-		return nil, fmt.Errorf("unwrap dek: %w", err)
-	}
-	defer clear(dek)
-	dekAEAD, err := newGCM(dek)
+	dekAEAD, err := segmentAEAD(kek, aad, wrappedDEK)
 	if err != nil {
 		return nil, err
 	}
@@ -99,16 +94,22 @@ func openSegment(kek *KEK, aad, ciphertext, wrappedDEK []byte, inPlace bool) ([]
 // A DEK then seals two messages; with random 96-bit nonces that is far
 // inside AES-GCM's limits.
 func Reseal(kek *KEK, aad, wrappedDEK, plaintext []byte) ([]byte, error) {
+	dekAEAD, err := segmentAEAD(kek, aad, wrappedDEK)
+	if err != nil {
+		return nil, err
+	}
+	return seal(dekAEAD, aad, plaintext)
+}
+
+// segmentAEAD unwraps a segment's DEK with kek and returns its cipher; the
+// unwrapped key bytes are cleared.
+func segmentAEAD(kek *KEK, aad, wrappedDEK []byte) (cipher.AEAD, error) {
 	dek, err := open(kek.aead, aad, wrappedDEK)
 	if err != nil {
 		return nil, fmt.Errorf("unwrap dek: %w", err)
 	}
 	defer clear(dek)
-	dekAEAD, err := newGCM(dek)
-	if err != nil {
-		return nil, err
-	}
-	return seal(dekAEAD, aad, plaintext)
+	return newGCM(dek)
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {

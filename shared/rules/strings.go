@@ -567,11 +567,11 @@ func digitRun(b []byte, min int) bool {
 	if min > 8 {
 		return digitRunWords(b, min)
 	}
-	return digitRunBytes(b, min)
+	return digitRunBytes(b, min, 0)
 }
 
-func digitRunBytes(b []byte, min int) bool {
-	n := 0
+// digitRunBytes is digitRun a byte at a time, after a run of n digits.
+func digitRunBytes(b []byte, min, n int) bool {
 	for _, c := range b {
 		switch numClass[c] {
 		case 1:
@@ -610,17 +610,7 @@ func digitRunWords(b []byte, min int) bool {
 		last := 63 - bits.LeadingZeros64(brk) // bit 7 of the last one
 		n = bits.OnesCount64(d >> (last + 1))
 	}
-	for _, c := range b[i:] {
-		switch numClass[c] {
-		case 1:
-			if n++; n >= min {
-				return true
-			}
-		case 0:
-			n = 0
-		}
-	}
-	return false
+	return digitRunBytes(b[i:], min, n)
 }
 
 const low7 = 0x7f7f7f7f7f7f7f7f

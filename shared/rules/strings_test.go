@@ -200,7 +200,7 @@ func TestWordScans(t *testing.T) {
 			}
 		}
 		for min := 9; min <= 19; min++ {
-			if got, want := digitRunWords(b, min), digitRunBytes(b, min); got != want {
+			if got, want := digitRunWords(b, min), digitRunBytes(b, min, 0); got != want {
 				t.Fatalf("digit run of %d in %q: %v, want %v", min, b, got, want)
 			}
 		}
