@@ -144,26 +144,12 @@ func (r *runner) long(ctx context.Context) (*LongReport, error) {
 	if err := r.pg.CreateDatabase(ctx, longDB, "bench_template"); err != nil {
 		return nil, err
 	}
-	info := r.standins.info
-	db, err := store.OpenURL(ctx, r.pg.DSN(longDB))
+	base, kms, closeLayout, err := r.openLayout(ctx, longDB)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	gc, err := blob.NewGCSClient(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer gc.Close()
-	kc, err := crypt.NewKMSClient(ctx, info.KMSEndpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer kc.Close()
-	blobs := blob.NewGCS(gc, bucket, time.Minute)
-	keys := crypt.NewKeyring(crypt.NewKMS(kc, info.KMSKey, 10*time.Second), func(ctx context.Context, k *crypt.KEK) error {
-		return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
-	}, time.Hour)
+	defer closeLayout()
+	db, blobs, keys := base.db, base.blobs, base.keys
 	rep := &LongReport{}
 	// setup runs f as setup work: no injected latency, every CPU.
 	setup := func(f func() error) error {
@@ -198,7 +184,7 @@ func (r *runner) long(ctx context.Context) (*LongReport, error) {
 	// touch anyway.
 	seekRef := ReplayRef{ID: newUUID(), Segments: sz.seekSegments}
 	if err := setup(func() error {
-		keks := crypt.NewKEKCache(crypt.NewKMS(kc, info.KMSKey, 10*time.Second), db.WrappedKEK, 64, time.Hour)
+		keks := crypt.NewKEKCache(kms, db.WrappedKEK, 64, time.Hour)
 		if err := r.compact(ctx, db, blobs, keks, compactRef, &rep.Compacted); err != nil {
 			return err
 		}

@@ -701,6 +701,35 @@ func execSQL(ctx context.Context, dsn, sql string) error {
 
 var errNoServe = errors.New("no Serve function registered")
 
+// openLayout opens database name and clients of the storage and KMS
+// stand-ins, for writing replays the bench's way (KEKs persisted in that
+// database); kms is the stand-in's key, for a KEK cache. closeAll releases
+// them.
+func (r *runner) openLayout(ctx context.Context, name string) (l *layout, kms *crypt.KMS, closeAll func(), err error) {
+	info := r.standins.info
+	db, err := store.OpenURL(ctx, r.pg.DSN(name))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	gc, err := blob.NewGCSClient(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	kc, err := crypt.NewKMSClient(ctx, info.KMSEndpoint)
+	if err != nil {
+		gc.Close()
+		db.Close()
+		return nil, nil, nil, err
+	}
+	kms = crypt.NewKMS(kc, info.KMSKey, 10*time.Second)
+	keys := crypt.NewKeyring(kms, func(ctx context.Context, k *crypt.KEK) error {
+		return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
+	}, time.Hour)
+	l = &layout{db: db, blobs: blob.NewGCS(gc, bucket, time.Minute), keys: keys, corpus: r.corpus}
+	return l, kms, func() { kc.Close(); gc.Close(); db.Close() }, nil
+}
+
 // read measures replay reads: Serve over the packed layout against the
 // naive readers over one object per segment.
 func (r *runner) read(ctx context.Context) (*ReadReport, error) {
@@ -708,25 +737,11 @@ func (r *runner) read(ctx context.Context) (*ReadReport, error) {
 	if err := os.Setenv("STORAGE_EMULATOR_HOST", info.GCSHost); err != nil {
 		return nil, err
 	}
-	db, err := store.OpenURL(ctx, r.pg.DSN("bench_read"))
+	l, _, closeLayout, err := r.openLayout(ctx, "bench_read")
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	gc, err := blob.NewGCSClient(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer gc.Close()
-	kc, err := crypt.NewKMSClient(ctx, info.KMSEndpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer kc.Close()
-	keys := crypt.NewKeyring(crypt.NewKMS(kc, info.KMSKey, 10*time.Second), func(ctx context.Context, k *crypt.KEK) error {
-		return db.InsertKEK(ctx, k.ID, k.KMSKey, k.Wrapped)
-	}, time.Hour)
-	l := &layout{db: db, blobs: blob.NewGCS(gc, bucket, time.Minute), keys: keys, corpus: r.corpus}
+	defer closeLayout()
 
 	// A live replay's segments arrive seconds apart, so each lands in a
 	// different batch object (the spread layout): reading one replay then
