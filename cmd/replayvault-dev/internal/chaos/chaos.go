@@ -421,29 +421,7 @@ func (e *env) ack(id segment.ID, raw []byte) {
 func (e *env) publish(ctx context.Context, p *packer.Packer, project int64, o Options, seed uint64, rep *Report) []uuid.UUID {
 	replays, msgs := e.workload(project, o, seed)
 	rep.Published += len(msgs)
-	work := make(chan message)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range work {
-				for attempt := 0; attempt < 30 && ctx.Err() == nil; attempt++ {
-					_, err := p.Ingest(ctx, packer.Message{ID: fmt.Sprint(m.id), Data: m.raw, Attributes: m.attributes()})
-					if err == nil {
-						e.ack(m.id, m.raw)
-						break
-					}
-					time.Sleep(time.Duration(20*(attempt+1)) * time.Millisecond)
-				}
-			}
-		}()
-	}
-	for _, m := range msgs {
-		work <- m
-	}
-	close(work)
-	wg.Wait()
+	e.ingestAll(ctx, p, msgs, 16)
 	return replays
 }
 
