@@ -124,12 +124,12 @@ func (p *Packer) flush(b *batch) {
 		slog.InfoContext(ctx, "batch held only redeliveries; nothing written", "duplicates", len(b.entries))
 		return
 	}
-	path, data, segs := assemble(b.retention, start, b.size, fresh)
-	if err := p.blobs.Create(ctx, path, data); err != nil {
+	path, parts, size, segs := assemble(b.retention, start, fresh)
+	if err := p.blobs.Create(ctx, path, parts...); err != nil {
 		b.err = p.failed(ctx, b, fmt.Errorf("upload batch: %w", err))
 		return
 	}
-	outcomes, err := p.db.CommitBatch(ctx, store.Blob{Path: path, RetentionDays: b.retention, Size: int64(len(data)), SegmentCount: len(segs)}, segs)
+	outcomes, err := p.db.CommitBatch(ctx, store.Blob{Path: path, RetentionDays: b.retention, Size: size, SegmentCount: len(segs)}, segs)
 	if err != nil {
 		// The object is now an orphan: no blob row names it. The sweep
 		// deletes it after the grace period.
@@ -137,8 +137,8 @@ func (p *Packer) flush(b *batch) {
 		b.err = p.failed(ctx, b, err)
 		return
 	}
-	p.flushed(ctx, b, fresh, outcomes, path, len(data), start)
-	fl.Bytes, fl.Segments = len(data), len(segs)
+	p.flushed(ctx, b, fresh, outcomes, path, int(size), start)
+	fl.Bytes, fl.Segments = int(size), len(segs)
 	fl.Stored, fl.Duplicate, fl.Discarded = countOutcomes(b.entries)
 }
 
@@ -166,20 +166,23 @@ func (p *Packer) dropKnown(ctx context.Context, b *batch) ([]*entry, error) {
 }
 
 // assemble lays the entries' ciphertexts end to end in one object and
-// returns its path, its bytes and the row of each segment.
-func assemble(retention int, start time.Time, size int64, entries []*entry) (string, []byte, []store.Segment) {
-	data := make([]byte, 0, size)
-	segs := make([]store.Segment, len(entries))
-	path := objectPath(retention, start)
+// returns its path, its parts (the ciphertexts themselves: the upload
+// streams them, so the object is never copied into one buffer), its size
+// and the row of each segment.
+func assemble(retention int, start time.Time, entries []*entry) (path string, parts [][]byte, size int64, segs []store.Segment) {
+	parts = make([][]byte, len(entries))
+	segs = make([]store.Segment, len(entries))
+	path = objectPath(retention, start)
 	expires := start.Add(time.Duration(retention) * 24 * time.Hour)
 	for i, e := range entries {
-		off := int64(len(data))
-		data = append(data, e.ciphertext...)
+		off := size
+		parts[i] = e.ciphertext
+		size += int64(len(e.ciphertext))
 		segs[i] = store.Segment{
 			ID:              e.id,
 			BlobPath:        path,
 			ByteStart:       off,
-			ByteStop:        int64(len(data)),
+			ByteStop:        size,
 			Encoding:        e.encoding,
 			RawSize:         e.info.RawSize,
 			EventCount:      e.info.EventCount,
@@ -195,7 +198,7 @@ func assemble(retention int, start time.Time, size int64, entries []*entry) (str
 			Occurrences:     e.issues,
 		}
 	}
-	return path, data, segs
+	return path, parts, size, segs
 }
 
 // flushed records what a committed flush did with each entry, counts it

@@ -138,7 +138,7 @@ func BenchmarkPushDecode(b *testing.B) {
 // in-process fake GCS server's.
 type discardStore struct{ blob.Store }
 
-func (discardStore) Create(context.Context, string, []byte) error { return nil }
+func (discardStore) Create(context.Context, string, ...[]byte) error { return nil }
 
 // BenchmarkFlush assembles one full batch of sealed segments into one
 // object and commits its rows to PostgreSQL: 250 segments of 30 KB or

@@ -31,8 +31,11 @@ type Object struct {
 
 // Store is a bucket of immutable objects.
 type Store interface {
-	// Create writes data as a new object; ErrExists if name is taken.
-	Create(ctx context.Context, name string, data []byte) error
+	// Create writes the concatenation of parts as a new object; ErrExists
+	// if name is taken. It keeps no reference to parts after it returns.
+	// Parts spare a caller that holds the object in pieces (Pack's sealed
+	// segments) a copy of the whole object.
+	Create(ctx context.Context, name string, parts ...[]byte) error
 	// ReadRange reads length bytes at offset.
 	ReadRange(ctx context.Context, name string, offset, length int64) ([]byte, error)
 	// OpenRange streams length bytes at offset, for a reader that uses
@@ -44,4 +47,13 @@ type Store interface {
 	Delete(ctx context.Context, name string) error
 	// List calls fn for each object under prefix.
 	List(ctx context.Context, prefix string, fn func(Object) error) error
+}
+
+// Size is the length of the object parts make.
+func Size(parts [][]byte) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
 }

@@ -39,20 +39,28 @@ func NewGCS(client *storage.Client, bucket string, timeout time.Duration) *GCS {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Create writes data in a single request with a does-not-exist precondition
-// and a CRC32C the server checks, so a retried or duplicated flush can never
-// overwrite a blob and corruption in transit is refused.
-func (g *GCS) Create(ctx context.Context, name string, data []byte) error {
+// Create writes parts in a single request with a does-not-exist
+// precondition and a CRC32C the server checks, so a retried or duplicated
+// flush can never overwrite a blob and corruption in transit is refused.
+// With ChunkSize 0 the writer streams the parts to the request as they are
+// written and buffers none of them; Close returns when the upload is done.
+func (g *GCS) Create(ctx context.Context, name string, parts ...[]byte) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	w := g.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
 	w.ChunkSize = 0 // one multipart upload: one class A operation
 	w.ContentType = "application/octet-stream"
-	w.CRC32C = crc32.Checksum(data, castagnoli)
+	var sum uint32
+	for _, p := range parts {
+		sum = crc32.Update(sum, castagnoli, p)
+	}
+	w.CRC32C = sum
 	w.SendCRC32C = true
-	if _, err := w.Write(data); err != nil {
-		_ = w.Close()
-		return fmt.Errorf("write %s: %w", name, gcsError(err))
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			_ = w.Close()
+			return fmt.Errorf("write %s: %w", name, gcsError(err))
+		}
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, gcsError(err))

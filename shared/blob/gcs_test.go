@@ -92,3 +92,37 @@ func TestGCSUploadFailureIsUnavailable(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestCreateParts writes objects from parts: the object is their
+// concatenation, whatever the parts' sizes (empty ones included), under
+// the CRC32C the upload sent.
+func TestCreateParts(t *testing.T) {
+	s, g := newStore(t)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("0123456789"), 100_000)
+	tests := []struct {
+		name  string
+		parts [][]byte
+	}{
+		{"none", nil},
+		{"one", [][]byte{[]byte("abc")}},
+		{"empty parts", [][]byte{{}, []byte("a"), nil, []byte("bc"), {}}},
+		{"many", [][]byte{[]byte("x"), big, []byte("y"), big[:7]}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "r30/parts/" + tc.name
+			if err := s.Create(ctx, name, tc.parts...); err != nil {
+				t.Fatal(err)
+			}
+			want := bytes.Join(tc.parts, nil)
+			got, err := g.Object("b", name)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("object holds %d bytes (%v), want the %d bytes of the parts", len(got), err, len(want))
+			}
+			if n := blob.Size(tc.parts); n != len(want) {
+				t.Errorf("Size = %d, want %d", n, len(want))
+			}
+		})
+	}
+}

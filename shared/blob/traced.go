@@ -45,10 +45,10 @@ func end(span trace.Span, err error) {
 }
 
 // Create traces Store.Create.
-func (t *Traced) Create(ctx context.Context, name string, data []byte) (err error) {
-	ctx, span := t.start(ctx, "Create", name, attribute.Int("gcs.bytes", len(data)))
+func (t *Traced) Create(ctx context.Context, name string, parts ...[]byte) (err error) {
+	ctx, span := t.start(ctx, "Create", name, attribute.Int("gcs.bytes", Size(parts)))
 	defer func() { end(span, err) }()
-	return t.Store.Create(ctx, name, data)
+	return t.Store.Create(ctx, name, parts...)
 }
 
 // ReadRange traces Store.ReadRange.

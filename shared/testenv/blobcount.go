@@ -56,14 +56,14 @@ func (i *CountingStore) wait(ctx context.Context) error {
 }
 
 // Create counts a class A operation.
-func (i *CountingStore) Create(ctx context.Context, name string, data []byte) error {
+func (i *CountingStore) Create(ctx context.Context, name string, parts ...[]byte) error {
 	i.classA.Add(1)
 	if err := i.wait(ctx); err != nil {
 		return err
 	}
-	err := i.Store.Create(ctx, name, data)
+	err := i.Store.Create(ctx, name, parts...)
 	if err == nil {
-		i.written.Add(int64(len(data)))
+		i.written.Add(int64(blob.Size(parts)))
 	}
 	return err
 }
