@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strings"
 	"sync"
@@ -849,6 +850,10 @@ func plainMayEdit(b []byte, w *compiledWants) bool {
 	attrs := inputs || len(w.maskAttrs) > 0 || len(w.attrs) > 0
 	at := w.AtSign && bytes.IndexByte(b, '@') >= 0
 	minDigits := w.MinDigits
+	minLen := math.MaxInt // the shortest value digitRun may pass
+	if minDigits > 0 {
+		minLen = minDigits
+	}
 	inAttrs := false // inside an "attributes" object
 	i := 0           // where the bytes after the last string start
 	open := -1       // the open string's quote
@@ -883,6 +888,9 @@ func plainMayEdit(b []byte, w *compiledWants) bool {
 			}
 			str := b[open+1 : p]
 			open = -1
+			if n := len(str); !inAttrs && n != len("text") && n != len("attributes") && !at && n < minLen {
+				continue // neither a key that matters nor a value to look at
+			}
 			j := p + 1
 			for j < len(b) && (b[j] == ' ' || b[j] == '\n' || b[j] == '\r' || b[j] == '\t') {
 				j++
