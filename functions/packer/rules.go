@@ -85,7 +85,10 @@ func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segmen
 // work, and modules are fetched and compiled by the background refresh,
 // never here.
 func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, spans []rules.Span) (data []byte, _ segment.Info, sameOffsets, keep bool, _ error) {
-	v, err := p.rules.ApplySpans(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events, spans)
+	// The decoded events are Pack's to mask in place, but for a plain
+	// payload, which is the message's own (and goes to the reject topic
+	// as it came if a later rule rejects the segment).
+	v, err := p.rules.ApplySpans(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events, spans, rewritten(m.Data, events))
 	if err != nil {
 		return nil, info, false, false, fmt.Errorf("rules for %s: %w", attrs.ID, err)
 	}

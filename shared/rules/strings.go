@@ -730,8 +730,14 @@ func atoi(b []byte) (int64, bool) {
 // the table was built from and returns the new events, and whether every
 // string kept its length (masks do; a replacement may not), so that every
 // other byte is where it was. A replacement must be valid JSON string
-// content, so the result is valid JSON with the events' structure.
-func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, bool, error) {
+// content, so the result is valid JSON with the events' structure. With
+// inPlace, edits that keep every length are written into events itself,
+// after all are checked; otherwise the result is a new slice.
+func (wk *walker) splice(events []byte, edits []sdk.Edit, inPlace bool) ([]byte, bool, error) {
+	if inPlace && wk.sameLengths(edits) {
+		wk.spliceInPlace(events, edits)
+		return events, true, nil
+	}
 	t := &wk.t
 	out := make([]byte, 0, len(events))
 	prev, m := 0, 0
@@ -769,6 +775,42 @@ func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, bool, error) 
 		mask(wk.masks[m], wk.masks[m+1])
 	}
 	return append(out, events[prev:]...), same, nil
+}
+
+// sameLengths reports whether every edit is a mask or a valid replacement
+// of the same length.
+func (wk *walker) sameLengths(edits []sdk.Edit) bool {
+	for _, e := range edits {
+		if e.Op == sdk.OpReplace && (len(e.Value) != len(wk.t.Strings[e.Index].Value) || validContent(e.Value) != nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// spliceInPlace is splice into events itself, for edits sameLengths
+// cleared.
+func (wk *walker) spliceInPlace(events []byte, edits []sdk.Edit) {
+	mask := func(b []byte) {
+		for i, c := range b {
+			if c != ' ' {
+				b[i] = '*'
+			}
+		}
+	}
+	for m := 0; m < len(wk.masks); m += 2 {
+		mask(events[wk.masks[m]:wk.masks[m+1]])
+	}
+	for _, e := range edits {
+		from := wk.t.at[e.Index]
+		to := from + len(wk.t.Strings[e.Index].Value)
+		switch e.Op {
+		case sdk.OpMask:
+			mask(events[from:to])
+		case sdk.OpReplace:
+			copy(events[from:to], e.Value)
+		}
+	}
 }
 
 // validContent checks that b may stand between the quotes of a JSON string.

@@ -43,12 +43,17 @@ func scrubStrings(t *testing.T, config string, events []byte) (out []byte, sent,
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, same, err := wk.splice(events, edits)
+	out, same, err := wk.splice(events, edits, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !same || len(out) != len(events) {
 		t.Errorf("the scrub's splice moved bytes: same %v, %d bytes for %d", same, len(out), len(events))
+	}
+	// In place (ApplySpans, Pack's), the same bytes.
+	own := bytes.Clone(events)
+	if got, same, err := wk.splice(own, edits, true); err != nil || !same || !bytes.Equal(got, out) || &got[0] != &own[0] {
+		t.Errorf("config %s: the splice in place differs (same %v, %v) or copied", config, same, err)
 	}
 	return out, len(wk.t.Strings), len(wk.masks) / 2
 }
@@ -134,18 +139,27 @@ func TestSpliceRefusesBadReplacements(t *testing.T) {
 	if len(wk.t.Strings) != 1 {
 		t.Fatalf("%d strings, want 1", len(wk.t.Strings))
 	}
-	for _, bad := range []string{`x","type":2,"y":"`, "a\nb", `a\`, `\x41`, `\u12`, `\u12g4`} {
-		if _, _, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}); err == nil {
-			t.Errorf("replacement %q accepted", bad)
+	orig := bytes.Clone(events)
+	for _, bad := range []string{`x","type":2,"y":"`, "a\nb", `a\`, `\x41`, `\u12`, `\u12g4`, `aaaaaaaaaaaaaa\q`, `aaaaaaaaaaaaa","`} {
+		for _, inPlace := range []bool{false, true} {
+			if _, _, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}, inPlace); err == nil {
+				t.Errorf("replacement %q accepted (in place %v)", bad, inPlace)
+			}
+			if !bytes.Equal(events, orig) {
+				t.Fatalf("refused replacement %q (in place %v) changed the events", bad, inPlace)
+			}
 		}
 	}
 	for _, good := range []string{``, `****`, `a\"b\\c\/\u00e9\n`, `****************`} {
-		out, same, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}})
-		if err != nil || !json.Valid(out) {
-			t.Errorf("replacement %q: %v, valid %v", good, err, json.Valid(out))
-		}
-		if want := len(good) == len("jane@example.com"); same != want {
-			t.Errorf("replacement %q: same offsets %v, want %v", good, same, want)
+		for _, inPlace := range []bool{false, true} {
+			events := bytes.Clone(orig)
+			out, same, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}}, inPlace)
+			if err != nil || !json.Valid(out) || !strings.Contains(string(out), `"text":"`+good+`"`) {
+				t.Errorf("replacement %q (in place %v): %v, valid %v: %s", good, inPlace, err, json.Valid(out), out)
+			}
+			if want := len(good) == len("jane@example.com"); same != want {
+				t.Errorf("replacement %q: same offsets %v, want %v", good, same, want)
+			}
 		}
 	}
 	// Edits out of order or range never reach splice.
