@@ -847,8 +847,8 @@ func validContent(b []byte) error {
 // mayEdit reports whether the walk of events (valid JSON: Pack validated
 // it) for w could find a string to mask or to hand over, from the strings
 // alone: a value that passes the pattern pre-filter, an input value ("text"
-// key) when inputs matter, or an attribute w masks or wants. It hops from
-// quote to quote (bytes.IndexByte) without building any context, so a
+// key) when inputs matter, or an attribute w masks or wants. It goes from
+// string to string (scanMayEdit) without building any context, so a
 // segment with nothing to look at costs a fraction of the walk; when it
 // reports true, the walk decides. Attribute names are told apart from other
 // keys by their place in an "attributes" object, which in rrweb holds only
@@ -876,6 +876,8 @@ func eventMayEdit(event []byte, w *compiledWants) bool {
 // keyTagName is how a "tagName" key appears in the events.
 var keyTagName = []byte(`"tagName"`)
 
+// scanMayEdit is mayEdit's look at the strings: plainMayEdit where no
+// backslash can escape a quote, else hopMayEdit.
 func scanMayEdit(events []byte, w *compiledWants) bool {
 	if bytes.IndexByte(events, '\\') < 0 {
 		return plainMayEdit(events, w)
