@@ -56,15 +56,19 @@ func (p *Packer) runRules(ctx context.Context, attrs segment.Attributes, m Messa
 
 // compressRewritten compresses rewritten events for store. The payload
 // came compressed by the browser, which Pack stores as it came; rewritten
-// events it must compress itself, and it does so at zstd's fastest level,
-// which on rrweb JSON stores about what the default level and the
-// client's gzip do (BenchmarkScrubCost's stored bytes) for less CPU than
-// the default level (README, Edge rules). Segments kept long enough to be
-// transcoded stay plain: store compresses them at the configured level,
-// as it does every payload of theirs.
+// events it must compress itself, and it does so as an s2 block: about a
+// third of the CPU of zstd's fastest level, which alone cost about the
+// whole of Pack's base work on such a segment, for 35–50% more bytes than
+// the client's gzip until compaction re-encodes the idle replay's
+// segments to zstd (COMPACT_ZSTD_LEVEL; README, Edge rules). Segments kept
+// long enough to be transcoded stay plain: store compresses them at the
+// configured level, as it does every payload of theirs.
 func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segment.Encoding) {
 	if retention >= p.cfg.TranscodeMinRetention && p.cfg.Level != 0 {
 		return events, segment.Plain
+	}
+	if out, ok := segment.CompressS2(events); ok {
+		return out, segment.S2
 	}
 	return segment.CompressLevel(events, segment.LevelFastest), segment.Zstd
 }
@@ -81,7 +85,10 @@ func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segmen
 // work, and modules are fetched and compiled by the background refresh,
 // never here.
 func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, spans []rules.Span) (data []byte, _ segment.Info, sameOffsets, keep bool, _ error) {
-	v, err := p.rules.ApplySpans(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events, spans)
+	// The decoded events are Pack's to mask in place, but for a plain
+	// payload, which is the message's own (and goes to the reject topic
+	// as it came if a later rule rejects the segment).
+	v, err := p.rules.ApplySpans(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events, spans, rewritten(m.Data, events))
 	if err != nil {
 		return nil, info, false, false, fmt.Errorf("rules for %s: %w", attrs.ID, err)
 	}

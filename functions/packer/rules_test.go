@@ -1,6 +1,7 @@
 package packer
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/rules/rulestest"
+	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 	"github.com/replayvault/replayvault/shared/testenv"
 	"github.com/replayvault/replayvault/shared/workload"
@@ -221,5 +223,67 @@ func TestRewrittenEventsAreSliced(t *testing.T) {
 	}
 	if slices != 1 {
 		t.Errorf("%d console slices, want 1", slices)
+	}
+}
+
+// TestScrubInPlace: Pack lets the scrub mask the events it decoded in
+// place, never a plain payload, which is the message's own: after the
+// scrub, the message holds what was sent (a later rule's reject sends it
+// to the reject topic as it came), and what is stored (as s2) holds no
+// secret, for plain and gzip payloads alike.
+func TestScrubInPlace(t *testing.T) {
+	d := testenv.NewDeps(t)
+	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	echo := rulestest.Push(t, d.DB, d.Blobs, "echo", rulestest.Build(t, "shared/rules/testdata/echo"))
+	const scrubbed, thenReject = 21, 22
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: scrubbed, Name: "scrub", ModuleHash: scrub})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: thenReject, Name: "scrub", ModuleHash: scrub, Position: 0})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: thenReject, Name: "echo", ModuleHash: echo, Position: 1})
+	rej := &recordReject{}
+	p := newPacker(t, d, testConfig(), rej)
+	p.UseRules(newRuleSet(t, d))
+	ctx := context.Background()
+
+	const secret = "jane.doe@example.com"
+	raw := []byte(`[{"type":3,"data":{"source":5,"text":"` + secret + `","isChecked":false,"id":7},"timestamp":1700000000000}]`)
+	replay := uuid.New()
+	for i, payload := range [][]byte{raw, workload.Gzip(raw)} {
+		sent := bytes.Clone(payload)
+		m := message(scrubbed, replay, i, payload)
+		if res, err := p.Ingest(ctx, m); err != nil || res != Stored {
+			t.Fatalf("segment %d: %s, %v", i, res, err)
+		}
+		if !bytes.Equal(m.Data, sent) {
+			t.Errorf("segment %d: the message's payload changed under the scrub", i)
+		}
+		m = message(thenReject, replay, i, payload)
+		m.Attributes["echo"] = "reject"
+		if res, err := p.Ingest(ctx, m); err != nil || res != Rejected {
+			t.Fatalf("segment %d, then rejected: %s, %v", i, res, err)
+		}
+		if got := rej.data[len(rej.data)-1]; !bytes.Equal(got, sent) {
+			t.Errorf("segment %d: the reject topic got %q, want the payload as sent", i, got)
+		}
+	}
+	keks := d.KEKCache()
+	n := 0
+	for _, x := range rows(t, d) {
+		if x.project != scrubbed {
+			continue
+		}
+		n++
+		if x.enc != string(segment.S2) {
+			t.Errorf("segment %d stored as %s, want s2", x.segID, x.enc)
+		}
+		b, err := open(ctx, d, keks, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(secret)) || !bytes.Contains(b, []byte(`"text":"********************"`)) {
+			t.Errorf("segment %d stored as %s", x.segID, b)
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d segments stored, want 2", n)
 	}
 }

@@ -251,7 +251,7 @@ func (s *Set) Run(ctx context.Context, interval time.Duration) {
 // closed) or is skipped (fail open). An error means Apply could not run
 // (not loaded, ctx ended): the segment should be redelivered.
 func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte) (*Verdict, error) {
-	return s.ApplySpans(ctx, id, retention, attrs, events, nil)
+	return s.apply(ctx, id, retention, attrs, events, nil, false)
 }
 
 // Span is where one top-level event is in a segment's events: [Start, End)
@@ -263,7 +263,19 @@ type Span struct{ Start, End int64 }
 // ModeStrings rule pass over the events nothing in which could concern the
 // rule (see eventMayEdit). spans may be nil, or cover only the first
 // events; one that does not match the events is not used.
-func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span) (*Verdict, error) {
+//
+// With inPlace, ApplySpans takes events as its own: a strings-mode rule
+// whose edits keep every length (masks do) writes them into events,
+// sparing a copy, so the verdict's Events may share events' storage, and
+// events must not be used afterwards but through the verdict. They are
+// written only once every edit has been checked: a rule that fails leaves
+// them as they were.
+func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span, inPlace bool) (*Verdict, error) {
+	return s.apply(ctx, id, retention, attrs, events, spans, inPlace)
+}
+
+// apply is Apply and ApplySpans; own allows edits in place.
+func (s *Set) apply(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span, own bool) (*Verdict, error) {
 	snap := s.snap.Load()
 	if snap == nil {
 		return nil, ErrNotLoaded
@@ -284,7 +296,7 @@ func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attr
 		if b.a.ProjectID != id.ProjectID {
 			return nil, fmt.Errorf("rules of project %d filed under %d", b.a.ProjectID, id.ProjectID) // never
 		}
-		out, same, err := s.call(ctx, b, &h, cur, spans, &frame)
+		out, same, err := s.call(ctx, b, &h, cur, spans, own, &frame)
 		var f *Failure
 		if errors.As(err, &f) {
 			if b.a.FailOpen {
@@ -305,7 +317,7 @@ func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attr
 			return v, nil
 		}
 		if out.Rewritten {
-			cur = out.Events
+			cur, own = out.Events, true // a rewrite is ours
 			if !same {
 				spans = nil // the events moved
 			}
@@ -321,7 +333,7 @@ func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attr
 // call runs one rule; failures of the module (including a bad output or an
 // input it may not see) come back as *Failure. same reports, for a
 // ModeStrings rule's rewrite, that no string changed length.
-func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, spans []Span, frame *[]byte) (out *sdk.Output, same bool, err error) {
+func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, spans []Span, own bool, frame *[]byte) (out *sdk.Output, same bool, err error) {
 	if b.loadErr != nil {
 		return nil, false, &Failure{Kind: "load", Err: b.loadErr}
 	}
@@ -329,7 +341,7 @@ func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, 
 		return nil, false, &Failure{Kind: "input_too_large", Err: fmt.Errorf("%d bytes of events exceed %d", len(events), s.maxInput)}
 	}
 	if b.wants != nil && b.wants.Mode == sdk.ModeStrings {
-		return s.callStrings(ctx, b, events, spans, frame)
+		return s.callStrings(ctx, b, events, spans, own, frame)
 	}
 	out, err = s.callEvents(ctx, b, h, events, frame)
 	return out, false, err
@@ -409,9 +421,10 @@ func sanitize(reason string) string {
 }
 
 // callStrings runs a ModeStrings rule: the table of the strings it wants
-// goes in, its edits are spliced into the events; same reports that no
-// edit changed a string's length.
-func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, spans []Span, frame *[]byte) (*sdk.Output, bool, error) {
+// goes in, its edits are spliced into the events (in place when own and
+// no length changes); same reports that no edit changed a string's
+// length.
+func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, spans []Span, own bool, frame *[]byte) (*sdk.Output, bool, error) {
 	if !mayEdit(events, b.wants) {
 		// Nothing the rule could concern (and the events are valid JSON:
 		// Pack validated them): the walk would build an empty table.
@@ -436,7 +449,7 @@ func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, spans []
 	if len(edits) == 0 && len(wk.masks) == 0 {
 		return sdk.Keep(), true, nil
 	}
-	rewritten, same, err := wk.splice(events, edits)
+	rewritten, same, err := wk.splice(events, edits, own)
 	if err != nil {
 		return nil, false, &Failure{Kind: "output", Err: err}
 	}

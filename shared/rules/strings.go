@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strings"
 	"sync"
@@ -50,6 +51,10 @@ type walker struct {
 	// spans, when set, are where the top-level events are, so that the
 	// walk can pass over those eventMayEdit clears.
 	spans []Span
+	// tagOnly are the spans of the events passed over that name node
+	// tags: walked afterwards, for the tags alone, only if a string of
+	// the walk needs a tag (see walkTagEvents).
+	tagOnly []int
 }
 
 // child returns a cleared object for the next depth (objects nest, so one
@@ -133,7 +138,7 @@ func buildTableSpans(events []byte, w *compiledWants, config []byte, spans []Spa
 	wk.t.Config = config
 	wk.t.Strings, wk.t.Nodes, wk.t.at = wk.t.Strings[:0], wk.t.Nodes[:0], wk.t.at[:0]
 	wk.recs, wk.masks = wk.recs[:0], wk.masks[:0]
-	wk.pendS, wk.pendN = wk.pendS[:0], wk.pendN[:0]
+	wk.pendS, wk.pendN, wk.tagOnly = wk.pendS[:0], wk.pendN[:0], wk.tagOnly[:0]
 	clear(wk.tagOf)
 	i := wk.ws(0)
 	if i >= len(events) || events[i] != '[' {
@@ -144,12 +149,47 @@ func buildTableSpans(events []byte, w *compiledWants, config []byte, spans []Spa
 	if err == nil && wk.ws(end) != len(events) {
 		err = errors.New("events: trailing data")
 	}
+	if err == nil {
+		err = wk.walkTagEvents()
+	}
 	if err != nil {
 		putWalker(wk)
 		return nil, err
 	}
 	wk.decide()
 	return wk, nil
+}
+
+// walkTagEvents walks the events the walk passed over that name node
+// tags, if a string it kept needs one: an attribute a mutation changes
+// names its element by id only, and decide gives it the tag the segment
+// gives that node. Nothing else in them concerns the rule (eventMayEdit),
+// so only their tags are kept.
+func (wk *walker) walkTagEvents() error {
+	if len(wk.tagOnly) == 0 || !wk.needTags() {
+		return nil
+	}
+	n := len(wk.recs)
+	for _, k := range wk.tagOnly {
+		c := wk.child()
+		c.top = true
+		if _, err := wk.object(int(wk.spans[k].Start)+1, c); err != nil {
+			return err
+		}
+		wk.recs = wk.recs[:n]
+	}
+	return nil
+}
+
+// needTags reports whether a kept string is an attribute of an element
+// known by id only.
+func (wk *walker) needTags() bool {
+	for i := range wk.recs {
+		if r := &wk.recs[i]; r.Kind == sdk.KindAttr && len(r.Tag) == 0 && r.Node >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // decide sorts the strings the walk kept: masked by Pack, handed to the
@@ -231,9 +271,14 @@ func (wk *walker) array(i int, key string, top bool) (int, error) {
 		switch b[i] {
 		case '{':
 			if top && k < len(wk.spans) {
-				if sp := wk.spans[k]; sp.Start == int64(i) && sp.End > sp.Start && sp.End <= int64(len(b)) && b[sp.End-1] == '}' && !eventMayEdit(b[sp.Start:sp.End], wk.wants) {
-					i = int(sp.End)
-					break
+				if sp := wk.spans[k]; sp.Start == int64(i) && sp.End > sp.Start && sp.End <= int64(len(b)) && b[sp.End-1] == '}' {
+					if ev := b[sp.Start:sp.End]; !eventMayEdit(ev, wk.wants) {
+						if bytes.Contains(ev, keyTagName) {
+							wk.tagOnly = append(wk.tagOnly, k)
+						}
+						i = int(sp.End)
+						break
+					}
 				}
 			}
 			c := wk.child()
@@ -685,8 +730,14 @@ func atoi(b []byte) (int64, bool) {
 // the table was built from and returns the new events, and whether every
 // string kept its length (masks do; a replacement may not), so that every
 // other byte is where it was. A replacement must be valid JSON string
-// content, so the result is valid JSON with the events' structure.
-func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, bool, error) {
+// content, so the result is valid JSON with the events' structure. With
+// inPlace, edits that keep every length are written into events itself,
+// after all are checked; otherwise the result is a new slice.
+func (wk *walker) splice(events []byte, edits []sdk.Edit, inPlace bool) ([]byte, bool, error) {
+	if inPlace && wk.sameLengths(edits) {
+		wk.spliceInPlace(events, edits)
+		return events, true, nil
+	}
 	t := &wk.t
 	out := make([]byte, 0, len(events))
 	prev, m := 0, 0
@@ -726,6 +777,42 @@ func (wk *walker) splice(events []byte, edits []sdk.Edit) ([]byte, bool, error) 
 	return append(out, events[prev:]...), same, nil
 }
 
+// sameLengths reports whether every edit is a mask or a valid replacement
+// of the same length.
+func (wk *walker) sameLengths(edits []sdk.Edit) bool {
+	for _, e := range edits {
+		if e.Op == sdk.OpReplace && (len(e.Value) != len(wk.t.Strings[e.Index].Value) || validContent(e.Value) != nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// spliceInPlace is splice into events itself, for edits sameLengths
+// cleared.
+func (wk *walker) spliceInPlace(events []byte, edits []sdk.Edit) {
+	mask := func(b []byte) {
+		for i, c := range b {
+			if c != ' ' {
+				b[i] = '*'
+			}
+		}
+	}
+	for m := 0; m < len(wk.masks); m += 2 {
+		mask(events[wk.masks[m]:wk.masks[m+1]])
+	}
+	for _, e := range edits {
+		from := wk.t.at[e.Index]
+		to := from + len(wk.t.Strings[e.Index].Value)
+		switch e.Op {
+		case sdk.OpMask:
+			mask(events[from:to])
+		case sdk.OpReplace:
+			copy(events[from:to], e.Value)
+		}
+	}
+}
+
 // validContent checks that b may stand between the quotes of a JSON string.
 func validContent(b []byte) error {
 	for i := 0; i < len(b); i++ {
@@ -760,26 +847,131 @@ func validContent(b []byte) error {
 // mayEdit reports whether the walk of events (valid JSON: Pack validated
 // it) for w could find a string to mask or to hand over, from the strings
 // alone: a value that passes the pattern pre-filter, an input value ("text"
-// key) when inputs matter, or an attribute w masks or wants. It hops from
-// quote to quote (bytes.IndexByte) without building any context, so a
+// key) when inputs matter, or an attribute w masks or wants. It goes from
+// string to string (scanMayEdit) without building any context, so a
 // segment with nothing to look at costs a fraction of the walk; when it
 // reports true, the walk decides. Attribute names are told apart from other
 // keys by their place in an "attributes" object, which in rrweb holds only
 // scalars; one that holds an object or array makes it report true. Rules
 // that select nodes (Wants.Nodes) need the walk whatever the strings.
 func mayEdit(events []byte, w *compiledWants) bool {
-	return w.Nodes || scanMayEdit(events, w, false)
+	if w.Nodes {
+		return true
+	}
+	return scanMayEdit(events, w)
 }
 
 // eventMayEdit is mayEdit for one top-level event, which the walk may pass
-// over when it reports false: it also reports true for an event that names
-// an element's tag ("tagName"), since the walk takes the tags of the whole
-// segment's nodes for the attributes mutations change.
+// over when it reports false. The walk takes the tags of the whole
+// segment's nodes for the attributes mutations change, so an event passed
+// over that names an element's tag ("tagName") is walked afterwards for
+// its tags if some string needs them (walkTagEvents).
 func eventMayEdit(event []byte, w *compiledWants) bool {
-	return w.Nodes || scanMayEdit(event, w, true)
+	if w.Nodes {
+		return true
+	}
+	return scanMayEdit(event, w)
 }
 
-func scanMayEdit(events []byte, w *compiledWants, tags bool) bool {
+// keyTagName is how a "tagName" key appears in the events.
+var keyTagName = []byte(`"tagName"`)
+
+// scanMayEdit is mayEdit's look at the strings: plainMayEdit where no
+// backslash can escape a quote, else hopMayEdit.
+func scanMayEdit(events []byte, w *compiledWants) bool {
+	if bytes.IndexByte(events, '\\') < 0 {
+		return plainMayEdit(events, w)
+	}
+	return hopMayEdit(events, w)
+}
+
+// plainMayEdit is scanMayEdit for events without a backslash, where every
+// quote opens or closes a string: it reads the quotes a word at a time and
+// pairs them, instead of searching for each string's end, and looks for
+// '@' once for all the strings.
+func plainMayEdit(b []byte, w *compiledWants) bool {
+	inputs := w.MaskInputs || w.Inputs
+	attrs := inputs || len(w.maskAttrs) > 0 || len(w.attrs) > 0
+	at := w.AtSign && bytes.IndexByte(b, '@') >= 0
+	minDigits := w.MinDigits
+	minLen := math.MaxInt // the shortest value digitRun may pass
+	if minDigits > 0 {
+		minLen = minDigits
+	}
+	inAttrs := false // inside an "attributes" object
+	i := 0           // where the bytes after the last string start
+	open := -1       // the open string's quote
+	var tail [8]byte
+	for base := 0; base < len(b); base += 8 {
+		var word uint64
+		if base+8 <= len(b) {
+			word = binary.LittleEndian.Uint64(b[base:])
+		} else {
+			tail = [8]byte{}
+			copy(tail[:], b[base:])
+			word = binary.LittleEndian.Uint64(tail[:])
+		}
+		for m := equal(word, '"'); m != 0; m &= m - 1 {
+			p := base + bits.TrailingZeros64(m)/8
+			if open < 0 {
+				open = p
+				if inAttrs {
+					// As in hopMayEdit: its ':' or ',', a scalar, the end.
+				gap:
+					for _, c := range b[i:open] {
+						switch c {
+						case '}':
+							inAttrs = false
+							break gap
+						case '{', '[':
+							return true
+						}
+					}
+				}
+				continue
+			}
+			str := b[open+1 : p]
+			open = -1
+			if n := len(str); !inAttrs && n != len("text") && n != len("attributes") && !at && n < minLen {
+				continue // neither a key that matters nor a value to look at
+			}
+			j := p + 1
+			for j < len(b) && (b[j] == ' ' || b[j] == '\n' || b[j] == '\r' || b[j] == '\t') {
+				j++
+			}
+			i = p + 1
+			if j < len(b) && b[j] == ':' {
+				// A key.
+				switch {
+				case inAttrs:
+					if attrs && w.attrMatters(str, inputs) {
+						return true
+					}
+				case string(str) == "attributes":
+					k := j + 1
+					for k < len(b) && (b[k] == ' ' || b[k] == '\n' || b[k] == '\r' || b[k] == '\t') {
+						k++
+					}
+					if k < len(b) && b[k] == '{' {
+						inAttrs = true
+						i = k + 1
+					}
+				case inputs && string(str) == "text":
+					return true
+				}
+				continue
+			}
+			if at && hasAt(str) || minDigits > 0 && len(str) >= minDigits && digitRun(str, minDigits) {
+				return true
+			}
+		}
+	}
+	return open >= 0 // an unterminated string is not valid JSON: the walk reports it
+}
+
+// hopMayEdit is scanMayEdit for any events: it hops from string to
+// string, each string's end found past its escapes.
+func hopMayEdit(events []byte, w *compiledWants) bool {
 	inputs := w.MaskInputs || w.Inputs
 	attrs := inputs || len(w.maskAttrs) > 0 || len(w.attrs) > 0
 	b := events
@@ -830,7 +1022,7 @@ func scanMayEdit(events []byte, w *compiledWants, tags bool) bool {
 				if k < len(b) && b[k] == '{' {
 					inAttrs, j = true, k+1
 				}
-			case inputs && string(s) == "text", tags && string(s) == "tagName":
+			case inputs && string(s) == "text":
 				return true
 			}
 			i = j

@@ -43,12 +43,17 @@ func scrubStrings(t *testing.T, config string, events []byte) (out []byte, sent,
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, same, err := wk.splice(events, edits)
+	out, same, err := wk.splice(events, edits, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !same || len(out) != len(events) {
 		t.Errorf("the scrub's splice moved bytes: same %v, %d bytes for %d", same, len(out), len(events))
+	}
+	// In place (ApplySpans, Pack's), the same bytes.
+	own := bytes.Clone(events)
+	if got, same, err := wk.splice(own, edits, true); err != nil || !same || !bytes.Equal(got, out) || &got[0] != &own[0] {
+		t.Errorf("config %s: the splice in place differs (same %v, %v) or copied", config, same, err)
 	}
 	return out, len(wk.t.Strings), len(wk.masks) / 2
 }
@@ -134,18 +139,27 @@ func TestSpliceRefusesBadReplacements(t *testing.T) {
 	if len(wk.t.Strings) != 1 {
 		t.Fatalf("%d strings, want 1", len(wk.t.Strings))
 	}
-	for _, bad := range []string{`x","type":2,"y":"`, "a\nb", `a\`, `\x41`, `\u12`, `\u12g4`} {
-		if _, _, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}); err == nil {
-			t.Errorf("replacement %q accepted", bad)
+	orig := bytes.Clone(events)
+	for _, bad := range []string{`x","type":2,"y":"`, "a\nb", `a\`, `\x41`, `\u12`, `\u12g4`, `aaaaaaaaaaaaaa\q`, `aaaaaaaaaaaaa","`} {
+		for _, inPlace := range []bool{false, true} {
+			if _, _, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(bad)}}, inPlace); err == nil {
+				t.Errorf("replacement %q accepted (in place %v)", bad, inPlace)
+			}
+			if !bytes.Equal(events, orig) {
+				t.Fatalf("refused replacement %q (in place %v) changed the events", bad, inPlace)
+			}
 		}
 	}
 	for _, good := range []string{``, `****`, `a\"b\\c\/\u00e9\n`, `****************`} {
-		out, same, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}})
-		if err != nil || !json.Valid(out) {
-			t.Errorf("replacement %q: %v, valid %v", good, err, json.Valid(out))
-		}
-		if want := len(good) == len("jane@example.com"); same != want {
-			t.Errorf("replacement %q: same offsets %v, want %v", good, same, want)
+		for _, inPlace := range []bool{false, true} {
+			events := bytes.Clone(orig)
+			out, same, err := wk.splice(events, []sdk.Edit{{Index: 0, Op: sdk.OpReplace, Value: []byte(good)}}, inPlace)
+			if err != nil || !json.Valid(out) || !strings.Contains(string(out), `"text":"`+good+`"`) {
+				t.Errorf("replacement %q (in place %v): %v, valid %v: %s", good, inPlace, err, json.Valid(out), out)
+			}
+			if want := len(good) == len("jane@example.com"); same != want {
+				t.Errorf("replacement %q: same offsets %v, want %v", good, same, want)
+			}
 		}
 	}
 	// Edits out of order or range never reach splice.
@@ -234,6 +248,15 @@ func TestWordScans(t *testing.T) {
 	}
 }
 
+// splitEvents returns the top-level events of a JSON array.
+func splitEvents(t testing.TB, events []byte) [][]byte {
+	var out [][]byte
+	for _, sp := range spansOf(t, events) {
+		out = append(out, events[sp.Start:sp.End])
+	}
+	return out
+}
+
 // TestMayEditPassesOverNothingItNeeds: when the pre-filter says a scrub
 // could edit nothing, the walk finds nothing either: on random rrweb-like
 // JSON of keys the walk treats apart (text, value, attributes, tagName,
@@ -278,7 +301,7 @@ func TestMayEditPassesOverNothingItNeeds(t *testing.T) {
 			b.WriteString([]string{"1", "1700000000000", "true", "null", "-2.5e3"}[rng.IntN(5)])
 		}
 	}
-	passed := 0
+	passed, compared := 0, 0
 	for range 20_000 {
 		var b strings.Builder
 		b.WriteByte('[')
@@ -292,6 +315,19 @@ func TestMayEditPassesOverNothingItNeeds(t *testing.T) {
 		events := []byte(b.String())
 		if !json.Valid(events) {
 			t.Fatalf("generated invalid JSON: %s", events)
+		}
+		// Without escapes the quote-pairing scan answers as the hop does,
+		// for the whole array and for each event.
+		if !bytes.Contains(events, []byte{'\\'}) {
+			for _, config := range configs {
+				w := compileWants(piiscrub.Describe([]byte(config)))
+				for _, d := range append([][]byte{events}, splitEvents(t, events)...) {
+					if plain, hop := plainMayEdit(d, w), hopMayEdit(d, w); plain != hop {
+						t.Fatalf("config %s: plainMayEdit %v, hopMayEdit %v: %s", config, plain, hop, d)
+					}
+					compared++
+				}
+			}
 		}
 		for _, config := range configs {
 			w := compileWants(piiscrub.Describe([]byte(config)))
@@ -321,6 +357,9 @@ func TestMayEditPassesOverNothingItNeeds(t *testing.T) {
 	if passed < 1000 {
 		t.Errorf("the pre-filter passed over only %d of 80,000 cases: the test checks little", passed)
 	}
+	if compared < 10_000 {
+		t.Errorf("the two scans were compared on only %d cases without escapes", compared)
+	}
 
 	clean := compileWants(piiscrub.Describe([]byte(`{"mask_all_inputs":false}`)))
 	for i, seg := range workload.Recording(rand.New(rand.NewPCG(1, 2)), 3, 30<<10, 30<<10, 1_700_000_000_000) {
@@ -345,7 +384,7 @@ func TestMayEditPassesOverNothingItNeeds(t *testing.T) {
 }
 
 // spansOf returns where each top-level element of events is.
-func spansOf(t *testing.T, events []byte) []Span {
+func spansOf(t testing.TB, events []byte) []Span {
 	t.Helper()
 	d := json.NewDecoder(bytes.NewReader(events))
 	if _, err := d.Token(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 )
@@ -27,10 +28,17 @@ const (
 	Zstd  Encoding = "zstd"
 )
 
+// S2 is an encoding only Pack writes: events an edge rule rewrote (a PII
+// scrub's masks) in a segment Pack would otherwise store as the client
+// compressed it, compressed with CompressS2 (the s2 block format). No
+// payload arrives in it (Detect never reports it); it is read back from a
+// segment row's encoding, and compaction re-encodes it to zstd.
+const S2 Encoding = "s2"
+
 // Valid reports whether e is one of the known encodings.
 func (e Encoding) Valid() bool {
 	switch e {
-	case Plain, Gzip, Zlib, Zstd:
+	case Plain, Gzip, Zlib, Zstd, S2:
 		return true
 	}
 	return false
@@ -74,6 +82,8 @@ func Decode(enc Encoding, data []byte, maxDecompressed int64) ([]byte, error) {
 			return nil, err
 		}
 		return out, nil
+	case S2:
+		return decodeS2(data, nil, limit)
 	case Gzip, Zlib:
 		f := inflaters.Get().(*inflater)
 		defer f.release()
@@ -95,18 +105,64 @@ func Decode(enc Encoding, data []byte, maxDecompressed int64) ([]byte, error) {
 
 // DecodeStored is Decode for the read path. The segment was read back from
 // storage and AES-GCM authenticated it, so a zstd frame's checksum is not
-// verified again, and a zstd segment is decoded into buf's storage when it
-// has room (buf's contents are overwritten).
+// verified again, and a zstd or s2 segment is decoded into buf's storage
+// when it has room (buf's contents are overwritten).
 func DecodeStored(enc Encoding, data, buf []byte, maxDecompressed int64) ([]byte, error) {
-	if enc != Zstd {
-		return Decode(enc, data, maxDecompressed)
-	}
 	limit := decompressedLimit(maxDecompressed)
-	out, err := decodeZstd(zstdDecoder(limit, false), data, buf, limit)
+	switch enc {
+	case Zstd:
+		out, err := decodeZstd(zstdDecoder(limit, false), data, buf, limit)
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	case S2:
+		return decodeS2(data, buf, limit)
+	}
+	return Decode(enc, data, maxDecompressed)
+}
+
+// decodeS2 decodes an s2 block into buf's storage when it has room, else
+// into a buffer of exactly the decoded size. The block states that size
+// first; a claim over limit is refused before anything is allocated, so
+// decoding never costs more than limit bytes of output.
+func decodeS2(data, buf []byte, limit int64) ([]byte, error) {
+	n, err := s2.DecodedLen(data)
 	if err != nil {
-		return nil, err
+		return nil, invalid(ReasonBadCompression, fmt.Errorf("s2 header: %w", err))
+	}
+	if int64(n) > limit {
+		return nil, tooLarge(limit)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	out, err := s2.Decode(buf[:cap(buf)], data)
+	if err != nil {
+		return nil, invalid(ReasonBadCompression, fmt.Errorf("s2: %w", err))
 	}
 	return out, nil
+}
+
+// CompressS2 returns raw as an s2 block (Decode(S2, ...) reads it back),
+// or ok = false when raw is too large for one (over 4 GiB). s2 compresses
+// rrweb JSON about three times faster than zstd's fastest level, into
+// 35–50% more bytes (README, Edge rules). It is safe for concurrent use.
+func CompressS2(raw []byte) (_ []byte, ok bool) {
+	n := s2.MaxEncodedLen(len(raw))
+	if n < 0 {
+		return nil, false
+	}
+	bp := compressBufs.Get().(*[]byte)
+	if cap(*bp) < n {
+		*bp = make([]byte, n)
+	}
+	out := s2.Encode((*bp)[:n], raw)
+	res := bytes.Clone(out) // exact size: see Compress
+	if cap(*bp) <= maxPooledBuf {
+		compressBufs.Put(bp)
+	}
+	return res, true
 }
 
 // Compress returns raw compressed with zstd at the default level. The

@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -42,7 +43,7 @@ func TestDetect(t *testing.T) {
 }
 
 func TestEncodingValid(t *testing.T) {
-	for _, enc := range encodings {
+	for _, enc := range append(encodings, S2) {
 		if !enc.Valid() {
 			t.Errorf("%q.Valid() = false", enc)
 		}
@@ -194,6 +195,115 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("Decode allocated %d bytes, want at most %d", alloc, tt.maxAlloc)
 			}
 		})
+	}
+}
+
+// TestS2 checks the encoding only Pack writes (rewritten events): it round
+// trips through Decode and DecodeStored (into a reused buffer when it has
+// room), is never detected in a payload, and is compact on recordings.
+func TestS2(t *testing.T) {
+	rec, _ := recording(300<<10, 3)
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+	}{{"recording", rec}, {"events", []byte(events)}, {"one byte", []byte("x")}, {"empty", []byte{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := encode(t, S2, tc.raw)
+			if cap(data) > len(data)+len(data)/8+64 {
+				t.Errorf("CompressS2 returned cap %d for len %d; want an exact-size buffer", cap(data), len(data))
+			}
+			if Detect(data) == S2 {
+				t.Error("an s2 block was detected as s2; no payload may arrive in it")
+			}
+			got, err := Decode(S2, data, int64(len(tc.raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.raw) {
+				t.Error("Decode round trip mismatch")
+			}
+			buf := make([]byte, 0, len(tc.raw)+100)
+			got, err = DecodeStored(S2, data, buf, int64(len(tc.raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.raw) {
+				t.Error("DecodeStored round trip mismatch")
+			}
+			if len(tc.raw) > 0 && &got[0] != &buf[:1][0] {
+				t.Error("DecodeStored did not decode into the buffer it was given")
+			}
+			if len(tc.raw) > 1 { // a limit of 0 is the default
+				if _, err := Decode(S2, data, int64(len(tc.raw))-1); err == nil {
+					t.Error("no error one byte under the size")
+				}
+			}
+		})
+	}
+	if got := encode(t, S2, rec); len(got)*4 > len(rec) {
+		t.Errorf("CompressS2 made %d bytes of %d; want at least 4:1 on a recording", len(got), len(rec))
+	}
+}
+
+// TestS2Adversarial feeds Decode and DecodeStored s2 blocks that lie about
+// their size, are cut short or corrupted: each is an *InvalidError, and a
+// claimed size over the limit is refused before any allocation.
+func TestS2Adversarial(t *testing.T) {
+	raw := []byte(events)
+	good := encode(t, S2, raw)
+	const limit = 1 << 20
+	huge := binary.AppendUvarint(nil, 0xffffffff) // 4 GiB claimed
+	huge = append(huge, good[1:]...)
+	over := binary.AppendUvarint(nil, limit+1)
+	over = append(over, good[1:]...)
+	// A block whose header claims the limit exactly but holds a few bytes:
+	// decoding it allocates the claim and then fails.
+	short := binary.AppendUvarint(nil, limit)
+	short = append(short, good[len(good)-8:]...)
+	corrupt := bytes.Clone(good)
+	for i := len(corrupt) / 2; i < len(corrupt); i++ {
+		corrupt[i] ^= 0xa5
+	}
+	tests := []struct {
+		name     string
+		data     []byte
+		reason   string
+		maxAlloc uint64
+	}{
+		{"claims 4 GiB", huge, ReasonDecompressedTooLarge, 16 << 10},
+		{"claims a byte over the limit", over, ReasonDecompressedTooLarge, 16 << 10},
+		{"claims the limit, holds little", short, ReasonBadCompression, limit + 64<<10},
+		{"truncated", good[:len(good)-5], ReasonBadCompression, 64 << 10},
+		{"header only", good[:1], ReasonBadCompression, 64 << 10},
+		{"empty", nil, ReasonBadCompression, 16 << 10},
+		{"bad varint", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, ReasonBadCompression, 16 << 10},
+		{"corrupted", corrupt, ReasonBadCompression, 64 << 10},
+		{"gzip as s2", encode(t, Gzip, raw), ReasonBadCompression, 64 << 10},
+		{"plain as s2", raw, ReasonBadCompression, 64 << 10},
+	}
+	for _, tt := range tests {
+		for _, stored := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stored=%v", tt.name, stored), func(t *testing.T) {
+				var out []byte
+				var err error
+				alloc := allocated(func() {
+					if stored {
+						out, err = DecodeStored(S2, tt.data, nil, limit)
+					} else {
+						out, err = Decode(S2, tt.data, limit)
+					}
+				})
+				if reason, _ := Reason(err); reason != tt.reason {
+					t.Errorf("reason = %q (err %v), want %q", reason, err, tt.reason)
+				}
+				if out != nil {
+					t.Errorf("returned %d bytes with error", len(out))
+				}
+				if alloc > tt.maxAlloc {
+					t.Errorf("allocated %d bytes, want at most %d", alloc, tt.maxAlloc)
+				}
+			})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -37,14 +38,40 @@ func FuzzValidate(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	for _, enc := range encodings {
+	for _, enc := range append(encodings, S2) {
 		f.Add(encode(f, enc, rec))
 		f.Add(encode(f, enc, []byte(`[{"type":2}]`)))
 	}
+	// s2 blocks that lie about their size (the varint header first).
+	f.Add(binary.AppendUvarint(nil, 256<<10+1))
+	f.Add(append(binary.AppendUvarint(nil, 0xffffffff), encode(f, S2, rec)[3:]...))
 	lim := Limits{MaxPayload: 256 << 10, MaxDecompressed: 256 << 10, MaxDepth: 64}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		if got, want := ValidJSON(payload), json.Valid(payload); got != want {
 			t.Fatalf("ValidJSON = %v, json.Valid = %v", got, want)
+		}
+		// Any bytes read back as an s2 segment (only Pack writes them,
+		// but a row could be damaged) decode within the bound or fail
+		// as bad compression; the stored path agrees with Decode.
+		for _, stored := range []bool{false, true} {
+			var out []byte
+			var err error
+			if stored {
+				out, err = DecodeStored(S2, payload, nil, lim.MaxDecompressed)
+			} else {
+				out, err = Decode(S2, payload, lim.MaxDecompressed)
+			}
+			if reason, _ := Reason(err); err != nil && reason != ReasonBadCompression && reason != ReasonDecompressedTooLarge {
+				t.Fatalf("s2 decode error %v has reason %q", err, reason)
+			}
+			if int64(len(out)) > lim.MaxDecompressed {
+				t.Fatalf("s2 decode gave %d bytes, over the limit", len(out))
+			}
+			if err == nil {
+				if again := encode(t, S2, out); !bytes.Equal(mustDecode(t, again, lim), out) {
+					t.Fatal("s2 round trip of decoded bytes mismatch")
+				}
+			}
 		}
 		info, err := Validate(payload, lim)
 		if Detect(payload) == Plain {
@@ -104,6 +131,15 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// mustDecode decodes an s2 block made by CompressS2.
+func mustDecode(t *testing.T, data []byte, lim Limits) []byte {
+	out, err := Decode(S2, data, lim.MaxDecompressed)
+	if err != nil {
+		t.Fatalf("s2 decode of CompressS2 output: %v", err)
+	}
+	return out
 }
 
 // differential compares Validate's verdict on a plain payload with

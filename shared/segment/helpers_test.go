@@ -31,6 +31,12 @@ func encode(tb testing.TB, enc Encoding, raw []byte) []byte {
 		write(tb, zlib.NewWriter(&buf), raw)
 	case Zstd:
 		return Compress(raw)
+	case S2:
+		out, ok := CompressS2(raw)
+		if !ok {
+			tb.Fatalf("encode: %d bytes too large for s2", len(raw))
+		}
+		return out
 	default:
 		tb.Fatalf("encode: unknown encoding %q", enc)
 	}

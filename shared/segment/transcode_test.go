@@ -232,3 +232,57 @@ func BenchmarkDecodeStored(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRewritten compares the encodings Pack may store events an edge
+// rule rewrote in (already decoded, so only the compression is Pack's
+// work): s2 (what it does), zstd at its fastest and default levels, with
+// the client's gzip of the same events for the stored size. Each reports
+// CPU µs per segment to compress and to decode (Serve's side), and the
+// stored bytes per MB of raw JSON.
+//
+//	go test -run '^$' -bench BenchmarkRewritten ./shared/segment/
+func BenchmarkRewritten(b *testing.B) {
+	for _, c := range storeCorpora() {
+		var raw, gz int
+		for _, r := range c.raw {
+			raw += len(r)
+			gz += len(encode(b, Gzip, r))
+		}
+		for _, e := range []struct {
+			name string
+			enc  Encoding
+			do   func([]byte) []byte
+		}{
+			{"s2", S2, func(r []byte) []byte { out, _ := CompressS2(r); return out }},
+			{"zstd-fastest", Zstd, func(r []byte) []byte { return CompressLevel(r, LevelFastest) }},
+			{"zstd-default", Zstd, Compress},
+		} {
+			b.Run(c.name+"/"+e.name, func(b *testing.B) {
+				b.SetBytes(int64(raw / len(c.raw)))
+				stored := make([][]byte, len(c.raw))
+				var size int
+				for i, r := range c.raw {
+					stored[i] = e.do(r)
+					size += len(stored[i])
+				}
+				cpu0 := processCPU()
+				for i := 0; b.Loop(); i++ {
+					e.do(c.raw[i%len(c.raw)])
+				}
+				b.ReportMetric((processCPU()-cpu0).Seconds()*1e6/float64(b.N), "cpu-us/segment")
+				var buf []byte
+				cpu0 = processCPU()
+				for i := range 10 * len(stored) {
+					out, err := DecodeStored(e.enc, stored[i%len(stored)], buf, 0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					buf = out[:0]
+				}
+				b.ReportMetric((processCPU()-cpu0).Seconds()*1e6/float64(10*len(stored)), "decode-cpu-us/segment")
+				b.ReportMetric(float64(size)/float64(raw)*1e6, "stored-B/raw-MB")
+				b.ReportMetric(float64(gz)/float64(raw)*1e6, "gzip-B/raw-MB")
+			})
+		}
+	}
+}
