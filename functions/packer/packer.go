@@ -79,7 +79,8 @@ type Message struct {
 	Data       []byte
 	Attributes map[string]string
 	// EnvelopeBytes is the size of the request that carried the message
-	// (the push JSON, which the HTTP layer holds until the answer), counted
+	// (the push JSON, or the buffer of a direct request's body, whose tail
+	// is Data: what the HTTP layer holds until the answer), counted
 	// against MAX_BUFFER_BYTES for the whole request. Zero when the message
 	// did not come over HTTP.
 	EnvelopeBytes int
