@@ -93,6 +93,9 @@ func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
 			return
 		}
+		// The payload is the body: its buffer goes back once ingest is
+		// done with the payload (see Message.release).
+		m.release = func() { releasePushBuffer(body) }
 	} else if m, derr = DecodePush(body); derr == nil {
 		// Nothing decoded refers to the body (the payload and strings are
 		// copies): its buffer goes back at once. A bad envelope keeps it,
@@ -135,20 +138,10 @@ func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = p.overloaded(ctx, n)
 	}
 	if err != nil {
-		// A direct body's buffer is not given back: after an error
-		// something may still refer to the payload (a publish to the
-		// reject topic that timed out may still send it), so the GC takes
-		// it.
 		status, _ = derrors.ToStatus(err)
 		slog.WarnContext(ctx, "segment nacked", "message_id", m.ID, "status", status, "error", err)
 		answer(w, status)
 		return
-	}
-	if f == formDirect {
-		// Settled: the segment was sealed into a copy and flushed, found a
-		// duplicate, or published to the reject topic and acked by it;
-		// nothing refers to the payload any more.
-		releasePushBuffer(body)
 	}
 	result = res.String()
 	// Debug: at info, a line per segment costs more CPU than the rest of
