@@ -275,7 +275,9 @@ func TestDirectSpillsWhenPackIsFull(t *testing.T) {
 	key := e.key(42, "http://localhost:8080")
 	cfg := packConfig()
 	cfg.FlushAge = 3 * time.Second // the first segment holds its space this long
-	cfg.MaxBufferBytes = 300 << 10 // one segment's push and payload, not two
+	// One segment's direct body (a 128 KiB buffer; after sealing, its
+	// ~75 KiB sealed copy), not two.
+	cfg.MaxBufferBytes = 180 << 10
 	p := packer.New(cfg, d.DB, d.Blobs, d.Keyring(), failReject{t})
 	defer p.Close()
 	hs := httptest.NewServer(packHandler(p))
