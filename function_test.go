@@ -236,9 +236,9 @@ func pushRequest(url, id string, data []byte, attrs map[string]string) *http.Req
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if n, _ := strconv.Atoi(id); n%4 == 2 {
-		// Ingest's direct form: the payload as the body after the block.
+		// Ingest's direct form (PUT): the payload as the body after the block.
 		block, _ := direct.AppendBlock(nil, "direct-"+id, attrs)
-		req, _ = http.NewRequest(http.MethodPost, url, bytes.NewReader(append(block, data...)))
+		req, _ = http.NewRequest(http.MethodPut, url, bytes.NewReader(append(block, data...)))
 		req.Header.Set("Content-Type", direct.ContentType)
 	}
 	if n, _ := strconv.Atoi(id); n%2 == 1 {

@@ -181,7 +181,7 @@ func (d *Direct) deliverAll(ctx context.Context, msgs []message) []message {
 	return rest
 }
 
-// deliver POSTs m to Pack in the direct form and returns nil once Pack
+// deliver sends m to Pack in the direct form and returns nil once Pack
 // answered 2xx.
 func (d *Direct) deliver(ctx context.Context, m message) error {
 	if !d.held.TryAcquire(int64(len(m.data))) {
@@ -194,7 +194,9 @@ func (d *Direct) deliver(ctx context.Context, m message) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, body.reader())
+	// PUT: a Pack from before the direct form answers 405 and the segment
+	// is published (packer/direct.go).
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, d.url, body.reader())
 	if err != nil {
 		return fmt.Errorf("direct delivery: %w", err)
 	}

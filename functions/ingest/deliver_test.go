@@ -33,10 +33,10 @@ var pushPath = regexp.MustCompile(`^/projects/[^/]+/topics/[^/]+$`)
 
 // packHandler serves a real Pack (an HTTP function reading the request body
 // itself) behind a check that the request is the one Ingest means to send:
-// a POST in the direct form to the topic's path.
+// a PUT in the direct form to the topic's path.
 func packHandler(p *packer.Packer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !pushPath.MatchString(r.URL.Path) || r.Header.Get("Content-Type") != direct.ContentType {
+		if r.Method != http.MethodPut || !pushPath.MatchString(r.URL.Path) || r.Header.Get("Content-Type") != direct.ContentType {
 			http.Error(w, "not a direct request", http.StatusBadRequest)
 			return
 		}

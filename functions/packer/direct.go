@@ -16,10 +16,15 @@ import (
 //     application/json): the JSON envelope with the payload in base64,
 //     also as a binary-mode CloudEvent. This is how what Ingest spills to
 //     the segments topic arrives.
-//   - the direct form (direct.ContentType), which Ingest posts for each
+//   - the direct form (direct.ContentType), which Ingest sends for each
 //     segment first: the payload as the body after a small block with the
 //     message id and attributes (package direct). No base64 and no JSON to
 //     decode, and a body 3/4 the size; the payload is the body's buffer.
+//     Ingest sends it with PUT (Pack takes it with POST too): a Pack from
+//     before this form takes POST only, so it answers Ingest 405 and
+//     Ingest publishes the segment, where a POST would have been read as
+//     a push that is no envelope and acked into the reject topic. Ingest
+//     can so be deployed before Pack, or rolled back after it, safely.
 //
 // Both are authenticated alike (Cloud Run IAM: roles/run.invoker, held by
 // Pub/Sub's push identity and Ingest's service account), and the message

@@ -35,9 +35,10 @@ func directBody(t testing.TB, m Message) []byte {
 	return append(b, m.Data...)
 }
 
-// directRequest is a direct request with the given body.
+// directRequest is a direct request with the given body, as Ingest sends
+// it (PUT).
 func directRequest(body []byte) *http.Request {
-	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req := httptest.NewRequest(http.MethodPut, "/", bytes.NewReader(body))
 	req.Header.Set("Content-Type", direct.ContentType)
 	return req
 }
@@ -138,9 +139,31 @@ func TestServeDirect(t *testing.T) {
 			r.ContentLength = -1
 			return r
 		}(), http.StatusOK, 2, ""},
-		// Under Pub/Sub's type the same bytes are a push, and no push.
-		{"direct body as JSON", withType(directBody(t, good(3)), "application/json"), http.StatusOK, 2, "bad_envelope"},
-		{"push still taken", pushRequest(t, good(3)), http.StatusOK, 3, ""},
+		// PUT is for the direct form only; POST takes it too.
+		{"PUT of a push", func() *http.Request {
+			r := pushRequest(t, good(3))
+			r.Method = http.MethodPut
+			return r
+		}(), http.StatusUnsupportedMediaType, 2, ""},
+		{"direct by POST", func() *http.Request {
+			r := directRequest(directBody(t, good(3)))
+			r.Method = http.MethodPost
+			return r
+		}(), http.StatusOK, 3, ""},
+		{"DELETE", func() *http.Request {
+			r := directRequest(directBody(t, good(4)))
+			r.Method = http.MethodDelete
+			return r
+		}(), http.StatusMethodNotAllowed, 3, ""},
+		// Under Pub/Sub's type the same bytes, POSTed, are a push, and no
+		// push: what a Pack from before the direct form would do with a
+		// POST, which is why Ingest PUTs.
+		{"direct body as JSON", func() *http.Request {
+			r := withType(directBody(t, good(4)), "application/json")
+			r.Method = http.MethodPost
+			return r
+		}(), http.StatusOK, 3, "bad_envelope"},
+		{"push still taken", pushRequest(t, good(4)), http.StatusOK, 4, ""},
 	}
 	for _, tc := range tests {
 		before := len(rej.reasons)

@@ -45,14 +45,15 @@ type pushData struct {
 func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "Pack takes Pub/Sub push requests (POST)", http.StatusMethodNotAllowed)
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		w.Header().Set("Allow", "POST, PUT")
+		http.Error(w, "Pack takes Pub/Sub push requests (POST) and Ingest's direct ones (PUT)", http.StatusMethodNotAllowed)
 		return
 	}
 	f, ok := requestForm(r.Header.Get("Content-Type"))
-	if !ok {
-		slog.WarnContext(ctx, "request refused", "status", http.StatusUnsupportedMediaType, "error", "unknown replayvault content type")
+	if !ok || r.Method == http.MethodPut && f != formDirect {
+		// PUT is the direct form's method (see direct.go).
+		slog.WarnContext(ctx, "request refused", "status", http.StatusUnsupportedMediaType, "error", "unknown replayvault content type, or PUT of another form")
 		http.Error(w, http.StatusText(http.StatusUnsupportedMediaType), http.StatusUnsupportedMediaType)
 		return
 	}

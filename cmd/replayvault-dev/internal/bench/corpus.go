@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strconv"
 
@@ -113,6 +114,15 @@ func ParsePushForm(s string) (PushForm, error) {
 	return "", fmt.Errorf("push form %q: want %s or %s", s, FormDirect, FormPubSub)
 }
 
+// Method is the HTTP method of a request in form f: PUT for the direct
+// form, as Ingest sends it, POST for a push.
+func (f PushForm) Method() string {
+	if f == FormDirect {
+		return http.MethodPut
+	}
+	return http.MethodPost
+}
+
 // ContentType is the Content-Type of a request in form f.
 func (f PushForm) ContentType() string {
 	if f == FormDirect {
@@ -160,8 +170,8 @@ func (s *Stream) WithForm(f PushForm) *Stream {
 type Message struct {
 	ID   string
 	Body []byte
-	// ContentType selects the form of Body.
-	ContentType string
+	// Method and ContentType are those of Body's form.
+	Method, ContentType string
 	// Bytes is the compressed payload size.
 	Bytes int
 }
@@ -184,9 +194,9 @@ func (s *Stream) Next() Message {
 	s.msgs++
 	id := strconv.FormatInt(s.msgs, 10)
 	if s.form == FormDirect {
-		return Message{ID: id, Body: directBody(id, r.project, r.id, seg, p.Gzip), ContentType: direct.ContentType, Bytes: len(p.Gzip)}
+		return Message{ID: id, Body: directBody(id, r.project, r.id, seg, p.Gzip), Method: FormDirect.Method(), ContentType: direct.ContentType, Bytes: len(p.Gzip)}
 	}
-	return Message{ID: id, Body: pushBody(id, r.project, r.id, seg, p.B64), ContentType: FormPubSub.ContentType(), Bytes: len(p.Gzip)}
+	return Message{ID: id, Body: pushBody(id, r.project, r.id, seg, p.B64), Method: FormPubSub.Method(), ContentType: FormPubSub.ContentType(), Bytes: len(p.Gzip)}
 }
 
 // directBody builds a request body in Pack's direct form, as Ingest's

@@ -113,7 +113,7 @@ func drive(ctx context.Context, hc *http.Client, url string, stream *Stream, spe
 // (the JSON body, no CloudEvent headers; terraform/pubsub.tf).
 func push(ctx context.Context, hc *http.Client, url string, m Message, arrive time.Duration, start time.Time) sample {
 	s := sample{arrive: arrive, send: time.Since(start), bytes: m.Bytes}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(m.Body))
+	req, err := http.NewRequestWithContext(ctx, m.Method, url, bytes.NewReader(m.Body))
 	if err != nil {
 		s.done = time.Since(start)
 		return s

@@ -140,7 +140,7 @@ func testNaiveStoresOneSegment(t *testing.T, form PushForm) {
 // serveNaive sends m to n and returns the status it answered.
 func serveNaive(n *Naive, m Message) int {
 	w := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(m.Body))
+	req := httptest.NewRequest(m.Method, "/", bytes.NewReader(m.Body))
 	req.Header.Set("Content-Type", m.ContentType)
 	n.ServeHTTP(w, req)
 	return w.Code

@@ -296,8 +296,8 @@ func TestReportPushForm(t *testing.T) {
 			t.Errorf("%s: the table's header does not name the form:\n%s", form, header)
 		}
 		corpus := NewCorpus(workload.SizeDist{Median: 2 << 10, Min: 1 << 10, Max: 4 << 10, Sigma: 0.5}, 2, 1)
-		if m := NewStream(corpus, workload.DefaultLengths(), 1, 1, 1).WithForm(form).Next(); m.ContentType != form.ContentType() {
-			t.Errorf("%s: the stream sent %s", form, m.ContentType)
+		if m := NewStream(corpus, workload.DefaultLengths(), 1, 1, 1).WithForm(form).Next(); m.ContentType != form.ContentType() || m.Method != form.Method() {
+			t.Errorf("%s: the stream sent %s %s", form, m.Method, m.ContentType)
 		}
 	}
 	if _, err := ParsePushForm("envelope"); err == nil {
