@@ -20,6 +20,7 @@ import (
 
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/direct"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/testenv"
 	"github.com/replayvault/replayvault/shared/workload"
@@ -226,7 +227,7 @@ func packEnv(t *testing.T, d *testenv.Deps, ps *testenv.PubSub) map[string]strin
 // one message: the plain push body for an even id (what
 // google_pubsub_subscription.pack sends), and the same body as a binary-mode
 // messagePublished CloudEvent (ce-* headers, as Eventarc sends it) for an
-// odd one.
+// odd one; for ids 2 mod 4, Ingest's direct form instead (direct.ContentType).
 func pushRequest(url, id string, data []byte, attrs map[string]string) *http.Request {
 	body, _ := json.Marshal(map[string]any{
 		"subscription": "projects/p/subscriptions/pack",
@@ -234,6 +235,12 @@ func pushRequest(url, id string, data []byte, attrs map[string]string) *http.Req
 	})
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if n, _ := strconv.Atoi(id); n%4 == 2 {
+		// Ingest's direct form (PUT): the payload as the body after the block.
+		block, _ := direct.AppendBlock(nil, "direct-"+id, attrs)
+		req, _ = http.NewRequest(http.MethodPut, url, bytes.NewReader(append(block, data...)))
+		req.Header.Set("Content-Type", direct.ContentType)
+	}
 	if n, _ := strconv.Atoi(id); n%2 == 1 {
 		req.Header.Set("ce-specversion", "1.0")
 		req.Header.Set("ce-id", id)

@@ -48,6 +48,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	skipLong := fs.Bool("skip-long", false, "skip the long-replay benchmark (seek, compacted read, replay list)")
 	compactLevel := fs.String("compact-zstd-level", "", "COMPACT_ZSTD_LEVEL of the long step's compaction: off (copy sealed bytes) or a zstd level (default: Shred's)")
 	keep := fs.Bool("keep", false, "keep the work directory (child logs)")
+	pushForm := fs.String("push-form", string(bench.FormDirect), "form of the ingest step's requests: direct (Ingest's direct delivery, Pack's main path) or pubsub (a Pub/Sub push, what spills)")
 	fromJSON := fs.String("from-json", "", "measure nothing: print the report saved in this JSON file (--json-file)")
 	reprice := fs.Bool("reprice", false, "with --from-json: price the saved run's counts over the retention with this build's cost model (shared/cost)")
 	htmlFile := fs.String("html", "", "also write a self-contained HTML report with plots to this file")
@@ -89,6 +90,10 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	form, err := bench.ParsePushForm(*pushForm)
+	if err != nil {
+		return fmt.Errorf("-push-form: %w", err)
+	}
 	var rs []int
 	for _, s := range strings.Split(*readSizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -110,7 +115,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	rep, err := bench.Run(ctx, bench.Options{
 		Exe: exe, Quick: *quick, Sizes: sd, Lengths: workload.DefaultLengths(), Concurrency: *concurrency,
 		GCSLatency: *gcsLatency, KMSLatency: *kmsLatency, DBLatency: *dbLatency, TestCPUs: *pin, Seed: *seed,
-		ReadSizes: rs, SkipRead: *skipRead, SkipIngest: *skipIngest, SkipLong: *skipLong, CompactZstdLevel: *compactLevel, Keep: *keep, Progress: os.Stderr,
+		ReadSizes: rs, SkipRead: *skipRead, SkipIngest: *skipIngest, SkipLong: *skipLong, CompactZstdLevel: *compactLevel, Keep: *keep, PushForm: form, Progress: os.Stderr,
 	})
 	if err != nil {
 		return err

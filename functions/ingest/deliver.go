@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,10 +23,13 @@ import (
 
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
+	"github.com/replayvault/replayvault/shared/direct"
 )
 
-// Direct delivers segment messages straight to Pack, as the push request
-// Pack's subscription would send, so that the common case pays no Pub/Sub
+// Direct delivers segment messages straight to Pack, in Pack's direct form
+// (package direct: the payload as the body after a block with the message's
+// id and attributes, where a push would carry it in base64 inside JSON),
+// so that the common case pays no Pub/Sub
 // throughput (published and again delivered: about half the 90-day cost of a
 // segment, see the README's cost section). Pack answers 2xx only once the
 // segment is durable (stored, duplicate, shredded or rejected to the reject
@@ -40,10 +41,9 @@ import (
 // again and is dropped as a duplicate (same segment identity), or acked and
 // discarded if the replay was shredded meanwhile.
 type Direct struct {
-	client       *http.Client
-	url          string // Pack's URL + the topic's path (see NewDirect)
-	subscription string
-	timeout      time.Duration
+	client  *http.Client
+	url     string // Pack's URL + the topic's path (see NewDirect)
+	timeout time.Duration
 	// held bounds the payload bytes that requests hold while they wait
 	// for Pack (about FLUSH_AGE each): a segment that does not fit goes to
 	// Pub/Sub at once, so raising Ingest's concurrency for the wait cannot
@@ -55,8 +55,8 @@ type Direct struct {
 
 // NewDirect returns a Direct to Pack at packURL. The request path names the
 // segments topic (projects/P/topics/T), as the push subscription's endpoint
-// does: functions-framework takes the topic from the path when it turns a
-// push request into Pack's event. client carries Pack's authentication
+// does, so both kinds of request read alike in Pack's request logs (Pack
+// itself does not read the path). client carries Pack's authentication
 // (PackClient); timeout bounds one delivery and should exceed Pack's
 // FLUSH_AGE plus a flush, or most deliveries spill. At most holdBytes of
 // payload wait for Pack at once; the rest is published straight away.
@@ -65,11 +65,10 @@ func NewDirect(client *http.Client, packURL, project, topic string, timeout time
 		topic = "projects/" + project + "/topics/" + topic
 	}
 	return &Direct{
-		client:       client,
-		url:          strings.TrimRight(packURL, "/") + "/" + topic,
-		subscription: strings.Replace(topic, "/topics/", "/subscriptions/", 1) + "-direct",
-		timeout:      timeout,
-		held:         semaphore.NewWeighted(holdBytes),
+		client:  client,
+		url:     strings.TrimRight(packURL, "/") + "/" + topic,
+		timeout: timeout,
+		held:    semaphore.NewWeighted(holdBytes),
 	}
 }
 
@@ -182,7 +181,7 @@ func (d *Direct) deliverAll(ctx context.Context, msgs []message) []message {
 	return rest
 }
 
-// deliver POSTs m to Pack as a push request and returns nil once Pack
+// deliver sends m to Pack in the direct form and returns nil once Pack
 // answered 2xx.
 func (d *Direct) deliver(ctx context.Context, m message) error {
 	if !d.held.TryAcquire(int64(len(m.data))) {
@@ -191,11 +190,13 @@ func (d *Direct) deliver(ctx context.Context, m message) error {
 	defer d.held.Release(int64(len(m.data)))
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	body, err := d.pushBody(m)
+	body, err := d.directBody(m)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, body.reader())
+	// PUT: a Pack from before the direct form answers 405 and the segment
+	// is published (packer/direct.go).
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, d.url, body.reader())
 	if err != nil {
 		return fmt.Errorf("direct delivery: %w", err)
 	}
@@ -203,7 +204,7 @@ func (d *Direct) deliver(ctx context.Context, m message) error {
 	// A connection that died idle may be retried by the transport: Pack
 	// settles a repeat as a duplicate.
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", direct.ContentType)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		// The URL and the cause only; url.Error never holds the body.
@@ -223,57 +224,27 @@ func (d *Direct) deliver(ctx context.Context, m message) error {
 // waiting for Pack.
 var errHoldFull = errors.New("direct delivery: PACK_HOLD_BYTES are waiting for Pack already")
 
-// pushBody is the JSON of a Pub/Sub push request carrying m:
-// {"message":{"attributes":…,"messageId":…,"publishTime":…,"data":"<base64>"},"subscription":…}.
-// The payload is base64-encoded as it is read, so a large segment is not held
-// twice.
-type pushBody struct {
-	head, tail []byte
-	data       []byte
+// directBody is the body of Pack's direct form carrying m (package
+// direct): a block with a fresh message id and m's attributes, then the
+// payload as it is, read from m's own bytes (not copied).
+type directBody struct {
+	block, data []byte
 }
 
-func (d *Direct) pushBody(m message) (*pushBody, error) {
-	attrs, err := json.Marshal(m.attrs)
-	if err != nil {
-		return nil, fmt.Errorf("direct delivery: attributes: %w", err)
-	}
+func (d *Direct) directBody(m message) (*directBody, error) {
 	var id [12]byte
 	_, _ = rand.Read(id[:])
-	sub, _ := json.Marshal(d.subscription)
-	head := fmt.Appendf(nil, `{"message":{"attributes":%s,"messageId":"direct-%s","publishTime":"%s","data":"`,
-		attrs, hex.EncodeToString(id[:]), time.Now().UTC().Format(time.RFC3339Nano))
-	tail := fmt.Appendf(nil, `"},"subscription":%s}`, sub)
-	return &pushBody{head: head, tail: tail, data: m.data}, nil
-}
-
-func (b *pushBody) size() int64 {
-	return int64(len(b.head) + base64.StdEncoding.EncodedLen(len(b.data)) + len(b.tail))
-}
-
-func (b *pushBody) reader() io.Reader {
-	return io.MultiReader(bytes.NewReader(b.head), &base64Reader{src: b.data}, bytes.NewReader(b.tail))
-}
-
-// base64Reader reads src base64-encoded (standard alphabet, padded), a
-// chunk at a time: chunks of a multiple of 3 bytes encode without padding,
-// so their encodings join into the encoding of the whole.
-type base64Reader struct {
-	src []byte
-	buf []byte // encoded, not yet read
-	enc [4 << 10]byte
-}
-
-func (r *base64Reader) Read(p []byte) (int, error) {
-	if len(r.buf) == 0 {
-		if len(r.src) == 0 {
-			return 0, io.EOF
-		}
-		n := min(len(r.src), len(r.enc)/4*3)
-		base64.StdEncoding.Encode(r.enc[:], r.src[:n])
-		r.buf = r.enc[:base64.StdEncoding.EncodedLen(n)]
-		r.src = r.src[n:]
+	block, err := direct.AppendBlock(nil, "direct-"+hex.EncodeToString(id[:]), m.attrs)
+	if err != nil {
+		// The attributes Ingest sets are far within the block's limits;
+		// the error names sizes, not contents.
+		return nil, fmt.Errorf("direct delivery: %w", err)
 	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
+	return &directBody{block: block, data: m.data}, nil
+}
+
+func (b *directBody) size() int64 { return int64(len(b.block) + len(b.data)) }
+
+func (b *directBody) reader() io.Reader {
+	return io.MultiReader(bytes.NewReader(b.block), bytes.NewReader(b.data))
 }

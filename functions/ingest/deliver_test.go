@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/replayvault/replayvault/functions/packer"
+	"github.com/replayvault/replayvault/shared/direct"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/testenv"
 )
@@ -31,13 +31,13 @@ import (
 // follows (projects/P/topics/T).
 var pushPath = regexp.MustCompile(`^/projects/[^/]+/topics/[^/]+$`)
 
-// packHandler serves a real Pack (an HTTP function reading the push body
-// itself) behind a check that the request is the push Ingest means to
-// send: a POST of JSON to the topic's path.
+// packHandler serves a real Pack (an HTTP function reading the request body
+// itself) behind a check that the request is the one Ingest means to send:
+// a PUT in the direct form to the topic's path.
 func packHandler(p *packer.Packer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !pushPath.MatchString(r.URL.Path) || r.Header.Get("Content-Type") != "application/json" {
-			http.Error(w, "not a push request", http.StatusBadRequest)
+		if r.Method != http.MethodPut || !pushPath.MatchString(r.URL.Path) || r.Header.Get("Content-Type") != direct.ContentType {
+			http.Error(w, "not a direct request", http.StatusBadRequest)
 			return
 		}
 		p.ServeHTTP(w, r)
@@ -227,16 +227,17 @@ func (e *env) received(quiet time.Duration) []published {
 	return got
 }
 
-// TestPushBody: the streamed push JSON is what encoding/json reads back as
-// the message, at sizes around the encoder's chunk, with attributes that
-// need escaping; its declared length is its length.
-func TestPushBody(t *testing.T) {
+// TestDirectBody: the body Ingest posts reads back, with Pack's decoder,
+// as the message's attributes and exact payload under a fresh id, and its
+// announced size is its length.
+func TestDirectBody(t *testing.T) {
 	d := NewDirect(http.DefaultClient, "http://127.0.0.1:1", "p", "segments", time.Second, 1<<20)
 	attrs := map[string]string{"replay_id": "r", "url": "http://x/\"quoted\"\n\u2028</script>"}
+	ids := map[string]bool{}
 	for _, n := range []int{0, 1, 2, 3, 4, 3071, 3072, 3073, 4 << 10, 10_000, 1 << 20} {
 		data := make([]byte, n)
 		rand.Read(data)
-		b, err := d.pushBody(message{attrs: attrs, data: data})
+		b, err := d.directBody(message{attrs: attrs, data: data})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,23 +248,20 @@ func TestPushBody(t *testing.T) {
 		if int64(len(raw)) != b.size() {
 			t.Errorf("%d bytes: body is %d bytes, size() says %d", n, len(raw), b.size())
 		}
-		var got struct {
-			Message struct {
-				Data        []byte            `json:"data"`
-				Attributes  map[string]string `json:"attributes"`
-				ID          string            `json:"messageId"`
-				PublishTime time.Time         `json:"publishTime"`
-			} `json:"message"`
-			Subscription string `json:"subscription"`
-		}
-		if err := json.Unmarshal(raw, &got); err != nil {
+		m, err := packer.DecodeDirect(raw)
+		if err != nil {
 			t.Fatalf("%d bytes: %v", n, err)
 		}
-		if !bytes.Equal(got.Message.Data, data) || !cmp.Equal(got.Message.Attributes, attrs) || got.Message.ID == "" ||
-			got.Message.PublishTime.IsZero() || got.Subscription != "projects/p/subscriptions/segments-direct" {
-			t.Errorf("%d bytes: read back as data %d bytes, attributes %v, id %q, time %v, subscription %q",
-				n, len(got.Message.Data), got.Message.Attributes, got.Message.ID, got.Message.PublishTime, got.Subscription)
+		if !bytes.Equal(m.Data, data) || !cmp.Equal(m.Attributes, attrs) || !strings.HasPrefix(m.ID, "direct-") || ids[m.ID] {
+			t.Errorf("%d bytes: read back as data %d bytes, attributes %v, id %q (seen before: %v)",
+				n, len(m.Data), m.Attributes, m.ID, ids[m.ID])
 		}
+		ids[m.ID] = true
+	}
+	// Attributes past the form's limits (Pub/Sub's) are an error, which
+	// makes the Publisher publish the message, where Pub/Sub refuses it too.
+	if _, err := d.directBody(message{attrs: map[string]string{"url": strings.Repeat("x", 2000)}}); err == nil {
+		t.Error("a 2,000-byte attribute value made a body")
 	}
 }
 
@@ -277,7 +275,9 @@ func TestDirectSpillsWhenPackIsFull(t *testing.T) {
 	key := e.key(42, "http://localhost:8080")
 	cfg := packConfig()
 	cfg.FlushAge = 3 * time.Second // the first segment holds its space this long
-	cfg.MaxBufferBytes = 300 << 10 // one segment's push and payload, not two
+	// One segment's direct body (a 128 KiB buffer; after sealing, its
+	// ~75 KiB sealed copy), not two.
+	cfg.MaxBufferBytes = 180 << 10
 	p := packer.New(cfg, d.DB, d.Blobs, d.Keyring(), failReject{t})
 	defer p.Close()
 	hs := httptest.NewServer(packHandler(p))

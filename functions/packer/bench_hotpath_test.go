@@ -204,9 +204,12 @@ func BenchmarkFlush(b *testing.B) {
 // concurrently through ServeHTTP into a packer with the production
 // defaults (slices derived, issues detected), and then runs on every core
 // the CPU-bound limit's work (Prepare, as replayvault-dev bench's limit.go
-// does) on the same payloads. It reports
-// process CPU per segment of each and limit ÷ pack, the bench's
-// ingest.limit_fraction without HTTP transport, I/O latency or the
+// does) on the same payloads. Each op does so for both forms of request,
+// one after the other (Ingest's direct form, Pack's main path, and the
+// Pub/Sub push that what spills arrives in; each first every other op),
+// each followed by the limit, so both ratios come from the same run. It reports
+// process CPU per segment of each and limit ÷ pack for each form, the
+// bench's ingest.limit_fraction without HTTP transport, I/O latency or the
 // stand-ins (uploads are dropped: an in-process GCS stand-in's CPU would
 // count here; PostgreSQL runs in its own process).
 func BenchmarkPackCPU(b *testing.B) {
@@ -232,18 +235,26 @@ func BenchmarkPackCPU(b *testing.B) {
 		}
 		payloads[i], _ = workload.CompressedSegment(rng, seg, 1_700_000_000_000, sizes.Sample(rng))
 	}
-	round := func() time.Duration {
+	round := func(direct bool) time.Duration {
 		bodies := make([][]byte, n)
 		replay := uuid.New()
 		for i := range bodies {
 			m := message(1+int64(i%20), replay, i, payloads[i])
-			bodies[i], _ = json.Marshal(pushBody(m))
+			if direct {
+				bodies[i] = directBody(b, m)
+			} else {
+				bodies[i], _ = json.Marshal(pushBody(m))
+			}
+		}
+		request := rawPush
+		if direct {
+			request = directRequest
 		}
 		before := cpuTime()
 		var wg sync.WaitGroup
 		for _, body := range bodies {
 			wg.Go(func() {
-				if code := serve(p, rawPush(body)); code != http.StatusOK {
+				if code := serve(p, request(body)); code != http.StatusOK {
 					b.Errorf("status %d", code)
 				}
 			})
@@ -272,15 +283,25 @@ func BenchmarkPackCPU(b *testing.B) {
 		wg.Wait()
 		return cpuTime() - before
 	}
-	round() // warm: connections, statements
-	var cpuPack, cpuLimit time.Duration
-	for b.Loop() {
-		cpuPack += round()
-		cpuLimit += limit()
+	round(false) // warm: connections, statements
+	round(true)
+	var cpuDirect, cpuPush, cpuLimit time.Duration
+	for i := 0; b.Loop(); i++ {
+		// Each form goes first every other op.
+		for _, direct := range [][2]bool{{true, false}, {false, true}}[i%2] {
+			if direct {
+				cpuDirect += round(true)
+			} else {
+				cpuPush += round(false)
+			}
+			cpuLimit += limit()
+		}
 	}
-	perPack := float64(cpuPack.Nanoseconds()) / float64(n*b.N)
-	perLimit := float64(cpuLimit.Nanoseconds()) / float64(n*b.N)
-	b.ReportMetric(perPack, "cpu-ns/seg-pack")
+	per := func(d time.Duration, rounds int) float64 { return float64(d.Nanoseconds()) / float64(n*rounds) }
+	perDirect, perPush, perLimit := per(cpuDirect, b.N), per(cpuPush, b.N), per(cpuLimit, 2*b.N)
+	b.ReportMetric(perDirect, "cpu-ns/seg-direct")
+	b.ReportMetric(perPush, "cpu-ns/seg-pubsub")
 	b.ReportMetric(perLimit, "cpu-ns/seg-limit")
-	b.ReportMetric(perLimit/perPack, "limit/pack")
+	b.ReportMetric(perLimit/perDirect, "limit/direct")
+	b.ReportMetric(perLimit/perPush, "limit/pubsub")
 }

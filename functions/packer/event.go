@@ -30,9 +30,9 @@ type pushData struct {
 	Subscription string `json:"subscription"`
 }
 
-// ServeHTTP is the Pack function: one Pub/Sub push request per segment,
-// answered 200 (ack) once the segment is durable, duplicate, shredded or
-// rejected, and with a status Pub/Sub redelivers on (429, 5xx) otherwise.
+// ServeHTTP is the Pack function: one request per segment, answered 200
+// (ack) once the segment is durable, duplicate, shredded or rejected, and
+// with a status Pub/Sub (or Ingest) redelivers on (429, 5xx) otherwise.
 //
 // It takes the body a push subscription sends,
 // {"message":{"data":…,"attributes":…,"messageId":…},"subscription":…},
@@ -40,20 +40,32 @@ type pushData struct {
 // binary mode, as Eventarc delivers it), and decodes it itself in one pass
 // (DecodePush). A body that is no push at all can never succeed: it is
 // published to the reject topic as bad_envelope and acked, as an invalid
-// segment is.
+// segment is. Ingest's direct deliveries come in the direct form instead
+// (direct.ContentType, see direct.go): a malformed one is answered 400.
 func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "Pack takes Pub/Sub push requests (POST)", http.StatusMethodNotAllowed)
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		w.Header().Set("Allow", "POST, PUT")
+		http.Error(w, "Pack takes Pub/Sub push requests (POST) and Ingest's direct ones (PUT)", http.StatusMethodNotAllowed)
+		return
+	}
+	f, ok := requestForm(r.Header.Get("Content-Type"))
+	if !ok || r.Method == http.MethodPut && f != formDirect {
+		// PUT is the direct form's method (see direct.go).
+		slog.WarnContext(ctx, "request refused", "status", http.StatusUnsupportedMediaType, "error", "unknown replayvault content type, or PUT of another form")
+		http.Error(w, http.StatusText(http.StatusUnsupportedMediaType), http.StatusUnsupportedMediaType)
 		return
 	}
 	// Reserve what the request will hold before reading a byte of it: its
-	// body and the payload decoded from it. Past MAX_BUFFER_BYTES the
-	// answer is 429 at once, so a burst of large pushes is refused before
-	// it costs memory (net/http drains or drops the unread body).
-	hold := pushHold(r.ContentLength, p.cfg.Limits)
+	// body and (for a push) the payload decoded from it. Past
+	// MAX_BUFFER_BYTES the answer is 429 at once, so a burst of large
+	// requests is refused before it costs memory (net/http drains or drops
+	// the unread body).
+	hold, limit, tooLarge := pushHold(r.ContentLength, p.cfg.Limits), maxPush(p.cfg.Limits), ErrPushTooLarge
+	if f == formDirect {
+		hold, limit, tooLarge = directHold(r.ContentLength, p.cfg.Limits), maxDirect(p.cfg.Limits), ErrDirectTooLarge
+	}
 	h, ok := p.hold(hold)
 	if !ok {
 		p.metrics.Received(ctx)
@@ -63,7 +75,7 @@ func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.release()
-	body, err := readPush(r, p.cfg.Limits, pushBuffer)
+	body, err := readBody(r, limit, tooLarge, pushBuffer)
 	if err != nil {
 		// Not from Pub/Sub, whose messages are smaller: a status, no reject.
 		status, _ := derrors.ToStatus(err)
@@ -71,8 +83,21 @@ func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
-	m, derr := DecodePush(body)
-	if derr == nil {
+	var m Message
+	var derr error
+	if f == formDirect {
+		if m, err = DecodeDirect(body); err != nil {
+			// Nothing is settled: Ingest publishes the message instead
+			// (see direct.go). err names positions, never body bytes.
+			releasePushBuffer(body)
+			slog.WarnContext(ctx, "direct request refused", "status", http.StatusBadRequest, "error", err)
+			http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
+			return
+		}
+		// The payload is the body: its buffer goes back once ingest is
+		// done with the payload (see Message.release).
+		m.release = func() { releasePushBuffer(body) }
+	} else if m, derr = DecodePush(body); derr == nil {
 		// Nothing decoded refers to the body (the payload and strings are
 		// copies): its buffer goes back at once. A bad envelope keeps it,
 		// for the reject topic.
@@ -101,9 +126,14 @@ func (p *Packer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.metrics.Received(ctx)
 	// What the request holds now: the body and the decoded payload
-	// (smaller than reserved unless the length was unknown).
+	// (smaller than reserved unless the length was unknown); a direct
+	// body's buffer is the payload's too.
+	n := int64(m.EnvelopeBytes) + int64(len(m.Data))
+	if f == formDirect {
+		n = int64(m.EnvelopeBytes)
+	}
 	var res Result
-	if n := int64(m.EnvelopeBytes) + int64(len(m.Data)); h.resize(n) {
+	if h.resize(n) {
 		res, err = p.ingest(ctx, m, h)
 	} else {
 		err = p.overloaded(ctx, n)
@@ -199,29 +229,28 @@ func pushHold(contentLength int64, lim segment.Limits) int64 {
 // payload within lim could make (ErrPushTooLarge). The body is read into
 // one buffer of the announced size.
 func ReadPush(r *http.Request, lim segment.Limits) ([]byte, error) {
-	return readPush(r, lim, func(n int64) []byte { return make([]byte, n) })
+	return readBody(r, maxPush(lim), ErrPushTooLarge, func(n int64) []byte { return make([]byte, n) })
 }
 
-// readPush is ReadPush with the body's buffer (of a known length) from
-// buffer.
-func readPush(r *http.Request, lim segment.Limits, buffer func(n int64) []byte) ([]byte, error) {
-	limit := maxPush(lim)
+// readBody reads a request body of at most limit bytes (tooLarge past it),
+// into a buffer from buffer when its length is known.
+func readBody(r *http.Request, limit int64, tooLarge error, buffer func(n int64) []byte) ([]byte, error) {
 	if r.ContentLength > limit {
-		return nil, ErrPushTooLarge
+		return nil, tooLarge
 	}
 	if r.ContentLength >= 0 {
 		body := buffer(r.ContentLength)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, fmt.Errorf("read push body: %w: %w", derrors.InvalidArgument, err)
+			return nil, fmt.Errorf("read request body: %w: %w", derrors.InvalidArgument, err)
 		}
 		return body, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("read push body: %w: %w", derrors.InvalidArgument, err)
+		return nil, fmt.Errorf("read request body: %w: %w", derrors.InvalidArgument, err)
 	case int64(len(body)) > limit:
-		return nil, ErrPushTooLarge
+		return nil, tooLarge
 	}
 	return body, nil
 }

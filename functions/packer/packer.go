@@ -79,10 +79,16 @@ type Message struct {
 	Data       []byte
 	Attributes map[string]string
 	// EnvelopeBytes is the size of the request that carried the message
-	// (the push JSON, which the HTTP layer holds until the answer), counted
+	// (the push JSON, or the buffer of a direct request's body, whose tail
+	// is Data: what the HTTP layer holds until the answer), counted
 	// against MAX_BUFFER_BYTES for the whole request. Zero when the message
 	// did not come over HTTP.
 	EnvelopeBytes int
+	// release, if set, gives back the buffer Data lies in (a direct
+	// request's body, which EnvelopeBytes counts): ingest calls it once
+	// the payload is no longer used (sealed into a copy, rejected and the
+	// reject topic acked, or filtered), never after an error.
+	release func()
 }
 
 // Result says what became of an acked message.
@@ -230,8 +236,10 @@ func (p *Packer) ingest(ctx context.Context, m Message, h *holding) (Result, err
 	<-p.cpu
 	if reason, ok := rejectReason(err); ok {
 		if err := p.reject.Reject(ctx, m.Attributes, m.Data, reason); err != nil {
+			// The publisher may still hold m.Data: not released.
 			return 0, fmt.Errorf("reject message %s (%s): %w", m.ID, reason, err)
 		}
+		m.releasePayload()
 		p.stats.Rejected.Add(1)
 		p.metrics.Rejected(ctx, reason)
 		slog.WarnContext(ctx, "segment rejected", "message_id", m.ID, "reject_reason", reason, "error", err)
@@ -241,6 +249,7 @@ func (p *Packer) ingest(ctx context.Context, m Message, h *holding) (Result, err
 		return 0, err
 	}
 	if v.filtered {
+		m.releasePayload()
 		p.stats.Filtered.Add(1)
 		return Filtered, nil
 	}
@@ -248,10 +257,16 @@ func (p *Packer) ingest(ctx context.Context, m Message, h *holding) (Result, err
 	if err != nil {
 		return 0, err
 	}
+	// Nothing refers to the payload now (the entry holds copies): a
+	// direct body's buffer goes back before the wait for the flush.
+	envelope := int64(m.EnvelopeBytes)
+	if m.releasePayload() {
+		envelope = 0
+	}
 	// From here the request holds its envelope and the sealed segment; the
 	// sealed part moves to the batch, which releases it after the flush
 	// (even if this request has gone by then).
-	if !h.resize(int64(m.EnvelopeBytes) + e.bytes()) {
+	if !h.resize(envelope + e.bytes()) {
 		p.stats.Overloaded.Add(1)
 		p.metrics.Overloaded(ctx)
 		return 0, fmt.Errorf("%w: sealed segment does not fit in MAX_BUFFER_BYTES", ErrOverloaded)
@@ -260,6 +275,15 @@ func (p *Packer) ingest(ctx context.Context, m Message, h *holding) (Result, err
 	p.metrics.Buffer(ctx, e.reserved)
 	e.request = trace.SpanContextFromContext(ctx)
 	return p.add(ctx, e)
+}
+
+// releasePayload calls m.release, if set, and reports whether it did.
+func (m Message) releasePayload() bool {
+	if m.release == nil {
+		return false
+	}
+	m.release()
+	return true
 }
 
 // Prepare runs the CPU-bound part of Ingest on m and drops the result:

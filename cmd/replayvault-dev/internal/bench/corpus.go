@@ -2,12 +2,15 @@ package bench
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strconv"
 
 	"github.com/google/uuid"
 
+	"github.com/replayvault/replayvault/shared/direct"
 	"github.com/replayvault/replayvault/shared/workload"
 )
 
@@ -86,6 +89,46 @@ type Stream struct {
 	rng      *rand.Rand
 	active   []*streamReplay
 	msgs     int64
+	form     PushForm
+}
+
+// PushForm is the form of the requests a stream makes: what Pack gets.
+type PushForm string
+
+const (
+	// FormDirect is Pack's direct form (package direct), which Ingest
+	// posts for every segment it delivers directly: Pack's main path in
+	// production (PACK_URL).
+	FormDirect PushForm = "direct"
+	// FormPubSub is the Pub/Sub push envelope (JSON, payload in base64):
+	// what Ingest spills arrives so, and every segment without PACK_URL.
+	FormPubSub PushForm = "pubsub"
+)
+
+// ParsePushForm reads a PushForm by its name.
+func ParsePushForm(s string) (PushForm, error) {
+	switch f := PushForm(s); f {
+	case FormDirect, FormPubSub:
+		return f, nil
+	}
+	return "", fmt.Errorf("push form %q: want %s or %s", s, FormDirect, FormPubSub)
+}
+
+// Method is the HTTP method of a request in form f: PUT for the direct
+// form, as Ingest sends it, POST for a push.
+func (f PushForm) Method() string {
+	if f == FormDirect {
+		return http.MethodPut
+	}
+	return http.MethodPost
+}
+
+// ContentType is the Content-Type of a request in form f.
+func (f PushForm) ContentType() string {
+	if f == FormDirect {
+		return direct.ContentType
+	}
+	return "application/json"
 }
 
 type streamReplay struct {
@@ -116,10 +159,19 @@ func (s *Stream) newReplay() *streamReplay {
 	return &streamReplay{project: 1 + int64(s.rng.IntN(s.projects)), id: id.String(), length: s.lengths.Sample(s.rng)}
 }
 
+// WithForm makes s produce requests in form f (FormPubSub until set) and
+// returns s.
+func (s *Stream) WithForm(f PushForm) *Stream {
+	s.form = f
+	return s
+}
+
 // Message is one push request body and the size of the segment it carries.
 type Message struct {
 	ID   string
 	Body []byte
+	// Method and ContentType are those of Body's form.
+	Method, ContentType string
 	// Bytes is the compressed payload size.
 	Bytes int
 }
@@ -141,7 +193,22 @@ func (s *Stream) Next() Message {
 	}
 	s.msgs++
 	id := strconv.FormatInt(s.msgs, 10)
-	return Message{ID: id, Body: pushBody(id, r.project, r.id, seg, p.B64), Bytes: len(p.Gzip)}
+	if s.form == FormDirect {
+		return Message{ID: id, Body: directBody(id, r.project, r.id, seg, p.Gzip), Method: FormDirect.Method(), ContentType: direct.ContentType, Bytes: len(p.Gzip)}
+	}
+	return Message{ID: id, Body: pushBody(id, r.project, r.id, seg, p.B64), Method: FormPubSub.Method(), ContentType: FormPubSub.ContentType(), Bytes: len(p.Gzip)}
+}
+
+// directBody builds a request body in Pack's direct form, as Ingest's
+// direct delivery sends it (the block, then the payload).
+func directBody(msgID string, project int64, replay string, seg int, payload []byte) []byte {
+	b, err := direct.AppendBlock(make([]byte, 0, len(payload)+128), "bench-"+msgID, map[string]string{
+		"project_id": strconv.FormatInt(project, 10), "replay_id": replay, "segment_id": strconv.Itoa(seg),
+	})
+	if err != nil {
+		panic(err) // the attributes are far within the block's limits
+	}
+	return append(b, payload...)
 }
 
 // pushBody builds a Pub/Sub push request body (the data of a

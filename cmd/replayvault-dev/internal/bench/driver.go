@@ -108,17 +108,17 @@ func drive(ctx context.Context, hc *http.Client, url string, stream *Stream, spe
 	}
 }
 
-// push sends one message as a Pub/Sub push subscription does (the JSON
-// body, no CloudEvent headers), which is how Pack is deployed
-// (terraform/pubsub.tf).
+// push sends one message in its form: as Ingest's direct delivery posts
+// it (Pack's main path, PACK_URL), or as a Pub/Sub push subscription does
+// (the JSON body, no CloudEvent headers; terraform/pubsub.tf).
 func push(ctx context.Context, hc *http.Client, url string, m Message, arrive time.Duration, start time.Time) sample {
 	s := sample{arrive: arrive, send: time.Since(start), bytes: m.Bytes}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(m.Body))
+	req, err := http.NewRequestWithContext(ctx, m.Method, url, bytes.NewReader(m.Body))
 	if err != nil {
 		s.done = time.Since(start)
 		return s
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", m.ContentType)
 	resp, err := hc.Do(req)
 	if err == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)

@@ -34,9 +34,10 @@ type LimitResult struct {
 	PerS       float64 `json:"segments_per_s"`
 	CPUPer1000 float64 `json:"cpu_s_per_1000"`
 	MBPerS     float64 `json:"mb_per_s"` // compressed input
-	// EnvelopeCPUPer1000 is what decoding the push request's JSON (the
-	// payload base64-encoded inside) costs on top, measured the same way:
-	// Pack and the naive baseline both pay it before validating.
+	// EnvelopeCPUPer1000 is what decoding the request's form costs on top
+	// (the direct form's block, or the push JSON with the payload
+	// base64-encoded inside), measured the same way: Pack and the naive
+	// baseline both pay it before validating.
 	EnvelopeCPUPer1000 float64 `json:"envelope_cpu_s_per_1000"`
 	// SharedCPUPer1000 is the part of the work the naive baseline does
 	// too (attributes, validate, compress if plain, seal; no issue
@@ -45,8 +46,9 @@ type LimitResult struct {
 }
 
 // MeasureLimit runs the per-segment work on corpus payloads with one
-// worker per usable CPU for about d, and measures this process's CPU.
-func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitResult, error) {
+// worker per usable CPU for about d, and measures this process's CPU; the
+// envelope's cost is that of requests in form.
+func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration, form PushForm) (LimitResult, error) {
 	pk, err := limitPacker(ctx)
 	if err != nil {
 		return LimitResult{}, err
@@ -76,7 +78,7 @@ func MeasureLimit(ctx context.Context, corpus *Corpus, d time.Duration) (LimitRe
 		return res, err
 	}
 	res.SharedCPUPer1000 = w.cpuPer1000()
-	env, err := measureEnvelope(ctx, corpus, d/3, workers)
+	env, err := measureEnvelope(ctx, corpus, d/3, workers, form)
 	res.EnvelopeCPUPer1000 = env
 	return res, err
 }
@@ -154,11 +156,15 @@ func runWork(ctx context.Context, corpus *Corpus, stop <-chan time.Time, workers
 	return done, err
 }
 
-// measureEnvelope decodes push request bodies with Pack's own decoder
-// (packer.DecodePush, as Packer.ServeHTTP does) and returns the CPU seconds
-// per 1000.
-func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, workers int) (float64, error) {
-	stream := NewStream(corpus, workload.DefaultLengths(), 100, 10, 1)
+// measureEnvelope decodes request bodies of form with Pack's own decoder
+// (packer.DecodeDirect or packer.DecodePush, as Packer.ServeHTTP does) and
+// returns the CPU seconds per 1000.
+func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, workers int, form PushForm) (float64, error) {
+	stream := NewStream(corpus, workload.DefaultLengths(), 100, 10, 1).WithForm(form)
+	decode := packer.DecodePush
+	if form == FormDirect {
+		decode = packer.DecodeDirect
+	}
 	bodies := make([][]byte, 64)
 	for i := range bodies {
 		bodies[i] = stream.Next().Body
@@ -175,7 +181,7 @@ func measureEnvelope(ctx context.Context, corpus *Corpus, d time.Duration, worke
 		go func() {
 			defer wg.Done()
 			for i := w; !stop.Load(); i++ {
-				if _, err := packer.DecodePush(bodies[i%len(bodies)]); err != nil {
+				if _, err := decode(bodies[i%len(bodies)]); err != nil {
 					bad.Store(err)
 					return
 				}

@@ -14,7 +14,7 @@ import (
 // CPU.
 func TestMeasureLimit(t *testing.T) {
 	corpus := NewCorpus(workload.SizeDist{Median: 8 << 10, Min: 1 << 10, Max: 64 << 10, Sigma: 0.5}, 16, 1)
-	res, err := MeasureLimit(context.Background(), corpus, 300*time.Millisecond)
+	res, err := MeasureLimit(context.Background(), corpus, 300*time.Millisecond, FormDirect)
 	if err != nil {
 		t.Fatal(err)
 	}

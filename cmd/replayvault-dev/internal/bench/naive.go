@@ -21,6 +21,7 @@ import (
 	"github.com/replayvault/replayvault/shared/closer"
 	"github.com/replayvault/replayvault/shared/config"
 	"github.com/replayvault/replayvault/shared/crypt"
+	"github.com/replayvault/replayvault/shared/direct"
 	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/store"
 )
@@ -110,11 +111,30 @@ func BuildNaive(ctx context.Context, cfg *config.Pack) (_ *Naive, _ func(), err 
 }
 
 // ServeHTTP is the baseline's HTTP function, with Pack's contract and
-// Pack's way of taking the push (packer.ReadPush, packer.DecodePush), so
-// both designs pay the same for the envelope: 200 (ack) once the segment
-// is durable or rejected, 503 (nack) otherwise.
+// Pack's way of taking each form of request (packer.ReadDirect and
+// packer.DecodeDirect for Ingest's direct form, packer.ReadPush and
+// packer.DecodePush for a Pub/Sub push), so both designs pay the same for
+// the envelope: 200 (ack) once the segment is durable or rejected, 503
+// (nack) otherwise; a malformed direct request is 400, as in Pack.
 func (n *Naive) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if r.Header.Get("Content-Type") == direct.ContentType {
+		body, err := packer.ReadDirect(r, n.limits)
+		if err != nil {
+			http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)
+			return
+		}
+		m, err := packer.DecodeDirect(body)
+		if err != nil {
+			http.Error(w, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
+			return
+		}
+		if err := n.ingest(ctx, m.Data, m.Attributes); err != nil {
+			slog.WarnContext(ctx, "naive: segment nacked", "message_id", m.ID, "error", err)
+			http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		}
+		return
+	}
 	body, err := packer.ReadPush(r, n.limits)
 	if err != nil {
 		http.Error(w, http.StatusText(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge)

@@ -33,8 +33,15 @@ func (c *countRejects) Reject(context.Context, map[string]string, []byte, string
 
 // TestNaiveStoresOneSegment checks that the baseline does what the
 // comparison claims: per segment one object, one KMS Encrypt, one row in
-// one transaction, and a ciphertext that opens to the payload.
+// one transaction, and a ciphertext that opens to the payload; in each form
+// of request Pack takes.
 func TestNaiveStoresOneSegment(t *testing.T) {
+	for _, form := range []PushForm{FormDirect, FormPubSub} {
+		t.Run(string(form), func(t *testing.T) { testNaiveStoresOneSegment(t, form) })
+	}
+}
+
+func testNaiveStoresOneSegment(t *testing.T, form PushForm) {
 	d := testenv.NewDeps(t)
 	ctx := context.Background()
 	if _, err := d.DB.Pool.Exec(ctx, NaiveSchema); err != nil {
@@ -44,7 +51,7 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 	n := NewNaive(d.DB, d.Blobs, d.Wrapper, rej, segment.Limits{})
 
 	corpus := NewCorpus(workload.SizeDist{Median: 4 << 10, Min: 1 << 10, Max: 16 << 10, Sigma: 0.5}, 4, 1)
-	stream := NewStream(corpus, workload.LengthDist{Min: 3, Max: 3, Alpha: 1}, 1, 1, 7)
+	stream := NewStream(corpus, workload.LengthDist{Min: 3, Max: 3, Alpha: 1}, 1, 1, 7).WithForm(form)
 	var tx0 int64
 	if err := d.DB.Pool.QueryRow(ctx, `SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`).Scan(&tx0); err != nil {
 		t.Fatal(err)
@@ -55,7 +62,10 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 	for range segs {
 		m := stream.Next()
 		msgs = append(msgs, m)
-		if code := serveNaive(n, m.Body); code != http.StatusOK {
+		if m.ContentType != form.ContentType() {
+			t.Fatalf("stream of form %s made a request of type %s", form, m.ContentType)
+		}
+		if code := serveNaive(n, m); code != http.StatusOK {
 			t.Fatalf("push: status %d, want 200", code)
 		}
 	}
@@ -105,7 +115,11 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open segment %d: %v", i, err)
 		}
-		m, err := packer.DecodePush(msgs[r.id.SegmentID].Body)
+		decode := packer.DecodePush
+		if form == FormDirect {
+			decode = packer.DecodeDirect
+		}
+		m, err := decode(msgs[r.id.SegmentID].Body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +129,7 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 	}
 
 	// A redelivery stores nothing new.
-	if code := serveNaive(n, msgs[0].Body); code != http.StatusOK {
+	if code := serveNaive(n, msgs[0]); code != http.StatusOK {
 		t.Fatalf("redelivery: status %d, want 200", code)
 	}
 	if n.Duplicate.Load() != 1 {
@@ -123,11 +137,11 @@ func TestNaiveStoresOneSegment(t *testing.T) {
 	}
 }
 
-// serveNaive pushes body to n and returns the status it answered.
-func serveNaive(n *Naive, body []byte) int {
+// serveNaive sends m to n and returns the status it answered.
+func serveNaive(n *Naive, m Message) int {
 	w := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	req := httptest.NewRequest(m.Method, "/", bytes.NewReader(m.Body))
+	req.Header.Set("Content-Type", m.ContentType)
 	n.ServeHTTP(w, req)
 	return w.Code
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/replayvault/replayvault/shared/workload"
 )
 
 func TestCost(t *testing.T) {
@@ -262,5 +263,44 @@ func TestSummarize(t *testing.T) {
 	many[4000].status = 0 // failed: no response
 	if r := summarize(StepSpec{Rate: 5000, Duration: time.Second, Bound: 3 * time.Second}, many, 0); r.Sustained {
 		t.Errorf("1 of 5000 failed: sustained, want not (%+v)", r)
+	}
+}
+
+// TestReportPushForm: the form the ingest step sent is in the JSON
+// (settings.push_form) and in the table's header, and the stream makes
+// requests of that form.
+func TestReportPushForm(t *testing.T) {
+	for _, form := range []PushForm{FormDirect, FormPubSub} {
+		r := sampleReport()
+		r.Settings.PushForm = form
+		var js, table bytes.Buffer
+		if err := r.WriteJSON(&js); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Settings struct {
+				PushForm string `json:"push_form"`
+			} `json:"settings"`
+		}
+		if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Settings.PushForm != string(form) {
+			t.Errorf("%s: settings.push_form = %q", form, doc.Settings.PushForm)
+		}
+		header, _, _ := strings.Cut(table.String(), "CPU-bound limit")
+		if !strings.Contains(header, "requests to Pack and the naive baseline: "+pushFormText[form]) {
+			t.Errorf("%s: the table's header does not name the form:\n%s", form, header)
+		}
+		corpus := NewCorpus(workload.SizeDist{Median: 2 << 10, Min: 1 << 10, Max: 4 << 10, Sigma: 0.5}, 2, 1)
+		if m := NewStream(corpus, workload.DefaultLengths(), 1, 1, 1).WithForm(form).Next(); m.ContentType != form.ContentType() || m.Method != form.Method() {
+			t.Errorf("%s: the stream sent %s %s", form, m.Method, m.ContentType)
+		}
+	}
+	if _, err := ParsePushForm("envelope"); err == nil {
+		t.Error("ParsePushForm took an unknown form")
 	}
 }

@@ -69,6 +69,9 @@ type Options struct {
 	CompactZstdLevel string
 	// Keep leaves the work directory (logs, data) behind.
 	Keep bool
+	// PushForm is the form the ingest step's requests take (""; FormDirect,
+	// Pack's main path in production).
+	PushForm PushForm
 	// Progress receives one line per step.
 	Progress io.Writer
 }
@@ -178,6 +181,15 @@ func (r *runner) progress(format string, args ...any) {
 	}
 }
 
+// form is the form of the ingest step's requests: Options.PushForm, or
+// the direct form Pack mostly gets in production.
+func (r *runner) form() PushForm {
+	if r.o.PushForm == "" {
+		return FormDirect
+	}
+	return r.o.PushForm
+}
+
 func (r *runner) setup(ctx context.Context) error {
 	o := r.o
 	r.rep.Machine = Machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), LoadAvgStart: loadAvg()}
@@ -186,6 +198,7 @@ func (r *runner) setup(ctx context.Context) error {
 		Concurrency: o.Concurrency, BoundMS: ms(flushAge + time.Second),
 		GCSLatencyMS: ms(o.GCSLatency), KMSLatencyMS: ms(o.KMSLatency), DBLatencyMS: ms(o.DBLatency),
 		FlushAgeMS: ms(flushAge), FlushSegments: flushSegments, FlushBytes: flushBytes, ReadParallel: 32, Seed: o.Seed,
+		PushForm: r.form(),
 	}
 
 	r.progress("generating %d payloads (%s)", r.t.corpus, o.Sizes)
@@ -194,7 +207,7 @@ func (r *runner) setup(ctx context.Context) error {
 
 	// The CPU-bound limit runs first, alone, on every core.
 	r.progress("CPU-bound limit on %d cores", runtime.GOMAXPROCS(0))
-	lim, err := MeasureLimit(ctx, r.corpus, r.t.limit)
+	lim, err := MeasureLimit(ctx, r.corpus, r.t.limit, r.form())
 	if err != nil {
 		return fmt.Errorf("cpu limit: %w", err)
 	}
@@ -385,7 +398,7 @@ func (r *runner) startTarget(ctx context.Context, name string) (*target, error) 
 	}
 	seed := r.o.Seed + uint64(len(name))
 	t.hc = newPushClient(r.o.Concurrency)
-	t.stream = NewStream(r.corpus, r.o.Lengths, activeReplays, projects, seed)
+	t.stream = NewStream(r.corpus, r.o.Lengths, activeReplays, projects, seed).WithForm(r.form())
 	t.rng = mrand.New(mrand.NewPCG(seed, 99))
 	return t, nil
 }

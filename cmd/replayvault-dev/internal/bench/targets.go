@@ -85,11 +85,11 @@ func (r *runner) notes() []string {
 			if l := in.Packer.Limit; l != nil {
 				lim, where = l.like(), "the limit's work in its own process after its 90% step, at that step's rate"
 			}
-			t.Note = fmt.Sprintf("the packer spends %.2f ms per segment beyond its own work without I/O (%.2f ms, %s); decoding the push "+
-				"request's envelope (packer.DecodePush, one pass over the base64 payload) costs %.2f ms of it (measured beside the driver's limit), "+
+			t.Note = fmt.Sprintf("the packer spends %.2f ms per segment beyond its own work without I/O (%.2f ms, %s); decoding the "+
+				"request (%s) costs %.2f ms of it (measured beside the driver's limit), "+
 				"the rest is the HTTP server, the flush (upload, transaction), batching and GC. Profile the packer under load "+
 				"(`go test -bench PackCPU -cpuprofile` in functions/packer, or REPLAYVAULT_DEV_CPUPROFILE with this command) to see where",
-				p-lim, lim, where, rep.Limit.EnvelopeCPUPer1000)
+				p-lim, lim, where, envelopeText(rep.Settings.PushForm), rep.Limit.EnvelopeCPUPer1000)
 		}
 	}
 	if rd := rep.Read; rd != nil {
