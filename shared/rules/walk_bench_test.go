@@ -43,7 +43,7 @@ func BenchmarkPreCheck(b *testing.B) {
 	})
 	b.Run("walkspans", func(b *testing.B) {
 		for b.Loop() {
-			wk, _ := buildTableSpans(seg, w, nil, spans)
+			wk, _ := buildTableSpans(seg, w, nil, spans, false)
 			putWalker(wk)
 		}
 	})
