@@ -272,6 +272,16 @@ valStr:
 		}
 		i += 8
 	}
+	for i < n && !stringStops[b[i]] { // the last bytes of b
+		i++
+	}
+	if i < n && b[i] == '"' {
+		i++
+		if i-1-vs >= minV && sc.Value(b[vs:i-1]) {
+			goto flagAfter
+		}
+		goto after
+	}
 	return i, d, arr, kw, xValStr, false
 
 after:
