@@ -105,7 +105,7 @@ func (p *Packer) scan(attrs segment.Attributes, data []byte, hold bool) (segment
 				return
 			}
 			ps.held = append(ps.held, heldEvent{typ: m.Type, ts: m.Timestamp, hasType: m.HasType, raw: m.Raw != nil})
-			ps.spans = append(ps.spans, rules.Span{Start: m.Start, End: m.End})
+			ps.spans = append(ps.spans, rules.Span{Start: m.Start, End: m.End, Clear: !m.MayScrub})
 		}
 	}
 	info, err := segment.ValidateEvents(data, p.cfg.Limits, hook)
