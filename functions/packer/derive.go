@@ -32,6 +32,9 @@ type pass struct {
 	// spans[i] is where held[i] is in the decompressed events (also for
 	// the rules' walk, see rules.Set.ApplySpans).
 	spans []rules.Span
+	// check is the rules' ScrubCheck the pass ran with, which set the
+	// spans' Clear (nil: none).
+	check *segment.ScrubCheck
 	// over: more than maxHeld events, so feed scans the stored events
 	// again instead (and held is not all of them).
 	over bool
@@ -91,13 +94,18 @@ func (p *Packer) scan(attrs segment.Attributes, data []byte, hold bool) (segment
 	if hold {
 		ps.buf = heldBufs.Get().(*heldBuf)
 		ps.held, ps.spans = ps.buf.held[:0], ps.buf.spans[:0]
+		if p.rules != nil {
+			// The rules' pre-filter, folded into this pass.
+			ps.check = p.rules.ScrubCheck(attrs.ID.ProjectID)
+			hook.Scrub = ps.check
+		}
 		hook.OnEvent = func(m segment.EventMeta) {
 			if len(ps.held) >= maxHeld {
 				ps.over = true
 				return
 			}
 			ps.held = append(ps.held, heldEvent{typ: m.Type, ts: m.Timestamp, hasType: m.HasType, raw: m.Raw != nil})
-			ps.spans = append(ps.spans, rules.Span{Start: m.Start, End: m.End})
+			ps.spans = append(ps.spans, rules.Span{Start: m.Start, End: m.End, Clear: !m.MayScrub})
 		}
 	}
 	info, err := segment.ValidateEvents(data, p.cfg.Limits, hook)

@@ -32,7 +32,7 @@ func (p *Packer) runRules(ctx context.Context, attrs segment.Attributes, m Messa
 	if ps.over {
 		spans = nil // not all events
 	}
-	data, info, sameOffsets, keep, err := p.applyRules(ctx, attrs, m, info, events, spans)
+	data, info, sameOffsets, keep, err := p.applyRules(ctx, attrs, m, info, events, spans, ps.check)
 	if err != nil || !keep {
 		ps.release()
 		return nil, info, pass{}, keep, err
@@ -75,7 +75,8 @@ func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segmen
 
 // applyRules runs the project's rules on a validated segment, whose
 // decoded events (from decodeForRules) are events, at spans (where the
-// validating pass found each event; nil if it did not note all). It returns
+// validating pass found each event; nil if it did not note all), whose
+// Clear the pass set under check (see rules.Set.ApplySpans). It returns
 // the events to seal (rewritten ones, validated again, in place of the
 // payload) with their metadata and keep = true; keep = false when a rule
 // dropped the segment (sampling); or an error: a *ruleRejection when a rule
@@ -84,11 +85,11 @@ func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segmen
 // (rules.Verdict.SameOffsets). It runs inside the CPU slot: rules are CPU
 // work, and modules are fetched and compiled by the background refresh,
 // never here.
-func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, spans []rules.Span) (data []byte, _ segment.Info, sameOffsets, keep bool, _ error) {
+func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, spans []rules.Span, check *segment.ScrubCheck) (data []byte, _ segment.Info, sameOffsets, keep bool, _ error) {
 	// The decoded events are Pack's to mask in place, but for a plain
 	// payload, which is the message's own (and goes to the reject topic
 	// as it came if a later rule rejects the segment).
-	v, err := p.rules.ApplySpans(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events, spans, rewritten(m.Data, events))
+	v, err := p.rules.ApplySpans(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, events, spans, check, rewritten(m.Data, events))
 	if err != nil {
 		return nil, info, false, false, fmt.Errorf("rules for %s: %w", attrs.ID, err)
 	}

@@ -67,6 +67,9 @@ type Set struct {
 
 type snapshot struct {
 	projects map[int64][]*bound
+	// checks[p] is the Scrub check of project p's strings-mode rules
+	// (see ScrubCheck).
+	checks   map[int64]*segment.ScrubCheck
 	loadedAt time.Time
 }
 
@@ -113,7 +116,7 @@ func (s *Set) Refresh(ctx context.Context) error {
 		return fmt.Errorf("refresh rules: %w", err)
 	}
 	old := s.snap.Load()
-	next := &snapshot{projects: map[int64][]*bound{}, loadedAt: time.Now()}
+	next := &snapshot{projects: map[int64][]*bound{}, checks: map[int64]*segment.ScrubCheck{}, loadedAt: time.Now()}
 	keep := map[string]bool{}
 	loaded := map[string]*bound{} // by hash: one fetch per module
 	for _, a := range as {
@@ -132,6 +135,11 @@ func (s *Set) Refresh(ctx context.Context) error {
 			b.wants = s.describe(ctx, old, b)
 		}
 		next.projects[a.ProjectID] = append(next.projects[a.ProjectID], b)
+	}
+	for p, bs := range next.projects {
+		if c := scrubCheck(bs); c != nil {
+			next.checks[p] = c
+		}
 	}
 	s.snap.Store(next)
 	// Instances of changed or removed assignments, and modules no longer
@@ -251,12 +259,31 @@ func (s *Set) Run(ctx context.Context, interval time.Duration) {
 // closed) or is skipped (fail open). An error means Apply could not run
 // (not loaded, ctx ended): the segment should be redelivered.
 func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte) (*Verdict, error) {
-	return s.apply(ctx, id, retention, attrs, events, nil, false)
+	return s.apply(ctx, id, retention, attrs, events, nil, nil, false)
 }
 
 // Span is where one top-level event is in a segment's events: [Start, End)
 // from its opening to past its closing brace, as segment.EventMeta gives.
-type Span struct{ Start, End int64 }
+// Clear reports that the validating pass, under the project's ScrubCheck,
+// cleared the event (!segment.EventMeta.MayScrub): nothing in it could
+// concern a strings-mode rule's pre-filter.
+type Span struct {
+	Start, End int64
+	Clear      bool
+}
+
+// ScrubCheck returns the check for the validating pass (segment.EventHook's
+// Scrub) that lets ApplySpans pass over the events it clears without
+// reading them again, or nil when project has no strings-mode rule. It is
+// the union of the pre-filters of the project's strings-mode rules (see
+// mayEdit), so an event it clears is one each of them would pass over;
+// those that select nodes read every event whatever it says.
+func (s *Set) ScrubCheck(project int64) *segment.ScrubCheck {
+	if snap := s.snap.Load(); snap != nil {
+		return snap.checks[project]
+	}
+	return nil
+}
 
 // ApplySpans is Apply for a caller that knows where each event is (Pack,
 // from its validating pass): spans, in order, lets the walk of a
@@ -264,18 +291,24 @@ type Span struct{ Start, End int64 }
 // rule (see eventMayEdit). spans may be nil, or cover only the first
 // events; one that does not match the events is not used.
 //
+// check is the ScrubCheck under which the pass set the spans' Clear (nil:
+// none). Clear is used only if check is the project's current one (the
+// rules did not change since) and the spans cover every byte of the
+// events but their separators, and only for the events as they came:
+// once a rule rewrote them every rule reads them itself.
+//
 // With inPlace, ApplySpans takes events as its own: a strings-mode rule
 // whose edits keep every length (masks do) writes them into events,
 // sparing a copy, so the verdict's Events may share events' storage, and
 // events must not be used afterwards but through the verdict. They are
 // written only once every edit has been checked: a rule that fails leaves
 // them as they were.
-func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span, inPlace bool) (*Verdict, error) {
-	return s.apply(ctx, id, retention, attrs, events, spans, inPlace)
+func (s *Set) ApplySpans(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span, check *segment.ScrubCheck, inPlace bool) (*Verdict, error) {
+	return s.apply(ctx, id, retention, attrs, events, spans, check, inPlace)
 }
 
 // apply is Apply and ApplySpans; own allows edits in place.
-func (s *Set) apply(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span, own bool) (*Verdict, error) {
+func (s *Set) apply(ctx context.Context, id segment.ID, retention int, attrs map[string]string, events []byte, spans []Span, check *segment.ScrubCheck, own bool) (*Verdict, error) {
 	snap := s.snap.Load()
 	if snap == nil {
 		return nil, ErrNotLoaded
@@ -290,13 +323,14 @@ func (s *Set) apply(ctx context.Context, id segment.ID, retention int, attrs map
 		SegmentID: id.SegmentID, Type: id.Type, RetentionDays: retention, Attributes: attrs,
 	}
 	cur := events
+	cleared := check != nil && check == snap.checks[id.ProjectID] && spansCover(events, spans)
 	var frame []byte
 	onlyStrings, sameOffsets := true, true
 	for _, b := range bs {
 		if b.a.ProjectID != id.ProjectID {
 			return nil, fmt.Errorf("rules of project %d filed under %d", b.a.ProjectID, id.ProjectID) // never
 		}
-		out, same, err := s.call(ctx, b, &h, cur, spans, own, &frame)
+		out, same, err := s.call(ctx, b, &h, cur, spans, cleared, own, &frame)
 		var f *Failure
 		if errors.As(err, &f) {
 			if b.a.FailOpen {
@@ -317,7 +351,7 @@ func (s *Set) apply(ctx context.Context, id segment.ID, retention int, attrs map
 			return v, nil
 		}
 		if out.Rewritten {
-			cur, own = out.Events, true // a rewrite is ours
+			cur, own, cleared = out.Events, true, false // a rewrite is ours
 			if !same {
 				spans = nil // the events moved
 			}
@@ -333,7 +367,7 @@ func (s *Set) apply(ctx context.Context, id segment.ID, retention int, attrs map
 // call runs one rule; failures of the module (including a bad output or an
 // input it may not see) come back as *Failure. same reports, for a
 // ModeStrings rule's rewrite, that no string changed length.
-func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, spans []Span, own bool, frame *[]byte) (out *sdk.Output, same bool, err error) {
+func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, spans []Span, cleared, own bool, frame *[]byte) (out *sdk.Output, same bool, err error) {
 	if b.loadErr != nil {
 		return nil, false, &Failure{Kind: "load", Err: b.loadErr}
 	}
@@ -341,7 +375,7 @@ func (s *Set) call(ctx context.Context, b *bound, h *sdk.Header, events []byte, 
 		return nil, false, &Failure{Kind: "input_too_large", Err: fmt.Errorf("%d bytes of events exceed %d", len(events), s.maxInput)}
 	}
 	if b.wants != nil && b.wants.Mode == sdk.ModeStrings {
-		return s.callStrings(ctx, b, events, spans, own, frame)
+		return s.callStrings(ctx, b, events, spans, cleared, own, frame)
 	}
 	out, err = s.callEvents(ctx, b, h, events, frame)
 	return out, false, err
@@ -423,14 +457,15 @@ func sanitize(reason string) string {
 // callStrings runs a ModeStrings rule: the table of the strings it wants
 // goes in, its edits are spliced into the events (in place when own and
 // no length changes); same reports that no edit changed a string's
-// length.
-func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, spans []Span, own bool, frame *[]byte) (*sdk.Output, bool, error) {
-	if !mayEdit(events, b.wants) {
+// length. With cleared, the spans cover the events and their Clear holds
+// (see ApplySpans).
+func (s *Set) callStrings(ctx context.Context, b *bound, events []byte, spans []Span, cleared, own bool, frame *[]byte) (*sdk.Output, bool, error) {
+	if cleared && !b.wants.Nodes && allClear(spans) || !cleared && !mayEdit(events, b.wants) {
 		// Nothing the rule could concern (and the events are valid JSON:
 		// Pack validated them): the walk would build an empty table.
 		return sdk.Keep(), true, nil
 	}
-	wk, err := buildTableSpans(events, b.wants, b.a.Config, spans)
+	wk, err := buildTableSpans(events, b.wants, b.a.Config, spans, cleared)
 	if err != nil {
 		return nil, false, &Failure{Kind: "input", Err: err}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/replayvault/replayvault/shared/rules/sdk"
+	"github.com/replayvault/replayvault/shared/segment"
 )
 
 // A ModeStrings rule (a PII scrub) does not get the events: Pack walks them
@@ -51,6 +52,9 @@ type walker struct {
 	// spans, when set, are where the top-level events are, so that the
 	// walk can pass over those eventMayEdit clears.
 	spans []Span
+	// clear: the spans' Clear holds (the validating pass cleared those
+	// events under a ScrubCheck at least as wide as eventMayEdit).
+	clear bool
 	// tagOnly are the spans of the events passed over that name node
 	// tags: walked afterwards, for the tags alone, only if a string of
 	// the walk needs a tag (see walkTagEvents).
@@ -124,14 +128,15 @@ type object struct {
 // buildTable walks events (a valid JSON array) and returns the table for
 // w; the walker must be released with putWalker after the table is used.
 func buildTable(events []byte, w *compiledWants, config []byte) (*walker, error) {
-	return buildTableSpans(events, w, config, nil)
+	return buildTableSpans(events, w, config, nil, false)
 }
 
 // buildTableSpans is buildTable that passes over the events spans place
-// and eventMayEdit clears: the table is the same.
-func buildTableSpans(events []byte, w *compiledWants, config []byte, spans []Span) (*walker, error) {
+// and eventMayEdit clears (or, with clear, whose Clear is set): the table
+// is the same.
+func buildTableSpans(events []byte, w *compiledWants, config []byte, spans []Span, cleared bool) (*walker, error) {
 	wk := walkers.Get().(*walker)
-	wk.b, wk.wants, wk.depth, wk.spans = events, w, 0, spans
+	wk.b, wk.wants, wk.depth, wk.spans, wk.clear = events, w, 0, spans, cleared
 	if w.Nodes {
 		wk.spans = nil // every node counts
 	}
@@ -272,7 +277,7 @@ func (wk *walker) array(i int, key string, top bool) (int, error) {
 		case '{':
 			if top && k < len(wk.spans) {
 				if sp := wk.spans[k]; sp.Start == int64(i) && sp.End > sp.Start && sp.End <= int64(len(b)) && b[sp.End-1] == '}' {
-					if ev := b[sp.Start:sp.End]; !eventMayEdit(ev, wk.wants) {
+					if ev := b[sp.Start:sp.End]; wk.clear && sp.Clear || !eventMayEdit(ev, wk.wants) {
 						if bytes.Contains(ev, keyTagName) {
 							wk.tagOnly = append(wk.tagOnly, k)
 						}
@@ -871,6 +876,102 @@ func eventMayEdit(event []byte, w *compiledWants) bool {
 		return true
 	}
 	return scanMayEdit(event, w)
+}
+
+// scrubCheck returns the check for the validating pass that clears an
+// event only where every strings-mode rule of bs that reads the strings
+// (not Wants.Nodes) would: eventMayEdit for it is false. A rule selecting
+// nodes reads every event anyway (mayEdit). nil: no strings-mode rule.
+//
+// eventMayEdit marks an event for a value with '@' (AtSign), a value
+// with a digit run (MinDigits; the union asks for the shortest run), a
+// "text" key (inputs), an attribute attrMatters names, or an "attributes"
+// object holding an object or array; the check marks each of those, and
+// more (see segment.ScrubCheck).
+func scrubCheck(bs []*bound) *segment.ScrubCheck {
+	var (
+		c     segment.ScrubCheck
+		any   bool
+		attrs []*compiledWants
+	)
+	for _, b := range bs {
+		w := b.wants
+		if w == nil || w.Mode != sdk.ModeStrings {
+			continue
+		}
+		any = true
+		inputs := w.MaskInputs || w.Inputs
+		c.AtSign = c.AtSign || w.AtSign
+		c.TextKey = c.TextKey || inputs
+		if w.MinDigits > 0 && (c.MinValue == 0 || w.MinDigits < c.MinValue) {
+			c.MinValue = w.MinDigits
+		}
+		if inputs || len(w.maskAttrs) > 0 || len(w.attrs) > 0 {
+			attrs = append(attrs, w)
+		}
+	}
+	if !any {
+		return nil
+	}
+	if min := c.MinValue; min > 0 {
+		c.Value = func(s []byte) bool { return digitRun(s, min) }
+	}
+	if len(attrs) > 0 {
+		c.AttrName = func(name []byte) bool {
+			for _, w := range attrs {
+				if w.attrMatters(name, w.MaskInputs || w.Inputs) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return &c
+}
+
+// spansCover reports whether spans place every top-level event of events
+// (a valid JSON array): between them, and before the first and after the
+// last, there is nothing but the array's brackets, commas and blanks.
+func spansCover(events []byte, spans []Span) bool {
+	if len(spans) == 0 {
+		return false
+	}
+	at := int64(0)
+	for k, sp := range spans {
+		if sp.Start < at || sp.End <= sp.Start || sp.End > int64(len(events)) {
+			return false
+		}
+		for _, c := range events[at:sp.Start] {
+			switch c {
+			case ' ', '\n', '\r', '\t', ',':
+			case '[':
+				if k > 0 {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		at = sp.End
+	}
+	for _, c := range events[at:] {
+		switch c {
+		case ' ', '\n', '\r', '\t', ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// allClear reports whether every span is Clear.
+func allClear(spans []Span) bool {
+	for _, sp := range spans {
+		if !sp.Clear {
+			return false
+		}
+	}
+	return true
 }
 
 // keyTagName is how a "tagName" key appears in the events.

@@ -407,7 +407,7 @@ func spansOf(t testing.TB, events []byte) []Span {
 // every event) holds, masks included.
 func sameTable(t *testing.T, what string, events []byte, w *compiledWants, wk *walker) {
 	t.Helper()
-	got, err := buildTableSpans(events, w, nil, spansOf(t, events))
+	got, err := buildTableSpans(events, w, nil, spansOf(t, events), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/replayvault/replayvault/shared/rules/modules/piiscrub"
+	"github.com/replayvault/replayvault/shared/segment"
 	"github.com/replayvault/replayvault/shared/workload"
 )
 
@@ -14,7 +15,11 @@ import (
 // (every input masked) and without input masking ("-nothing"): the
 // pre-filter over every event ("hop"), the '@' search alone, the walk of
 // every event, and the walk that passes over the events the pre-filter
-// clears ("walkspans", what Pack runs).
+// clears ("walkspans"); and the validating pass Pack makes with spans
+// ("pass"), with the scrub's check folded in ("pass-check"), and the walk
+// that trusts the events that pass cleared ("walkcleared"): pass-check
+// plus walkcleared is what Pack runs now, in place of pass plus hop plus
+// walkspans.
 //
 //	go test -run '^$' -bench BenchmarkPreCheck ./shared/rules/
 func BenchmarkPreCheck(b *testing.B) {
@@ -43,7 +48,32 @@ func BenchmarkPreCheck(b *testing.B) {
 	})
 	b.Run("walkspans", func(b *testing.B) {
 		for b.Loop() {
-			wk, _ := buildTableSpans(seg, w, nil, spans)
+			wk, _ := buildTableSpans(seg, w, nil, spans, false)
+			putWalker(wk)
+		}
+	})
+	check := scrubCheck([]*bound{{wants: w}})
+	pass := func(check *segment.ScrubCheck) func(b *testing.B) {
+		return func(b *testing.B) {
+			b.SetBytes(int64(len(seg)))
+			got := make([]Span, 0, len(spans))
+			hook := &segment.EventHook{Scrub: check, OnEvent: func(m segment.EventMeta) {
+				got = append(got, Span{Start: m.Start, End: m.End, Clear: !m.MayScrub})
+			}}
+			for b.Loop() {
+				got = got[:0]
+				if _, err := segment.ValidateEvents(seg, segment.Limits{}, hook); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.Run("pass", pass(nil))
+	b.Run("pass-check", pass(check))
+	cleared := foldPass(b, seg, check)
+	b.Run("walkcleared", func(b *testing.B) {
+		for b.Loop() {
+			wk, _ := buildTableSpans(seg, w, nil, cleared, true)
 			putWalker(wk)
 		}
 	})

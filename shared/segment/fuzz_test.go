@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -77,6 +78,13 @@ func FuzzValidate(f *testing.F) {
 		if Detect(payload) == Plain {
 			differential(t, payload, lim, info, err)
 		}
+		// With a ScrubCheck (deepScrub in place of deep) the pass
+		// accepts and refuses the same, with the same error and Info.
+		events := 0
+		sinfo, serr := ValidateEvents(payload, lim, &EventHook{Scrub: fuzzScrub, OnEvent: func(EventMeta) { events++ }})
+		if fmt.Sprint(serr) != fmt.Sprint(err) || sinfo != info || err == nil && events != info.EventCount {
+			t.Fatalf("with a ScrubCheck: %+v, %v, %d events; without: %+v, %v", sinfo, serr, events, info, err)
+		}
 		if err != nil {
 			reason, ok := Reason(err)
 			if !ok || !slices.Contains(reasons, reason) {
@@ -131,6 +139,13 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzScrub is a ScrubCheck with every check on.
+var fuzzScrub = &ScrubCheck{
+	AtSign: true, TextKey: true, MinValue: 3,
+	Value:    func(s []byte) bool { return bytes.Count(s, []byte("7")) > 2 },
+	AttrName: func(name []byte) bool { return string(name) == "value" },
 }
 
 // mustDecode decodes an s2 block made by CompressS2.

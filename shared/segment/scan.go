@@ -31,6 +31,9 @@ type EventMeta struct {
 	// Start and End are the offsets in the decompressed JSON of the
 	// event's opening brace and of the byte after its closing brace.
 	Start, End int64
+	// MayScrub reports that the hook's Scrub check marked the event (see
+	// ScrubCheck); always true without one.
+	MayScrub bool
 	// Raw holds the event's JSON when its type is one of the hook's
 	// RawTypes and it is no longer than MaxRaw; nil otherwise. It is only
 	// valid during the call: copy what must be kept.
@@ -53,6 +56,8 @@ type EventHook struct {
 	// an event spans decompressed chunks); a longer event gets no Raw.
 	// Zero means 64 KiB.
 	MaxRaw int
+	// Scrub, when set, makes the pass tell each event's MayScrub.
+	Scrub *ScrubCheck
 }
 
 const defaultMaxRaw = 64 << 10
@@ -152,6 +157,9 @@ type scanner struct {
 	onEvent   func(EventMeta)
 	syntaxErr *InvalidError
 	semErr    *InvalidError
+
+	scrub   *ScrubCheck // see EventHook.Scrub
+	evScrub bool        // the current event is marked (see ScrubCheck)
 }
 
 // What the current string is captured as.
@@ -166,6 +174,7 @@ func (s *scanner) reset(maxDepth int, hook *EventHook, info *Info) {
 	*s = scanner{maxDepth: maxDepth, hook: hook, info: info, kinds: append(s.kinds[:0], 0), raw: s.raw[:0], state: sTop}
 	if hook != nil {
 		s.onEvent = hook.OnEvent
+		s.scrub = hook.Scrub
 		s.rawTypes = hook.RawTypes
 		s.wantsRaw = hook.OnEvent != nil && len(hook.RawTypes) > 0
 		s.rawLimit = hook.MaxRaw
@@ -177,7 +186,7 @@ func (s *scanner) reset(maxDepth int, hook *EventHook, info *Info) {
 
 // release drops references the scanner must not keep in a pool.
 func (s *scanner) release() {
-	s.hook, s.info, s.onEvent, s.rawTypes = nil, nil, nil, nil
+	s.hook, s.info, s.onEvent, s.rawTypes, s.scrub = nil, nil, nil, nil, nil
 	if cap(s.raw) > defaultMaxRaw {
 		s.raw = nil
 	}
@@ -358,6 +367,9 @@ value:
 			}
 		}
 		if d == 2 {
+			if s.scrub != nil && (s.field == fNone || c == '"') {
+				s.evScrub = true // a member deepScrub does not read
+			}
 			if f := s.field; f == fType || f == fTimestamp {
 				switch classes[c] {
 				case cQuote:
@@ -388,6 +400,9 @@ value:
 		}
 	}
 	if arrTop && d >= 2 && d <= deepLimit && (d > 2 || c == '{' || c == '[') {
+		if s.scrub != nil {
+			goto scrubDeep
+		}
 		i, d, arr, s.kinds[0], x = deep(b, i, d, arr, s.kinds[0], lim, xValue)
 		goto resume
 	}
@@ -591,6 +606,9 @@ colon:
 
 after:
 	if arrTop && d > 2 && d <= deepLimit {
+		if s.scrub != nil {
+			s.evScrub = true // the general code read part of the value
+		}
 		i, d, arr, s.kinds[0], x = deep(b, i, d, arr, s.kinds[0], lim, xAfter)
 		goto resume
 	}
@@ -626,6 +644,21 @@ afterSlow:
 	s.fail(i, d, "expected ',' or a closing bracket")
 	return
 
+scrubDeep: // deep with the Scrub check, for a value at depth 2
+	if d == 2 && !s.evScrub {
+		var flag bool
+		i, d, arr, s.kinds[0], x, flag = deepScrub(b, i, d, arr, s.kinds[0], lim, s.scrub)
+		if flag || x != xAfter || d > 2 {
+			s.evScrub = true
+		}
+	} else {
+		if d > 2 {
+			s.evScrub = true // the general code read part of the value
+		}
+		i, d, arr, s.kinds[0], x = deep(b, i, d, arr, s.kinds[0], lim, xValue)
+	}
+	goto resume
+
 resume: // where deep stopped
 	switch x {
 	case xValue:
@@ -651,6 +684,9 @@ pop: // i is past the closing bracket
 	d--
 	arr = s.kinds[d>>6]>>(d&63)&1 != 0
 	if d == 1 && arrTop {
+		if s.scrub != nil && !s.evScrub {
+			s.scrubEnd(b, i)
+		}
 		s.endEvent(i)
 	}
 	goto after
@@ -941,6 +977,7 @@ func (s *scanner) startEvent(i int) {
 	s.evBad, s.evBadF = "", fNone
 	s.typSet, s.typOK, s.typFull, s.tsSet, s.tsOK = false, false, false, false, false
 	s.typ, s.ts = 0, 0
+	s.evScrub = false
 	if s.wantsRaw {
 		s.rawStart, s.raw, s.rawOver = i, s.raw[:0], false
 	}
@@ -975,7 +1012,7 @@ func (s *scanner) endEvent(i int) {
 	if s.onEvent == nil {
 		return
 	}
-	m := EventMeta{Index: index, Type: s.typ, HasType: s.typSet, Start: s.evStart, End: s.off + int64(i)}
+	m := EventMeta{Index: index, Type: s.typ, HasType: s.typSet, Start: s.evStart, End: s.off + int64(i), MayScrub: s.scrub == nil || s.evScrub}
 	if s.typFull {
 		m.Type = 2
 	}
