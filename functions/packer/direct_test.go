@@ -93,13 +93,7 @@ func TestServeDirect(t *testing.T) {
 	}
 	overLimit := bytes.Repeat([]byte(" "), 64<<10+1)
 	tooBig := append(rawBlock(0, "m1"), make([]byte, maxDirect(cfg.Limits))...)
-	tests := []struct {
-		name   string
-		req    *http.Request
-		status int
-		stored int64  // segments stored so far
-		reject string // reason published, if any
-	}{
+	tests := []requestCase{
 		{"direct", directRequest(directBody(t, good(0))), http.StatusOK, 1, ""},
 		{"direct, type in other case", withType(directBody(t, good(1)), strings.ToUpper(direct.ContentType)), http.StatusUnsupportedMediaType, 1, ""},
 		{"a later direct form", withType(directBody(t, good(1)), "application/vnd.replayvault.segment-v2"), http.StatusUnsupportedMediaType, 1, ""},
@@ -165,21 +159,7 @@ func TestServeDirect(t *testing.T) {
 		}(), http.StatusOK, 3, "bad_envelope"},
 		{"push still taken", pushRequest(t, good(4)), http.StatusOK, 4, ""},
 	}
-	for _, tc := range tests {
-		before := len(rej.reasons)
-		if code := serve(p, tc.req); code != tc.status {
-			t.Errorf("%s: status %d, want %d", tc.name, code, tc.status)
-		}
-		if n := p.Stats().Stored.Load(); n != tc.stored {
-			t.Errorf("%s: %d stored, want %d", tc.name, n, tc.stored)
-		}
-		switch got := rej.reasons[before:]; {
-		case tc.reject == "" && len(got) > 0:
-			t.Errorf("%s: rejected as %v, want no reject", tc.name, got)
-		case tc.reject != "" && (len(got) != 1 || got[0] != tc.reject):
-			t.Errorf("%s: rejected as %v, want %s", tc.name, got, tc.reject)
-		}
-	}
+	checkRequests(t, p, rej, tests)
 	logMu.Lock()
 	logged := logs.String()
 	logMu.Unlock()

@@ -56,13 +56,7 @@ func TestServeHTTP(t *testing.T) {
 		r.Header.Set("Ce-Type", "google.cloud.pubsub.topic.v1.messagePublished")
 	}
 	big := []byte(`{"message":{"data":"` + strings.Repeat("A", 400<<10) + `"}}`)
-	tests := []struct {
-		name   string
-		req    *http.Request
-		status int
-		stored int64  // segments stored so far
-		reject string // reason published, if any
-	}{
+	tests := []requestCase{
 		{"plain push", pushRequest(t, message(1, replay, 0, seg)), http.StatusOK, 1, ""},
 		{"binary-mode CloudEvent", func() *http.Request {
 			r := pushRequest(t, message(1, replay, 1, seg))
@@ -93,6 +87,24 @@ func TestServeHTTP(t *testing.T) {
 			return r
 		}(), http.StatusRequestEntityTooLarge, 2, ""},
 	}
+	checkRequests(t, p, rej, tests)
+}
+
+// requestCase is a request to a Packer and what must become of it.
+type requestCase struct {
+	name   string
+	req    *http.Request
+	status int
+	stored int64  // segments stored so far
+	reject string // reason published, if any
+}
+
+// checkRequests serves each case's request in turn and checks its status,
+// the count of stored segments after it, and what it published to the
+// reject topic: nothing, or one message with the case's reason (a
+// bad_envelope carrying the body as it came).
+func checkRequests(t *testing.T, p *Packer, rej *keptRejects, tests []requestCase) {
+	t.Helper()
 	for _, tc := range tests {
 		before := len(rej.reasons)
 		if code := serve(p, tc.req); code != tc.status {

@@ -1036,29 +1036,15 @@ func plainMayEdit(b []byte, w *compiledWants) bool {
 			if n := len(str); !inAttrs && n != len("text") && n != len("attributes") && !at && n < minLen {
 				continue // neither a key that matters nor a value to look at
 			}
-			j := p + 1
-			for j < len(b) && (b[j] == ' ' || b[j] == '\n' || b[j] == '\r' || b[j] == '\t') {
-				j++
-			}
+			j := skipSpace(b, p+1)
 			i = p + 1
 			if j < len(b) && b[j] == ':' {
-				// A key.
-				switch {
-				case inAttrs:
-					if attrs && w.attrMatters(str, inputs) {
-						return true
-					}
-				case string(str) == "attributes":
-					k := j + 1
-					for k < len(b) && (b[k] == ' ' || b[k] == '\n' || b[k] == '\r' || b[k] == '\t') {
-						k++
-					}
-					if k < len(b) && b[k] == '{' {
-						inAttrs = true
-						i = k + 1
-					}
-				case inputs && string(str) == "text":
+				edit, open, next := w.keyMayEdit(b, str, j, inAttrs, attrs, inputs)
+				if edit {
 					return true
+				}
+				if open {
+					inAttrs, i = true, next
 				}
 				continue
 			}
@@ -1102,29 +1088,16 @@ func hopMayEdit(events []byte, w *compiledWants) bool {
 		if end < 0 {
 			return true // not valid JSON: the walk reports it
 		}
-		j := end + 1
-		for j < len(b) && (b[j] == ' ' || b[j] == '\n' || b[j] == '\r' || b[j] == '\t') {
-			j++
-		}
+		j := skipSpace(b, end+1)
 		s := b[from:end]
 		switch {
 		case j < len(b) && b[j] == ':':
-			// A key.
-			switch {
-			case inAttrs:
-				if attrs && w.attrMatters(s, inputs) {
-					return true
-				}
-			case string(s) == "attributes":
-				k := j + 1
-				for k < len(b) && (b[k] == ' ' || b[k] == '\n' || b[k] == '\r' || b[k] == '\t') {
-					k++
-				}
-				if k < len(b) && b[k] == '{' {
-					inAttrs, j = true, k+1
-				}
-			case inputs && string(s) == "text":
+			edit, open, next := w.keyMayEdit(b, s, j, inAttrs, attrs, inputs)
+			if edit {
 				return true
+			}
+			if open {
+				inAttrs, j = true, next
 			}
 			i = j
 			continue
@@ -1171,4 +1144,33 @@ func hasAt(s []byte) bool {
 		}
 	}
 	return false
+}
+
+// keyMayEdit is the pre-filters' decision on a key, whose ':' is at
+// b[colon]: edit when the event may concern the rule (an attribute name
+// it reads, inside an "attributes" object, or a "text" key when it masks
+// inputs); open when the key opens an "attributes" object, whose members
+// start at b[next].
+func (w *compiledWants) keyMayEdit(b, key []byte, colon int, inAttrs, attrs, inputs bool) (edit, open bool, next int) {
+	switch {
+	case inAttrs:
+		return attrs && w.attrMatters(key, inputs), false, 0
+	case string(key) == "attributes":
+		k := skipSpace(b, colon+1)
+		if k < len(b) && b[k] == '{' {
+			return false, true, k + 1
+		}
+	case inputs && string(key) == "text":
+		return true, false, 0
+	}
+	return false, false, 0
+}
+
+// skipSpace returns the index of the first byte of b at or after i that is
+// not JSON whitespace (len(b) if none).
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
+	}
+	return i
 }
