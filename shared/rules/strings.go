@@ -1017,16 +1017,9 @@ func plainMayEdit(b []byte, w *compiledWants) bool {
 			if open < 0 {
 				open = p
 				if inAttrs {
-					// As in hopMayEdit: its ':' or ',', a scalar, the end.
-				gap:
-					for _, c := range b[i:open] {
-						switch c {
-						case '}':
-							inAttrs = false
-							break gap
-						case '{', '[':
-							return true
-						}
+					var nested bool
+					if inAttrs, nested = attrsGap(b[i:open]); nested {
+						return true
 					}
 				}
 				continue
@@ -1070,17 +1063,9 @@ func hopMayEdit(events []byte, w *compiledWants) bool {
 			return false
 		}
 		if inAttrs {
-			// The bytes since the last string: its ':' or ',', a
-			// scalar, and the object's end.
-		gap:
-			for _, c := range b[i:q] {
-				switch c {
-				case '}':
-					inAttrs = false
-					break gap
-				case '{', '[':
-					return true
-				}
+			var nested bool
+			if inAttrs, nested = attrsGap(b[i:q]); nested {
+				return true
 			}
 		}
 		from := q + 1
@@ -1173,4 +1158,20 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// attrsGap reads the bytes between two strings inside an "attributes"
+// object (a ':' or ',', a scalar, the object's end): open is false once
+// the object has ended, and nested reports an object or array in it,
+// which the pre-filters leave to the walk.
+func attrsGap(gap []byte) (open, nested bool) {
+	for _, c := range gap {
+		switch c {
+		case '}':
+			return false, false
+		case '{', '[':
+			return true, true
+		}
+	}
+	return true, false
 }
