@@ -38,39 +38,8 @@ import (
 // is the process's CPU time per segment, which a busy machine inflates less
 // than ns/op.
 func BenchmarkPrepareRules(b *testing.B) {
-	d := testenv.NewDeps(b)
-	scrub := rulestest.Push(b, d.DB, d.Blobs, "piiscrub", rulestest.Build(b, "shared/rules/modules/piiscrub/wasm"))
-	sampling := rulestest.Push(b, d.DB, d.Blobs, "sampling", rulestest.Build(b, "shared/rules/modules/sampling/wasm"))
-	detect := rulestest.Push(b, d.DB, d.Blobs, "detect", rulestest.Build(b, "shared/rules/modules/detect/wasm"))
-	const none, scrubOnly, all, scrubClean = 1, 2, 3, 4
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubOnly, Name: "scrub", ModuleHash: scrub})
-	// Without mask_all_inputs nothing in the generated segments matches:
-	// the cost of a scrub that finds nothing to mask (no rewrite).
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubClean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false}`)})
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "sample", ModuleHash: sampling, Position: 0, Config: []byte(`{"rate":1}`)})
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "scrub", ModuleHash: scrub, Position: 1})
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "detect", ModuleHash: detect, Position: 2})
+	p := rulesBenchPacker(b)
 	ctx := context.Background()
-	cfg := testConfig()
-	cfg.Limits.MaxDecompressed = 64 << 20
-	// Production's transcoding: segments kept a year or more are stored
-	// at zstd's "better" level whatever the client sent ("-365d" cases).
-	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
-	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
-	b.Cleanup(p.Close)
-	// A generous budget: this measures cost, and the machine may be busy.
-	lim := ruleLimits()
-	lim.Timeout = time.Minute
-	engine := rules.NewEngine(lim)
-	b.Cleanup(engine.Close)
-	rs := rules.NewSet(engine, d.DB, d.Blobs, 16<<20)
-	if err := rs.Refresh(ctx); err != nil {
-		b.Fatal(err)
-	}
-	p.UseRules(rs)
-	if _, err := p.keys.Current(ctx); err != nil {
-		b.Fatal(err)
-	}
 	rng := mrand.New(mrand.NewPCG(3, 4))
 	for _, corpus := range []struct {
 		prefix string
@@ -134,34 +103,8 @@ func validateAndSeal(ctx context.Context, p *Packer, m Message) (*entry, error) 
 //
 //	go test -run '^$' -bench BenchmarkScrubCost -benchtime 100x ./functions/packer
 func BenchmarkScrubCost(b *testing.B) {
-	d := testenv.NewDeps(b)
-	scrub := rulestest.Push(b, d.DB, d.Blobs, "piiscrub", rulestest.Build(b, "shared/rules/modules/piiscrub/wasm"))
-	sampling := rulestest.Push(b, d.DB, d.Blobs, "sampling", rulestest.Build(b, "shared/rules/modules/sampling/wasm"))
-	detect := rulestest.Push(b, d.DB, d.Blobs, "detect", rulestest.Build(b, "shared/rules/modules/detect/wasm"))
-	const none, scrubOnly, all, scrubClean = 1, 2, 3, 4
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubOnly, Name: "scrub", ModuleHash: scrub})
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubClean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false}`)})
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "sample", ModuleHash: sampling, Position: 0, Config: []byte(`{"rate":1}`)})
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "scrub", ModuleHash: scrub, Position: 1})
-	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "detect", ModuleHash: detect, Position: 2})
+	p := rulesBenchPacker(b)
 	ctx := context.Background()
-	cfg := testConfig()
-	cfg.Limits.MaxDecompressed = 64 << 20
-	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
-	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
-	b.Cleanup(p.Close)
-	lim := ruleLimits()
-	lim.Timeout = time.Minute
-	engine := rules.NewEngine(lim)
-	b.Cleanup(engine.Close)
-	rs := rules.NewSet(engine, d.DB, d.Blobs, 16<<20)
-	if err := rs.Refresh(ctx); err != nil {
-		b.Fatal(err)
-	}
-	p.UseRules(rs)
-	if _, err := p.keys.Current(ctx); err != nil {
-		b.Fatal(err)
-	}
 	rng := mrand.New(mrand.NewPCG(3, 4))
 	cases := []struct {
 		metric    string
@@ -233,4 +176,50 @@ func threadCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ts.Nano())
+}
+
+// The projects of rulesBenchPacker's packer: none has no rules, scrubOnly
+// the PII scrub, all sampling (keeping everything), the scrub and
+// detection, scrubClean the scrub configured so that nothing in the
+// generated segments matches.
+const none, scrubOnly, all, scrubClean = 1, 2, 3, 4
+
+// rulesBenchPacker returns a packer whose projects run the repository's
+// rule modules as the constants above say, with production's transcoding
+// and a generous rule budget (these benchmarks measure cost, on a machine
+// that may be busy), its KEK already fetched.
+func rulesBenchPacker(b *testing.B) *Packer {
+	d := testenv.NewDeps(b)
+	scrub := rulestest.Push(b, d.DB, d.Blobs, "piiscrub", rulestest.Build(b, "shared/rules/modules/piiscrub/wasm"))
+	sampling := rulestest.Push(b, d.DB, d.Blobs, "sampling", rulestest.Build(b, "shared/rules/modules/sampling/wasm"))
+	detect := rulestest.Push(b, d.DB, d.Blobs, "detect", rulestest.Build(b, "shared/rules/modules/detect/wasm"))
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubOnly, Name: "scrub", ModuleHash: scrub})
+	// Without mask_all_inputs nothing in the generated segments matches:
+	// the cost of a scrub that finds nothing to mask (no rewrite).
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: scrubClean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false}`)})
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "sample", ModuleHash: sampling, Position: 0, Config: []byte(`{"rate":1}`)})
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "scrub", ModuleHash: scrub, Position: 1})
+	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "detect", ModuleHash: detect, Position: 2})
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Limits.MaxDecompressed = 64 << 20
+	// Production's transcoding: segments kept a year or more are stored
+	// at zstd's "better" level whatever the client sent ("-365d" cases).
+	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
+	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
+	b.Cleanup(p.Close)
+	// A generous budget: this measures cost, and the machine may be busy.
+	lim := ruleLimits()
+	lim.Timeout = time.Minute
+	engine := rules.NewEngine(lim)
+	b.Cleanup(engine.Close)
+	rs := rules.NewSet(engine, d.DB, d.Blobs, 16<<20)
+	if err := rs.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	p.UseRules(rs)
+	if _, err := p.keys.Current(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return p
 }
