@@ -84,6 +84,32 @@ func (ps *pass) event(typ int64, hasType bool, ts int64, raw []byte) {
 // is the decoded events of a project with edge rules) it only notes each
 // event, for feed to hand the stored events over once the rules ran.
 func (p *Packer) scan(attrs segment.Attributes, data []byte, hold bool) (segment.Info, pass, error) {
+	ps, hook := p.newScan(attrs, hold)
+	info, err := segment.ValidateEvents(data, p.cfg.Limits, hook)
+	if err != nil {
+		ps.release()
+		return info, pass{}, err // what the hook gathered is discarded
+	}
+	return info, *ps, nil
+}
+
+// scanDecode is scan with hold for the payload of a project with edge
+// rules, which read the decoded events: it decompresses the payload into
+// buf's storage in the validating pass (segment.ValidateDecode) and
+// returns the decoded events too.
+func (p *Packer) scanDecode(attrs segment.Attributes, payload, buf []byte) (segment.Info, []byte, pass, error) {
+	ps, hook := p.newScan(attrs, true)
+	info, events, err := segment.ValidateDecode(payload, p.cfg.Limits, hook, buf)
+	if err != nil {
+		ps.release()
+		return info, nil, pass{}, err
+	}
+	return info, events, *ps, nil
+}
+
+// newScan returns a pass for a segment of attrs and the validator's hook
+// that fills it (see scan).
+func (p *Packer) newScan(attrs segment.Attributes, hold bool) (*pass, *segment.EventHook) {
 	ps := p.newPass(attrs)
 	hook := &segment.EventHook{
 		OnEvent: func(m segment.EventMeta) { ps.event(m.Type, m.HasType, m.Timestamp, m.Raw) },
@@ -105,15 +131,10 @@ func (p *Packer) scan(attrs segment.Attributes, data []byte, hold bool) (segment
 				return
 			}
 			ps.held = append(ps.held, heldEvent{typ: m.Type, ts: m.Timestamp, hasType: m.HasType, raw: m.Raw != nil})
-			ps.spans = append(ps.spans, rules.Span{Start: m.Start, End: m.End, Clear: !m.MayScrub})
+			ps.spans = append(ps.spans, rules.Span{Start: m.Start, End: m.End, Clear: !m.MayScrub, NoTags: !m.TagName})
 		}
 	}
-	info, err := segment.ValidateEvents(data, p.cfg.Limits, hook)
-	if err != nil {
-		ps.release()
-		return info, pass{}, err // what the hook gathered is discarded
-	}
-	return info, ps, nil
+	return &ps, hook
 }
 
 // feed hands the events of a scan with hold to detection and the slicer,

@@ -46,13 +46,9 @@ func TestPassClearsForTheScrub(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			decoded, err := p.decodeForRules(attrs, m.Data)
-			if err != nil || decoded == nil {
-				t.Fatalf("decode: %v", err)
-			}
-			_, ps, err := p.scan(attrs, decoded, true)
-			if err != nil {
-				t.Fatal(err)
+			_, decoded, ps, err := p.scanDecode(attrs, m.Data, nil)
+			if err != nil || !bytes.Equal(decoded, events) {
+				t.Fatalf("the pass decoded %d bytes, not the segment's %d: %v", len(decoded), len(events), err)
 			}
 			if ps.check == nil || ps.check != rs.ScrubCheck(project) {
 				t.Fatal("the pass ran without the project's check")

@@ -5,6 +5,7 @@
 package packer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -377,21 +378,37 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	if err != nil {
 		return validated{}, err
 	}
-	events, err := p.decodeForRules(attrs, m.Data)
+	hasRules, err := p.hasRules(attrs)
 	if err != nil {
 		return validated{}, err
 	}
-	scanned := m.Data
-	if events != nil {
-		scanned = events
+	var (
+		info   segment.Info
+		ps     pass
+		events []byte // the decoded events, for a project with rules
+	)
+	if hasRules {
+		// The rules read decoded events: the pass decompresses the
+		// payload into a pooled buffer, which goes back once what is
+		// stored no longer needs it (below).
+		bp := eventBufs.Get().(*[]byte)
+		defer func() {
+			if cap(*bp) <= maxPooledEvents {
+				eventBufs.Put(bp)
+			}
+		}()
+		info, events, ps, err = p.scanDecode(attrs, m.Data, *bp)
+		if cap(events) > cap(*bp) && rewritten(m.Data, events) {
+			*bp = events[:0] // grown: keep the larger one (not a plain payload, which is the message's)
+		}
+	} else {
+		info, ps, err = p.scan(attrs, m.Data, false)
 	}
-	info, ps, err := p.scan(attrs, scanned, events != nil)
 	if err != nil {
 		return validated{}, err
 	}
 	data := m.Data
 	if events != nil {
-		info.Encoding = segment.Detect(m.Data) // as received, for store
 		var keep bool
 		if data, info, ps, keep, err = p.runRules(ctx, attrs, m, info, events, ps); err != nil || !keep {
 			return validated{filtered: !keep}, err
@@ -406,6 +423,11 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 	// stronger zstd level (see transcode.go).
 	if v.stored, v.enc, err = p.store(data, info.Encoding, attrs.RetentionDays); err != nil {
 		return validated{}, fmt.Errorf("store %s: %w", attrs.ID, err)
+	}
+	if events != nil && !rewritten(events, v.stored) {
+		// Never today (rewritten events are stored compressed), but the
+		// buffer goes back to the pool.
+		v.stored = bytes.Clone(v.stored)
 	}
 	return v, nil
 }

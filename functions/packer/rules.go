@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 
 	"github.com/replayvault/replayvault/shared/blob"
 	"github.com/replayvault/replayvault/shared/closer"
@@ -74,7 +75,7 @@ func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segmen
 }
 
 // applyRules runs the project's rules on a validated segment, whose
-// decoded events (from decodeForRules) are events, at spans (where the
+// decoded events (from scanDecode) are events, at spans (where the
 // validating pass found each event; nil if it did not note all), whose
 // Clear the pass set under check (see rules.Set.ApplySpans). It returns
 // the events to seal (rewritten ones, validated again, in place of the
@@ -138,21 +139,21 @@ func (p *Packer) applyRules(ctx context.Context, attrs segment.Attributes, m Mes
 	return v.Events, rinfo, false, true, nil
 }
 
-// decodeForRules returns the decoded events of a segment whose project has
-// edge rules (the rules see decoded events), and nil for any other. Pack
-// then validates the decoded bytes, so the payload is decompressed once.
-// Corrupt or oversized compression is an *segment.InvalidError, as from
-// validation.
-func (p *Packer) decodeForRules(attrs segment.Attributes, data []byte) ([]byte, error) {
+// hasRules reports whether the project of a segment has edge rules.
+func (p *Packer) hasRules(attrs segment.Attributes) (bool, error) {
 	if p.rules == nil {
-		return nil, nil
+		return false, nil
 	}
-	has, err := p.rules.Has(attrs.ID.ProjectID)
-	if err != nil || !has {
-		return nil, err
-	}
-	return segment.Decode(segment.Detect(data), data, p.cfg.Limits.MaxDecompressed)
+	return p.rules.Has(attrs.ID.ProjectID)
 }
+
+// eventBufs recycles the buffers scanDecode decompresses segments of
+// projects with edge rules into (see validate).
+var eventBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledEvents is the largest events buffer kept for reuse: larger
+// segments are rare and would pin memory in the pool.
+const maxPooledEvents = 1 << 20
 
 // ruleRejection is a segment an edge rule refused, or whose rewritten
 // events are invalid: it goes to the reject topic with reason.

@@ -3,6 +3,8 @@ package packer
 import (
 	"bytes"
 	"context"
+	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -285,5 +287,146 @@ func TestScrubInPlace(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d segments stored, want 2", n)
+	}
+}
+
+// TestEventBuffersAreReused: for a project with rules, the pass decodes
+// each segment into a pooled buffer, which goes back to the pool as soon
+// as the segment is validated, while others are being decoded into it.
+// Many segments at once, of several sizes (buffers grow and are swapped
+// in the pool), in every encoding a client sends, kept 30 days (the
+// scrub's s2) or 365 (transcoded), masked or with nothing to mask (stored
+// as sent): each stored segment is exactly the events the rules make of
+// its own payload, read by Apply without the pool.
+func TestEventBuffersAreReused(t *testing.T) {
+	d := testenv.NewDeps(t)
+	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	const masking, clean = 41, 42
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: masking, Name: "scrub", ModuleHash: scrub})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: clean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false,"patterns":[]}`)})
+	cfg := testConfig()
+	cfg.FlushAge = 20 * time.Millisecond
+	cfg.TranscodeMinRetention = 365
+	p := newPacker(t, d, cfg, &recordReject{})
+	rs := newRuleSet(t, d)
+	p.UseRules(rs)
+	ctx := context.Background()
+
+	rng := mrand.New(mrand.NewPCG(7, 8))
+	replay := uuid.New()
+	type sent struct {
+		m    Message
+		want []byte
+	}
+	var all []sent
+	for i := range 96 {
+		size := []int{2 << 10, 30 << 10, 120 << 10}[i%3]
+		raw := workload.Recording(rng, 2, size, 0, 1_700_000_000_000+int64(i)*60_000)[i%2]
+		project := []int64{masking, clean}[i/3%2]
+		var payload []byte
+		switch i / 6 % 4 {
+		case 0:
+			payload = raw
+		case 1, 2:
+			payload = workload.Gzip(raw)
+		default:
+			payload = segment.CompressLevel(raw, segment.LevelFastest)
+		}
+		m := message(project, replay, i, payload)
+		m.Attributes[segment.AttrRetentionDays] = []string{"30", "365"}[i/24%2]
+		attrs, err := segment.ParseAttributes(m.Attributes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := rs.Apply(ctx, attrs.ID, attrs.RetentionDays, m.Attributes, bytes.Clone(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := raw
+		if v.Events != nil {
+			want = v.Events
+		}
+		all = append(all, sent{m, want})
+	}
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(func() {
+			if res, err := p.Ingest(ctx, s.m); err != nil || res != Stored {
+				t.Errorf("segment %s: %s, %v", s.m.Attributes[segment.AttrSegmentID], res, err)
+			}
+		})
+	}
+	wg.Wait()
+	keks := d.KEKCache()
+	got, masked := 0, 0
+	for _, x := range rows(t, d) {
+		if x.replay != replay || x.typ != segment.DefaultType {
+			continue
+		}
+		got++
+		b, err := open(ctx, d, keks, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := all[x.segID].want; !bytes.Equal(b, want) {
+			t.Errorf("segment %d (%s): stored %d bytes other than the rules make of it (%d)", x.segID, x.enc, len(b), len(want))
+		}
+		if x.enc == string(segment.S2) {
+			masked++
+		}
+	}
+	if got != len(all) || masked == 0 {
+		t.Errorf("%d of %d segments stored, %d of them masked (s2)", got, len(all), masked)
+	}
+}
+
+// TestEventBufferIsFreeAfterValidate: nothing validate returns (what is
+// stored, the slices, the issues) shares the pooled buffer the pass
+// decoded the segment into, which the next segment overwrites: writing
+// over the buffer the pool gives back leaves every result as it was.
+func TestEventBufferIsFreeAfterValidate(t *testing.T) {
+	d := testenv.NewDeps(t)
+	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	detect := rulestest.Push(t, d.DB, d.Blobs, "detect", rulestest.Build(t, "shared/rules/modules/detect/wasm"))
+	const masking, clean = 43, 44
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: masking, Name: "scrub", ModuleHash: scrub})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: masking, Name: "detect", ModuleHash: detect, Position: 1})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: clean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false,"patterns":[]}`)})
+	cfg := testConfig()
+	cfg.DeriveSlices = true
+	cfg.TranscodeMinRetention = 365
+	p := newPacker(t, d, cfg, &recordReject{})
+	p.UseRules(newRuleSet(t, d))
+	ctx := context.Background()
+	segs := workload.FormSession(workload.DefaultPII(), 1_700_000_000_000)
+	segs = append(segs, workload.Recording(mrand.New(mrand.NewPCG(9, 10)), 3, 30<<10, 30<<10, 1_700_000_000_000)...)
+	poisoned := 0
+	for _, project := range []int64{masking, clean} {
+		for _, retention := range []string{"30", "365"} {
+			for i, raw := range segs {
+				m := message(project, uuid.New(), i, workload.Gzip(raw))
+				m.Attributes[segment.AttrRetentionDays] = retention
+				v, err := p.validate(ctx, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				before := fmt.Sprint(v.stored, v.slices, v.issues)
+				bp := eventBufs.Get().(*[]byte)
+				if cap(*bp) > 0 {
+					poisoned++
+					b := (*bp)[:cap(*bp)]
+					for k := range b {
+						b[k] = 'X'
+					}
+				}
+				eventBufs.Put(bp)
+				if fmt.Sprint(v.stored, v.slices, v.issues) != before {
+					t.Errorf("project %d, %s days, segment %d: what validate returned changed with the pooled buffer", project, retention, i)
+				}
+			}
+		}
+	}
+	if poisoned < len(segs) {
+		t.Errorf("the pool gave back a used buffer %d times in %d: the test checks little", poisoned, 4*len(segs))
 	}
 }

@@ -1,9 +1,11 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,12 +134,12 @@ func foldEvent(rng *rand.Rand, b *strings.Builder, clean bool) {
 }
 
 // foldPass validates events with the check for bs and returns the spans
-// the pass noted, Clear set as Pack sets it.
+// the pass noted, Clear and NoTags set as Pack sets them.
 func foldPass(t testing.TB, events []byte, check *segment.ScrubCheck) []Span {
 	t.Helper()
 	var spans []Span
 	hook := &segment.EventHook{Scrub: check, OnEvent: func(m segment.EventMeta) {
-		spans = append(spans, Span{Start: m.Start, End: m.End, Clear: !m.MayScrub})
+		spans = append(spans, Span{Start: m.Start, End: m.End, Clear: !m.MayScrub, NoTags: !m.TagName})
 	}}
 	if _, err := segment.ValidateEvents(events, segment.Limits{}, hook); err != nil {
 		t.Fatalf("validate: %v: %s", err, events)
@@ -189,7 +191,7 @@ func TestScrubCheckMarksWhatMayEditFlags(t *testing.T) {
 		docs = append(docs, workload.Segment(rng, 1, 1_700_000_000_000, 300<<10))
 	}
 
-	var flagged, cleared, tables int
+	var flagged, cleared, tables, noTags int
 	for _, ws := range foldWants {
 		bs := boundsOf(ws)
 		check := scrubCheck(bs)
@@ -252,11 +254,19 @@ func TestScrubCheckMarksWhatMayEditFlags(t *testing.T) {
 				if sp.Clear {
 					cleared++
 				}
+				// No generated string value is "tagName": every one found
+				// is a key the walk would take a tag from.
+				if sp.Clear && sp.NoTags && bytes.Contains(events[sp.Start:sp.End], keyTagName) {
+					t.Fatalf("the pass saw no tagName key in an event that has one: %s", events[sp.Start:sp.End])
+				}
+				if sp.NoTags {
+					noTags++
+				}
 			}
 		}
 	}
-	if flagged < 10_000 || cleared < 10_000 {
-		t.Errorf("the pre-filter flagged %d events and the pass cleared %d: the test checks little", flagged, cleared)
+	if flagged < 10_000 || cleared < 10_000 || noTags < 10_000 {
+		t.Errorf("the pre-filter flagged %d events and the pass cleared %d (%d without tags): the test checks little", flagged, cleared, noTags)
 	}
 
 	// A recording without personal data: the pass clears most events.
@@ -273,5 +283,52 @@ func TestScrubCheckMarksWhatMayEditFlags(t *testing.T) {
 	if c*10 < n*8 {
 		t.Errorf("the pass cleared %d of %d events of a recording without personal data", c, n)
 	}
-	t.Logf("flagged %d, cleared %d, tables %d; recording: %d of %d cleared", flagged, cleared, tables, c, n)
+	t.Logf("flagged %d, cleared %d (%d without tags), tables %d; recording: %d of %d cleared", flagged, cleared, noTags, tables, c, n)
+}
+
+// TestClearedEventsKeepTheirTags: an event the pass cleared that names a
+// node's tag is still read for it when a later event changes an attribute
+// of that node by id only (the scrub masks an input's value by its tag),
+// and one that names none is not. The pass tells which (Span.NoTags).
+func TestClearedEventsKeepTheirTags(t *testing.T) {
+	events := []byte(`[{"type":2,"data":{"node":{"type":2,"tagName":"input","attributes":{"type":"text","name":"who"},"childNodes":[],"id":9}},"timestamp":1700000000000},` +
+		`{"type":3,"data":{"source":1,"positions":[{"x":1,"y":2,"id":9,"timeOffset":0}]},"timestamp":1700000000001},` +
+		`{"type":3,"data":{"source":0,"texts":[],"attributes":[{"id":9,"attributes":{"value":"Jane Roe"}}],"removes":[],"adds":[]},"timestamp":1700000000002}]`)
+	// Masks every input's value, which a "value" attribute is only on an
+	// input element.
+	w := piiscrub.Describe([]byte(`{"attributes":[]}`))
+	bs := boundsOf([]sdk.Wants{w})
+	spans := foldPass(t, events, scrubCheck(bs))
+	if len(spans) != 3 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	if !spans[0].Clear || spans[0].NoTags || !spans[1].Clear || !spans[1].NoTags || spans[2].Clear {
+		t.Fatalf("spans %+v: want the snapshot cleared with tags, the move cleared without, the mutation marked", spans)
+	}
+	masks := func(spans []Span) string {
+		wk, err := buildTableSpans(events, bs[0].wants, nil, spans, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer putWalker(wk)
+		return fmt.Sprint(wk.masks)
+	}
+	all, err := buildTable(events, bs[0].wants, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(all.masks)
+	putWalker(all)
+	if want == "[]" {
+		t.Fatal("the walk of every event masks nothing: the test checks nothing")
+	}
+	if got := masks(spans); got != want {
+		t.Errorf("masks %s with the pass's spans, %s reading every event", got, want)
+	}
+	// Were the snapshot said to name no tag, the value would stay.
+	wrong := slices.Clone(spans)
+	wrong[0].NoTags = true
+	if got := masks(wrong); got == want {
+		t.Errorf("the walk took the tag from an event said to have none: NoTags is not read")
+	}
 }

@@ -266,10 +266,14 @@ func (s *Set) Apply(ctx context.Context, id segment.ID, retention int, attrs map
 // from its opening to past its closing brace, as segment.EventMeta gives.
 // Clear reports that the validating pass, under the project's ScrubCheck,
 // cleared the event (!segment.EventMeta.MayScrub): nothing in it could
-// concern a strings-mode rule's pre-filter.
+// concern a strings-mode rule's pre-filter. NoTags reports that the pass
+// also saw no "tagName" key in it (!segment.EventMeta.TagName), so the
+// walk need not keep it for the tags of its nodes; it is read only with
+// Clear.
 type Span struct {
 	Start, End int64
 	Clear      bool
+	NoTags     bool
 }
 
 // ScrubCheck returns the check for the validating pass (segment.EventHook's

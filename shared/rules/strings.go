@@ -278,7 +278,7 @@ func (wk *walker) array(i int, key string, top bool) (int, error) {
 			if top && k < len(wk.spans) {
 				if sp := wk.spans[k]; sp.Start == int64(i) && sp.End > sp.Start && sp.End <= int64(len(b)) && b[sp.End-1] == '}' {
 					if ev := b[sp.Start:sp.End]; wk.clear && sp.Clear || !eventMayEdit(ev, wk.wants) {
-						if bytes.Contains(ev, keyTagName) {
+						if !(wk.clear && sp.Clear && sp.NoTags) && bytes.Contains(ev, keyTagName) {
 							wk.tagOnly = append(wk.tagOnly, k)
 						}
 						i = int(sp.End)

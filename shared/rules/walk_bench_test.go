@@ -58,7 +58,7 @@ func BenchmarkPreCheck(b *testing.B) {
 			b.SetBytes(int64(len(seg)))
 			got := make([]Span, 0, len(spans))
 			hook := &segment.EventHook{Scrub: check, OnEvent: func(m segment.EventMeta) {
-				got = append(got, Span{Start: m.Start, End: m.End, Clear: !m.MayScrub})
+				got = append(got, Span{Start: m.Start, End: m.End, Clear: !m.MayScrub, NoTags: !m.TagName})
 			}}
 			for b.Loop() {
 				got = got[:0]

@@ -36,6 +36,16 @@ type ScrubCheck struct {
 	AttrName func(name []byte) bool
 }
 
+// A pass with a ScrubCheck also tells, of each event it clears, whether a
+// "tagName" key is in it (EventMeta.TagName), so that the scrub's walk
+// need not search the events it passes over for the tags of their nodes.
+
+// deepScrub's flags.
+const (
+	scrubMark uint8 = 1 << iota // the value marks the event
+	scrubTag                    // the value holds a "tagName" key
+)
+
 // scrubEnd marks the event closed at b[i-1] if it is not all in b or
 // holds an '@' the check looks for.
 func (s *scanner) scrubEnd(b []byte, i int) {
@@ -50,8 +60,9 @@ func (s *scanner) scrubEnd(b []byte, i int) {
 }
 
 // deepScrub is deep for a pass with a ScrubCheck: the same grammar and the
-// same returns, and it also reports whether what it read marks the event
-// (flag). feed calls it only for a value at depth 2 that is an array or
+// same returns, and it also reports, in flags, whether what it read marks
+// the event (scrubMark) and whether it read a "tagName" key (scrubTag;
+// told only of what it read before marking). feed calls it only for a value at depth 2 that is an array or
 // object, in state xValue, and marks the event when it returns anything
 // but xAfter at depth 2 (the general code then reads what deepScrub did
 // not follow). Once the event is marked the rest of the value is left to
@@ -61,7 +72,7 @@ func (s *scanner) scrubEnd(b []byte, i int) {
 // "attributes" object it is in (ad, 0 for none; its keys are attribute
 // names) and whether the value being read is that of an "attributes" key
 // (pa).
-func deepScrub(b []byte, i, d int, arr bool, kw uint64, lim int, sc *ScrubCheck) (int, int, bool, uint64, uint8, bool) {
+func deepScrub(b []byte, i, d int, arr bool, kw uint64, lim int, sc *ScrubCheck) (int, int, bool, uint64, uint8, uint8) {
 	n := len(b)
 	var (
 		c      byte
@@ -70,6 +81,7 @@ func deepScrub(b []byte, i, d int, arr bool, kw uint64, lim int, sc *ScrubCheck)
 		p      bool
 		ks, vs int // where the current key or string value starts
 		x      uint8
+		tag    uint8 // scrubTag once a "tagName" key was read
 	)
 	minV := sc.MinValue
 	if sc.Value == nil {
@@ -78,7 +90,7 @@ func deepScrub(b []byte, i, d int, arr bool, kw uint64, lim int, sc *ScrubCheck)
 
 value:
 	if i >= n {
-		return i, d, arr, kw, xValue, false
+		return i, d, arr, kw, xValue, tag
 	}
 	c = b[i]
 valueC: // c is b[i]
@@ -87,7 +99,7 @@ valueC: // c is b[i]
 			i++
 		}
 		if i >= n {
-			return i, d, arr, kw, xValue, false
+			return i, d, arr, kw, xValue, tag
 		}
 		c = b[i]
 	}
@@ -116,11 +128,11 @@ valueC: // c is b[i]
 				}
 			}
 		}
-		return i, d, arr, kw, xValue, false
+		return i, d, arr, kw, xValue, tag
 	}
 	if c == '{' || c == '[' {
 		if d >= lim {
-			return i, d, arr, kw, xValue, false
+			return i, d, arr, kw, xValue, tag
 		}
 		if d == ad {
 			// An attribute whose value is an object or array: not
@@ -152,7 +164,7 @@ valueC: // c is b[i]
 			}
 		}
 	}
-	return i, d, arr, kw, xValue, false
+	return i, d, arr, kw, xValue, tag
 
 objFirst:
 	if i < n {
@@ -166,14 +178,14 @@ objFirst:
 			goto pop
 		}
 	}
-	return i, d, arr, kw, xObjFirst, false
+	return i, d, arr, kw, xObjFirst, tag
 
 arrFirst:
 	for i < n && classes[b[i]] == cSpace {
 		i++
 	}
 	if i >= n {
-		return i, d, arr, kw, xArrFirst, false
+		return i, d, arr, kw, xArrFirst, tag
 	}
 	if b[i] == ']' {
 		i++
@@ -199,6 +211,9 @@ keyStr:
 keyEnd:
 	if i < n && b[i] == '"' {
 		key := b[ks:i]
+		if len(key) == 7 && string(key) == "tagName" {
+			tag = scrubTag // in any object, attributes' too
+		}
 		switch {
 		case d == ad:
 			if sc.AttrName != nil && sc.AttrName(key) {
@@ -218,13 +233,13 @@ keyEnd:
 			i++
 			goto keyValue
 		}
-		return i, d, arr, kw, xColon, false
+		return i, d, arr, kw, xColon, tag
 	}
-	return i, d, arr, kw, xKeyStr, false
+	return i, d, arr, kw, xKeyStr, tag
 
 keyValue: // after a key's colon: pa must reach the value
 	if i >= n {
-		return i, d, arr, kw, xValue, false
+		return i, d, arr, kw, xValue, tag
 	}
 	c = b[i]
 	p, pa = pa, false
@@ -233,7 +248,7 @@ keyValue: // after a key's colon: pa must reach the value
 			i++
 		}
 		if i >= n {
-			return i, d, arr, kw, xValue, false
+			return i, d, arr, kw, xValue, tag
 		}
 		c = b[i]
 	}
@@ -257,7 +272,7 @@ valStr:
 			k := bits.TrailingZeros64(m)
 			if !quoteAt(w, m) {
 				i += k >> 3
-				return i, d, arr, kw, xValStr, false
+				return i, d, arr, kw, xValStr, tag
 			}
 			e := i + k>>3 // the closing quote
 			i = e + 1
@@ -282,11 +297,11 @@ valStr:
 		}
 		goto after
 	}
-	return i, d, arr, kw, xValStr, false
+	return i, d, arr, kw, xValStr, tag
 
 after:
 	if i >= n {
-		return i, d, arr, kw, xAfter, false
+		return i, d, arr, kw, xAfter, tag
 	}
 	c = b[i]
 afterC:
@@ -295,7 +310,7 @@ afterC:
 			i++
 		}
 		if i >= n {
-			return i, d, arr, kw, xAfter, false
+			return i, d, arr, kw, xAfter, tag
 		}
 		c = b[i]
 	}
@@ -309,13 +324,13 @@ afterC:
 			ks = i
 			goto keyStr
 		}
-		return i, d, arr, kw, xObjKey, false
+		return i, d, arr, kw, xObjKey, tag
 	}
 	if c == ']' && arr || c == '}' && !arr {
 		i++
 		goto pop
 	}
-	return i, d, arr, kw, xAfter, false
+	return i, d, arr, kw, xAfter, tag
 
 pop:
 	d--
@@ -324,13 +339,13 @@ pop:
 		ad = 0
 	}
 	if d <= 2 {
-		return i, d, arr, kw, xAfter, false
+		return i, d, arr, kw, xAfter, tag
 	}
 	goto after
 
 flagValue: // marked at a value's start (b[i]): deep reads the rest
 	i, d, arr, kw, x = deep(b, i, d, arr, kw, lim, xValue)
-	return i, d, arr, kw, x, true
+	return i, d, arr, kw, x, tag | scrubMark
 
 flagKey: // marked at a key's closing quote (b[i])
 	i++
@@ -338,12 +353,12 @@ flagKey: // marked at a key's closing quote (b[i])
 		i++
 		goto flagValue
 	}
-	return i, d, arr, kw, xColon, true
+	return i, d, arr, kw, xColon, tag | scrubMark
 
 flagAfter: // marked past a string value
 	if d <= 2 {
-		return i, d, arr, kw, xAfter, true
+		return i, d, arr, kw, xAfter, tag | scrubMark
 	}
 	i, d, arr, kw, x = deep(b, i, d, arr, kw, lim, xAfter)
-	return i, d, arr, kw, x, true
+	return i, d, arr, kw, x, tag | scrubMark
 }

@@ -391,12 +391,7 @@ func readAll(enc Encoding, r io.Reader, limit int64, hint int64) ([]byte, error)
 	buf := make([]byte, 0, hint)
 	for {
 		if len(buf) == cap(buf) {
-			// Double, rather than append's 1.25 for large slices, so that
-			// a bomb costs a small multiple of limit in allocations, and
-			// never allocate room past limit+1.
-			grown := make([]byte, len(buf), min(2*int64(cap(buf))+512, limit+1))
-			copy(grown, buf)
-			buf = grown
+			buf = grow(buf, limit)
 		}
 		n, err := br.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -407,6 +402,15 @@ func readAll(enc Encoding, r io.Reader, limit int64, hint int64) ([]byte, error)
 			return nil, br.failure(enc)
 		}
 	}
+}
+
+// grow returns a full buf with more room: double, rather than append's
+// 1.25 for large slices, so that a bomb costs a small multiple of limit in
+// allocations, and never room past limit+1.
+func grow(buf []byte, limit int64) []byte {
+	grown := make([]byte, len(buf), min(2*int64(cap(buf))+512, limit+1))
+	copy(grown, buf)
+	return grown
 }
 
 // sizeHint guesses the decompressed size of data, so that readAll can

@@ -85,6 +85,11 @@ func FuzzValidate(f *testing.F) {
 		if fmt.Sprint(serr) != fmt.Sprint(err) || sinfo != info || err == nil && events != info.EventCount {
 			t.Fatalf("with a ScrubCheck: %+v, %v, %d events; without: %+v, %v", sinfo, serr, events, info, err)
 		}
+		// ValidateDecode too, and it hands back the decoded events.
+		dinfo, decoded, derr := ValidateDecode(payload, lim, &EventHook{Scrub: fuzzScrub}, make([]byte, 0, 64))
+		if fmt.Sprint(derr) != fmt.Sprint(err) || dinfo != info || (derr == nil) != (decoded != nil) {
+			t.Fatalf("ValidateDecode: %+v, %v, %d bytes; ValidateEvents: %+v, %v", dinfo, derr, len(decoded), info, err)
+		}
 		if err != nil {
 			reason, ok := Reason(err)
 			if !ok || !slices.Contains(reasons, reason) {
@@ -110,6 +115,9 @@ func FuzzValidate(f *testing.F) {
 			if int64(len(raw)) != info.RawSize {
 				t.Fatalf("Decode gave %d bytes, Info says %d", len(raw), info.RawSize)
 			}
+			if !bytes.Equal(decoded, raw) {
+				t.Fatalf("ValidateDecode gave %d bytes, Decode %d", len(decoded), len(raw))
+			}
 		}
 
 		// The same bytes, compressed, must validate the same way.
@@ -125,7 +133,11 @@ func FuzzValidate(f *testing.F) {
 			{"zstd stream", func(b []byte) []byte { return zstdStream(t, b) }},
 		} {
 			enc := c.name
-			cinfo, cerr := Validate(c.compress(payload), lim)
+			compressed := c.compress(payload)
+			cinfo, cerr := Validate(compressed, lim)
+			if _, decoded, derr := ValidateDecode(compressed, lim, nil, nil); fmt.Sprint(derr) != fmt.Sprint(cerr) || cerr == nil && !bytes.Equal(decoded, payload) {
+				t.Fatalf("%s: ValidateDecode: %v, %d bytes; Validate: %v", enc, derr, len(decoded), cerr)
+			}
 			r1, _ := Reason(err)
 			r2, _ := Reason(cerr)
 			if r1 != r2 {

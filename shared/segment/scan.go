@@ -34,6 +34,10 @@ type EventMeta struct {
 	// MayScrub reports that the hook's Scrub check marked the event (see
 	// ScrubCheck); always true without one.
 	MayScrub bool
+	// TagName reports that the event may hold a "tagName" key: false only
+	// when the hook's Scrub check cleared the event (!MayScrub), having
+	// read all of it, and saw none.
+	TagName bool
 	// Raw holds the event's JSON when its type is one of the hook's
 	// RawTypes and it is no longer than MaxRaw; nil otherwise. It is only
 	// valid during the call: copy what must be kept.
@@ -160,6 +164,7 @@ type scanner struct {
 
 	scrub   *ScrubCheck // see EventHook.Scrub
 	evScrub bool        // the current event is marked (see ScrubCheck)
+	evTag   bool        // deepScrub read a "tagName" key in the current event
 }
 
 // What the current string is captured as.
@@ -646,10 +651,13 @@ afterSlow:
 
 scrubDeep: // deep with the Scrub check, for a value at depth 2
 	if d == 2 && !s.evScrub {
-		var flag bool
-		i, d, arr, s.kinds[0], x, flag = deepScrub(b, i, d, arr, s.kinds[0], lim, s.scrub)
-		if flag || x != xAfter || d > 2 {
+		var flags uint8
+		i, d, arr, s.kinds[0], x, flags = deepScrub(b, i, d, arr, s.kinds[0], lim, s.scrub)
+		if flags&scrubMark != 0 || x != xAfter || d > 2 {
 			s.evScrub = true
+		}
+		if flags&scrubTag != 0 {
+			s.evTag = true
 		}
 	} else {
 		if d > 2 {
@@ -977,7 +985,7 @@ func (s *scanner) startEvent(i int) {
 	s.evBad, s.evBadF = "", fNone
 	s.typSet, s.typOK, s.typFull, s.tsSet, s.tsOK = false, false, false, false, false
 	s.typ, s.ts = 0, 0
-	s.evScrub = false
+	s.evScrub, s.evTag = false, false
 	if s.wantsRaw {
 		s.rawStart, s.raw, s.rawOver = i, s.raw[:0], false
 	}
@@ -1013,6 +1021,7 @@ func (s *scanner) endEvent(i int) {
 		return
 	}
 	m := EventMeta{Index: index, Type: s.typ, HasType: s.typSet, Start: s.evStart, End: s.off + int64(i), MayScrub: s.scrub == nil || s.evScrub}
+	m.TagName = m.MayScrub || s.evTag
 	if s.typFull {
 		m.Type = 2
 	}

@@ -107,46 +107,81 @@ func Validate(payload []byte, lim Limits) (Info, error) {
 // ValidateEvents is Validate that also hands each event to hook (which may
 // be nil); see EventHook.
 func ValidateEvents(payload []byte, lim Limits, hook *EventHook) (Info, error) {
+	info, _, err := validate(payload, lim, hook, false, nil)
+	return info, err
+}
+
+// ValidateDecode is ValidateEvents for a caller that also needs the
+// decoded events whole (Pack's edge rules read them): it returns them too,
+// payload itself when it is plain, else decompressed in the same pass
+// into buf's storage, grown as needed within lim.MaxDecompressed (buf's
+// contents are overwritten). The pass reads each piece of the output as
+// it comes out of the decompressor, while it is in cache, and the payload
+// is decompressed once. On error the events are nil.
+func ValidateDecode(payload []byte, lim Limits, hook *EventHook, buf []byte) (Info, []byte, error) {
+	return validate(payload, lim, hook, true, buf)
+}
+
+// validate is ValidateEvents, and with keep ValidateDecode.
+func validate(payload []byte, lim Limits, hook *EventHook, keep bool, buf []byte) (Info, []byte, error) {
 	lim = lim.withDefaults()
 	if len(payload) == 0 {
-		return Info{}, invalid(ReasonEmptyPayload, errors.New("payload is empty"))
+		return Info{}, nil, invalid(ReasonEmptyPayload, errors.New("payload is empty"))
 	}
 	if int64(len(payload)) > lim.MaxPayload {
-		return Info{}, invalid(ReasonPayloadTooLarge, fmt.Errorf("payload of %d bytes exceeds %d", len(payload), lim.MaxPayload))
+		return Info{}, nil, invalid(ReasonPayloadTooLarge, fmt.Errorf("payload of %d bytes exceeds %d", len(payload), lim.MaxPayload))
 	}
 	w := works.Get().(*work)
 	defer w.release()
 	info := &w.info // in w, so that it does not escape per call
 	*info = Info{Encoding: Detect(payload)}
 	w.sc.reset(lim.MaxDepth, hook, info)
-	var err error
+	var (
+		err    error
+		events []byte
+	)
 	switch info.Encoding {
 	case Plain:
 		if int64(len(payload)) > lim.MaxDecompressed {
-			return Info{}, tooLarge(lim.MaxDecompressed)
+			return Info{}, nil, tooLarge(lim.MaxDecompressed)
 		}
 		w.sc.feed(payload)
 		info.RawSize = int64(len(payload))
+		events = payload
 	case Gzip, Zlib:
 		f := inflaters.Get().(*inflater)
 		defer f.release()
 		var r io.Reader
 		if r, err = f.open(info.Encoding, payload); err != nil {
-			return Info{}, err
+			return Info{}, nil, err
 		}
-		if info.RawSize, err = w.pump(info.Encoding, r, lim.MaxDecompressed); err == nil {
+		if keep {
+			events, err = w.pumpKeep(info.Encoding, r, lim.MaxDecompressed, buf[:0], sizeHint(info.Encoding, payload, lim.MaxDecompressed))
+			info.RawSize = int64(len(events))
+		} else {
+			info.RawSize, err = w.pump(info.Encoding, r, lim.MaxDecompressed)
+		}
+		if err == nil {
 			err = f.trailing(info.Encoding)
 		}
 	case Zstd:
-		info.RawSize, err = w.zstd(payload, lim.MaxDecompressed)
+		if keep {
+			// Decoded whole: the caller keeps all of it anyway.
+			if events, err = decodeZstd(zstdDecoder(lim.MaxDecompressed, true), payload, buf[:0], lim.MaxDecompressed); err == nil {
+				w.sc.feed(events)
+				info.RawSize = int64(len(events))
+			}
+		} else {
+			info.RawSize, err = w.zstd(payload, lim.MaxDecompressed)
+		}
 	}
 	if err == nil {
 		err = w.sc.finish()
 	}
 	if err != nil {
-		return Info{}, err
+		return Info{}, nil, err
 	}
-	return *info, nil
+	return *info, events, nil
 }
 
 // chunkSize is the decompressed bytes scanned at a time: large enough that
@@ -184,6 +219,34 @@ func (w *work) pump(enc Encoding, r io.Reader, limit int64) (int64, error) {
 		}
 		if err != nil {
 			return 0, br.failure(enc)
+		}
+	}
+}
+
+// pumpKeep is pump that keeps r's output: it decompresses into buf (grown
+// as readAll grows it, first to hint) and scans each piece of at least
+// chunkSize as it arrives, and returns the output.
+func (w *work) pumpKeep(enc Encoding, r io.Reader, limit int64, buf []byte, hint int64) ([]byte, error) {
+	br := boundedReader{r: r, limit: limit}
+	if int64(cap(buf)) < hint {
+		buf = make([]byte, 0, hint)
+	}
+	fed := 0
+	for {
+		if len(buf) == cap(buf) {
+			buf = grow(buf, limit)
+		}
+		n, err := br.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf)-fed >= chunkSize || err != nil && len(buf) > fed {
+			w.sc.feed(buf[fed:])
+			fed = len(buf)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, br.failure(enc)
 		}
 	}
 }
