@@ -51,7 +51,8 @@ func DefaultLimits() Limits {
 // time or memory, or returned a malformed output. Pack applies the
 // assignment's fail mode to it.
 type Failure struct {
-	// Kind is a short stable word: timeout, exit, trap, output, init.
+	// Kind is a short stable word: timeout, memory (the call needed more
+	// than the memory cap), exit, trap, output, init.
 	Kind string
 	Err  error
 }
@@ -222,11 +223,32 @@ func (m *Module) Call(ctx context.Context, tenant string, input []byte) ([]byte,
 	}
 	out, err := m.call(ctx, inst, input)
 	if err != nil {
+		var f *Failure
+		if errors.As(err, &f) && (f.Kind == "trap" || f.Kind == "exit") && m.nearCap(inst) {
+			// Out of memory: the Go runtime in a module gives up with a
+			// trap or an exit, which would hide the cause.
+			f.Kind = "memory"
+		}
 		inst.mod.Close(context.Background())
 		return nil, err
 	}
+	if int64(inst.mod.Memory().Size()) > m.engine.lim.MemoryBytes/2 {
+		// Past half its cap: a module's memory never shrinks, and one that
+		// keeps growing would fail a valid segment at the cap. A fresh
+		// instance serves the next call.
+		inst.mod.Close(context.Background())
+		return out, nil
+	}
 	m.put(inst)
 	return out, nil
+}
+
+// nearCap reports whether inst's memory is within an eighth of the cap.
+// The engine recycles an instance past half of it after a call (see Call),
+// so only a call that needed more than that gets there.
+func (m *Module) nearCap(inst *instance) bool {
+	c := m.engine.lim.MemoryBytes
+	return int64(inst.mod.Memory().Size()) > c-c/8
 }
 
 func (m *Module) call(parent context.Context, inst *instance, input []byte) ([]byte, error) {

@@ -3,6 +3,7 @@ package rules_test
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/replayvault/replayvault/shared/rules"
 	"github.com/replayvault/replayvault/shared/rules/rulestest"
 	"github.com/replayvault/replayvault/shared/rules/sdk"
+	"github.com/replayvault/replayvault/shared/workload"
 )
 
 // testLimits has a budget far above what the test modules need even on a
@@ -137,18 +139,18 @@ func TestEndlessLoopStopped(t *testing.T) {
 
 // TestAllocationPastCapStopped: a module allocating without bound hits the
 // memory cap (the Go runtime in the module runs out of memory and exits, or
-// traps); Pack's own memory is untouched.
+// traps: a "memory" failure); Pack's own memory is untouched.
 func TestAllocationPastCapStopped(t *testing.T) {
 	e := rules.NewEngine(testLimits())
 	defer e.Close()
 	m := compile(t, e, "alloc")
 	_, err := m.Call(context.Background(), "p1", frame(t, 1, "", nil, "[]"))
-	if got := failureKind(err); got != "exit" && got != "trap" {
-		t.Fatalf("error = %v (kind %q), want an exit or trap failure", err, got)
+	if got := failureKind(err); got != "memory" {
+		t.Fatalf("error = %v (kind %q), want a memory failure", err, got)
 	}
 	// Again: a fresh instance, same outcome, no leak into the next call.
 	_, err = m.Call(context.Background(), "p1", frame(t, 1, "", nil, "[]"))
-	if got := failureKind(err); got != "exit" && got != "trap" {
+	if got := failureKind(err); got != "memory" {
 		t.Fatalf("second call: error = %v (kind %q)", err, got)
 	}
 }
@@ -261,5 +263,67 @@ func TestRefusesForeignImports(t *testing.T) {
 	}
 	if _, err := e.Module(context.Background(), []byte("not wasm")); err == nil {
 		t.Fatal("garbage accepted as a module")
+	}
+}
+
+// TestModuleMemoryStaysBounded: the detect module, parsing a 300 KB
+// segment on every call, keeps its instance's memory flat over many calls.
+// Go's collector in a module runs its workers only while an exported call
+// blocks, and with the sandbox's clock a cycle started during a call could
+// stay unfinished, so that none other started and the memory grew by about
+// 120 KB a call until the cap trapped a valid segment; the SDK finishes the
+// cycle after a call whose heap is past its goal (sdk's collect).
+func TestModuleMemoryStaysBounded(t *testing.T) {
+	lim := testLimits()
+	lim.MemoryBytes = 256 << 20 // production's; the engine recycles past half
+	e := rules.NewEngine(lim)
+	defer e.Close()
+	m, err := e.Module(context.Background(), rulestest.Build(t, "shared/rules/modules/detect/wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := workload.Recording(rand.New(rand.NewPCG(1, 2)), 8, 300<<10, 300<<10, 1_700_000_000_000)
+	var at100, most uint32
+	for i := range 180 {
+		if _, err := call(t, m, "p1", frame(t, 1, "", map[string]string{"url": "https://shop.example/"}, string(segs[i%len(segs)]))); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		sizes := rules.IdleMemory(m, "p1")
+		if len(sizes) != 1 {
+			t.Fatalf("call %d: %d idle instances, want the one", i, len(sizes))
+		}
+		if i == 100 { // the parsers' pools have grown to the segments
+			at100 = sizes[0]
+		}
+		most = max(most, sizes[0])
+	}
+	t.Logf("instance memory: %d MiB after 100 calls, at most %d MiB in 180", at100>>20, most>>20)
+	if most > at100+3<<20 {
+		t.Errorf("instance memory grew from %d MiB after 100 calls to %d MiB in 80 more", at100>>20, most>>20)
+	}
+}
+
+// TestLeakingModuleRecycled: a module that keeps more memory on every call
+// (1 MiB) would reach its cap and fail a valid segment; the engine closes
+// an instance once its memory is past half the cap and starts a fresh one,
+// so every call succeeds and no instance grows past about half the cap.
+func TestLeakingModuleRecycled(t *testing.T) {
+	lim := testLimits() // 64 MiB
+	e := rules.NewEngine(lim)
+	defer e.Close()
+	m := compile(t, e, "leak")
+	in := frame(t, 1, "", nil, "[]")
+	var most uint32
+	for i := range 200 { // 200 MiB kept, over three caps' worth
+		if _, err := call(t, m, "p1", in); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		for _, size := range rules.IdleMemory(m, "p1") {
+			most = max(most, size)
+		}
+	}
+	t.Logf("idle instance memory at most %d MiB of a %d MiB cap", most>>20, lim.MemoryBytes>>20)
+	if int64(most) > lim.MemoryBytes/2 {
+		t.Errorf("an idle instance holds %d MiB of a %d MiB cap", most>>20, lim.MemoryBytes>>20)
 	}
 }
