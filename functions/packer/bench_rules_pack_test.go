@@ -18,30 +18,31 @@ import (
 // per segment, where BenchmarkScrubCost measures it against the CPU slot's
 // work only: the process's CPU time per segment with no rule ("none"),
 // with the PII scrub module ("scrub", which masks every input value, so
-// it rewrites every segment that holds one: 15 in 16 here), with the scrub finding nothing
-// ("nothing-found") and with all three modules ("all": sampling at 100%,
-// scrub, detection), each as a ratio to "none" measured in the same run.
-// The issue's target is scrub-x at most 1.5.
+// it rewrites every segment that holds one: 15 in 16 here), with the
+// scrub finding nothing ("nothing-found") and with all three modules
+// ("all": sampling at 100%, scrub, detection), each as a ratio to "none"
+// measured in the same run. The issue's target is scrub-x at most 1.5.
 //
 // Each op pushes, for every case once, the same 1,000 (30 KB) or 256
-// (300 KB) real-shaped segments (workload.Recording: replays of 16 segments of about 30 KB or 300 KB of
-// JSON, the first also holding a full snapshot of that size, gzipped as
-// browsers send them; fresh replay ids every round, so nothing is a
-// duplicate) concurrently through ServeHTTP in Ingest's direct form, into
-// a packer with BenchmarkPackCPU's production settings (slices derived,
-// issues detected) and the projects of rulesBenchPacker. Pack answers 200
-// once a segment's batch is committed, so a round is done when every
-// request is answered (the benchmark fails on any other answer, and if a
-// segment was not stored): its CPU counts taking the request, validating,
-// the rules, compressing what they rewrite, sealing the segment and its
-// slices, batching, assembling the batch's object and writing its rows,
-// and the garbage collection of all that (a collection before each round,
-// not counted, clears the previous round's garbage; one at its end is
-// counted). The cases run in an order that rotates every op, so that what
-// else the machine runs moves the ratios little. Not counted: PostgreSQL
-// (its own process), the upload (dropped: an in-process GCS stand-in's CPU
-// would count), HTTP transport (the requests are handed to ServeHTTP in
-// process) and Ingest.
+// (300 KB) real-shaped segments (workload.Recording: replays of 16
+// segments of about 30 KB or 300 KB of JSON, the first also holding a
+// full snapshot of that size, gzipped as browsers send them; fresh replay
+// ids every round, so nothing is a duplicate) concurrently through
+// ServeHTTP in Ingest's direct form, into a packer with BenchmarkPackCPU's
+// production settings (slices derived, issues detected) and the projects
+// of rulesBenchPacker. Pack answers 200 once a segment's batch is
+// committed, so a round is done when every request is answered (the
+// benchmark fails on any other answer, and if a segment was not stored):
+// its CPU counts taking the request, validating, the rules, compressing
+// what they rewrite, sealing the segment and its slices, batching,
+// assembling the batch's object and writing its rows, and the garbage
+// collection of all that (a collection before each round, not counted,
+// clears the previous round's garbage; one at its end is counted). The
+// cases run in an order that rotates every op, so that what else the
+// machine runs moves the ratios little. Not counted: PostgreSQL (its own
+// process), the upload (dropped: an in-process GCS stand-in's CPU would
+// count), HTTP transport (the requests are handed to ServeHTTP in process)
+// and Ingest.
 //
 // Reported per size: cpu-us-<case> (process CPU µs per segment),
 // scrub-x, nothing-found-x and all-x (each case's CPU ÷ none's, from the
