@@ -215,10 +215,7 @@ func BenchmarkFlush(b *testing.B) {
 func BenchmarkPackCPU(b *testing.B) {
 	d := testenv.NewDeps(b)
 	ctx := context.Background()
-	cfg := Config{
-		FlushBytes: 8 << 20, FlushSegments: 1000, FlushAge: 2 * time.Second, MaxConcurrency: 1000,
-		MaxBufferBytes: 512 << 20, FlushTimeout: time.Minute, DeriveSlices: true, TranscodeMinRetention: 365,
-	}
+	cfg := packCPUConfig()
 	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
 	b.Cleanup(p.Close)
 	if _, err := p.keys.Current(ctx); err != nil {
@@ -250,17 +247,7 @@ func BenchmarkPackCPU(b *testing.B) {
 		if direct {
 			request = directRequest
 		}
-		before := cpuTime()
-		var wg sync.WaitGroup
-		for _, body := range bodies {
-			wg.Go(func() {
-				if code := serve(p, request(body)); code != http.StatusOK {
-					b.Errorf("status %d", code)
-				}
-			})
-		}
-		wg.Wait()
-		return cpuTime() - before
+		return serveAll(b, p, request, bodies)
 	}
 	// The limit: Pack's own per-segment work (Prepare), on a packer with
 	// the same settings and keys, on every core.
@@ -304,4 +291,32 @@ func BenchmarkPackCPU(b *testing.B) {
 	b.ReportMetric(perLimit, "cpu-ns/seg-limit")
 	b.ReportMetric(perLimit/perDirect, "limit/direct")
 	b.ReportMetric(perLimit/perPush, "limit/pubsub")
+}
+
+// packCPUConfig is the packer's configuration in the benchmarks of Pack's
+// whole CPU per segment: production's flush thresholds, slices derived,
+// long-kept segments transcoded.
+func packCPUConfig() Config {
+	return Config{
+		FlushBytes: 8 << 20, FlushSegments: 1000, FlushAge: 2 * time.Second, MaxConcurrency: 1000,
+		MaxBufferBytes: 512 << 20, FlushTimeout: time.Minute, DeriveSlices: true, TranscodeMinRetention: 365,
+	}
+}
+
+// serveAll hands every body, made a request by request, to p's ServeHTTP
+// at once, each on its own goroutine as concurrent pushes are, fails b on
+// an answer other than 200 (which Pack gives once the segment's batch is
+// committed), and returns the process CPU time this took.
+func serveAll(b *testing.B, p *Packer, request func([]byte) *http.Request, bodies [][]byte) time.Duration {
+	before := cpuTime()
+	var wg sync.WaitGroup
+	for _, body := range bodies {
+		wg.Go(func() {
+			if code := serve(p, request(body)); code != http.StatusOK {
+				b.Errorf("status %d", code)
+			}
+		})
+	}
+	wg.Wait()
+	return cpuTime() - before
 }

@@ -189,6 +189,16 @@ const none, scrubOnly, all, scrubClean = 1, 2, 3, 4
 // and a generous rule budget (these benchmarks measure cost, on a machine
 // that may be busy), its KEK already fetched.
 func rulesBenchPacker(b *testing.B) *Packer {
+	cfg := testConfig()
+	cfg.Limits.MaxDecompressed = 64 << 20
+	// Production's transcoding: segments kept a year or more are stored
+	// at zstd's "better" level whatever the client sent ("-365d" cases).
+	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
+	return rulesPacker(b, cfg)
+}
+
+// rulesPacker is rulesBenchPacker's packer with the given configuration.
+func rulesPacker(b *testing.B, cfg Config) *Packer {
 	d := testenv.NewDeps(b)
 	scrub := rulestest.Push(b, d.DB, d.Blobs, "piiscrub", rulestest.Build(b, "shared/rules/modules/piiscrub/wasm"))
 	sampling := rulestest.Push(b, d.DB, d.Blobs, "sampling", rulestest.Build(b, "shared/rules/modules/sampling/wasm"))
@@ -201,15 +211,13 @@ func rulesBenchPacker(b *testing.B) *Packer {
 	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "scrub", ModuleHash: scrub, Position: 1})
 	rulestest.Assign(b, d.DB, store.RuleAssignment{ProjectID: all, Name: "detect", ModuleHash: detect, Position: 2})
 	ctx := context.Background()
-	cfg := testConfig()
-	cfg.Limits.MaxDecompressed = 64 << 20
-	// Production's transcoding: segments kept a year or more are stored
-	// at zstd's "better" level whatever the client sent ("-365d" cases).
-	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
 	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
 	b.Cleanup(p.Close)
-	// A generous budget: this measures cost, and the machine may be busy.
-	lim := ruleLimits()
+	// Production's memory cap (RULES_MEMORY_BYTES; ruleLimits' smaller
+	// one is reached within a few thousand calls of the detect module,
+	// whose instance memory only grows) and a generous time budget: this
+	// measures cost, and the machine may be busy.
+	lim := rules.DefaultLimits()
 	lim.Timeout = time.Minute
 	engine := rules.NewEngine(lim)
 	b.Cleanup(engine.Close)
