@@ -213,10 +213,8 @@ func rulesPacker(b *testing.B, cfg Config) *Packer {
 	ctx := context.Background()
 	p := New(cfg, d.DB, discardStore{}, d.Keyring(), hotReject{b})
 	b.Cleanup(p.Close)
-	// Production's memory cap (RULES_MEMORY_BYTES; ruleLimits' smaller
-	// one is reached within a few thousand calls of the detect module,
-	// whose instance memory only grows) and a generous time budget: this
-	// measures cost, and the machine may be busy.
+	// Production's memory cap (RULES_MEMORY_BYTES) and a generous time
+	// budget: this measures cost, and the machine may be busy.
 	lim := rules.DefaultLimits()
 	lim.Timeout = time.Minute
 	engine := rules.NewEngine(lim)
