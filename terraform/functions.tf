@@ -48,6 +48,9 @@ locals {
     DERIVE_SLICES                = var.derive_slices
     TRANSCODE_MIN_RETENTION_DAYS = var.transcode_min_retention_days
     STORE_ZSTD_LEVEL             = var.store_zstd_level
+    # Rewritten events (a PII scrub's) are left for compaction to compress,
+    # unless compaction does not re-encode (README, Edge rules).
+    REWRITTEN_ENCODING = var.compact_zstd_level == "off" ? "s2" : "plain"
   })
 
   # MAX_DECOMPRESSED_BYTES is Pack's value: Serve must inflate every segment

@@ -98,8 +98,9 @@ func validateAndSeal(ctx context.Context, p *Packer, m Message) (*entry, error) 
 // thread CPU time. Cases as in BenchmarkPrepareRules; the base of the
 // "-365d" cases is "none-365d" (Pack transcodes those segments, so it
 // compresses them in the base too). Reported per corpus and size: base-us
-// (median CPU µs of "none"), scrub-x, nothing-found-x, all-x and
-// scrub-365d-x (the ratios), stored-B and scrub-stored-B (bytes sealed).
+// (median CPU µs of "none"), scrub-x, nothing-found-x, all-x,
+// scrub-365d-x and scrub-s2-x (the scrub with REWRITTEN_ENCODING=s2) (the
+// ratios), stored-B, scrub-stored-B and scrub-s2-stored-B (bytes sealed).
 //
 //	go test -run '^$' -bench BenchmarkScrubCost -benchtime 100x ./functions/packer
 func BenchmarkScrubCost(b *testing.B) {
@@ -110,8 +111,9 @@ func BenchmarkScrubCost(b *testing.B) {
 		metric    string
 		project   int64
 		retention int
-	}{{"base-us", none, 30}, {"scrub-x", scrubOnly, 30}, {"nothing-found-x", scrubClean, 30}, {"all-x", all, 30},
-		{"", none, 365}, {"scrub-365d-x", scrubOnly, 365}}
+		s2        bool // rewritten events stored as s2 (REWRITTEN_ENCODING=s2)
+	}{{"base-us", none, 30, false}, {"scrub-x", scrubOnly, 30, false}, {"nothing-found-x", scrubClean, 30, false}, {"all-x", all, 30, false},
+		{"", none, 365, false}, {"scrub-365d-x", scrubOnly, 365, false}, {"scrub-s2-x", scrubOnly, 30, true}}
 	for _, corpus := range []struct {
 		name string
 		make func(size int) []byte
@@ -129,6 +131,7 @@ func BenchmarkScrubCost(b *testing.B) {
 				for i, c := range cases {
 					ms[i] = message(c.project, uuid.New(), 1, gz)
 					ms[i].Attributes[segment.AttrRetentionDays] = strconv.Itoa(c.retention)
+					p.cfg.RewrittenPlain = !c.s2
 					e, err := validateAndSeal(ctx, p, ms[i]) // warm up
 					if err != nil {
 						b.Fatal(err)
@@ -137,7 +140,8 @@ func BenchmarkScrubCost(b *testing.B) {
 				}
 				cpu := make([][]time.Duration, len(cases))
 				for b.Loop() {
-					for i := range cases {
+					for i, c := range cases {
+						p.cfg.RewrittenPlain = !c.s2
 						t0 := threadCPU(b)
 						if _, err := validateAndSeal(ctx, p, ms[i]); err != nil {
 							b.Fatal(err)
@@ -163,6 +167,7 @@ func BenchmarkScrubCost(b *testing.B) {
 				}
 				b.ReportMetric(float64(stored[0]), "stored-B")
 				b.ReportMetric(float64(stored[1]), "scrub-stored-B")
+				b.ReportMetric(float64(stored[6]), "scrub-s2-stored-B")
 			})
 		}
 	}
@@ -194,6 +199,7 @@ func rulesBenchPacker(b *testing.B) *Packer {
 	// Production's transcoding: segments kept a year or more are stored
 	// at zstd's "better" level whatever the client sent ("-365d" cases).
 	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
+	cfg.RewrittenPlain = true // production's default
 	return rulesPacker(b, cfg)
 }
 

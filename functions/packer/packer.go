@@ -5,7 +5,6 @@
 package packer
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -51,6 +50,10 @@ type Config struct {
 	// or longer are stored as zstd at Level; 0 means every segment.
 	TranscodeMinRetention int
 	Level                 segment.Level
+	// RewrittenPlain stores the events edge rules rewrote as they are,
+	// for compaction to compress (REWRITTEN_ENCODING=plain; see
+	// encodeRewritten); else as s2.
+	RewrittenPlain bool
 }
 
 // ConfigFrom derives the packer's settings from the function's config.
@@ -66,6 +69,7 @@ func ConfigFrom(c *config.Pack) Config {
 		DeriveSlices:          c.DeriveSlices,
 		TranscodeMinRetention: c.TranscodeMinRetentionDays,
 		Level:                 storeLevel(c.StoreZstdLevel),
+		RewrittenPlain:        c.RewrittenEncoding == "plain",
 	}
 }
 
@@ -373,7 +377,7 @@ type validated struct {
 // plain payload. It is CPU-bound and makes no network call: a rule's
 // rejection comes back as an error rejectReason recognizes, for Ingest to
 // publish outside the CPU slot.
-func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
+func (p *Packer) validate(ctx context.Context, m Message) (v validated, _ error) {
 	attrs, err := segment.ParseAttributes(m.Attributes)
 	if err != nil {
 		return validated{}, err
@@ -393,9 +397,9 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 		// stored no longer needs it (below).
 		bp := eventBufs.Get().(*[]byte)
 		defer func() {
-			if cap(*bp) <= maxPooledEvents {
+			if cap(*bp) <= maxPooledEvents && (len(events) == 0 || len(v.stored) == 0 || &v.stored[0] != &events[0]) {
 				eventBufs.Put(bp)
-			}
+			} // else what is stored is the rewritten events in it (plain): the entry's now
 		}()
 		info, events, ps, err = p.scanDecode(attrs, m.Data, *bp)
 		if cap(events) > cap(*bp) && rewritten(m.Data, events) {
@@ -414,20 +418,18 @@ func (p *Packer) validate(ctx context.Context, m Message) (validated, error) {
 			return validated{filtered: !keep}, err
 		}
 	}
-	v := validated{attrs: attrs, info: info, stored: data, enc: info.Encoding, meta: replaymeta.FromAttributes(m.Attributes)}
+	v = validated{attrs: attrs, info: info, stored: data, enc: info.Encoding, meta: replaymeta.FromAttributes(m.Attributes)}
 	if ps.slicer != nil {
 		v.slices = ps.slicer.Slices()
 	}
 	v.issues = p.detectIssues(ctx, attrs.ID, info, ps.issues)
+	if rewritten(m.Data, data) {
+		return v, nil // rewritten events, as runRules stored them
+	}
 	// Plain payloads are compressed; long-kept ones are transcoded to a
 	// stronger zstd level (see transcode.go).
 	if v.stored, v.enc, err = p.store(data, info.Encoding, attrs.RetentionDays); err != nil {
 		return validated{}, fmt.Errorf("store %s: %w", attrs.ID, err)
-	}
-	if events != nil && !rewritten(events, v.stored) {
-		// Never today (rewritten events are stored compressed), but the
-		// buffer goes back to the pool.
-		v.stored = bytes.Clone(v.stored)
 	}
 	return v, nil
 }

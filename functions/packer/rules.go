@@ -26,7 +26,7 @@ func (p *Packer) UseRules(rs *rules.Set) { p.rules = rs }
 // issue detection the events as they will be stored (see feed). It
 // returns what to store in place of the payload with its metadata and
 // keep = true: the payload itself when no rule rewrote it, else the
-// rewritten events, compressed (see compressRewritten). keep = false when
+// rewritten events as stored (see encodeRewritten). keep = false when
 // a rule dropped the segment; an error as from applyRules.
 func (p *Packer) runRules(ctx context.Context, attrs segment.Attributes, m Message, info segment.Info, events []byte, ps pass) ([]byte, segment.Info, pass, bool, error) {
 	spans := ps.spans
@@ -50,29 +50,50 @@ func (p *Packer) runRules(ctx context.Context, attrs segment.Attributes, m Messa
 		return nil, info, pass{}, false, err
 	}
 	if rw {
-		data, info.Encoding = p.compressRewritten(data, attrs.RetentionDays)
+		if data, info.Encoding, err = p.encodeRewritten(data, attrs); err != nil {
+			return nil, info, pass{}, false, err
+		}
 	}
 	return data, info, ps, true, nil
 }
 
-// compressRewritten compresses rewritten events for store. The payload
-// came compressed by the browser, which Pack stores as it came; rewritten
-// events it must compress itself, and it does so as an s2 block: about a
-// third of the CPU of zstd's fastest level, which alone cost about the
-// whole of Pack's base work on such a segment, for 35–50% more bytes than
-// the client's gzip until compaction re-encodes the idle replay's
-// segments to zstd (COMPACT_ZSTD_LEVEL; README, Edge rules). Segments kept
-// long enough to be transcoded stay plain: store compresses them at the
-// configured level, as it does every payload of theirs.
-func (p *Packer) compressRewritten(events []byte, retention int) ([]byte, segment.Encoding) {
-	if retention >= p.cfg.TranscodeMinRetention && p.cfg.Level != 0 {
-		return events, segment.Plain
+// encodeRewritten returns rewritten events as Pack stores them. The
+// payload came compressed by the browser, which Pack stores as it came;
+// rewritten events it must encode itself. With RewrittenPlain (the
+// default) it stores them as they are: compaction compresses every segment
+// of an idle replay not yet zstd (COMPACT_ZSTD_LEVEL), so compressing them
+// here too would do it twice, and it was the largest part of a scrub's
+// cost (README, Edge rules). It does so for the segments of a replay's
+// first maxPlainReplay bytes of events (as the segment's number and size
+// tell), each at most maxPlainRewritten, so that what it stores
+// uncompressed stays small beside compaction's cap on a replay
+// (COMPACT_MAX_BYTES). Other rewritten segments are compressed as an s2
+// block: about a third of the CPU of zstd's fastest level, for 35–50% more
+// bytes than the client's gzip until compaction. Segments kept long enough
+// to be transcoded are stored at the configured level, as every payload of
+// theirs.
+func (p *Packer) encodeRewritten(events []byte, attrs segment.Attributes) ([]byte, segment.Encoding, error) {
+	if attrs.RetentionDays >= p.cfg.TranscodeMinRetention && p.cfg.Level != 0 {
+		return p.store(events, segment.Plain, attrs.RetentionDays)
+	}
+	if n := int64(len(events)); p.cfg.RewrittenPlain && n <= maxPlainRewritten && int64(attrs.ID.SegmentID+1)*n <= maxPlainReplay {
+		return events, segment.Plain, nil
 	}
 	if out, ok := segment.CompressS2(events); ok {
-		return out, segment.S2
+		return out, segment.S2, nil
 	}
-	return segment.CompressLevel(events, segment.LevelFastest), segment.Zstd
+	return segment.CompressLevel(events, segment.LevelFastest), segment.Zstd, nil
 }
+
+// Bounds of what Pack stores uncompressed (see encodeRewritten): a segment
+// of at most maxPlainRewritten bytes of events, in a replay's first
+// maxPlainReplay bytes (about: the segment's number times its size). A
+// replay then holds at most about 16 MiB plain where s2 would store 3–5
+// MiB, a quarter of compaction's default cap.
+const (
+	maxPlainRewritten = 1 << 20
+	maxPlainReplay    = 16 << 20
+)
 
 // applyRules runs the project's rules on a validated segment, whose
 // decoded events (from scanDecode) are events, at spans (where the

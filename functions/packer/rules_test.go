@@ -232,8 +232,15 @@ func TestRewrittenEventsAreSliced(t *testing.T) {
 // place, never a plain payload, which is the message's own: after the
 // scrub, the message holds what was sent (a later rule's reject sends it
 // to the reject topic as it came), and what is stored (as s2) holds no
-// secret, for plain and gzip payloads alike.
+// secret, for plain and gzip payloads alike; stored as they are (the
+// default, REWRITTEN_ENCODING=plain) or as s2.
 func TestScrubInPlace(t *testing.T) {
+	for _, enc := range []segment.Encoding{segment.Plain, segment.S2} {
+		t.Run(string(enc), func(t *testing.T) { testScrubInPlace(t, enc) })
+	}
+}
+
+func testScrubInPlace(t *testing.T, enc segment.Encoding) {
 	d := testenv.NewDeps(t)
 	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
 	echo := rulestest.Push(t, d.DB, d.Blobs, "echo", rulestest.Build(t, "shared/rules/testdata/echo"))
@@ -242,7 +249,9 @@ func TestScrubInPlace(t *testing.T) {
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: thenReject, Name: "scrub", ModuleHash: scrub, Position: 0})
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: thenReject, Name: "echo", ModuleHash: echo, Position: 1})
 	rej := &recordReject{}
-	p := newPacker(t, d, testConfig(), rej)
+	cfg := testConfig()
+	cfg.RewrittenPlain = enc == segment.Plain
+	p := newPacker(t, d, cfg, rej)
 	p.UseRules(newRuleSet(t, d))
 	ctx := context.Background()
 
@@ -274,8 +283,8 @@ func TestScrubInPlace(t *testing.T) {
 			continue
 		}
 		n++
-		if x.enc != string(segment.S2) {
-			t.Errorf("segment %d stored as %s, want s2", x.segID, x.enc)
+		if x.enc != string(enc) {
+			t.Errorf("segment %d stored as %s, want %s", x.segID, x.enc, enc)
 		}
 		b, err := open(ctx, d, keks, x)
 		if err != nil {
@@ -297,8 +306,15 @@ func TestScrubInPlace(t *testing.T) {
 // in the pool), in every encoding a client sends, kept 30 days (the
 // scrub's s2) or 365 (transcoded), masked or with nothing to mask (stored
 // as sent): each stored segment is exactly the events the rules make of
-// its own payload, read by Apply without the pool.
+// its own payload, read by Apply without the pool. Rewritten events are
+// stored as they are (the pool gives the buffer up to the entry) or as s2.
 func TestEventBuffersAreReused(t *testing.T) {
+	for _, enc := range []segment.Encoding{segment.Plain, segment.S2} {
+		t.Run(string(enc), func(t *testing.T) { testEventBuffersAreReused(t, enc) })
+	}
+}
+
+func testEventBuffersAreReused(t *testing.T, enc segment.Encoding) {
 	d := testenv.NewDeps(t)
 	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
 	const masking, clean = 41, 42
@@ -307,6 +323,7 @@ func TestEventBuffersAreReused(t *testing.T) {
 	cfg := testConfig()
 	cfg.FlushAge = 20 * time.Millisecond
 	cfg.TranscodeMinRetention = 365
+	cfg.RewrittenPlain = enc == segment.Plain
 	p := newPacker(t, d, cfg, &recordReject{})
 	rs := newRuleSet(t, d)
 	p.UseRules(rs)
@@ -371,20 +388,28 @@ func TestEventBuffersAreReused(t *testing.T) {
 		if want := all[x.segID].want; !bytes.Equal(b, want) {
 			t.Errorf("segment %d (%s): stored %d bytes other than the rules make of it (%d)", x.segID, x.enc, len(b), len(want))
 		}
-		if x.enc == string(segment.S2) {
+		if x.enc == string(enc) {
 			masked++
 		}
 	}
 	if got != len(all) || masked == 0 {
-		t.Errorf("%d of %d segments stored, %d of them masked (s2)", got, len(all), masked)
+		t.Errorf("%d of %d segments stored, %d of them masked (%s)", got, len(all), masked, enc)
 	}
 }
 
 // TestEventBufferIsFreeAfterValidate: nothing validate returns (what is
 // stored, the slices, the issues) shares the pooled buffer the pass
 // decoded the segment into, which the next segment overwrites: writing
-// over the buffer the pool gives back leaves every result as it was.
+// over the buffer the pool gives back leaves every result as it was,
+// whether rewritten events are stored as they are (then in the buffer,
+// which the pool gives up) or as s2.
 func TestEventBufferIsFreeAfterValidate(t *testing.T) {
+	for _, enc := range []segment.Encoding{segment.Plain, segment.S2} {
+		t.Run(string(enc), func(t *testing.T) { testEventBufferIsFreeAfterValidate(t, enc) })
+	}
+}
+
+func testEventBufferIsFreeAfterValidate(t *testing.T, enc segment.Encoding) {
 	d := testenv.NewDeps(t)
 	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
 	detect := rulestest.Push(t, d.DB, d.Blobs, "detect", rulestest.Build(t, "shared/rules/modules/detect/wasm"))
@@ -395,6 +420,7 @@ func TestEventBufferIsFreeAfterValidate(t *testing.T) {
 	cfg := testConfig()
 	cfg.DeriveSlices = true
 	cfg.TranscodeMinRetention = 365
+	cfg.RewrittenPlain = enc == segment.Plain
 	p := newPacker(t, d, cfg, &recordReject{})
 	p.UseRules(newRuleSet(t, d))
 	ctx := context.Background()
@@ -428,5 +454,78 @@ func TestEventBufferIsFreeAfterValidate(t *testing.T) {
 	}
 	if poisoned < len(segs) {
 		t.Errorf("the pool gave back a used buffer %d times in %d: the test checks little", poisoned, 4*len(segs))
+	}
+}
+
+// TestRewrittenEncoding: how Pack stores what the scrub rewrote. With
+// REWRITTEN_ENCODING=plain as they are, for compaction to compress, but
+// for a segment over 1 MiB of events or past a replay's first 16 MiB of
+// them (its number times its size), which are s2; with s2 always s2; and
+// for segments kept long enough to be transcoded, zstd as every payload of
+// theirs. Each is read back as the scrub's events.
+func TestRewrittenEncoding(t *testing.T) {
+	d := testenv.NewDeps(t)
+	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	const project = 51
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: project, Name: "scrub", ModuleHash: scrub})
+	cfg := testConfig()
+	cfg.TranscodeMinRetention, cfg.Level = 365, segment.LevelBetter
+	p := newPacker(t, d, cfg, &recordReject{})
+	rs := newRuleSet(t, d)
+	p.UseRules(rs)
+	ctx := context.Background()
+	// events of about size bytes: inputs the scrub masks.
+	events := func(size int) []byte {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := 0; b.Len() < size; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"type":3,"data":{"source":5,"text":"typed text number %d","isChecked":false,"id":7},"timestamp":%d}`, i, 1_700_000_000_000+i)
+		}
+		b.WriteString("]")
+		return []byte(b.String())
+	}
+	tests := []struct {
+		name      string
+		plain     bool
+		size      int
+		segment   int
+		retention string
+		want      segment.Encoding
+	}{
+		{"plain, first segment", true, 30 << 10, 0, "30", segment.Plain},
+		{"plain, 300 KB, 50th segment", true, 300 << 10, 50, "30", segment.Plain},
+		{"plain, past the replay's first 16 MiB", true, 30 << 10, 600, "30", segment.S2},
+		{"plain, over 1 MiB", true, 1<<20 + 100, 0, "30", segment.S2},
+		{"s2", false, 30 << 10, 0, "30", segment.S2},
+		{"kept a year", true, 30 << 10, 0, "365", segment.Zstd},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p.cfg.RewrittenPlain = tt.plain
+			raw := events(tt.size)
+			m := message(project, uuid.New(), tt.segment, workload.Gzip(raw))
+			m.Attributes[segment.AttrRetentionDays] = tt.retention
+			v, err := p.validate(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.enc != tt.want {
+				t.Errorf("stored as %s, want %s", v.enc, tt.want)
+			}
+			got, err := segment.Decode(v.enc, v.stored, 64<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := rs.Apply(ctx, v.attrs.ID, 30, m.Attributes, raw)
+			if err != nil || want.Events == nil {
+				t.Fatalf("the scrub rewrote nothing: %v", err)
+			}
+			if !bytes.Equal(got, want.Events) {
+				t.Errorf("stored %d bytes other than the scrub's %d", len(got), len(want.Events))
+			}
+		})
 	}
 }

@@ -26,7 +26,15 @@ import (
 // rules, and reads both back through Serve: the first holds none of the
 // personal data in any byte yet keeps every event, node and timestamp (so
 // it still plays), the second holds all of it (so the check can fail).
+// Pack stores the rewritten segments as they are (REWRITTEN_ENCODING=plain,
+// the default) or as s2.
 func TestScrubbedReplayThroughServe(t *testing.T) {
+	for _, enc := range []segment.Encoding{segment.Plain, segment.S2} {
+		t.Run(string(enc), func(t *testing.T) { testScrubbedReplayThroughServe(t, enc) })
+	}
+}
+
+func testScrubbedReplayThroughServe(t *testing.T, enc segment.Encoding) {
 	e := newEnv(t, defaults())
 	d := e.d
 	ctx := context.Background()
@@ -45,7 +53,7 @@ func TestScrubbedReplayThroughServe(t *testing.T) {
 	p := packer.New(packer.Config{
 		FlushBytes: 8 << 20, FlushSegments: 1000, FlushAge: 50 * time.Millisecond, MaxConcurrency: 1000,
 		MaxBufferBytes: 64 << 20, FlushTimeout: time.Minute,
-		Limits: segment.Limits{MaxDecompressed: 16 << 20},
+		Limits: segment.Limits{MaxDecompressed: 16 << 20}, RewrittenPlain: enc == segment.Plain,
 	}, d.DB, d.Blobs, d.Keyring(), failReject{t})
 	p.UseRules(rs)
 	defer p.Close()
@@ -68,12 +76,12 @@ func TestScrubbedReplayThroughServe(t *testing.T) {
 		}
 	}
 
-	// Pack stores the scrubbed segments it rewrote as s2 (the others as
+	// Pack stores the scrubbed segments it rewrote as enc (the others as
 	// they came), and Serve returns them byte for byte as the scrub made
 	// them: the events the rule set gives for each segment, read here
 	// without Pack.
 	var want []string
-	s2 := 0
+	rewrote := 0
 	rows := segmentRows(t, d, scrubbed, replay)
 	if len(rows) != len(segs) {
 		t.Fatalf("%d segment rows, want %d", len(rows), len(segs))
@@ -87,14 +95,14 @@ func TestScrubbedReplayThroughServe(t *testing.T) {
 			raw = v.Events
 		}
 		want = append(want, compactEvents(t, raw)...)
-		if rows[i].Encoding == segment.S2 {
-			s2++
+		if rows[i].Encoding == enc && v.Events != nil {
+			rewrote++
 		} else if v.Events != nil {
-			t.Errorf("rewritten segment %d stored as %s, want s2", i, rows[i].Encoding)
+			t.Errorf("rewritten segment %d stored as %s, want %s", i, rows[i].Encoding, enc)
 		}
 	}
-	if s2 == 0 {
-		t.Fatal("no segment stored as s2: the scrub rewrote none")
+	if rewrote == 0 {
+		t.Fatalf("no segment stored as %s: the scrub rewrote none", enc)
 	}
 	if got := compactEvents(t, readAll(t, get(t, recordingURL(e.url, scrubbed, replay, "format=json"), token(t, scrubbed)))); !slices.Equal(got, want) {
 		t.Fatalf("Serve returned %d events that differ from the %d the scrub made", len(got), len(want))

@@ -70,8 +70,12 @@ func newEnv(t *testing.T, cfg Config, flushAge time.Duration) *env {
 // re-encodes gets the KEK cache.
 func newEnvTranscoding(t *testing.T, cfg Config, flushAge time.Duration, transcodeMin int) *env {
 	t.Helper()
-	d := testenv.NewDeps(t)
-	p := packer.New(packer.Config{
+	return newEnvPacking(t, cfg, envPacker(flushAge, transcodeMin))
+}
+
+// envPacker is the configuration of newEnvTranscoding's packer.
+func envPacker(flushAge time.Duration, transcodeMin int) packer.Config {
+	return packer.Config{
 		FlushBytes:     8 << 20,
 		FlushSegments:  1000,
 		FlushAge:       flushAge,
@@ -83,7 +87,14 @@ func newEnvTranscoding(t *testing.T, cfg Config, flushAge time.Duration, transco
 		// shreds race the same Pack work.
 		TranscodeMinRetention: transcodeMin,
 		Level:                 segment.LevelBetter,
-	}, d.DB, d.Blobs, d.Keyring(), noReject{t})
+	}
+}
+
+// newEnvPacking is newEnv with a packer configured as pc.
+func newEnvPacking(t *testing.T, cfg Config, pc packer.Config) *env {
+	t.Helper()
+	d := testenv.NewDeps(t)
+	p := packer.New(pc, d.DB, d.Blobs, d.Keyring(), noReject{t})
 	t.Cleanup(p.Close)
 	var opts []Option
 	if cfg.CompactLevel != 0 {

@@ -182,6 +182,13 @@ type Pack struct {
 	// StoreZstdLevel is the level segments are transcoded at: fastest,
 	// default, better or best.
 	StoreZstdLevel string `env:"STORE_ZSTD_LEVEL, default=better"`
+	// RewrittenEncoding is how Pack stores the events an edge rule
+	// rewrote (a PII scrub's masks), which it must encode itself: "plain"
+	// leaves them for compaction to compress with the rest of the idle
+	// replay (Shred's COMPACT_ZSTD_LEVEL, on by default), "s2" compresses
+	// them as an s2 block at once (for deployments without compaction).
+	// Segments over 1 MiB of events are s2 either way (README, Edge rules).
+	RewrittenEncoding string `env:"REWRITTEN_ENCODING, default=plain"`
 
 	// Rules configures the per-project edge rules (WASM modules).
 	Rules
@@ -329,6 +336,9 @@ func (c *Pack) validate() error {
 	}
 	if !slices.Contains([]string{"fastest", "default", "better", "best"}, c.StoreZstdLevel) {
 		errs = append(errs, fmt.Errorf("STORE_ZSTD_LEVEL must be fastest, default, better or best, got %q", c.StoreZstdLevel))
+	}
+	if c.RewrittenEncoding != "plain" && c.RewrittenEncoding != "s2" {
+		errs = append(errs, fmt.Errorf("REWRITTEN_ENCODING must be plain or s2, got %q", c.RewrittenEncoding))
 	}
 	return errors.Join(errs...)
 }

@@ -57,6 +57,8 @@ func TestLoad(t *testing.T) {
 		{"shred re-encodes without kms", nil, []string{"KMS_KEY"}, "shred", "KMS_KEY"},
 		{"shred re-encodes at better", map[string]string{"COMPACT_ZSTD_LEVEL": "better"}, nil, "shred", ""},
 		{"bad compaction level", map[string]string{"COMPACT_ZSTD_LEVEL": "max"}, nil, "shred", "COMPACT_ZSTD_LEVEL"},
+		{"rewritten as s2", map[string]string{"REWRITTEN_ENCODING": "s2"}, nil, "pack", ""},
+		{"rewritten as gzip", map[string]string{"REWRITTEN_ENCODING": "gzip"}, nil, "pack", "REWRITTEN_ENCODING"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
