@@ -231,13 +231,11 @@ func TestRewrittenEventsAreSliced(t *testing.T) {
 // TestScrubInPlace: Pack lets the scrub mask the events it decoded in
 // place, never a plain payload, which is the message's own: after the
 // scrub, the message holds what was sent (a later rule's reject sends it
-// to the reject topic as it came), and what is stored (as s2) holds no
-// secret, for plain and gzip payloads alike; stored as they are (the
-// default, REWRITTEN_ENCODING=plain) or as s2.
+// to the reject topic as it came), and what is stored holds no secret,
+// for plain and gzip payloads alike, stored as they are (the default,
+// REWRITTEN_ENCODING=plain) or as s2.
 func TestScrubInPlace(t *testing.T) {
-	for _, enc := range []segment.Encoding{segment.Plain, segment.S2} {
-		t.Run(string(enc), func(t *testing.T) { testScrubInPlace(t, enc) })
-	}
+	eachRewrittenEncoding(t, testScrubInPlace)
 }
 
 func testScrubInPlace(t *testing.T, enc segment.Encoding) {
@@ -309,9 +307,7 @@ func testScrubInPlace(t *testing.T, enc segment.Encoding) {
 // its own payload, read by Apply without the pool. Rewritten events are
 // stored as they are (the pool gives the buffer up to the entry) or as s2.
 func TestEventBuffersAreReused(t *testing.T) {
-	for _, enc := range []segment.Encoding{segment.Plain, segment.S2} {
-		t.Run(string(enc), func(t *testing.T) { testEventBuffersAreReused(t, enc) })
-	}
+	eachRewrittenEncoding(t, testEventBuffersAreReused)
 }
 
 func testEventBuffersAreReused(t *testing.T, enc segment.Encoding) {
@@ -404,9 +400,7 @@ func testEventBuffersAreReused(t *testing.T, enc segment.Encoding) {
 // whether rewritten events are stored as they are (then in the buffer,
 // which the pool gives up) or as s2.
 func TestEventBufferIsFreeAfterValidate(t *testing.T) {
-	for _, enc := range []segment.Encoding{segment.Plain, segment.S2} {
-		t.Run(string(enc), func(t *testing.T) { testEventBufferIsFreeAfterValidate(t, enc) })
-	}
+	eachRewrittenEncoding(t, testEventBufferIsFreeAfterValidate)
 }
 
 func testEventBufferIsFreeAfterValidate(t *testing.T, enc segment.Encoding) {
@@ -527,5 +521,13 @@ func TestRewrittenEncoding(t *testing.T) {
 				t.Errorf("stored %d bytes other than the scrub's %d", len(got), len(want.Events))
 			}
 		})
+	}
+}
+
+// eachRewrittenEncoding runs f for each way Pack stores the events rules
+// rewrote (REWRITTEN_ENCODING).
+func eachRewrittenEncoding(t *testing.T, f func(*testing.T, segment.Encoding)) {
+	for _, enc := range []segment.Encoding{segment.Plain, segment.S2} {
+		t.Run(string(enc), func(t *testing.T) { f(t, enc) })
 	}
 }
