@@ -49,8 +49,8 @@ locals {
     TRANSCODE_MIN_RETENTION_DAYS = var.transcode_min_retention_days
     STORE_ZSTD_LEVEL             = var.store_zstd_level
     # Rewritten events (a PII scrub's) are left for compaction to compress,
-    # unless compaction does not re-encode (README, Edge rules).
-    REWRITTEN_ENCODING = var.compact_zstd_level == "off" ? "s2" : "plain"
+    # unless compaction does not run or does not re-encode (README, Edge rules).
+    REWRITTEN_ENCODING = var.compact_zstd_level == "off" || var.compact_idle == "0s" || var.compact_idle == "0" ? "s2" : "plain"
   })
 
   # MAX_DECOMPRESSED_BYTES is Pack's value: Serve must inflate every segment

@@ -163,6 +163,43 @@ func TestShredDecryptOnlyWhenReencoding(t *testing.T) {
 	}
 }
 
+// TestRewrittenEncoding: Pack leaves the events edge rules rewrote for
+// compaction to compress only while compaction runs and re-encodes.
+func TestRewrittenEncoding(t *testing.T) {
+	m := loadModule(t)
+	env, ok := m.locals["pack_env"].(*hclsyntax.FunctionCallExpr)
+	if !ok || len(env.Args) == 0 {
+		t.Fatal("local.pack_env is not a merge(...)")
+	}
+	own, ok := env.Args[len(env.Args)-1].(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		t.Fatal("local.pack_env's last argument is not an object")
+	}
+	var expr hclsyntax.Expression
+	for _, item := range own.Items {
+		if key, diags := item.KeyExpr.Value(nil); !diags.HasErrors() && key.Type() == cty.String && key.AsString() == "REWRITTEN_ENCODING" {
+			expr = item.ValueExpr
+		}
+	}
+	if expr == nil {
+		t.Fatal("local.pack_env sets no REWRITTEN_ENCODING")
+	}
+	for _, tc := range []struct{ level, idle, want string }{
+		{"default", "1h", "plain"}, {"better", "30m", "plain"}, {"off", "1h", "s2"}, {"default", "0s", "s2"}, {"default", "0", "s2"},
+	} {
+		ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
+			"var": cty.ObjectVal(map[string]cty.Value{"compact_zstd_level": cty.StringVal(tc.level), "compact_idle": cty.StringVal(tc.idle)}),
+		}}
+		v, diags := expr.Value(ctx)
+		if diags.HasErrors() {
+			t.Fatalf("compact_zstd_level=%s, compact_idle=%s: %v", tc.level, tc.idle, diags)
+		}
+		if got := v.AsString(); got != tc.want {
+			t.Errorf("compact_zstd_level=%s, compact_idle=%s: REWRITTEN_ENCODING=%s, want %s", tc.level, tc.idle, got, tc.want)
+		}
+	}
+}
+
 func TestIAM(t *testing.T) {
 	m := loadModule(t)
 	for _, err := range checkIAM(m) {
