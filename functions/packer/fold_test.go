@@ -24,7 +24,7 @@ import (
 // themselves (Apply).
 func TestPassClearsForTheScrub(t *testing.T) {
 	d := testenv.NewDeps(t)
-	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	scrub := pushScrub(t, d)
 	const masking, clean, none = 31, 32, 33
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: masking, Name: "scrub", ModuleHash: scrub})
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: clean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false}`)})

@@ -240,7 +240,7 @@ func TestScrubInPlace(t *testing.T) {
 
 func testScrubInPlace(t *testing.T, enc segment.Encoding) {
 	d := testenv.NewDeps(t)
-	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	scrub := pushScrub(t, d)
 	echo := rulestest.Push(t, d.DB, d.Blobs, "echo", rulestest.Build(t, "shared/rules/testdata/echo"))
 	const scrubbed, thenReject = 21, 22
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: scrubbed, Name: "scrub", ModuleHash: scrub})
@@ -312,10 +312,10 @@ func TestEventBuffersAreReused(t *testing.T) {
 
 func testEventBuffersAreReused(t *testing.T, enc segment.Encoding) {
 	d := testenv.NewDeps(t)
-	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	scrub := pushScrub(t, d)
 	const masking, clean = 41, 42
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: masking, Name: "scrub", ModuleHash: scrub})
-	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: clean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false,"patterns":[]}`)})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: clean, Name: "scrub", ModuleHash: scrub, Config: []byte(findsNothing)})
 	cfg := testConfig()
 	cfg.FlushAge = 20 * time.Millisecond
 	cfg.TranscodeMinRetention = 365
@@ -405,12 +405,12 @@ func TestEventBufferIsFreeAfterValidate(t *testing.T) {
 
 func testEventBufferIsFreeAfterValidate(t *testing.T, enc segment.Encoding) {
 	d := testenv.NewDeps(t)
-	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	scrub := pushScrub(t, d)
 	detect := rulestest.Push(t, d.DB, d.Blobs, "detect", rulestest.Build(t, "shared/rules/modules/detect/wasm"))
 	const masking, clean = 43, 44
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: masking, Name: "scrub", ModuleHash: scrub})
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: masking, Name: "detect", ModuleHash: detect, Position: 1})
-	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: clean, Name: "scrub", ModuleHash: scrub, Config: []byte(`{"mask_all_inputs":false,"patterns":[]}`)})
+	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: clean, Name: "scrub", ModuleHash: scrub, Config: []byte(findsNothing)})
 	cfg := testConfig()
 	cfg.DeriveSlices = true
 	cfg.TranscodeMinRetention = 365
@@ -459,7 +459,7 @@ func testEventBufferIsFreeAfterValidate(t *testing.T, enc segment.Encoding) {
 // theirs. Each is read back as the scrub's events.
 func TestRewrittenEncoding(t *testing.T) {
 	d := testenv.NewDeps(t)
-	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	scrub := pushScrub(t, d)
 	const project = 51
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: project, Name: "scrub", ModuleHash: scrub})
 	cfg := testConfig()
@@ -531,3 +531,14 @@ func eachRewrittenEncoding(t *testing.T, f func(*testing.T, segment.Encoding)) {
 		t.Run(string(enc), func(t *testing.T) { f(t, enc) })
 	}
 }
+
+// pushScrub stores the repository's PII scrub module in d's bucket and
+// returns its hash, for assignments.
+func pushScrub(t *testing.T, d *testenv.Deps) string {
+	t.Helper()
+	return rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+}
+
+// findsNothing is a scrub config under which nothing in real-shaped
+// recordings is masked: the segment is stored as it came.
+const findsNothing = `{"mask_all_inputs":false,"patterns":[]}`

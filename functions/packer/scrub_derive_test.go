@@ -44,7 +44,7 @@ func devtoolsSegment(p workload.PII, startMS int64) []byte {
 // slices and issues do hold the secrets, so the check can fail.
 func TestScrubbedSlicesAndIssues(t *testing.T) {
 	d := testenv.NewDeps(t)
-	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	scrub := pushScrub(t, d)
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 7, Name: "scrub", ModuleHash: scrub})
 	// Project 9's scrub masks by pattern only: it leaves the real-shaped
 	// segments as they came (slices and issues then come from the
@@ -155,7 +155,7 @@ func TestScrubbedSlicesAndIssues(t *testing.T) {
 // carry only the masked text, and the events Pack holds stay bounded.
 func TestScrubbedManyEvents(t *testing.T) {
 	d := testenv.NewDeps(t)
-	scrub := rulestest.Push(t, d.DB, d.Blobs, "piiscrub", rulestest.Build(t, "shared/rules/modules/piiscrub/wasm"))
+	scrub := pushScrub(t, d)
 	rulestest.Assign(t, d.DB, store.RuleAssignment{ProjectID: 7, Name: "scrub", ModuleHash: scrub})
 	cfg := testConfig()
 	cfg.DeriveSlices = true
